@@ -1,0 +1,217 @@
+"""Everything the sync and async clients share, none of it doing IO.
+
+A resource method describes its call as an :class:`APICall` (method, path, query, body and a
+parser for ``data``); the clients only send it, retry it under :class:`RetryPolicy`, and hand
+the response to :meth:`BaseClient._parse_response`, which maps the ``{error, msg, data}``
+envelope to a model or to the right exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pydantic
+
+from ._constants import API_PREFIX, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, USER_AGENT
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from ._retry import RetryPolicy
+from .models.account import RateLimit
+
+__all__ = ["APICall", "BaseClient", "path_param"]
+
+log = logging.getLogger("hitl_agent")
+T = TypeVar("T")
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+@dataclass(frozen=True)
+class APICall(Generic[T]):
+    """One API call, described: ``parse`` turns the envelope's ``data`` into the result."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+
+
+def path_param(name: str, value: str) -> str:
+    """``value`` escaped for a URL path; an empty value is a ValueError naming ``name``."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Expected a non-empty value for `{name}` but received {value!r}")
+    return quote(value, safe="")
+
+
+def api_path(*parts: str) -> str:
+    """A path under the ``/api`` prefix that loops and requests use."""
+    return API_PREFIX + "/" + "/".join(parts)
+
+
+class BaseClient:
+    """Configuration, request building and response parsing shared by both clients."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy | None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get("HITL_API_KEY")
+        if not api_key:
+            raise ConfigError(
+                "api_key",
+                "no API key was given",
+                "pass api_key=... or set HITL_API_KEY (for the local server: "
+                "the key `hitl-agent serve` prints)",
+            )
+        self._api_key = api_key
+        base = base_url or os.environ.get("HITL_BASE_URL") or DEFAULT_BASE_URL
+        if not base.startswith(("http://", "https://")):
+            raise ConfigError(
+                "base_url", f"{base!r} is not an http(s) URL", "use e.g. https://api.hitl.sh/v1"
+            )
+        self.base_url = base.rstrip("/")
+        self.timeout = (
+            (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
+            if timeout is not None
+            else DEFAULT_TIMEOUT
+        )
+        self.retry = retry or RetryPolicy()
+        self.rate_limit: RateLimit | None = None
+        """The ``X-RateLimit-*`` figures of the last response that carried them."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._api_key}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def _build_request(
+        self, http_client: httpx.Client | httpx.AsyncClient, call: APICall[Any]
+    ) -> httpx.Request:
+        params = {key: value for key, value in (call.params or {}).items() if value is not None}
+        return http_client.build_request(
+            call.method,
+            self.base_url + call.path,
+            params=params or None,
+            json=call.json,
+            headers=self._headers(),
+            timeout=self.timeout,
+        )
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
+
+    def _wrap_transport_error(self, err: Exception, request: httpx.Request) -> APIConnectionError:
+        # httpx messages can carry the URL but never headers, so the key cannot leak here.
+        if isinstance(err, httpx.TimeoutException):
+            return APITimeoutError(
+                f"{request.method} {request.url.path} timed out"
+                + (
+                    " (the request may have been created; it was not sent again)"
+                    if request.method == "POST"
+                    else ""
+                ),
+                request=request,
+            )
+        return APIConnectionError(
+            f"{request.method} {request.url.path} failed: {type(err).__name__}: {err}",
+            request=request,
+        )
+
+    def _log_response(self, response: httpx.Response) -> None:
+        request = response.request
+        log.debug(
+            'HTTP Request: %s %s "%d %s"',
+            request.method,
+            request.url.path,
+            response.status_code,
+            response.reason_phrase,
+        )
+
+    def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
+        self._log_response(response)
+        rate_limit = RateLimit.from_headers(response.headers)
+        if rate_limit is not None:
+            self.rate_limit = rate_limit
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not (200 <= response.status_code < 300 or "msg" in body):
+            if 200 <= response.status_code < 300:
+                raise APIResponseValidationError(
+                    f"HTTP {response.status_code}: the body is not a JSON envelope",
+                    response=response,
+                    request=response.request,
+                )
+            text = response.text[:200] if response.text else response.reason_phrase
+            raise self._status_error(response, text, None)
+        if body.get("error") is True or not 200 <= response.status_code < 300:
+            msg = body.get("msg")
+            raise self._status_error(
+                response, msg if isinstance(msg, str) else response.reason_phrase, body.get("data")
+            )
+        try:
+            return call.parse(body.get("data"))
+        except (pydantic.ValidationError, TypeError, KeyError) as err:
+            raise APIResponseValidationError(
+                f"HTTP {response.status_code}: unexpected data for {call.method} {call.path}: "
+                f"{err}",
+                response=response,
+                request=response.request,
+            ) from None
+
+    def _status_error(self, response: httpx.Response, msg: str, data: Any) -> APIStatusError:
+        status = response.status_code
+        if status == 429:
+            reset_at = None
+            if isinstance(data, dict) and isinstance(data.get("reset_at"), str):
+                try:
+                    reset_at = datetime.fromisoformat(data["reset_at"].replace("Z", "+00:00"))
+                except ValueError:
+                    reset_at = None
+            if reset_at is None and self.rate_limit is not None:
+                reset_at = self.rate_limit.reset_at
+            return RateLimitError(
+                msg, response=response, data=data, request=response.request, reset_at=reset_at
+            )
+        cls = _STATUS_ERRORS.get(status)
+        if cls is None:
+            cls = InternalServerError if status >= 500 else APIStatusError
+        return cls(msg, response=response, data=data, request=response.request)

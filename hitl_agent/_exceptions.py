@@ -1,0 +1,195 @@
+"""The exception tree of hitl_agent.
+
+Every error the library raises on purpose derives from :class:`HITLError`::
+
+    HITLError
+      ConfigError(HITLError, ValueError)       bad arguments, caught before any network call
+      ResponseShapeError(HITLError, ValueError) an answer whose shape fits no documented variant
+      APIError                                  anything that went wrong talking to the API
+        APIConnectionError                      the request failed to get a response
+          APITimeoutError                       ... because it timed out
+        APIResponseValidationError              the body is not the documented envelope
+        APIStatusError(status_code, msg, data)  non-2xx, or ``"error": true`` in a 2xx body
+          BadRequestError 400 · AuthenticationError 401 · PermissionDeniedError 403
+          NotFoundError 404 · ConflictError 409 · RateLimitError 429
+          InternalServerError >= 500
+
+Raw ``httpx`` exceptions never escape the client: they are wrapped into
+:class:`APIConnectionError` or :class:`APITimeoutError` with the original as ``__cause__``.
+Messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "HITLError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseShapeError",
+]
+
+
+class HITLError(Exception):
+    """Root of every error raised by hitl_agent."""
+
+
+class ConfigError(HITLError, ValueError):
+    """An argument is invalid; raised before anything is sent.
+
+    Attributes:
+        field: dotted path of the offending field, e.g. ``response_config.options``.
+        fix: one sentence saying how to correct it.
+    """
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{field}: {problem}. Fix: {fix}")
+
+
+class ResponseShapeError(HITLError, ValueError):
+    """A ``response_data`` value matches none of the documented shapes for its response type."""
+
+
+class APIError(HITLError):
+    """A call to the HITL API failed.
+
+    Attributes:
+        request: the ``httpx.Request`` that failed, when there was one.
+    """
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+
+
+class APIConnectionError(APIError):
+    """No response arrived: DNS, refused connection, reset, protocol error."""
+
+    def __init__(
+        self, message: str = "Connection error.", *, request: httpx.Request | None = None
+    ) -> None:
+        super().__init__(message, request=request)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out. For a create, the request may or may not exist on the server."""
+
+    def __init__(
+        self, message: str = "Request timed out.", *, request: httpx.Request | None = None
+    ) -> None:
+        super().__init__(message, request=request)
+
+
+class APIResponseValidationError(APIError):
+    """The server answered, but not with the documented ``{error, msg, data}`` envelope."""
+
+    def __init__(
+        self, message: str, *, response: httpx.Response, request: httpx.Request | None = None
+    ) -> None:
+        super().__init__(message, request=request)
+        self.response = response
+        self.status_code = response.status_code
+
+
+class APIStatusError(APIError):
+    """The API answered with an error: a non-2xx status or ``"error": true``.
+
+    Attributes:
+        status_code: the HTTP status.
+        msg: the server's ``msg`` (also the exception message).
+        data: the server's ``data``: a string, an object, or ``None``.
+        response: the ``httpx.Response``.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        response: httpx.Response,
+        data: Any = None,
+        request: httpx.Request | None = None,
+    ) -> None:
+        detail = f"{msg} ({data})" if isinstance(data, str) and data else msg
+        super().__init__(f"HTTP {response.status_code}: {detail}", request=request)
+        self.msg = msg
+        self.data = data
+        self.response = response
+        self.status_code = response.status_code
+
+
+class BadRequestError(APIStatusError):
+    """400: validation failed or the request is in the wrong state."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing, malformed or unknown API key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not touch this loop or request."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such loop, request or member (also: another key's request)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the resource is not in a state that allows this transition."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the key's hourly quota is spent.
+
+    Attributes:
+        usage_count, usage_limit, remaining: the figures from the 429 body, when sent.
+        reset_at: when the window resets (from ``data.reset_at`` or ``X-RateLimit-Reset``).
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        response: httpx.Response,
+        data: Any = None,
+        request: httpx.Request | None = None,
+        reset_at: datetime | None = None,
+    ) -> None:
+        super().__init__(msg, response=response, data=data, request=request)
+        figures = data if isinstance(data, dict) else {}
+        self.usage_count: int | None = _int_or_none(figures.get("usage_count"))
+        self.usage_limit: int | None = _int_or_none(figures.get("usage_limit"))
+        self.remaining: int | None = _int_or_none(figures.get("remaining"))
+        self.reset_at: datetime | None = reset_at
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None

@@ -1,0 +1,276 @@
+"""``client.requests``: create, get, list, iter, cancel, add_feedback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from .._base_client import APICall, api_path, path_param
+from ..models._base import StrictModel, validate_strict
+from ..models.requests import (
+    CancelResult,
+    ContentType,
+    CreatedRequest,
+    CreateRequestParams,
+    FeedbackParams,
+    FeedbackResult,
+    Priority,
+    ProcessingType,
+    Request,
+    RequestPage,
+    RequestStatus,
+    SortOrder,
+)
+from ..models.response_types import ResponseConfig
+
+if TYPE_CHECKING:
+    from .._client import AsyncHITLClient, HITLClient
+
+__all__ = ["AsyncRequests", "ListRequestsParams", "Requests"]
+
+
+class ListRequestsParams(StrictModel):
+    """The query of ``GET /requests``."""
+
+    status: RequestStatus | None = None
+    priority: Priority | None = None
+    loop_id: str | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    offset: Annotated[int, Field(ge=0)] = 0
+    sort: SortOrder | None = None
+
+
+def _create(loop_id: str, fields: dict[str, Any]) -> APICall[CreatedRequest]:
+    if isinstance(fields.get("response_config"), StrictModel):
+        fields["response_config"] = fields["response_config"].model_dump(exclude_none=True)
+    params = CreateRequestParams.build(**fields)
+    path = api_path("loops", path_param("loop_id", loop_id), "requests")
+    return APICall("POST", path, CreatedRequest.model_validate, json=params.to_body())
+
+
+def _get(request_id: str) -> APICall[Request]:
+    path = api_path("requests", path_param("request_id", request_id))
+    return APICall("GET", path, Request.from_data)
+
+
+def _list(**query: Any) -> APICall[RequestPage]:
+    params = validate_strict(ListRequestsParams, query).model_dump(exclude_none=True)
+    return APICall("GET", api_path("requests"), RequestPage.model_validate, params=params)
+
+
+def _next_offset(page: RequestPage, offset: int, limit: int) -> int | None:
+    """Where the next page starts, or None after the last page."""
+    if not page.requests:
+        return None
+    if page.has_more is False:
+        return None
+    if page.has_more is None and len(page.requests) < limit:
+        return None
+    if page.pagination is not None and page.pagination.next_offset is not None:
+        return page.pagination.next_offset
+    return offset + len(page.requests)
+
+
+def _cancel(request_id: str) -> APICall[CancelResult]:
+    path = api_path("requests", path_param("request_id", request_id))
+    return APICall("DELETE", path, CancelResult.model_validate)
+
+
+def _feedback(
+    request_id: str, feedback: FeedbackParams | Mapping[str, Any]
+) -> APICall[FeedbackResult]:
+    if not isinstance(feedback, FeedbackParams):
+        feedback = validate_strict(FeedbackParams, dict(feedback), prefix="feedback")
+    path = api_path("requests", path_param("request_id", request_id), "feedback")
+    body = {"feedback": feedback.model_dump(mode="json", exclude_none=True)}
+    return APICall("POST", path, FeedbackResult.model_validate, json=body)
+
+
+class Requests:
+    """Request endpoints on the sync client."""
+
+    def __init__(self, client: HITLClient) -> None:
+        self._client = client
+
+    def create(
+        self,
+        loop_id: str,
+        *,
+        request_text: str,
+        response_type: str,
+        default_response: Any,
+        response_config: ResponseConfig | Mapping[str, Any] | None = None,
+        processing_type: ProcessingType = "time-sensitive",
+        timeout_seconds: int | None = None,
+        priority: Priority = "medium",
+        type: ContentType = "markdown",
+        image_url: str | None = None,
+        file_url: str | None = None,
+        file_type: str | None = None,
+        file_name: str | None = None,
+        video_url: str | None = None,
+        audio_url: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        platform: str = "api",
+        platform_version: str | None = None,
+        callback_url: str | None = None,
+    ) -> CreatedRequest:
+        """Create a review request in ``loop_id`` and broadcast it to the loop's reviewers.
+
+        Everything is validated first (ConfigError names the field). The POST is sent once:
+        it is retried only when the connection never opened, because HITL.sh has no
+        idempotency key and a second POST would page the reviewers twice.
+        """
+        fields = dict(
+            request_text=request_text, response_type=response_type,
+            default_response=default_response, response_config=response_config,
+            processing_type=processing_type, timeout_seconds=timeout_seconds,
+            priority=priority, type=type, image_url=image_url, file_url=file_url,
+            file_type=file_type, file_name=file_name, video_url=video_url, audio_url=audio_url,
+            context=dict(context) if context is not None else None, platform=platform,
+            platform_version=platform_version, callback_url=callback_url,
+        )  # fmt: skip
+        return self._client._execute(_create(loop_id, fields))
+
+    def get(self, request_id: str) -> Request:
+        """One request with its status and, once answered, its ``response_value``."""
+        return self._client._execute(_get(request_id))
+
+    def list(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        priority: Priority | None = None,
+        loop_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        sort: SortOrder | None = None,
+    ) -> RequestPage:
+        """One page of this key's requests (``limit`` 1-100)."""
+        return self._client._execute(
+            _list(status=status, priority=priority, loop_id=loop_id, limit=limit, offset=offset,
+                  sort=sort)
+        )  # fmt: skip
+
+    def iter(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        priority: Priority | None = None,
+        loop_id: str | None = None,
+        page_size: int = 100,
+        sort: SortOrder | None = None,
+    ) -> Iterator[Request]:
+        """Every matching request, fetching one page at a time as the loop goes."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.list(
+                status=status, priority=priority, loop_id=loop_id, limit=page_size,
+                offset=offset, sort=sort,
+            )  # fmt: skip
+            yield from page.requests
+            offset = _next_offset(page, offset, page_size)
+
+    def cancel(self, request_id: str) -> CancelResult:
+        """Cancel a pending or claimed request; ``refund_info`` says if the call was refunded."""
+        return self._client._execute(_cancel(request_id))
+
+    def add_feedback(
+        self, request_id: str, feedback: FeedbackParams | Mapping[str, Any]
+    ) -> FeedbackResult:
+        """Rate a completed request's answer, e.g. ``{"rating": 5, "comment": "fast"}``."""
+        return self._client._execute(_feedback(request_id, feedback))
+
+
+class AsyncRequests:
+    """Request endpoints on the async client."""
+
+    def __init__(self, client: AsyncHITLClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        loop_id: str,
+        *,
+        request_text: str,
+        response_type: str,
+        default_response: Any,
+        response_config: ResponseConfig | Mapping[str, Any] | None = None,
+        processing_type: ProcessingType = "time-sensitive",
+        timeout_seconds: int | None = None,
+        priority: Priority = "medium",
+        type: ContentType = "markdown",
+        image_url: str | None = None,
+        file_url: str | None = None,
+        file_type: str | None = None,
+        file_name: str | None = None,
+        video_url: str | None = None,
+        audio_url: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        platform: str = "api",
+        platform_version: str | None = None,
+        callback_url: str | None = None,
+    ) -> CreatedRequest:
+        """Create a review request; see :meth:`Requests.create`."""
+        fields = dict(
+            request_text=request_text, response_type=response_type,
+            default_response=default_response, response_config=response_config,
+            processing_type=processing_type, timeout_seconds=timeout_seconds,
+            priority=priority, type=type, image_url=image_url, file_url=file_url,
+            file_type=file_type, file_name=file_name, video_url=video_url, audio_url=audio_url,
+            context=dict(context) if context is not None else None, platform=platform,
+            platform_version=platform_version, callback_url=callback_url,
+        )  # fmt: skip
+        return await self._client._execute(_create(loop_id, fields))
+
+    async def get(self, request_id: str) -> Request:
+        """One request with its status and, once answered, its ``response_value``."""
+        return await self._client._execute(_get(request_id))
+
+    async def list(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        priority: Priority | None = None,
+        loop_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        sort: SortOrder | None = None,
+    ) -> RequestPage:
+        """One page of this key's requests (``limit`` 1-100)."""
+        return await self._client._execute(
+            _list(status=status, priority=priority, loop_id=loop_id, limit=limit, offset=offset,
+                  sort=sort)
+        )  # fmt: skip
+
+    async def iter(
+        self,
+        *,
+        status: RequestStatus | None = None,
+        priority: Priority | None = None,
+        loop_id: str | None = None,
+        page_size: int = 100,
+        sort: SortOrder | None = None,
+    ) -> AsyncIterator[Request]:
+        """Every matching request, fetching one page at a time as the loop goes."""
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.list(
+                status=status, priority=priority, loop_id=loop_id, limit=page_size,
+                offset=offset, sort=sort,
+            )  # fmt: skip
+            for request in page.requests:
+                yield request
+            offset = _next_offset(page, offset, page_size)
+
+    async def cancel(self, request_id: str) -> CancelResult:
+        """Cancel a pending or claimed request; ``refund_info`` says if the call was refunded."""
+        return await self._client._execute(_cancel(request_id))
+
+    async def add_feedback(
+        self, request_id: str, feedback: FeedbackParams | Mapping[str, Any]
+    ) -> FeedbackResult:
+        """Rate a completed request's answer, e.g. ``{"rating": 5, "comment": "fast"}``."""
+        return await self._client._execute(_feedback(request_id, feedback))
