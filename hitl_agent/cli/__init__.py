@@ -1,0 +1,44 @@
+"""The ``hitl-agent`` command. Each subcommand lives in its own module and loads on use."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+__all__ = ["main"]
+
+_COMMANDS: dict[str, str] = {
+    "serve": "hitl_agent.cli._serve:serve",
+    "review": "hitl_agent.cli._review:review",
+    "worker": "hitl_agent.cli._worker:worker",
+    "demo": "hitl_agent.cli._demo:demo",
+}
+
+
+class _LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (keeps ``--help`` fast)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            return None
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(package_name="hitl-agent")
+def main() -> None:
+    """hitl-agent: human approval for LLM agents, backed by HITL.sh."""

@@ -1,0 +1,202 @@
+"""The ledger: one durable row per review gate, from intent to resumed.
+
+A gate writes its row *before* it asks HITL.sh for anything, so that a crash, a replayed
+LangGraph node or a retried call finds the row and never creates a second review. The row then
+follows one path, each step a compare-and-set, so that any number of webhooks, pollers,
+replicas and manual resumes agree on a single outcome::
+
+    intent ─mark_created─▶ pending ─record_decision─▶ decided ─claim─▶ resuming ─complete─▶ resumed
+      │                                                  ▲              │
+      └─discard_intent (create refused for sure)         └───release────┘ (resume failed)
+
+``claim`` takes a lease: a resumer that dies mid-resume leaves a ``resuming`` row whose lease
+expires, and the next claim takes it over. Timestamps are seconds since the epoch (UTC) and
+come from the caller, so tests can drive time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+__all__ = ["Ledger", "LedgerState", "ReviewRecord"]
+
+LedgerState: TypeAlias = Literal["intent", "pending", "decided", "resuming", "resumed"]
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One gate's row.
+
+    Attributes:
+        key: the correlation key (unique): thread, checkpoint namespace and gate index, or a
+            tool-call id. It is stamped into the HITL request's ``context``.
+        state: where the row is on its path.
+        request_id: the HITL request id, once the create succeeded.
+        thread_id, checkpoint_ns: the LangGraph thread to resume (None in blocking mode).
+        loop_id: the loop the request was created in.
+        args_hash: canonical hash of what the human is approving (tool name + args).
+        token_hash: sha256 hex of the callback capability token (the token itself is never stored).
+        deadline: when HITL.sh times the request out (epoch seconds), if known.
+        decision: the decided answer (a Decision as JSON), once fetched from a trusted source.
+        payload: JSON the gate wants back on resume (e.g. the review spec, for reconciliation).
+        claimed_by, lease_until: the current resume claim.
+        created_at, updated_at: epoch seconds.
+    """
+
+    key: str
+    state: LedgerState
+    request_id: str | None = None
+    thread_id: str | None = None
+    checkpoint_ns: str | None = None
+    loop_id: str | None = None
+    args_hash: str | None = None
+    token_hash: str | None = None
+    deadline: float | None = None
+    decision: dict[str, Any] | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    lease_until: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class Ledger(ABC):
+    """The ledger interface. Every method is atomic; the async twins run it in a thread.
+
+    Backends: :class:`hitl_agent.ledger.SqliteLedger` (default) and
+    :class:`hitl_agent.ledger.PostgresLedger`; :func:`hitl_agent.ledger.open_ledger` picks one
+    from a URL. ``tests/ledger`` runs one conformance suite against both.
+    """
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Create or migrate the tables. Idempotent."""
+
+    @abstractmethod
+    def record_intent(
+        self,
+        key: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        loop_id: str | None = None,
+        args_hash: str | None = None,
+        token_hash: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[ReviewRecord, bool]:
+        """Insert an ``intent`` row for ``key`` unless one exists.
+
+        Returns:
+            The row as stored and True when this call inserted it; the existing row and False
+            when ``key`` was already recorded (whatever its state).
+        """
+
+    @abstractmethod
+    def mark_created(
+        self, key: str, request_id: str, *, now: float, deadline: float | None = None
+    ) -> ReviewRecord:
+        """``intent`` -> ``pending`` with the request id. Idempotent for the same request id.
+
+        Raises:
+            KeyError: no row for ``key``.
+            ValueError: the row already carries a different request id.
+        """
+
+    @abstractmethod
+    def discard_intent(self, key: str) -> bool:
+        """Delete an ``intent`` row whose create was refused for certain (a 4xx).
+
+        Returns True when a row was deleted; rows past ``intent`` are never deleted.
+        """
+
+    @abstractmethod
+    def get(self, key: str) -> ReviewRecord | None:
+        """The row for a correlation key."""
+
+    @abstractmethod
+    def get_by_request_id(self, request_id: str) -> ReviewRecord | None:
+        """The row for a HITL request id."""
+
+    @abstractmethod
+    def list_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
+        """Rows that still need work (``intent``, ``pending``, ``decided``, ``resuming``),
+        oldest first."""
+
+    @abstractmethod
+    def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
+        """``pending`` -> ``decided``: store the first decision for ``request_id``.
+
+        Returns True when this call stored it; False when a decision was already stored (the
+        first one wins, forever) or no row has this request id.
+        """
+
+    @abstractmethod
+    def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """``decided`` -> ``resuming`` for ``owner``, or take over a ``resuming`` row whose
+        lease expired. Exactly one of any number of concurrent callers gets True."""
+
+    @abstractmethod
+    def release(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``decided`` when ``owner`` holds the claim (the resume failed)."""
+
+    @abstractmethod
+    def complete(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``resumed`` when ``owner`` holds the claim."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def arecord_intent(self, key: str, **kwargs: Any) -> tuple[ReviewRecord, bool]:
+        """Async twin of :meth:`record_intent`."""
+        return await asyncio.to_thread(lambda: self.record_intent(key, **kwargs))
+
+    async def amark_created(
+        self, key: str, request_id: str, *, now: float, deadline: float | None = None
+    ) -> ReviewRecord:
+        """Async twin of :meth:`mark_created`."""
+        return await asyncio.to_thread(
+            lambda: self.mark_created(key, request_id, now=now, deadline=deadline)
+        )
+
+    async def adiscard_intent(self, key: str) -> bool:
+        """Async twin of :meth:`discard_intent`."""
+        return await asyncio.to_thread(self.discard_intent, key)
+
+    async def aget(self, key: str) -> ReviewRecord | None:
+        """Async twin of :meth:`get`."""
+        return await asyncio.to_thread(self.get, key)
+
+    async def aget_by_request_id(self, request_id: str) -> ReviewRecord | None:
+        """Async twin of :meth:`get_by_request_id`."""
+        return await asyncio.to_thread(self.get_by_request_id, request_id)
+
+    async def alist_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
+        """Async twin of :meth:`list_open`."""
+        return await asyncio.to_thread(lambda: self.list_open(limit=limit))
+
+    async def arecord_decision(
+        self, request_id: str, decision: dict[str, Any], *, now: float
+    ) -> bool:
+        """Async twin of :meth:`record_decision`."""
+        return await asyncio.to_thread(lambda: self.record_decision(request_id, decision, now=now))
+
+    async def aclaim(
+        self, request_id: str, owner: str, *, now: float, lease_seconds: float
+    ) -> bool:
+        """Async twin of :meth:`claim`."""
+        return await asyncio.to_thread(
+            lambda: self.claim(request_id, owner, now=now, lease_seconds=lease_seconds)
+        )
+
+    async def arelease(self, request_id: str, owner: str, *, now: float) -> bool:
+        """Async twin of :meth:`release`."""
+        return await asyncio.to_thread(lambda: self.release(request_id, owner, now=now))
+
+    async def acomplete(self, request_id: str, owner: str, *, now: float) -> bool:
+        """Async twin of :meth:`complete`."""
+        return await asyncio.to_thread(lambda: self.complete(request_id, owner, now=now))
