@@ -94,6 +94,15 @@ class BaseClient:
                 "pass api_key=... or set HITL_API_KEY (for the local server: "
                 "the key `hitl-agent serve` prints)",
             )
+        if not isinstance(api_key, str) or any(
+            ch.isspace() or not ch.isprintable() for ch in api_key
+        ):
+            # httpx would reject such a header value with an error quoting it, key included.
+            raise ConfigError(
+                "api_key",
+                "contains whitespace or control characters",
+                "pass the key exactly as the dashboard shows it (strip newlines and spaces)",
+            )
         self._api_key = api_key
         base = base_url or os.environ.get("HITL_BASE_URL") or DEFAULT_BASE_URL
         if not base.startswith(("http://", "https://")):
@@ -138,7 +147,9 @@ class BaseClient:
         return datetime.now(UTC)
 
     def _wrap_transport_error(self, err: Exception, request: httpx.Request) -> APIConnectionError:
-        # httpx messages can carry the URL but never headers, so the key cannot leak here.
+        # httpx messages carry the URL but not headers; the key is masked anyway in case a
+        # transport quotes a header back.
+        detail = str(err).replace(self._api_key, "***")
         if isinstance(err, httpx.TimeoutException):
             return APITimeoutError(
                 f"{request.method} {request.url.path} timed out"
@@ -150,7 +161,7 @@ class BaseClient:
                 request=request,
             )
         return APIConnectionError(
-            f"{request.method} {request.url.path} failed: {type(err).__name__}: {err}",
+            f"{request.method} {request.url.path} failed: {type(err).__name__}: {detail}",
             request=request,
         )
 
@@ -164,11 +175,15 @@ class BaseClient:
             response.reason_phrase,
         )
 
-    def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
+    def _observe(self, response: httpx.Response) -> None:
+        """Log ``response`` and keep its ``X-RateLimit-*`` figures (retried ones included)."""
         self._log_response(response)
         rate_limit = RateLimit.from_headers(response.headers)
         if rate_limit is not None:
             self.rate_limit = rate_limit
+
+    def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
+        self._observe(response)
         try:
             body = response.json()
         except ValueError:
@@ -200,17 +215,26 @@ class BaseClient:
     def _status_error(self, response: httpx.Response, msg: str, data: Any) -> APIStatusError:
         status = response.status_code
         if status == 429:
+            headers = RateLimit.from_headers(response.headers) or RateLimit()
             reset_at = None
             if isinstance(data, dict) and isinstance(data.get("reset_at"), str):
                 try:
                     reset_at = datetime.fromisoformat(data["reset_at"].replace("Z", "+00:00"))
                 except ValueError:
                     reset_at = None
-            if reset_at is None and self.rate_limit is not None:
-                reset_at = self.rate_limit.reset_at
-            return RateLimitError(
-                msg, response=response, data=data, request=response.request, reset_at=reset_at
+            error = RateLimitError(
+                msg,
+                response=response,
+                data=data,
+                request=response.request,
+                reset_at=reset_at or headers.reset_at,
             )
+            # The 429 body is the documented source; the headers fill what it leaves out.
+            if error.usage_limit is None:
+                error.usage_limit = headers.limit
+            if error.remaining is None:
+                error.remaining = headers.remaining
+            return error
         cls = _STATUS_ERRORS.get(status)
         if cls is None:
             cls = InternalServerError if status >= 500 else APIStatusError

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncHITLClient", "HITLClient"]
 
 T = TypeVar("T")
+# Module-level so tests can make backoff instant without patching the stdlib for everyone.
+_sleep = time.sleep
+_async_sleep = asyncio.sleep
 _HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 
 
@@ -97,10 +100,10 @@ class HITLClient(BaseClient):
                 )
                 if delay is None:
                     return self._parse_response(call, response)
-                self._log_response(response)
+                self._observe(response)
                 response.close()
             attempt += 1
-            time.sleep(delay)
+            _sleep(delay)
 
     def close(self) -> None:
         """Close the HTTP connection pool, unless it was passed in."""
@@ -169,10 +172,10 @@ class AsyncHITLClient(BaseClient):
                 )
                 if delay is None:
                     return self._parse_response(call, response)
-                self._log_response(response)
+                self._observe(response)
                 await response.aclose()
             attempt += 1
-            await asyncio.sleep(delay)
+            await _async_sleep(delay)
 
     async def close(self) -> None:
         """Close the HTTP connection pool, unless it was passed in."""

@@ -21,7 +21,9 @@ from datetime import datetime
 
 import httpx
 
-__all__ = ["IDEMPOTENT_METHODS", "NEVER_SENT_ERRORS", "RetryPolicy"]
+from ._exceptions import ConfigError
+
+__all__ = ["IDEMPOTENT_METHODS", "NEVER_SENT_ERRORS", "TRANSIENT_ERRORS", "RetryPolicy"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 NEVER_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
@@ -29,6 +31,13 @@ NEVER_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
+TRANSIENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+"""Transport failures worth another try. UnsupportedProtocol, ProxyError and
+LocalProtocolError are configuration or programming errors: repeating them changes nothing."""
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -48,6 +57,12 @@ class RetryPolicy:
     max_delay: float = 8.0
     rate_limit_wait_cap: float = 60.0
 
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "initial_delay", "max_delay", "rate_limit_wait_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(name, f"{value!r} is not a number >= 0", f"give {name} >= 0")
+
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
         delay = min(self.initial_delay * 2.0**attempt, self.max_delay)
@@ -55,7 +70,7 @@ class RetryPolicy:
 
     def delay_after_error(self, method: str, error: Exception, attempt: int) -> float | None:
         """Seconds to wait before retrying after a transport error, or None to give up."""
-        if attempt >= self.max_retries or not isinstance(error, httpx.TransportError):
+        if attempt >= self.max_retries or not isinstance(error, TRANSIENT_ERRORS):
             return None
         if isinstance(error, NEVER_SENT_ERRORS) or method.upper() in IDEMPOTENT_METHODS:
             return self.backoff(attempt)

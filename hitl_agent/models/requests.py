@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from .._exceptions import ConfigError
 from ._base import HITLModel, StrictModel, problem, validate_strict
 from .response_types import (
+    Integer,
     ResponseConfig,
     ResponseValue,
     check_value,
@@ -82,7 +83,7 @@ class CreateRequestParams(StrictModel):
     video_url: str | None = None
     audio_url: str | None = None
     context: dict[str, Any] | None = None
-    timeout_seconds: int | None = None
+    timeout_seconds: Integer | None = None
     response_type: str
     response_config: dict[str, Any]
     default_response: Any
@@ -96,23 +97,21 @@ class CreateRequestParams(StrictModel):
 
     @model_validator(mode="after")
     def _rules(self) -> CreateRequestParams:
-        if self.processing_type == "time-sensitive":
-            if self.timeout_seconds is None:
-                raise problem(
-                    "timeout_seconds is required for time-sensitive requests",
-                    "pass timeout_seconds between 60 and 86400, or processing_type='deferred'",
-                    field="timeout_seconds",
-                )
-            if not 60 <= self.timeout_seconds <= 86400:
-                raise problem(
-                    f"timeout_seconds {self.timeout_seconds} is outside 60..86400",
-                    "pass timeout_seconds between 60 (1 minute) and 86400 (24 hours)",
-                    field="timeout_seconds",
-                )
-        elif self.timeout_seconds is not None and self.timeout_seconds < 60:
+        if self.processing_type == "time-sensitive" and self.timeout_seconds is None:
             raise problem(
-                f"timeout_seconds {self.timeout_seconds} is below 60",
-                "pass at least 60, or leave it out for the 30-day deferred default",
+                "timeout_seconds is required for time-sensitive requests",
+                "pass timeout_seconds between 60 and 86400, or processing_type='deferred'",
+                field="timeout_seconds",
+            )
+        # The documented range holds for deferred requests too; leaving timeout_seconds out
+        # is how a deferred request gets HITL.sh's 30-day default.
+        if self.timeout_seconds is not None and not 60 <= self.timeout_seconds <= 86400:
+            fix = "pass timeout_seconds between 60 (1 minute) and 86400 (24 hours)"
+            if self.processing_type == "deferred":
+                fix += ", or leave it out for the 30-day default"
+            raise problem(
+                f"timeout_seconds {self.timeout_seconds} is outside 60..86400",
+                fix,
                 field="timeout_seconds",
             )
         media_field = _MEDIA_URL.get(self.type)

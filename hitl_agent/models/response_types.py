@@ -17,7 +17,7 @@ import math
 import re
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator, model_validator
 
 from .._exceptions import ConfigError, ResponseShapeError
 from ._base import StrictModel, problem, validate_strict
@@ -56,6 +56,26 @@ RESPONSE_TYPES: tuple[ResponseType, ...] = (
 )
 _MAX_TEXT = 5000
 _EPSILON = 1e-9
+
+
+def _finite_number(value: Any) -> Any:
+    # Lax pydantic would take True as 1 and accept inf/nan, which then break the scale
+    # arithmetic; what we send must be a plain finite number.
+    if not _is_number(value):
+        raise problem(f"{value!r} is not a finite number", "give a number such as 5 or 2.5")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise problem(f"{value!r} is not an integer", "give a whole number such as 10")
+    return value
+
+
+Number: TypeAlias = Annotated[int | float, BeforeValidator(_finite_number)]
+"""A finite int or float; booleans, strings, inf and nan are refused."""
+Integer: TypeAlias = Annotated[int, BeforeValidator(_integer)]
+"""An int; booleans, floats and strings are refused."""
 
 
 def option_value(label: str) -> str:
@@ -105,8 +125,8 @@ def _unique_values(options: list[SelectOption]) -> list[SelectOption]:
 class TextConfig(StrictModel):
     """Free text. ``max_length`` defaults to HITL.sh's maximum, 5000."""
 
-    max_length: Annotated[int, Field(ge=1, le=_MAX_TEXT)] = _MAX_TEXT
-    min_length: Annotated[int, Field(ge=0, le=_MAX_TEXT)] = 0
+    max_length: Annotated[Integer, Field(ge=1, le=_MAX_TEXT)] = _MAX_TEXT
+    min_length: Annotated[Integer, Field(ge=0, le=_MAX_TEXT)] = 0
     placeholder: str | None = None
     required: bool | None = None
 
@@ -135,8 +155,8 @@ class MultiSelectConfig(StrictModel):
     """Pick several options; ``max_selections`` defaults to the number of options."""
 
     options: list[SelectOption]
-    max_selections: Annotated[int, Field(ge=1)] | None = None
-    min_selections: Annotated[int, Field(ge=0)] = 1
+    max_selections: Annotated[Integer, Field(ge=1)] | None = None
+    min_selections: Annotated[Integer, Field(ge=0)] = 1
     required: bool | None = None
 
     _normalize = field_validator("options", mode="before")(_options)
@@ -169,9 +189,9 @@ class MultiSelectConfig(StrictModel):
 class RatingConfig(StrictModel):
     """A scale; accepts ``scale_min``/``scale_max`` and the older ``min``/``max``."""
 
-    scale_max: int | float = Field(validation_alias=AliasChoices("scale_max", "max"))
-    scale_min: int | float = Field(default=1, validation_alias=AliasChoices("scale_min", "min"))
-    scale_step: Annotated[int | float, Field(gt=0)] = Field(
+    scale_max: Number = Field(validation_alias=AliasChoices("scale_max", "max"))
+    scale_min: Number = Field(default=1, validation_alias=AliasChoices("scale_min", "min"))
+    scale_step: Annotated[Number, Field(gt=0)] = Field(
         default=1, validation_alias=AliasChoices("scale_step", "step")
     )
     labels: dict[str, str] | None = None
@@ -185,8 +205,7 @@ class RatingConfig(StrictModel):
                 "make scale_min smaller than scale_max",
                 field="scale_min",
             )
-        steps = (self.scale_max - self.scale_min) / self.scale_step
-        if abs(steps - round(steps)) > 1e-6:
+        if not _on_step(self.scale_max, self.scale_min, self.scale_step):
             raise problem(
                 f"scale_step {self.scale_step:g} does not divide the scale "
                 f"{self.scale_min:g}..{self.scale_max:g}",
@@ -202,9 +221,9 @@ class NumberConfig(StrictModel):
     ``min_value`` defaults to 0 and is always sent: HITL.sh's own default is a surprising 1.
     """
 
-    max_value: int | float = Field(validation_alias=AliasChoices("max_value", "max"))
-    min_value: int | float = Field(default=0, validation_alias=AliasChoices("min_value", "min"))
-    decimal_places: Annotated[int, Field(ge=0, le=10)] = 2
+    max_value: Number = Field(validation_alias=AliasChoices("max_value", "max"))
+    min_value: Number = Field(default=0, validation_alias=AliasChoices("min_value", "min"))
+    decimal_places: Annotated[Integer, Field(ge=0, le=10)] = 2
     allow_negative: bool = False
     prefix: str | None = None
     suffix: str | None = None
@@ -244,8 +263,8 @@ class EditableTextConfig(StrictModel):
     """The reviewer edits ``draft_text``; the answer is the revised text."""
 
     draft_text: str
-    max_length: Annotated[int, Field(ge=1, le=_MAX_TEXT)] = _MAX_TEXT
-    min_length: Annotated[int, Field(ge=0, le=_MAX_TEXT)] = 0
+    max_length: Annotated[Integer, Field(ge=1, le=_MAX_TEXT)] = _MAX_TEXT
+    min_length: Annotated[Integer, Field(ge=0, le=_MAX_TEXT)] = 0
     placeholder: str | None = None
     required: bool | None = None
 
@@ -378,8 +397,8 @@ def check_value(config: ResponseConfig, value: Any, *, field: str) -> ResponseVa
     if isinstance(config, RatingConfig):
         if not _is_number(value):
             raise ConfigError(field, f"expected a number, got {_kind(value)}", "give a rating")
-        steps = (float(value) - config.scale_min) / config.scale_step
-        if not config.scale_min <= value <= config.scale_max or abs(steps - round(steps)) > 1e-6:
+        on_scale = config.scale_min <= value <= config.scale_max
+        if not on_scale or not _on_step(value, config.scale_min, config.scale_step):
             raise ConfigError(
                 field,
                 f"{value!r} is not on the scale {config.scale_min:g}..{config.scale_max:g} "
@@ -409,6 +428,13 @@ def check_value(config: ResponseConfig, value: Any, *, field: str) -> ResponseVa
     if not isinstance(value, bool):
         raise ConfigError(field, f"expected true or false, got {_kind(value)}", "give a boolean")
     return value
+
+
+def _on_step(value: float, start: float, step: float) -> bool:
+    """True when ``value`` is a whole number of ``step`` away from ``start``."""
+    steps = (value - start) / step
+    # A huge scale over a tiny step overflows to inf, which round() cannot take.
+    return math.isfinite(steps) and abs(steps - round(steps)) <= 1e-6
 
 
 def _kind(value: Any) -> str:

@@ -43,8 +43,7 @@ class ListRequestsParams(StrictModel):
 
 
 def _create(loop_id: str, fields: dict[str, Any]) -> APICall[CreatedRequest]:
-    if isinstance(fields.get("response_config"), StrictModel):
-        fields["response_config"] = fields["response_config"].model_dump(exclude_none=True)
+    # build() accepts a config model as it is, and names a model of the wrong type.
     params = CreateRequestParams.build(**fields)
     path = api_path("loops", path_param("loop_id", loop_id), "requests")
     return APICall("POST", path, CreatedRequest.model_validate, json=params.to_body())
@@ -68,9 +67,11 @@ def _next_offset(page: RequestPage, offset: int, limit: int) -> int | None:
         return None
     if page.has_more is None and len(page.requests) < limit:
         return None
+    following = offset + len(page.requests)
     if page.pagination is not None and page.pagination.next_offset is not None:
-        return page.pagination.next_offset
-    return offset + len(page.requests)
+        # A next_offset that does not move forward would loop for ever; trust the count.
+        return max(page.pagination.next_offset, following)
+    return following
 
 
 def _cancel(request_id: str) -> APICall[CancelResult]:
