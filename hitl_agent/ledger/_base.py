@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Self, TypeAlias
 
 __all__ = ["Ledger", "LedgerState", "ReviewRecord"]
 
@@ -150,6 +150,14 @@ class Ledger(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""
+
+    def __enter__(self) -> Self:
+        """Use the ledger in a ``with`` block; it is closed on exit."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the ledger."""
+        self.close()
 
     async def arecord_intent(self, key: str, **kwargs: Any) -> tuple[ReviewRecord, bool]:
         """Async twin of :meth:`record_intent`."""

@@ -1,0 +1,160 @@
+"""``hitl-agent serve``: the embedded, HITL.sh-compatible server with its reviewer console.
+
+On the first start against a database it creates an API key, a loop and a reviewer who is an
+active member of that loop; later starts on the same ``--db`` reuse them. It prints everything
+a developer needs (base URL, console URL, loop id, key, reviewer token) and stops cleanly on
+Ctrl-C or SIGTERM, closing the database::
+
+    hitl-agent serve --port 8765 --db ./hitl-local.db
+    export HITL_BASE_URL=http://127.0.0.1:8765/v1 HITL_API_KEY=<printed key>
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+__all__ = ["serve"]
+
+
+def _url_host(host: str) -> str:
+    # An IPv6 literal needs brackets inside a URL.
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _close(server: Any) -> None:
+    # The server owns its SQLite connection; close it even if its lifespan did not run.
+    close = getattr(server, "close", None)
+    if callable(close):
+        close()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--db",
+    "db_path",
+    default="./hitl-local.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file holding keys, loops and requests (created if missing).",
+)
+@click.option(
+    "--api-key",
+    envvar="HITL_LOCAL_API_KEY",
+    default=None,
+    help="API key to create on first start [env HITL_LOCAL_API_KEY]; generated if omitted.",
+)
+@click.option(
+    "--reviewer-token",
+    envvar="HITL_LOCAL_REVIEWER_TOKEN",
+    default=None,
+    help="Reviewer token to create on first start [env HITL_LOCAL_REVIEWER_TOKEN]; "
+    "generated if omitted.",
+)
+@click.option(
+    "--signing-secret",
+    envvar="HITL_LOCAL_SIGNING_SECRET",
+    default=None,
+    help="Secret for signing callback deliveries [env HITL_LOCAL_SIGNING_SECRET].",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="API calls per hour per key (HITL.sh allows about 100); unlimited if omitted.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    host: str,
+    port: int,
+    db_path: Path,
+    api_key: str | None,
+    reviewer_token: str | None,
+    signing_secret: str | None,
+    rate_limit: int | None,
+    log_level: str,
+) -> None:
+    """Run the local HITL server and the reviewer console."""
+    try:
+        import uvicorn
+
+        from hitl_agent.server import create_app
+    except ImportError as err:  # pragma: no cover - the server deps are core today
+        raise click.ClickException(
+            f"the local server needs its dependencies ({err.name}): pip install 'hitl-agent'"
+        ) from err
+
+    for name, value in (("--api-key", api_key), ("--reviewer-token", reviewer_token)):
+        if value is not None and len(value.strip()) < 16:
+            raise click.BadParameter(
+                "must be at least 16 characters (or omit it to generate one)", param_hint=name
+            )
+
+    app = create_app(str(db_path), signing_secret=signing_secret, rate_limit=rate_limit)
+    local = app.state.hitl
+    try:
+        boot = local.bootstrap(api_key=api_key, reviewer_token=reviewer_token)
+    except Exception:
+        _close(local)
+        raise
+
+    base = f"http://{_url_host(host)}:{port}"
+    click.echo("hitl-agent local server")
+    click.echo(f"  API base URL    {base}/v1")
+    click.echo(f"  Console         {base}/console/")
+    click.echo(f"  Loop id         {boot.loop_id}")
+    click.echo(f"  API key         {boot.api_key}")
+    click.echo(f"  Reviewer token  {boot.reviewer_token}")
+    click.echo(f"  Reviewer        {boot.reviewer_email}")
+    click.echo(f"  Database        {db_path.resolve()}")
+    click.echo(f"Use it: export HITL_BASE_URL={base}/v1 HITL_API_KEY={boot.api_key}")
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: binding {host} exposes the API key and reviewer token over plain HTTP; "
+            "put TLS in front of it or bind 127.0.0.1",
+            err=True,
+        )
+    sys.stdout.flush()
+
+    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the captured signal with the
+    # handler that was installed before it started. With Python's defaults that would end the
+    # process by the signal (exit 143/KeyboardInterrupt); a no-op handler makes a requested
+    # shutdown exit 0 after the database is closed.
+    received: list[int] = []
+
+    def _remember(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+        )
+        uvicorn.Server(config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _close(local)
+    click.echo("hitl-agent local server stopped", err=True)

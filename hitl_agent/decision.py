@@ -1,0 +1,237 @@
+"""Decision: the typed human answer, and the one fail-closed way to read it.
+
+A :class:`Decision` is what a review returns and what a suspended LangGraph thread is resumed
+with, so it is a JSON round-trippable pydantic model. :meth:`Decision.from_request` is the only
+place that turns a HITL request into a decision::
+
+    request = client.requests.get(request_id)
+    decision = Decision.from_request(request)       # None while the request is still open
+    if decision is not None and decision.approved:
+        run_the_action()
+    else:
+        tell_the_agent(decision.reason)             # "timed out" is not "rejected"
+
+``approved`` is True only for an explicit approving answer from a reviewer: a boolean ``true``,
+a ``single_select`` value in the approve list, or a non-empty ``editable_text`` submission
+(the reviewer signed off on the revised text, which is the ``value`` that must run). A timeout
+never approves unless ``approve_on_timeout=True`` *and* the default itself is approving; a
+cancellation, an unknown status or an answer in no documented shape never approves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from ._exceptions import ResponseShapeError
+from .models.requests import Request, Reviewer
+from .models.response_types import EditedText, ResponseValue, normalize_response_data
+
+__all__ = [
+    "DEFAULT_APPROVE_VALUES",
+    "DEFAULT_REJECT_VALUES",
+    "Decision",
+    "DecisionStatus",
+    "Outcome",
+]
+
+DecisionStatus: TypeAlias = Literal["completed", "timeout", "cancelled"]
+Outcome: TypeAlias = Literal["approved", "rejected", "edited", "answered", "timed_out", "cancelled"]
+
+DEFAULT_APPROVE_VALUES: frozenset[str] = frozenset({"approve", "approved", "yes", "allow"})
+"""``single_select`` values that approve (compared case-insensitively)."""
+
+DEFAULT_REJECT_VALUES: frozenset[str] = frozenset(
+    {"reject", "rejected", "no", "deny", "denied", "decline", "declined"}
+)
+"""``single_select`` values that reject; any other option is an ``answered`` decision."""
+
+
+class Decision(BaseModel):
+    """A terminal human decision on one review request.
+
+    Attributes:
+        request_id: the HITL request it decides.
+        status: the request's terminal status: completed, timeout or cancelled.
+        outcome: approved, rejected, edited, answered, timed_out or cancelled.
+        value: the answer typed per response type (the default on timeout, None if none).
+        approved: True only when a reviewer explicitly approved (or, with the opt-in, a
+            timeout whose default approves).
+        reason: one sentence for the agent saying what happened and why.
+        reviewer: who answered, when known.
+        responded_at: when the reviewer answered.
+        response_time_seconds: how long the reviewer took.
+        used_default: True when the value is the request's default (timeout).
+        response_type: the request's response type.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: str
+    status: DecisionStatus
+    outcome: Outcome
+    value: ResponseValue | None = None
+    approved: bool = False
+    reason: str = ""
+    reviewer: Reviewer | None = None
+    responded_at: datetime | None = None
+    response_time_seconds: float | None = None
+    used_default: bool = False
+    response_type: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The text of a text or editable_text answer, else None."""
+        if isinstance(self.value, EditedText):
+            return self.value.text
+        return self.value if isinstance(self.value, str) else None
+
+    @classmethod
+    def from_request(
+        cls,
+        request: Request,
+        *,
+        approve_values: Iterable[str] = DEFAULT_APPROVE_VALUES,
+        reject_values: Iterable[str] = DEFAULT_REJECT_VALUES,
+        approve_on_timeout: bool = False,
+    ) -> Decision | None:
+        """Interpret a request read from a trusted source (a GET), failing closed.
+
+        Args:
+            request: the request as the API returned it.
+            approve_values: ``single_select`` values that approve (case-insensitive).
+            reject_values: ``single_select`` values that reject.
+            approve_on_timeout: opt-in: a timeout whose default is approving approves.
+
+        Returns:
+            The decision, or None while the request is not terminal (pending, claimed, or a
+            status this library does not know): keep waiting.
+        """
+        if not request.is_terminal:
+            return None
+        approve = {value.lower() for value in approve_values}
+        reject = {value.lower() for value in reject_values}
+        common: dict[str, Any] = {
+            "request_id": request.id,
+            "response_type": request.response_type,
+        }
+        if request.status == "cancelled":
+            return cls(
+                status="cancelled",
+                outcome="cancelled",
+                reason="The review was cancelled before a reviewer answered; not approved.",
+                **common,
+            )
+        if request.status == "timeout":
+            return cls._timed_out(request, approve, approve_on_timeout, common)
+        common.update(
+            reviewer=_reviewer(request),
+            responded_at=request.response_at,
+            response_time_seconds=request.response_time_seconds,
+        )
+        try:
+            value = request.response_value
+        except ResponseShapeError as err:
+            return cls(
+                status="completed",
+                outcome="rejected",
+                reason=f"The reviewer's answer could not be read ({err}); treated as rejected.",
+                **common,
+            )
+        if value is None:
+            return cls(
+                status="completed",
+                outcome="rejected",
+                reason="The request completed without an answer; treated as rejected.",
+                **common,
+            )
+        outcome = _outcome(request.response_type, value, approve, reject)
+        return cls(
+            status="completed",
+            outcome=outcome,
+            value=value,
+            approved=outcome in ("approved", "edited"),
+            reason=_REASONS[outcome],
+            **common,
+        )
+
+    @classmethod
+    def _timed_out(
+        cls, request: Request, approve: set[str], opt_in: bool, common: dict[str, Any]
+    ) -> Decision:
+        raw = request.response_data if request.response_data is not None else None
+        if raw is None:
+            raw = request.default_response
+        try:
+            value = normalize_response_data(request.response_type, raw)
+        except ResponseShapeError:
+            value = None
+        approving = value is not None and _outcome(
+            request.response_type, value, approve, set()
+        ) in ("approved", "edited")
+        if opt_in and approving:
+            reason = (
+                "No reviewer answered before the deadline; approved only because "
+                "approve_on_timeout is enabled and the default approves."
+            )
+        else:
+            reason = "No reviewer answered before the deadline; not approved (timed out)."
+        return cls(
+            status="timeout",
+            outcome="timed_out",
+            value=value,
+            approved=opt_in and approving,
+            used_default=True,
+            reason=reason,
+            **common,
+        )
+
+    @classmethod
+    def fail_closed(cls, request_id: str, reason: str) -> Decision:
+        """A denial recorded when no trustworthy answer can be had before the deadline.
+
+        Used by the poller for requests past their deadline whose truth cannot be fetched
+        (API errors, an unknown status, an exhausted call budget).
+        """
+        return cls(
+            request_id=request_id,
+            status="timeout",
+            outcome="timed_out",
+            reason=f"{reason}; not approved (failed closed).",
+        )
+
+
+_REASONS: dict[str, str] = {
+    "approved": "A reviewer approved.",
+    "rejected": "A reviewer rejected.",
+    "edited": "A reviewer submitted revised text; run exactly the revised text.",
+    "answered": "A reviewer answered; the answer is not an approval.",
+}
+
+
+def _outcome(
+    response_type: str | None, value: ResponseValue, approve: set[str], reject: set[str]
+) -> Outcome:
+    if isinstance(value, EditedText):
+        # Submitting the revised draft is the reviewer's sign-off on that text; an empty
+        # submission approves nothing.
+        return "edited" if value.text.strip() else "rejected"
+    if isinstance(value, bool):
+        return "approved" if value else "rejected"
+    if response_type == "single_select" and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in approve:
+            return "approved"
+        if lowered in reject:
+            return "rejected"
+    return "answered"
+
+
+def _reviewer(request: Request) -> Reviewer | None:
+    try:
+        return request.reviewer
+    except ValueError:  # a response_by object in no known shape: keep the decision
+        return None

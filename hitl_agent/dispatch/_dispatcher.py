@@ -1,0 +1,168 @@
+"""Dispatcher: receiver + poller + resolver for one keeper, and a way to serve them.
+
+::
+
+    dispatcher = keeper.dispatcher(GraphResumer(graph))
+    app = dispatcher.asgi_app                 # mount at the callback URL's path
+    dispatcher.poll_once()                    # one budgeted sweep (cron, tests)
+    dispatcher.serve(host="0.0.0.0", port=8000)   # receiver and poller together
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ._budget import CallBudget
+from ._poller import Poller
+from ._receiver import WebhookReceiver
+from ._resolver import Resolver, Resumer
+
+if TYPE_CHECKING:
+    from .._client import HITLClient
+    from ..decision import Decision
+    from ..ledger import Ledger, ReviewRecord
+
+__all__ = ["CompositeResumer", "Dispatcher"]
+
+log = logging.getLogger("hitl_agent.dispatch")
+
+
+class CompositeResumer:
+    """Routes rows without a thread to ``blocking`` and rows with one to ``graph``."""
+
+    def __init__(self, blocking: Resumer | None, graph: Resumer | None) -> None:
+        self.blocking = blocking
+        self.graph = graph
+
+    def _pick(self, record: ReviewRecord) -> Resumer | None:
+        return self.blocking if record.thread_id is None else self.graph
+
+    def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Deliver through the matching resumer; False when there is none."""
+        target = self._pick(record)
+        return target.resume(record, decisions) if target is not None else False
+
+    async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Async twin of :meth:`resume`."""
+        target = self._pick(record)
+        return await target.aresume(record, decisions) if target is not None else False
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher:
+    """Everything that turns answers into resumes, sharing one resolve path.
+
+    Args:
+        ledger: the gates' ledger.
+        client: the HITL client (its key's quota is what ``budget`` protects).
+        resumer: where decisions go (``GraphResumer(graph)``, a blocking resumer, ...).
+        loop_id: the loop whose rows this dispatcher polls.
+        budget: the call budget (default: 90 calls per sliding hour).
+        clock: epoch seconds.
+        callback_path: the path the receiver answers under.
+        poll_interval: seconds between sweeps in :meth:`serve`.
+        lease_seconds: how long a resume claim lasts.
+        deadline_grace: seconds past a deadline before a row is decided fail-closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        client: HITLClient,
+        resumer: Resumer,
+        loop_id: str | None,
+        budget: CallBudget | None = None,
+        clock: Callable[[], float] = time.time,
+        callback_path: str = "/hitl",
+        poll_interval: float = 60.0,
+        lease_seconds: float = 300.0,
+        deadline_grace: float = 300.0,
+        row_filter: Callable[[ReviewRecord], bool] | None = None,
+    ) -> None:
+        self.budget = budget or CallBudget(clock=clock)
+        self.resolver = Resolver(
+            ledger=ledger,
+            client=client,
+            resumer=resumer,
+            budget=self.budget,
+            clock=clock,
+            owner=_owner(),
+            lease_seconds=lease_seconds,
+        )
+        self.poller = Poller(
+            self.resolver, loop_id=loop_id, deadline_grace=deadline_grace, row_filter=row_filter
+        )
+        self.poll_interval = poll_interval
+        self._poll_task: asyncio.Task[None] | None = None
+        self.receiver = WebhookReceiver(
+            ledger=ledger,
+            resolver=self.resolver,
+            path=callback_path,
+            on_startup=self._start_polling,
+            on_shutdown=self._stop_polling,
+        )
+        self.poll_on_startup = False
+
+    def __repr__(self) -> str:
+        return f"Dispatcher(path={self.receiver.path!r}, budget={self.budget!r})"
+
+    @property
+    def asgi_app(self) -> WebhookReceiver:
+        """The callback receiver (a pure ASGI app)."""
+        return self.receiver
+
+    def resolve(self, request_id: str) -> list[Decision]:
+        """Resolve one request now (a manual resume); the decisions this call delivered."""
+        return self.resolver.resolve(request_id)
+
+    async def aresolve(self, request_id: str) -> list[Decision]:
+        """Async twin of :meth:`resolve`."""
+        return await self.resolver.aresolve(request_id)
+
+    def poll_once(self) -> list[Decision]:
+        """One budgeted sweep; the decisions it delivered."""
+        return self.poller.poll_once()
+
+    async def apoll_once(self) -> list[Decision]:
+        """Async twin of :meth:`poll_once`."""
+        return await self.poller.apoll_once()
+
+    async def run_poller(self, interval: float | None = None) -> None:
+        """Sweep every ``interval`` seconds until cancelled; a failing sweep is logged."""
+        every = self.poll_interval if interval is None else interval
+        while True:
+            try:
+                await self.apoll_once()
+            except Exception:
+                log.exception("poll sweep failed")
+            await asyncio.sleep(every)
+
+    async def _start_polling(self) -> None:
+        if self.poll_on_startup and self._poll_task is None:
+            self._poll_task = asyncio.create_task(self.run_poller())
+
+    async def _stop_polling(self) -> None:
+        task, self._poll_task = self._poll_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8000, *, poll: bool = True) -> None:
+        """Run the receiver (uvicorn) and, unless ``poll=False``, the poller, until stopped."""
+        import uvicorn
+
+        self.poll_on_startup = poll
+        uvicorn.run(self.receiver, host=host, port=port, lifespan="on", log_level="info")

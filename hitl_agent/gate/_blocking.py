@@ -1,0 +1,128 @@
+"""Blocking mode: one poll thread per process serves every waiting ``review()`` (invariant 7).
+
+A blocked caller registers a future for its request id. The hub's single daemon thread sweeps
+each keeper's dispatcher (batched, budgeted) and the :class:`BlockingResumer` completes the
+futures; a served receiver completes them too. The thread exits when nobody waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..decision import Decision
+    from ..dispatch import Dispatcher
+    from ..ledger import ReviewRecord
+
+__all__ = ["BlockingResumer", "WaitHub", "hub"]
+
+log = logging.getLogger("hitl_agent.gate")
+
+
+class WaitHub:
+    """The process-wide registry of blocked reviews and its one poll thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: defaultdict[str, list[Future[Decision]]] = defaultdict(list)
+        self._sources: dict[int, tuple[Dispatcher, set[str]]] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self.sweeps = 0
+
+    @property
+    def poll_threads(self) -> int:
+        """How many poll threads run now (0 or 1)."""
+        thread = self._thread
+        return 1 if thread is not None and thread.is_alive() else 0
+
+    def register(self, dispatcher: Dispatcher, request_id: str) -> Future[Decision]:
+        """A future completed with the decision for ``request_id``."""
+        future: Future[Decision] = Future()
+        with self._lock:
+            self._futures[request_id].append(future)
+            entry = self._sources.setdefault(id(dispatcher), (dispatcher, set()))
+            entry[1].add(request_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="hitl-agent-wait-hub", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+        return future
+
+    def forget(self, request_id: str, future: Future[Decision]) -> None:
+        """Drop a waiter (its caller gave up)."""
+        with self._lock:
+            waiters = self._futures.get(request_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._drop(request_id)
+
+    def _drop(self, request_id: str) -> None:
+        self._futures.pop(request_id, None)
+        for key, (_, ids) in list(self._sources.items()):
+            ids.discard(request_id)
+            if not ids:
+                del self._sources[key]
+
+    def complete(self, request_id: str, decision: Decision) -> bool:
+        """Complete every waiter of ``request_id``; False when nobody waits here."""
+        with self._lock:
+            waiters = self._futures.get(request_id, [])
+            self._drop(request_id)
+        for future in waiters:
+            if not future.done():
+                future.set_result(decision)
+        return bool(waiters)
+
+    def wake(self) -> None:
+        """Sweep now instead of at the next interval."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                sources = [dispatcher for dispatcher, ids in self._sources.values() if ids]
+                if not sources:
+                    self._thread = None
+                    return
+            for dispatcher in sources:
+                try:
+                    dispatcher.poll_once()
+                except Exception:
+                    log.exception("blocking-mode sweep failed")
+            self.sweeps += 1
+            interval = min(dispatcher.poll_interval for dispatcher in sources)
+            self._wake.wait(interval)
+            self._wake.clear()
+
+
+hub = WaitHub()
+"""The process's hub."""
+
+
+class BlockingResumer:
+    """Delivers decisions of thread-less rows to callers blocked in this process."""
+
+    def __init__(self, wait_hub: WaitHub | None = None) -> None:
+        self.hub = wait_hub or hub
+
+    def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Complete the waiters of the row's request; False when none waits here."""
+        if record.thread_id is not None:
+            return False
+        delivered = False
+        for decision in decisions:
+            delivered = self.hub.complete(decision.request_id, decision) or delivered
+        return delivered
+
+    async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Same as :meth:`resume` (it never blocks)."""
+        return self.resume(record, decisions)

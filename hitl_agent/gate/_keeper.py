@@ -1,0 +1,370 @@
+"""Gatekeeper: ask a human, durably inside LangGraph or blocking outside it.
+
+::
+
+    keeper = Gatekeeper(client=HITLClient(...), loop_id="...", ledger="sqlite:///hitl.db",
+                        callback_url="https://my.app/hitl")      # + HITL_CALLBACK_SECRET
+    decision = keeper.review("Refund $250 to order 1234?", response_type="single_select",
+                             response_config={"options": ["Approve", "Reject"]},
+                             default_response="reject", priority="high")
+    if decision.approved:
+        refund()
+
+Inside a graph node or tool the review creates its request once (across replays and crashes),
+suspends the thread with ``interrupt()`` and returns the Decision when a dispatcher resumes
+it. Outside a graph it blocks, served by one poll thread per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from .._exceptions import ConfigError
+from ..decision import Decision
+from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
+from ..dispatch._hooks import checkpoint
+from ..ledger import Ledger, ReviewRecord, open_ledger
+from ._blocking import BlockingResumer, hub
+from ._create import CreateTarget, aensure_request, ensure_request
+from ._errors import ReviewTimeoutError
+from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec
+
+if TYPE_CHECKING:
+    from .._client import AsyncHITLClient, HITLClient
+    from ..langgraph._interrupt import GraphContext
+
+__all__ = ["Gatekeeper"]
+
+_UNSET: Any = object()
+
+
+class Gatekeeper:
+    """Creates reviews once, waits for them safely, and builds their dispatcher.
+
+    Args:
+        client: the HITL client (sync); it is used for creates, reconciliation and polling.
+        loop_id: the loop reviews are created in.
+        ledger: a :class:`~hitl_agent.ledger.Ledger` or a URL for ``open_ledger``
+            (``sqlite:///hitl.db``, ``postgresql://...``); a URL-opened ledger is closed by
+            :meth:`close`.
+        callback_url: the public base URL of the dispatcher's receiver; each request gets
+            ``{callback_url}/{token}``. None: no callbacks, polling only.
+        callback_secret: the HMAC secret for callback tokens; default ``HITL_CALLBACK_SECRET``.
+        async_client: optional async client for ``areview`` creates.
+        approve_on_timeout: opt-in default for reviews: a timeout whose default approves,
+            approves. Off by default (fail closed).
+        approve_values: ``single_select`` values that approve (default approve, approved,
+            yes, allow).
+        priority, timeout_seconds: defaults for reviews (medium, 3600 s).
+        clock: epoch seconds (inject a FakeClock in tests).
+        budget: the hourly call budget shared by every dispatcher of this keeper.
+        poll_interval: seconds between blocking-mode sweeps.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: HITLClient,
+        loop_id: str,
+        ledger: Ledger | str,
+        callback_url: str | None = None,
+        callback_secret: str | None = None,
+        async_client: AsyncHITLClient | None = None,
+        approve_on_timeout: bool = False,
+        approve_values: Iterable[str] | None = None,
+        priority: str = DEFAULT_PRIORITY,
+        timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.time,
+        budget: CallBudget | None = None,
+        poll_interval: float = 60.0,
+    ) -> None:
+        if not loop_id:
+            raise ConfigError("loop_id", "missing", "pass the id of the loop to create reviews in")
+        secret = callback_secret or os.environ.get("HITL_CALLBACK_SECRET") or None
+        if callback_url is not None:
+            parts = urlsplit(callback_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+                raise ConfigError(
+                    "callback_url",
+                    "not an absolute http(s) URL without a query",
+                    "pass e.g. https://my.app/hitl",
+                )
+            if secret is None:
+                raise ConfigError(
+                    "callback_secret",
+                    "callback_url is set but no callback_secret was given and "
+                    "HITL_CALLBACK_SECRET is unset",
+                    "pass callback_secret=... or set HITL_CALLBACK_SECRET (32+ random bytes)",
+                )
+        self._owns_ledger = isinstance(ledger, str)
+        self.ledger: Ledger = open_ledger(ledger) if isinstance(ledger, str) else ledger
+        self.client = client
+        self.async_client = async_client
+        self.loop_id = loop_id
+        self.callback_url = callback_url.rstrip("/") if callback_url else None
+        self.clock = clock
+        self.approve_on_timeout = approve_on_timeout
+        self.approve_values = tuple(approve_values) if approve_values is not None else None
+        self.priority = priority
+        self.timeout_seconds = timeout_seconds
+        self.budget = budget or CallBudget(clock=clock)
+        self.poll_interval = poll_interval
+        self._target = CreateTarget(
+            ledger=self.ledger,
+            loop_id=loop_id,
+            callback_url=self.callback_url,
+            callback_secret=secret,
+            clock=clock,
+        )
+        self._blocking = Dispatcher(
+            ledger=self.ledger,
+            client=client,
+            resumer=BlockingResumer(hub),
+            loop_id=loop_id,
+            budget=self.budget,
+            clock=clock,
+            poll_interval=poll_interval,
+            row_filter=lambda row: row.thread_id is None,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Gatekeeper(loop_id={self.loop_id!r}, ledger={self.ledger!r}, "
+            f"callback_url={self.callback_url!r})"
+        )
+
+    def close(self) -> None:
+        """Close the ledger if this keeper opened it from a URL."""
+        if self._owns_ledger:
+            self.ledger.close()
+
+    def __enter__(self) -> Gatekeeper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- building ------------------------------------------------------------------------
+
+    def spec(
+        self,
+        request_text: str,
+        *,
+        response_type: str = "boolean",
+        response_config: Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = _UNSET,
+        processing_type: str = "time-sensitive",
+        context: Mapping[str, Any] | None = None,
+        summary: str | None = None,
+        approve_values: Iterable[str] | None = None,
+        approve_on_timeout: bool | None = None,
+    ) -> ReviewSpec:
+        """The validated :class:`ReviewSpec` a review with these arguments would send."""
+        return ReviewSpec.build(
+            request_text,
+            response_type=response_type,
+            response_config=response_config,
+            default_response=default_response,
+            priority=priority or self.priority,
+            timeout_seconds=self.timeout_seconds if timeout_seconds is _UNSET else timeout_seconds,
+            processing_type=processing_type,
+            context=context,
+            summary=summary,
+            approve_values=approve_values or self.approve_values,
+            approve_on_timeout=(
+                self.approve_on_timeout if approve_on_timeout is None else approve_on_timeout
+            ),
+        )
+
+    def dispatcher(
+        self,
+        resumer: Resumer | None = None,
+        *,
+        callback_path: str | None = None,
+        poll_interval: float | None = None,
+        deadline_grace: float = 300.0,
+    ) -> Dispatcher:
+        """Receiver + poller + resolver for this keeper's reviews.
+
+        Graph rows go to ``resumer`` (e.g. ``GraphResumer(graph)``); rows of blocking reviews
+        complete the callers waiting in this process. The receiver answers under the path of
+        ``callback_url`` unless ``callback_path`` is given.
+        """
+        path = callback_path
+        if path is None:
+            path = urlsplit(self.callback_url).path if self.callback_url else "/hitl"
+        return Dispatcher(
+            ledger=self.ledger,
+            client=self.client,
+            resumer=CompositeResumer(BlockingResumer(hub), resumer),
+            loop_id=self.loop_id,
+            budget=self.budget,
+            clock=self.clock,
+            callback_path=path or "/hitl",
+            poll_interval=self.poll_interval if poll_interval is None else poll_interval,
+            deadline_grace=deadline_grace,
+        )
+
+    def review_node(self, **kwargs: Any) -> Callable[[Any], Any]:
+        """A prebuilt LangGraph node; see :func:`hitl_agent.langgraph.review_node`."""
+        from ..langgraph._node import review_node
+
+        return review_node(self, **kwargs)
+
+    # -- reviewing -----------------------------------------------------------------------
+
+    def review(
+        self,
+        request_text: str,
+        *,
+        tool_call_id: str | None = None,
+        key: str | None = None,
+        wait_timeout: float | None = None,
+        **spec_kwargs: Any,
+    ) -> Decision:
+        """Ask a human and return the Decision (see the module docstring).
+
+        Args:
+            request_text: the markdown the reviewer sees.
+            tool_call_id: the tool call this review guards (pass it from tools: parallel
+                tool calls need it to keep their reviews apart).
+            key: an explicit correlation key (blocking mode: makes a retried script reuse
+                the same request).
+            wait_timeout: blocking mode only: seconds to wait before ReviewTimeoutError.
+            **spec_kwargs: see :meth:`spec` (response_type, response_config,
+                default_response, priority, timeout_seconds, context, ...).
+        """
+        spec = self.spec(request_text, **spec_kwargs)
+        ctx = _graph_context()
+        if ctx is not None:
+            gate_key = key or ctx.key(tool_call_id)
+            row = ensure_request(
+                self._target,
+                self.client,
+                gate_key,
+                spec,
+                thread_id=ctx.thread_id,
+                checkpoint_ns=ctx.checkpoint_ns,
+            )
+            return self._wait_in_graph(ctx, row, spec)
+        row = ensure_request(self._target, self.client, key or _blocking_key(), spec)
+        return self._wait_blocking(row, wait_timeout)
+
+    async def areview(
+        self,
+        request_text: str,
+        *,
+        tool_call_id: str | None = None,
+        key: str | None = None,
+        wait_timeout: float | None = None,
+        **spec_kwargs: Any,
+    ) -> Decision:
+        """Async twin of :meth:`review`."""
+        spec = self.spec(request_text, **spec_kwargs)
+        client = self.async_client or self.client
+        ctx = _graph_context()
+        if ctx is not None:
+            gate_key = key or ctx.key(tool_call_id)
+            row = await aensure_request(
+                self._target,
+                client,
+                gate_key,
+                spec,
+                thread_id=ctx.thread_id,
+                checkpoint_ns=ctx.checkpoint_ns,
+            )
+            record = await self.ledger.aget_by_request_id(row.request_id or "")
+            return self._wait_in_graph(ctx, record or row, spec)
+        row = await aensure_request(self._target, client, key or _blocking_key(), spec)
+        assert row.request_id is not None
+        future = self._register(row)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), wait_timeout)
+        except TimeoutError:
+            hub.forget(row.request_id, future)
+            raise ReviewTimeoutError(
+                f"no decision for request {row.request_id} within {wait_timeout} s"
+            ) from None
+
+    def _wait_in_graph(self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec) -> Decision:
+        from ..langgraph._interrupt import wait_for_decision
+        from ..langgraph._resumer import PAYLOAD_KEY
+
+        assert row.request_id is not None
+        payload = {
+            PAYLOAD_KEY: {
+                "request_id": row.request_id,
+                "key": row.key,
+                "summary": spec.summary,
+                "priority": spec.priority,
+                "response_type": spec.response_type,
+                "timeout_at": row.deadline,
+            }
+        }
+        checkpoint("gate.before_interrupt")
+        delivered = wait_for_decision(ctx, row.request_id, payload)
+        return self._trusted(row.request_id, delivered)
+
+    def _trusted(self, request_id: str, delivered: dict[str, Any]) -> Decision:
+        """The ledger's decision for ``request_id``; a resume value alone is never trusted."""
+        current = self.ledger.get_by_request_id(request_id)
+        if current is None or current.decision is None:
+            return Decision(
+                request_id=request_id,
+                status="completed",
+                outcome="rejected",
+                reason="The resume value is not backed by a recorded decision; not approved.",
+            )
+        try:
+            # The ledger's copy wins over the delivered one (they match unless someone
+            # resumed by hand with a different answer).
+            return Decision.model_validate(current.decision)
+        except ValidationError:
+            return Decision.fail_closed(request_id, "The recorded decision is unreadable")
+
+    def _register(self, row: ReviewRecord) -> Any:
+        assert row.request_id is not None
+        future = hub.register(self._blocking, row.request_id)
+        current = self.ledger.get_by_request_id(row.request_id)
+        if current is not None and current.decision is not None:
+            if current.state == "resumed":
+                hub.complete(row.request_id, Decision.model_validate(current.decision))
+            else:
+                self._blocking.resolver.deliver(row.request_id)
+        return future
+
+    def _wait_blocking(self, row: ReviewRecord, wait_timeout: float | None) -> Decision:
+        assert row.request_id is not None
+        future = self._register(row)
+        try:
+            decision: Decision = future.result(timeout=wait_timeout)
+        except FutureTimeout:
+            hub.forget(row.request_id, future)
+            raise ReviewTimeoutError(
+                f"no decision for request {row.request_id} within {wait_timeout} s; call "
+                "review again with the same key to keep waiting"
+            ) from None
+        return decision
+
+
+def _graph_context() -> GraphContext | None:
+    try:
+        from ..langgraph._interrupt import graph_context
+    except ImportError:  # LangGraph not installed: nothing can be a graph run
+        return None
+    return graph_context()
+
+
+def _blocking_key() -> str:
+    return f"blk|{uuid.uuid4().hex}"

@@ -1,0 +1,188 @@
+"""ReviewSpec: everything a gate asks a human, validated before anything is sent.
+
+Also the canonical hashing that binds a decision to what was shown: :func:`canonical_json`,
+:func:`args_hash` (tool name + args) and :meth:`ReviewSpec.spec_hash`. A ledger row keeps the
+spec hash, so a replayed gate whose question changed (other args, other text) under the same
+correlation key fails closed instead of reusing someone else's answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._exceptions import ConfigError
+from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES
+from ..models.requests import CreateRequestParams
+from ..models.response_types import option_value
+
+__all__ = ["CONTEXT_KEY", "ReviewSpec", "args_hash", "canonical_json"]
+
+CONTEXT_KEY = "hitl_agent"
+"""The key under which a gate stamps its correlation key into the request's ``context``."""
+
+DEFAULT_TIMEOUT_SECONDS = 3600
+DEFAULT_PRIORITY = "medium"
+_SUMMARY_CHARS = 160
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, ASCII only (an RFC 8785 approximation)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def args_hash(tool_name: str, args: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of ``{"tool": tool_name, "args": args}``."""
+    body = canonical_json({"tool": tool_name, "args": dict(args)})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReviewSpec:
+    """One review question: text, response form, default, timeout, priority, context.
+
+    Build it with :meth:`build`, which validates everything the API would (ConfigError names
+    the field). ``approve_values``, ``reject_values`` and ``approve_on_timeout`` decide how the
+    answer is read; they are stored with the ledger row so every resolver reads it the same way.
+    """
+
+    request_text: str
+    response_type: str
+    response_config: dict[str, Any]
+    default_response: Any
+    priority: str = DEFAULT_PRIORITY
+    timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS
+    processing_type: str = "time-sensitive"
+    context: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    approve_values: tuple[str, ...] = tuple(sorted(DEFAULT_APPROVE_VALUES))
+    reject_values: tuple[str, ...] = tuple(sorted(DEFAULT_REJECT_VALUES))
+    approve_on_timeout: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        request_text: str,
+        *,
+        response_type: str = "boolean",
+        response_config: Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        priority: str = DEFAULT_PRIORITY,
+        timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS,
+        processing_type: str = "time-sensitive",
+        context: Mapping[str, Any] | None = None,
+        summary: str | None = None,
+        approve_values: Iterable[str] | None = None,
+        reject_values: Iterable[str] | None = None,
+        approve_on_timeout: bool = False,
+    ) -> ReviewSpec:
+        """Validate and freeze a review; raise ConfigError naming the bad field.
+
+        Defaults are the safe ones: a boolean question ("Approve"/"Reject") whose default is
+        ``False``, medium priority, one hour to answer, reject on timeout.
+        """
+        config = dict(response_config or {})
+        if response_type == "boolean" and not config:
+            config = {"true_label": "Approve", "false_label": "Reject"}
+        if default_response is None:
+            default_response = _safe_default(response_type, config)
+        ctx = dict(context or {})
+        if CONTEXT_KEY in ctx:
+            raise ConfigError(
+                f"context.{CONTEXT_KEY}",
+                "this key is reserved for the gate's correlation key",
+                "rename your context entry",
+            )
+        try:
+            canonical_json(ctx)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                "context", f"not JSON-serializable ({err})", "pass plain JSON values"
+            ) from None
+        params = CreateRequestParams.build(
+            request_text=request_text,
+            response_type=response_type,
+            response_config=config,
+            default_response=default_response,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            processing_type=processing_type,
+            context=ctx or None,
+        )
+        return cls(
+            request_text=params.request_text,
+            response_type=params.response_type,
+            response_config=params.response_config,
+            default_response=params.default_response,
+            priority=params.priority,
+            timeout_seconds=params.timeout_seconds,
+            processing_type=params.processing_type,
+            context=ctx,
+            summary=(summary or _summarize(request_text))[:_SUMMARY_CHARS],
+            approve_values=tuple(sorted(approve_values or DEFAULT_APPROVE_VALUES)),
+            reject_values=tuple(sorted(reject_values or DEFAULT_REJECT_VALUES)),
+            approve_on_timeout=approve_on_timeout,
+        )
+
+    def spec_hash(self) -> str:
+        """sha256 hex of everything the reviewer sees and how the answer is read."""
+        body = canonical_json(
+            {
+                "text": self.request_text,
+                "type": self.response_type,
+                "config": self.response_config,
+                "default": self.default_response,
+                "context": self.context,
+                "approve": list(self.approve_values),
+                "approve_on_timeout": self.approve_on_timeout,
+            }
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def interpretation(self) -> dict[str, Any]:
+        """The answer-reading settings, as stored in the ledger row's payload."""
+        return {
+            "approve_values": list(self.approve_values),
+            "reject_values": list(self.reject_values),
+            "approve_on_timeout": self.approve_on_timeout,
+        }
+
+    def create_kwargs(self, key: str, callback_url: str | None) -> dict[str, Any]:
+        """Keyword arguments for ``client.requests.create`` with the key stamped in context."""
+        return {
+            "request_text": self.request_text,
+            "response_type": self.response_type,
+            "response_config": self.response_config,
+            "default_response": self.default_response,
+            "priority": self.priority,
+            "timeout_seconds": self.timeout_seconds,
+            "processing_type": self.processing_type,
+            "context": {**self.context, CONTEXT_KEY: {"key": key}},
+            "callback_url": callback_url,
+        }
+
+
+def _safe_default(response_type: str, config: dict[str, Any]) -> Any:
+    """The deny option for the response type, or ConfigError when there is none."""
+    if response_type == "boolean":
+        return False
+    if response_type == "single_select":
+        for option in config.get("options") or []:
+            value = option.get("value") if isinstance(option, dict) else option_value(option)
+            if isinstance(value, str) and value.strip().lower() in DEFAULT_REJECT_VALUES:
+                return value
+    raise ConfigError(
+        "default_response",
+        f"no safe default can be chosen for response_type {response_type!r}",
+        "pass default_response explicitly (the answer recorded on timeout)",
+    )
+
+
+def _summarize(text: str) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= _SUMMARY_CHARS else first[: _SUMMARY_CHARS - 1] + "…"

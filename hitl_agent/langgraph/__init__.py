@@ -1,0 +1,16 @@
+"""LangGraph integration: durable reviews inside nodes and tools, and the resumer.
+
+::
+
+    from hitl_agent.langgraph import GraphResumer
+    def refund(state):
+        decision = keeper.review(f"Refund {state['amount']}?")   # interrupts durably
+        ...
+    dispatcher = keeper.dispatcher(GraphResumer(graph))
+"""
+
+from ._interrupt import DECISIONS_KEY, resume_value
+from ._node import review_node
+from ._resumer import PAYLOAD_KEY, GraphResumer
+
+__all__ = ["DECISIONS_KEY", "PAYLOAD_KEY", "GraphResumer", "resume_value", "review_node"]

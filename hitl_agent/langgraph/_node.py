@@ -1,0 +1,48 @@
+"""``review_node``: a prebuilt node that asks a human and routes on the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import Command
+
+if TYPE_CHECKING:
+    from ..gate import Gatekeeper
+
+__all__ = ["review_node"]
+
+
+def review_node(
+    keeper: Gatekeeper,
+    *,
+    build: Callable[[Any], Mapping[str, Any]],
+    approved: str,
+    rejected: str,
+    state_key: str = "hitl_decision",
+) -> Callable[[Any], Command[str]]:
+    """A node that reviews what ``build(state)`` describes and routes on the decision.
+
+    Args:
+        keeper: the Gatekeeper to review with.
+        build: state -> ``keeper.review`` keyword arguments (``request_text`` required).
+        approved: the node to go to when the decision approves.
+        rejected: the node to go to otherwise (rejected, timed out, cancelled, ...).
+        state_key: the state key the decision (JSON) is written to.
+
+    Example::
+
+        builder.add_node("review", keeper.review_node(
+            build=lambda s: {"request_text": f"Refund {s['amount']}?", "priority": "high"},
+            approved="refund", rejected="explain"))
+    """
+
+    def node(state: Any) -> Command[str]:
+        kwargs = dict(build(state))
+        decision = keeper.review(kwargs.pop("request_text"), **kwargs)
+        return Command(
+            goto=approved if decision.approved else rejected,
+            update={state_key: decision.model_dump(mode="json")},
+        )
+
+    return node

@@ -1,0 +1,252 @@
+"""RemoteGraphResumer: resume a thread on a LangGraph Server (``langgraph-sdk``), or nothing.
+
+The rule is :class:`~hitl_agent.langgraph.GraphResumer`'s, applied over HTTP: read the
+thread's state (``GET /threads/{id}/state?subgraphs=true``), find the gate's task by its
+checkpoint namespace waiting on an interrupt whose payload is ours, and only then create one
+run that answers that interrupt by id and wait for it::
+
+    POST /threads/{id}/runs/wait
+    {"assistant_id": ..., "command": {"resume": {interrupt_id: {"hitl_agent_decisions": [...]}}},
+     "multitask_strategy": "reject", "if_not_exists": "reject", "durability": "sync"}
+
+An unknown thread (404), a finished thread or a task that is not waiting returns False and
+creates no run: a run on a thread that is not waiting would *start* it. The run is created
+with ``if_not_exists="reject"`` (a thread deleted in between is not re-created) and
+``multitask_strategy="reject"`` (a thread that is already running a resume refuses a second
+one with 409). Any other failure, and a run that ends in error, raises
+:class:`RemoteResumeError`; the dispatcher then releases its claim and retries later.
+
+::
+
+    from hitl_agent.langgraph.remote import RemoteGraphResumer
+    dispatcher = keeper.dispatcher(RemoteGraphResumer("http://127.0.0.1:2024", "agent"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from langgraph.types import Interrupt, PregelTask, StateSnapshot
+from langgraph_sdk import get_client, get_sync_client
+from langgraph_sdk.errors import NotFoundError
+
+from .._exceptions import HITLError
+from ..decision import Decision
+from ..ledger import ReviewRecord
+from ._interrupt import resume_value
+from ._resumer import _find_interrupt
+
+if TYPE_CHECKING:
+    from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
+
+__all__ = ["RemoteGraphResumer", "RemoteResumeError", "snapshot_from_thread_state"]
+
+Durability = Literal["sync", "async", "exit"]
+
+
+class RemoteResumeError(HITLError):
+    """The LangGraph Server refused or failed a resume (the cause is chained)."""
+
+
+def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
+    """The parts of a ``ThreadState`` JSON that find a pending interrupt, as a StateSnapshot.
+
+    Tasks, their interrupts (id and value) and, with ``subgraphs=True``, the nested states of
+    subgraph tasks are kept; values, configs and metadata are not needed and left empty.
+    """
+    tasks = []
+    for task in state.get("tasks") or ():
+        nested = task.get("state")
+        interrupts = tuple(
+            Interrupt(value=item.get("value"), id=str(item.get("id")))
+            for item in task.get("interrupts") or ()
+            if isinstance(item, Mapping) and item.get("id")
+        )
+        tasks.append(
+            PregelTask(
+                id=str(task.get("id")),
+                name=str(task.get("name")),
+                path=tuple(task.get("path") or ()),
+                error=None,
+                interrupts=interrupts,
+                # A subgraph's state is a nested ThreadState; otherwise null or a config.
+                state=(
+                    snapshot_from_thread_state(nested)
+                    if isinstance(nested, Mapping) and "tasks" in nested
+                    else None
+                ),
+            )
+        )
+    return StateSnapshot(
+        values={},
+        next=tuple(state.get("next") or ()),
+        config={},
+        metadata=None,
+        created_at=None,
+        parent_config=None,
+        tasks=tuple(tasks),
+        interrupts=(),
+    )
+
+
+def _check_run(thread_id: str, result: Any) -> None:
+    """Raise if a ``/runs/wait`` body says the run ended in error."""
+    if isinstance(result, Mapping) and isinstance(result.get("__error__"), Mapping):
+        failure = result["__error__"]
+        raise RemoteResumeError(
+            f"the resume run of thread {thread_id} failed: "
+            f"{failure.get('error')}: {failure.get('message')}"
+        )
+
+
+class RemoteGraphResumer:
+    """Resumes threads of a LangGraph Server deployment for decided reviews.
+
+    Args:
+        url: the server's base URL (``http://127.0.0.1:2024`` for ``langgraph dev``).
+        assistant_id: the assistant (or graph id) whose threads the gates run in.
+        api_key: sent as ``x-api-key``; None lets ``langgraph-sdk`` read
+            ``LANGGRAPH_API_KEY`` / ``LANGSMITH_API_KEY`` / ``LANGCHAIN_API_KEY``.
+        headers: extra headers for every call (e.g. a custom auth header).
+        client: a ``langgraph_sdk`` sync client to use instead of building one (then
+            ``url``, ``api_key`` and ``headers`` are not used for sync calls).
+        aclient: the async client for :meth:`aresume`, likewise.
+        durability: the resume run's durability; ``"sync"`` persists every step before the
+            next.
+        config: run config sent with every resume (``thread_id`` comes from the row).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        assistant_id: str,
+        *,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: SyncLangGraphClient | None = None,
+        aclient: LangGraphClient | None = None,
+        durability: Durability = "sync",
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.assistant_id = assistant_id
+        self.durability: Durability = durability
+        self._api_key = api_key
+        self._headers = dict(headers) if headers else None
+        self._client = client
+        self._aclient = aclient
+        self._config = dict(config) if config else None
+
+    def __repr__(self) -> str:
+        return f"RemoteGraphResumer(url={self.url!r}, assistant_id={self.assistant_id!r})"
+
+    @property
+    def client(self) -> SyncLangGraphClient:
+        """The sync SDK client (built on first use)."""
+        if self._client is None:
+            if self._api_key is None:
+                self._client = get_sync_client(url=self.url, headers=self._headers)
+            else:
+                self._client = get_sync_client(
+                    url=self.url, api_key=self._api_key, headers=self._headers
+                )
+        return self._client
+
+    @property
+    def aclient(self) -> LangGraphClient:
+        """The async SDK client (built on first use, inside the running loop)."""
+        if self._aclient is None:
+            if self._api_key is None:
+                self._aclient = get_client(url=self.url, headers=self._headers)
+            else:
+                self._aclient = get_client(
+                    url=self.url, api_key=self._api_key, headers=self._headers
+                )
+        return self._aclient
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        if self._aclient is not None:
+            await self._aclient.aclose()
+
+    # -- target --------------------------------------------------------------------------
+
+    def target(self, record: ReviewRecord) -> str | None:
+        """The interrupt id a decision for ``record`` would resume on the server, or None."""
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return None
+        try:
+            state = self.client.threads.get_state(record.thread_id, subgraphs=True)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise RemoteResumeError(f"reading thread {record.thread_id} failed: {exc}") from exc
+        return _find_interrupt(snapshot_from_thread_state(state), record)
+
+    async def atarget(self, record: ReviewRecord) -> str | None:
+        """Async twin of :meth:`target`."""
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return None
+        try:
+            state = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise RemoteResumeError(f"reading thread {record.thread_id} failed: {exc}") from exc
+        return _find_interrupt(snapshot_from_thread_state(state), record)
+
+    # -- resume --------------------------------------------------------------------------
+
+    def _run_kwargs(self, interrupt_id: str, decisions: Sequence[Decision]) -> dict[str, Any]:
+        value = resume_value([decision.model_dump(mode="json") for decision in decisions])
+        kwargs: dict[str, Any] = {
+            "command": {"resume": {interrupt_id: value}},
+            "multitask_strategy": "reject",
+            "if_not_exists": "reject",
+            "durability": self.durability,
+            "raise_error": False,
+        }
+        if self._config is not None:
+            kwargs["config"] = self._config
+        return kwargs
+
+    def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Resume the row's task with ``decisions``; False (no run created) if not waiting.
+
+        Raises:
+            RemoteResumeError: the server refused the run (409 busy, 404 assistant, 5xx...)
+                or the run ended in error.
+        """
+        interrupt_id = self.target(record)
+        if interrupt_id is None:
+            return False
+        assert record.thread_id is not None
+        try:
+            result = self.client.runs.wait(
+                record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
+            )
+        except Exception as exc:
+            raise RemoteResumeError(f"resuming thread {record.thread_id} failed: {exc}") from exc
+        _check_run(record.thread_id, result)
+        return True
+
+    async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Async twin of :meth:`resume`."""
+        interrupt_id = await self.atarget(record)
+        if interrupt_id is None:
+            return False
+        assert record.thread_id is not None
+        try:
+            result = await self.aclient.runs.wait(
+                record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
+            )
+        except Exception as exc:
+            raise RemoteResumeError(f"resuming thread {record.thread_id} failed: {exc}") from exc
+        _check_run(record.thread_id, result)
+        return True

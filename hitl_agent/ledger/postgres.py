@@ -1,0 +1,292 @@
+"""The PostgreSQL ledger: the scale path, shared by several dispatcher replicas.
+
+Every transition is one statement in its own transaction (the pool's connections are in
+autocommit). A compare-and-set ``UPDATE … WHERE request_id = %s AND state = …`` takes the
+row lock; a concurrent one waits for it, then re-checks its ``WHERE`` against the committed
+row (READ COMMITTED's re-evaluation) and matches nothing, so exactly one caller wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'hitl-agent[postgres]'"
+    ) from exc
+
+from ._base import Ledger, ReviewRecord
+from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
+
+__all__ = ["MIGRATIONS", "PostgresLedger"]
+
+#: The schema, one entry per version: the position of an entry is its version number.
+#: Append, never edit. ``{table}``, ``{migrations}`` and ``{open_index}`` are identifiers
+#: filled in per schema.
+MIGRATIONS: list[LiteralString] = [
+    "CREATE TABLE IF NOT EXISTS {migrations} (v integer PRIMARY KEY)",
+    # ``seq`` orders rows created in the same second. ``json`` (not ``jsonb``) keeps the text
+    # as written: ``jsonb`` refuses \\u0000, which a reviewer's free text may carry.
+    """CREATE TABLE {table} (
+        key text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        state text NOT NULL
+            CHECK (state IN ('intent', 'pending', 'decided', 'resuming', 'resumed')),
+        request_id text UNIQUE,
+        thread_id text,
+        checkpoint_ns text,
+        loop_id text,
+        args_hash text,
+        token_hash text,
+        deadline double precision,
+        decision json,
+        payload json NOT NULL DEFAULT '{{}}',
+        claimed_by text,
+        lease_until double precision,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    )""",
+    # list_open reads only open rows; resumed rows pile up and must not slow it down.
+    "CREATE INDEX {open_index} ON {table} (created_at, seq) WHERE state <> 'resumed'",
+]
+
+_COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
+
+
+class PostgresLedger(Ledger):
+    """A :class:`Ledger` in PostgreSQL, through a ``psycopg_pool.ConnectionPool``.
+
+    Args:
+        conninfo: a libpq connection string or ``postgresql://`` URI.
+        schema: keep the tables in this schema (created by :meth:`setup` if missing), so
+            that tests or tenants do not see each other's rows. Default: the search path.
+        min_size, max_size: the pool's bounds. Concurrent callers beyond ``max_size`` wait
+            for a connection.
+        timeout: seconds to wait for a connection (and for the pool to open).
+
+    Raises:
+        psycopg_pool.PoolTimeout: the server could not be reached within ``timeout``.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        self.schema = schema
+        prefix = (schema,) if schema else ()
+        self._ids = {
+            "table": sql.Identifier(*prefix, "hitl_ledger"),
+            "migrations": sql.Identifier(*prefix, "hitl_ledger_migrations"),
+            "open_index": sql.Identifier("hitl_ledger_open"),
+        }
+        self._table = self._ids["table"]
+        self._select = sql.SQL("SELECT {} FROM {}").format(_COLS, self._table)
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={"autocommit": True},
+            open=False,
+            name="hitl-ledger",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresLedger(schema={self.schema!r})"
+
+    def close(self) -> None:
+        """Close the pool and its connections. Idempotent."""
+        self._pool.close()
+
+    def _q(self, template: LiteralString) -> sql.Composed:
+        return sql.SQL(template).format(**self._ids)
+
+    def _fetch(self, query: sql.Composed, args: tuple[Any, ...]) -> ReviewRecord | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(query, args).fetchone()
+        return None if row is None else to_record(row)
+
+    def _cas(self, query: sql.Composed, args: tuple[Any, ...]) -> bool:
+        with self._pool.connection() as conn:
+            return bool(conn.execute(query, args).rowcount == 1)
+
+    # -- schema ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create or migrate the tables. Idempotent; concurrent callers are serialised by a
+        transaction-scoped advisory lock."""
+        lock_name = f"hitl_agent.ledger:{self.schema or ''}"
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_name,))
+            if self.schema:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+            conn.execute(self._q(MIGRATIONS[0]))
+            row = conn.execute(self._q("SELECT max(v) FROM {migrations}")).fetchone()
+            done = -1 if row is None or row[0] is None else int(row[0])
+            for version in range(done + 1, len(MIGRATIONS)):
+                if version:
+                    conn.execute(self._q(MIGRATIONS[version]))
+                conn.execute(self._q("INSERT INTO {migrations} (v) VALUES (%s)"), (version,))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, key: str) -> ReviewRecord | None:
+        """The row for a correlation key."""
+        return self._fetch(self._select + sql.SQL(" WHERE key = %s"), (key,))
+
+    def get_by_request_id(self, request_id: str) -> ReviewRecord | None:
+        """The row for a HITL request id."""
+        return self._fetch(self._select + sql.SQL(" WHERE request_id = %s"), (request_id,))
+
+    def list_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
+        """Rows that still need work, oldest first (ties in creation order)."""
+        check_limit(limit)
+        query = self._select + sql.SQL(
+            " WHERE state <> 'resumed' ORDER BY created_at, seq LIMIT %s"
+        )
+        with self._pool.connection() as conn:
+            return [to_record(row) for row in conn.execute(query, (limit,))]
+
+    # -- transitions -------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        key: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        loop_id: str | None = None,
+        args_hash: str | None = None,
+        token_hash: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[ReviewRecord, bool]:
+        """Insert an ``intent`` row unless ``key`` exists; see :meth:`Ledger.record_intent`."""
+        body = dump_json({} if payload is None else payload, "payload")
+        insert = (
+            self._q(
+                """INSERT INTO {table} (key, state, thread_id, checkpoint_ns, loop_id, args_hash,
+                    token_hash, payload, created_at, updated_at)
+                VALUES (%s, 'intent', %s, %s, %s, %s, %s, %s::json, %s, %s)
+                ON CONFLICT (key) DO NOTHING
+                RETURNING """
+            )
+            + _COLS
+        )
+        args = (key, thread_id, checkpoint_ns, loop_id, args_hash, token_hash, body, now, now)
+        # The existing row may be discarded between our INSERT and SELECT; then insert again.
+        while True:
+            inserted = self._fetch(insert, args)
+            if inserted is not None:
+                return inserted, True
+            existing = self.get(key)
+            if existing is not None:
+                return existing, False
+
+    def mark_created(
+        self, key: str, request_id: str, *, now: float, deadline: float | None = None
+    ) -> ReviewRecord:
+        """``intent`` -> ``pending``; see :meth:`Ledger.mark_created`.
+
+        Raises:
+            KeyError: no row for ``key``.
+            ValueError: the row carries a different request id, or ``request_id`` already
+                belongs to another key.
+        """
+        update = (
+            self._q(
+                """UPDATE {table} SET state = 'pending', request_id = %s, deadline = %s,
+                    updated_at = %s
+                WHERE key = %s AND state = 'intent'
+                RETURNING """
+            )
+            + _COLS
+        )
+        try:
+            row = self._fetch(update, (request_id, deadline, now, key))
+        except psycopg.errors.UniqueViolation as exc:
+            other = self.get_by_request_id(request_id)
+            owner = other.key if other is not None else "another row"
+            raise ValueError(
+                f"request id {request_id!r} already belongs to ledger row {owner!r}"
+            ) from exc
+        if row is not None:
+            return row
+        # Not an intent (a row never goes back to intent): absent, or already created.
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        if row.request_id != request_id:
+            raise ValueError(
+                f"ledger row {key!r} already carries request id {row.request_id!r}, "
+                f"not {request_id!r}"
+            )
+        return row
+
+    def discard_intent(self, key: str) -> bool:
+        """Delete ``key``'s row only while it is an ``intent``."""
+        return self._cas(self._q("DELETE FROM {table} WHERE key = %s AND state = 'intent'"), (key,))
+
+    def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
+        """``pending`` -> ``decided``; the first decision wins, forever."""
+        body = dump_json(decision, "decision")
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET state = 'decided', decision = %s::json, updated_at = %s
+                    WHERE request_id = %s AND state = 'pending'"""
+            ),
+            (body, now, request_id),
+        )
+
+    def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired
+        lease (``lease_until <= now``). A live claim is never re-granted, not even to its
+        owner."""
+        check_lease(lease_seconds)
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET state = 'resuming', claimed_by = %s, lease_until = %s,
+                        updated_at = %s
+                    WHERE request_id = %s
+                      AND (state = 'decided' OR (state = 'resuming' AND lease_until <= %s))"""
+            ),
+            (owner, now + lease_seconds, now, request_id, now),
+        )
+
+    def release(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``decided`` when ``owner`` holds the claim."""
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET state = 'decided', claimed_by = NULL, lease_until = NULL,
+                        updated_at = %s
+                    WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
+            ),
+            (now, request_id, owner),
+        )
+
+    def complete(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``resumed`` when ``owner`` holds the claim; ``claimed_by`` stays
+        as a record of who resumed."""
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET state = 'resumed', lease_until = NULL, updated_at = %s
+                    WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
+            ),
+            (now, request_id, owner),
+        )

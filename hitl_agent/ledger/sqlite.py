@@ -1,0 +1,338 @@
+"""The SQLite ledger: the embedded default, safe across threads and processes on one file.
+
+Every write runs in ``BEGIN IMMEDIATE``: the write lock is taken before the first read, so a
+read-then-write never sees a row another process changed in between, and a busy database
+waits (``busy_timeout``) instead of failing. Each state transition is one compare-and-set
+``UPDATE … WHERE request_id = ? AND state = ?``, so whoever loses a race changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._base import Ledger, ReviewRecord
+from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
+
+__all__ = ["MIGRATIONS", "SqliteLedger"]
+
+_TABLE = "hitl_ledger"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {_TABLE}"
+
+#: The schema, one entry per version: the position of an entry in the list is its version
+#: number. Append, never edit: ``setup()`` applies the entries a database has not seen yet.
+MIGRATIONS: list[str] = [
+    # 0: the bookkeeping table itself, so that version 0 is recorded like the others.
+    "CREATE TABLE IF NOT EXISTS hitl_ledger_migrations (v INTEGER PRIMARY KEY)",
+    # 1: the rows. ``key`` is the correlation key; ``request_id`` is unique once known (NULLs
+    # are distinct). The implicit rowid orders rows created in the same second.
+    f"""CREATE TABLE {_TABLE} (
+        key TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+            CHECK (state IN ('intent', 'pending', 'decided', 'resuming', 'resumed')),
+        request_id TEXT UNIQUE,
+        thread_id TEXT,
+        checkpoint_ns TEXT,
+        loop_id TEXT,
+        args_hash TEXT,
+        token_hash TEXT,
+        deadline REAL,
+        decision TEXT,
+        payload TEXT NOT NULL DEFAULT '{{}}',
+        claimed_by TEXT,
+        lease_until REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    # 2: list_open reads only open rows; resumed rows pile up and must not slow it down.
+    f"CREATE INDEX hitl_ledger_open ON {_TABLE} (created_at) WHERE state <> 'resumed'",
+]
+
+
+class SqliteLedger(Ledger):
+    """A :class:`Ledger` in one SQLite file, in WAL mode.
+
+    One connection per thread (sqlite3 connections must not be shared between threads while
+    in use); :meth:`close` closes them all. Several processes may open the same file: the
+    file's locks serialise the writes. A connection inherited through ``fork`` is never
+    used: the child opens its own.
+
+    Args:
+        path: the database file; created on first use. ``":memory:"`` is refused: every
+            thread would see a different, empty database.
+        busy_timeout: seconds a write waits for another writer before failing.
+        synchronous: SQLite's ``synchronous`` pragma. ``FULL`` (the default) makes a
+            recorded intent survive power loss; ``NORMAL`` survives a process crash only.
+
+    Example::
+
+        ledger = SqliteLedger("hitl.db")
+        ledger.setup()
+        row, inserted = ledger.record_intent("thread-1::review:0", now=time.time())
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        path = os.fspath(path)
+        if path == ":memory:" or path.startswith("file::memory:"):
+            raise ValueError(
+                "SqliteLedger needs a file: an in-memory database is private to one "
+                "connection and the ledger opens one per thread; use a temporary file"
+            )
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({self.path!r})"
+
+    # -- connections -------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        if os.getpid() != self._pid:
+            # A forked child must not touch the parent's connections (SQLite's rule); they
+            # are dropped unclosed, since closing them could disturb the parent's locks.
+            self._local = threading.local()
+            self._conns = []
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                # Threads come and go (to_thread pools, servers); close what dead ones left.
+                alive = []
+                for thread, old in self._conns:
+                    if thread.is_alive():
+                        alive.append((thread, old))
+                    else:
+                        old.close()
+                alive.append((threading.current_thread(), conn))
+                self._conns = alive
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; we BEGIN IMMEDIATE ourselves.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # only so that close() may close it from any thread
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._enable_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite reports a
+        # conflict at once ("database is locked") without its busy handler: several
+        # workers opening a fresh file together would fail. Retry within busy_timeout.
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this ledger opened. Idempotent."""
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        if os.getpid() != self._pid:
+            return
+        for _, conn in conns:
+            conn.close()
+
+    # -- schema ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create or migrate the tables. Idempotent, and safe to race from several processes."""
+        with self._write() as conn:
+            conn.execute(MIGRATIONS[0])
+            row = conn.execute("SELECT max(v) FROM hitl_ledger_migrations").fetchone()
+            done = -1 if row[0] is None else int(row[0])
+            for version in range(done + 1, len(MIGRATIONS)):
+                if version:
+                    conn.execute(MIGRATIONS[version])
+                conn.execute("INSERT INTO hitl_ledger_migrations (v) VALUES (?)", (version,))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _one(self, conn: sqlite3.Connection, where: str, arg: str) -> ReviewRecord | None:
+        row = conn.execute(f"{_SELECT} WHERE {where} = ?", (arg,)).fetchone()
+        return None if row is None else to_record(row)
+
+    def get(self, key: str) -> ReviewRecord | None:
+        """The row for a correlation key."""
+        return self._one(self._conn(), "key", key)
+
+    def get_by_request_id(self, request_id: str) -> ReviewRecord | None:
+        """The row for a HITL request id."""
+        return self._one(self._conn(), "request_id", request_id)
+
+    def list_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
+        """Rows that still need work, oldest first (ties in creation order)."""
+        check_limit(limit)
+        rows = self._conn().execute(
+            f"{_SELECT} WHERE state <> 'resumed' ORDER BY created_at, rowid LIMIT ?", (limit,)
+        )
+        return [to_record(row) for row in rows]
+
+    # -- transitions -------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        key: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        checkpoint_ns: str | None = None,
+        loop_id: str | None = None,
+        args_hash: str | None = None,
+        token_hash: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[ReviewRecord, bool]:
+        """Insert an ``intent`` row unless ``key`` exists; see :meth:`Ledger.record_intent`."""
+        body = dump_json({} if payload is None else payload, "payload")
+        with self._write() as conn:
+            cur = conn.execute(
+                f"""INSERT INTO {_TABLE} (key, state, thread_id, checkpoint_ns, loop_id,
+                        args_hash, token_hash, payload, created_at, updated_at)
+                    VALUES (?, 'intent', ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (key) DO NOTHING""",
+                (key, thread_id, checkpoint_ns, loop_id, args_hash, token_hash, body, now, now),
+            )
+            row = self._one(conn, "key", key)
+        assert row is not None  # read in the same write transaction
+        return row, cur.rowcount == 1
+
+    def mark_created(
+        self, key: str, request_id: str, *, now: float, deadline: float | None = None
+    ) -> ReviewRecord:
+        """``intent`` -> ``pending``; see :meth:`Ledger.mark_created`.
+
+        Raises:
+            KeyError: no row for ``key``.
+            ValueError: the row carries a different request id, or ``request_id`` already
+                belongs to another key.
+        """
+        with self._write() as conn:
+            row = self._one(conn, "key", key)
+            if row is None:
+                raise KeyError(key)
+            if row.request_id is not None:
+                if row.request_id != request_id:
+                    raise ValueError(
+                        f"ledger row {key!r} already carries request id {row.request_id!r}, "
+                        f"not {request_id!r}"
+                    )
+                return row
+            other = self._one(conn, "request_id", request_id)
+            if other is not None:
+                raise ValueError(
+                    f"request id {request_id!r} already belongs to ledger row {other.key!r}"
+                )
+            conn.execute(
+                f"""UPDATE {_TABLE} SET state = 'pending', request_id = ?, deadline = ?,
+                        updated_at = ?
+                    WHERE key = ? AND state = 'intent'""",
+                (request_id, deadline, now, key),
+            )
+            updated = self._one(conn, "key", key)
+        assert updated is not None
+        return updated
+
+    def discard_intent(self, key: str) -> bool:
+        """Delete ``key``'s row only while it is an ``intent``."""
+        with self._write() as conn:
+            cur = conn.execute(f"DELETE FROM {_TABLE} WHERE key = ? AND state = 'intent'", (key,))
+        return cur.rowcount == 1
+
+    def _cas(self, sql: str, args: tuple[Any, ...]) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(sql, args)
+        return cur.rowcount == 1
+
+    def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
+        """``pending`` -> ``decided``; the first decision wins, forever."""
+        body = dump_json(decision, "decision")
+        return self._cas(
+            f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?
+                WHERE request_id = ? AND state = 'pending'""",
+            (body, now, request_id),
+        )
+
+    def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired
+        lease (``lease_until <= now``). A live claim is never re-granted, not even to its
+        owner."""
+        check_lease(lease_seconds)
+        return self._cas(
+            f"""UPDATE {_TABLE} SET state = 'resuming', claimed_by = ?, lease_until = ?,
+                    updated_at = ?
+                WHERE request_id = ?
+                  AND (state = 'decided' OR (state = 'resuming' AND lease_until <= ?))""",
+            (owner, now + lease_seconds, now, request_id, now),
+        )
+
+    def release(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``decided`` when ``owner`` holds the claim."""
+        return self._cas(
+            f"""UPDATE {_TABLE} SET state = 'decided', claimed_by = NULL, lease_until = NULL,
+                    updated_at = ?
+                WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
+            (now, request_id, owner),
+        )
+
+    def complete(self, request_id: str, owner: str, *, now: float) -> bool:
+        """``resuming`` -> ``resumed`` when ``owner`` holds the claim. ``claimed_by`` is kept
+        as a record of who resumed."""
+        return self._cas(
+            f"""UPDATE {_TABLE} SET state = 'resumed', lease_until = NULL, updated_at = ?
+                WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
+            (now, request_id, owner),
+        )

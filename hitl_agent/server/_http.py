@@ -1,0 +1,129 @@
+"""The HTTP edge: the ``{error, msg, data}`` envelope, JSON bodies, bearer auth, quota headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from . import _quota
+from ._accounts import Caller, ReviewerAccount
+from ._errors import ServerError
+from ._server import LocalHITLServer
+
+__all__ = [
+    "ApiHandler",
+    "ReviewerHandler",
+    "api_endpoint",
+    "envelope",
+    "read_json",
+    "reviewer_endpoint",
+]
+
+Result = tuple[int, str, Any]
+ApiHandler = Callable[[Request, Caller, LocalHITLServer], Awaitable[Result]]
+ReviewerHandler = Callable[[Request, ReviewerAccount, LocalHITLServer], Awaitable[Result]]
+_NO_DATA: Any = object()
+
+
+def envelope(
+    status: int, msg: str, data: Any = _NO_DATA, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """``{"error": status >= 400, "msg": msg, "data": data}`` (``data`` left out when absent)."""
+    body: dict[str, Any] = {"error": status >= 400, "msg": msg}
+    if data is not _NO_DATA:
+        body["data"] = data
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON; 400 ``Invalid request body`` naming what is wrong with it."""
+    raw = await request.body()
+    if not raw.strip():
+        raise ServerError(400, "Invalid request body", "the body is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ServerError(
+            400, "Invalid request body", f"the body is not valid JSON ({err}); send a JSON object"
+        ) from None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _server(request: Request) -> LocalHITLServer:
+    server = request.app.state.hitl
+    assert isinstance(server, LocalHITLServer)
+    return server
+
+
+def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap ``handler`` with API-key auth, the hourly quota and the envelope."""
+
+    async def endpoint(request: Request) -> Response:
+        server = _server(request)
+        token = _bearer(request)
+        if token is None:
+            return envelope(401, "Missing or invalid authorization header")
+        caller = server.authenticate_key(token)
+        if caller is None:
+            return envelope(401, "Invalid API key")
+        limit = server.rate_limit
+        if limit is not None:
+            allowed, state = server.run(
+                lambda conn, now: _quota.consume(conn, caller.api_key_id, now, limit)
+            )
+            if not allowed:
+                return envelope(
+                    429, "API key request limit exceeded", state.exceeded_data(), state.headers()
+                )
+        try:
+            status, msg, data = await handler(request, caller, server)
+        except ServerError as err:
+            status, msg, data = err.status, err.msg, (_NO_DATA if err.data is None else err.data)
+        headers = None
+        if limit is not None:
+            # Read after the handler: a cancel may have refunded the call it just counted.
+            headers = server.run(
+                lambda conn, now: _quota.current(conn, caller.api_key_id, now, limit)
+            ).headers()
+        return envelope(status, msg, data, headers)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def reviewer_endpoint(handler: ReviewerHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap ``handler`` with reviewer-token auth and the envelope (reviewers have no quota)."""
+
+    async def endpoint(request: Request) -> Response:
+        server = _server(request)
+        token = _bearer(request)
+        if token is None:
+            return envelope(401, "Missing or invalid authorization header")
+        reviewer = server.authenticate_reviewer(token)
+        if reviewer is None:
+            return envelope(401, "Invalid reviewer token")
+        try:
+            status, msg, data = await handler(request, reviewer, server)
+        except ServerError as err:
+            status, msg, data = err.status, err.msg, (_NO_DATA if err.data is None else err.data)
+        return envelope(status, msg, data)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint

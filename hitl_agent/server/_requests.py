@@ -1,0 +1,308 @@
+"""Review requests through the API-key side: create, get, list, cancel, feedback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from .._exceptions import ConfigError
+from ..models._base import validate_strict
+from ..models.requests import CreateRequestParams, FeedbackParams, Priority, RequestStatus
+from . import _quota
+from ._accounts import Caller
+from ._callbacks import enqueue_callback
+from ._documents import REQUEST_SELECT, request_doc
+from ._errors import ServerError, validation_error
+from ._loops import check_loop_id
+from ._storage import PRIORITY_RANK
+from ._util import dumps, is_id, iso, new_id
+
+__all__ = [
+    "DEFERRED_TIMEOUT_SECONDS",
+    "SORTS",
+    "cancel_request",
+    "check_request_id",
+    "create_request",
+    "feedback_request",
+    "get_request",
+    "list_requests",
+    "load_request",
+]
+
+DEFERRED_TIMEOUT_SECONDS = 30 * 24 * 3600
+"""A deferred request without ``timeout_seconds`` times out after 30 days (documented)."""
+
+STATUSES: tuple[str, ...] = get_args(RequestStatus)
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+SORTS: dict[str, str] = {
+    "created_at_desc": "created_at DESC, seq DESC",
+    "created_at_asc": "created_at ASC, seq ASC",
+    "priority_desc": "priority_rank DESC, created_at DESC, seq DESC",
+    "status_asc": "status ASC, created_at DESC, seq DESC",
+}
+
+
+def check_request_id(request_id: str) -> None:
+    """400 ``Invalid request ID format`` unless the id is 24 hex characters."""
+    if not is_id(request_id):
+        raise ServerError(
+            400, "Invalid request ID format", "request_id must be a 24-character hexadecimal id"
+        )
+
+
+def load_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+    """The request row with its responder, or 404."""
+    check_request_id(request_id)
+    row = conn.execute(REQUEST_SELECT + " WHERE r.id = ?", (request_id,)).fetchone()
+    if row is None:
+        raise ServerError(404, "Request not found")
+    return row  # type: ignore[no-any-return]
+
+
+def _is_member(conn: sqlite3.Connection, loop_id: str, user_id: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM loop_members WHERE loop_id = ? AND user_id = ? AND status = 'active'",
+            (loop_id, user_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def _params(body: Any) -> CreateRequestParams:
+    if not isinstance(body, dict):
+        raise ServerError(
+            400, "Invalid request body", "the body must be a JSON object of request fields"
+        )
+    try:
+        return CreateRequestParams.build(**body)
+    except ConfigError as err:
+        head = err.field.split(".", 1)[0]
+        if head in ("response_type", "response_config"):
+            raise validation_error(err, "Invalid response configuration") from None
+        raise validation_error(err) from None
+
+
+def create_request(
+    conn: sqlite3.Connection, now: float, caller: Caller, loop_id: str, body: Any
+) -> dict[str, Any]:
+    """Validate and store a request in ``loop_id``; return the 201 ``data``."""
+    check_loop_id(loop_id)
+    loop = conn.execute("SELECT creator_id FROM loops WHERE id = ?", (loop_id,)).fetchone()
+    if loop is None:
+        raise ServerError(404, "Loop not found")
+    if loop["creator_id"] != caller.user_id:
+        raise ServerError(403, "Only loop creators can create requests")
+    params = _params(body)
+    members = conn.execute(
+        "SELECT m.user_id, m.role, u.email FROM loop_members m JOIN users u ON u.id = m.user_id "
+        "WHERE m.loop_id = ? AND m.status = 'active' ORDER BY m.joined_at, m.user_id",
+        (loop_id,),
+    ).fetchall()
+    if not members:
+        raise ServerError(400, "No active members found in the loop", "add a reviewer first")
+    broadcast = [
+        {
+            "user_id": m["user_id"],
+            "email": m["email"],
+            "role": m["role"],
+            "notification_sent": True,
+            "notification_error": None,
+        }
+        for m in members
+    ]
+    timeout_seconds = params.timeout_seconds or DEFERRED_TIMEOUT_SECONDS
+    request_id = new_id(now)
+    conn.execute(
+        "INSERT INTO requests (id, loop_id, api_key_id, creator_id, status, priority, "
+        "priority_rank, body, broadcasted_to, timeout_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+        (
+            request_id,
+            loop_id,
+            caller.api_key_id,
+            caller.user_id,
+            params.priority,
+            PRIORITY_RANK[params.priority],
+            dumps(params.to_body()),
+            dumps(broadcast),
+            now + timeout_seconds,
+            now,
+            now,
+        ),
+    )
+    return {
+        "request_id": request_id,
+        "status": "pending",
+        "processing_type": params.processing_type,
+        "type": params.type,
+        "priority": params.priority,
+        "timeout_at": iso(now + timeout_seconds),
+        "broadcasted_to": len(broadcast),
+        "notifications_sent": len(broadcast),
+        "polling_url": f"/v1/api/requests/{request_id}",
+    }
+
+
+def get_request(conn: sqlite3.Connection, caller: Caller, request_id: str) -> dict[str, Any]:
+    """A request of this key, or of a loop the key's user belongs to."""
+    row = load_request(conn, request_id)
+    if row["api_key_id"] != caller.api_key_id and not _is_member(
+        conn, row["loop_id"], caller.user_id
+    ):
+        raise ServerError(403, "Access denied to this request")
+    return {"request": request_doc(row)}
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        bound = f"between {low} and {high}" if high < 2**62 else f"at least {low}"
+        raise ServerError(
+            400, "Invalid pagination parameters", f"{name} must be an integer {bound}"
+        )
+    return value
+
+
+def _choice(query: Mapping[str, str], name: str, allowed: tuple[str, ...], msg: str) -> str | None:
+    value = query.get(name)
+    if value is not None and value not in allowed:
+        raise ServerError(400, msg, f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def list_requests(
+    conn: sqlite3.Connection, caller: Caller, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """One page of the requests this key created, filtered and sorted as asked."""
+    status = _choice(query, "status", STATUSES, "Invalid status filter value")
+    priority = _choice(query, "priority", PRIORITIES, "Invalid priority filter value")
+    sort = _choice(query, "sort", tuple(SORTS), "Invalid sort value") or "created_at_desc"
+    loop_id = query.get("loop_id")
+    if loop_id is not None:
+        check_loop_id(loop_id)
+    limit = _int_param(query, "limit", 50, 1, 100)
+    offset = _int_param(query, "offset", 0, 0, 2**62)
+    where = ["r.api_key_id = ?"]
+    args: list[Any] = [caller.api_key_id]
+    for column, value in (("status", status), ("priority", priority), ("loop_id", loop_id)):
+        if value is not None:
+            where.append(f"r.{column} = ?")
+            args.append(value)
+    clause = " WHERE " + " AND ".join(where)
+    total = conn.execute("SELECT COUNT(*) FROM requests r" + clause, args).fetchone()[0]
+    order = ", ".join("r." + part for part in SORTS[sort].split(", "))
+    rows = conn.execute(
+        REQUEST_SELECT + clause + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
+    ).fetchall()
+    has_more = offset + len(rows) < total
+    return {
+        "requests": [request_doc(row) for row in rows],
+        "count": len(rows),
+        "total": total,
+        "has_more": has_more,
+        "pagination": {
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + len(rows) if has_more else None,
+        },
+    }
+
+
+def cancel_request(
+    conn: sqlite3.Connection, now: float, caller: Caller, request_id: str
+) -> dict[str, Any]:
+    """Cancel a pending (refunded) or claimed (not refunded) request of this key."""
+    row = load_request(conn, request_id)
+    if row["api_key_id"] != caller.api_key_id:
+        raise ServerError(403, "Access denied to this request")
+    previous = row["status"]
+    if previous == "pending":
+        refund = {"refunded": True, "reason": "Request cancelled before processing began"}
+        _quota.refund(conn, caller.api_key_id, now)
+    elif previous == "claimed":
+        refund = {"refunded": False, "reason": "Request was already being processed by reviewer"}
+    else:
+        raise ServerError(
+            400,
+            "Request cannot be cancelled in current state",
+            f"the request is {previous}; only pending or claimed requests can be cancelled",
+        )
+    conn.execute(
+        "UPDATE requests SET status = 'cancelled', cancelled_at = ?, updated_at = ?, "
+        "claimed_by = NULL, claim_expires_at = NULL WHERE id = ?",
+        (now, now, request_id),
+    )
+    enqueue_callback(conn, now, request_id)
+    return {
+        "request_id": request_id,
+        "status": "cancelled",
+        "cancelled_at": iso(now),
+        "previous_status": previous,
+        "refund_info": refund,
+    }
+
+
+_SCORE_FIELDS = ("rating", "accuracy", "timeliness", "helpfulness")
+
+
+def feedback_request(
+    conn: sqlite3.Connection, now: float, caller: Caller, request_id: str, body: Any
+) -> dict[str, Any]:
+    """Store feedback on a completed request this key created."""
+    check_request_id(request_id)
+    if not isinstance(body, dict) or not isinstance(body.get("feedback"), dict):
+        raise ServerError(
+            400,
+            "Invalid request body",
+            'feedback: required object is missing. Fix: send {"feedback": {"rating": 5, ...}}',
+        )
+    extra = sorted(set(body) - {"feedback"})
+    if extra:
+        raise ServerError(
+            400,
+            "Invalid request body",
+            f"{extra[0]}: unknown field. Fix: put feedback fields inside the feedback object",
+        )
+    row = load_request(conn, request_id)
+    if row["api_key_id"] != caller.api_key_id:
+        raise ServerError(403, "Access denied to this request")
+    if row["status"] != "completed":
+        raise ServerError(
+            400,
+            "Feedback can only be added to completed requests",
+            f"the request is {row['status']}",
+        )
+    try:
+        params = validate_strict(FeedbackParams, body["feedback"], prefix="feedback")
+    except ConfigError as err:
+        name = err.field.removeprefix("feedback.")
+        if name in _SCORE_FIELDS:
+            raise validation_error(err, "Rating values must be between 1 and 5") from None
+        if name == "comment":
+            raise validation_error(
+                err, "Comment exceeds maximum length of 1000 characters"
+            ) from None
+        raise validation_error(err) from None
+    feedback = params.model_dump(mode="json", exclude_none=True)
+    feedback_id = new_id(now)
+    conn.execute(
+        "INSERT INTO feedback (id, request_id, api_key_id, feedback, submitted_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (feedback_id, request_id, caller.api_key_id, dumps(feedback), now),
+    )
+    return {
+        "request_id": request_id,
+        "feedback": json.loads(dumps(feedback)),
+        "feedback_id": feedback_id,
+        "submitted_at": iso(now),
+        "reviewer_notified": row["response_by"] is not None,
+    }

@@ -1,0 +1,192 @@
+"""The SQLite file behind the local server: schema, one connection, one lock.
+
+One connection guarded by a :class:`threading.Lock` (``check_same_thread=False``) serves every
+thread: the event loop's handlers, the scheduler and a test thread calling the Python API.
+Each operation is short and synchronous; measured in ``bench/bench_server.py``, a create or a
+page of 50 takes well under a millisecond of database time, so a pool would buy nothing.
+
+File databases run in WAL mode, so a crash loses at most the transaction in flight and readers
+(``sqlite3`` shell, a second process) never block the server.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["PRIORITY_RANK", "Storage"]
+
+PRIORITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+"""Queue order: critical first. Stored as a column so ``priority_desc`` uses an index."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    token_hash TEXT UNIQUE,
+    created_at REAL NOT NULL,
+    last_active REAL
+);
+CREATE INDEX IF NOT EXISTS users_email ON users (email);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    status TEXT NOT NULL DEFAULT 'active',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS loops (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    icon TEXT NOT NULL,
+    creator_id TEXT NOT NULL REFERENCES users (id),
+    invite_code TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS loops_creator ON loops (creator_id, created_at);
+CREATE TABLE IF NOT EXISTS loop_members (
+    loop_id TEXT NOT NULL REFERENCES loops (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    status TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at REAL,
+    PRIMARY KEY (loop_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS loop_members_user ON loop_members (user_id, status);
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    loop_id TEXT NOT NULL,
+    api_key_id TEXT NOT NULL,
+    creator_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    priority_rank INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    broadcasted_to TEXT NOT NULL,
+    timeout_at REAL NOT NULL,
+    claimed_by TEXT,
+    claimed_at REAL,
+    claim_expires_at REAL,
+    response_data TEXT,
+    response_by TEXT,
+    response_at REAL,
+    cancelled_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_key_created ON requests (api_key_id, created_at, seq);
+CREATE INDEX IF NOT EXISTS requests_key_status ON requests (api_key_id, status, created_at, seq);
+CREATE INDEX IF NOT EXISTS requests_key_loop ON requests (api_key_id, loop_id, created_at, seq);
+CREATE INDEX IF NOT EXISTS requests_key_priority
+    ON requests (api_key_id, priority_rank, created_at, seq);
+CREATE INDEX IF NOT EXISTS requests_open_timeout ON requests (timeout_at)
+    WHERE status IN ('pending', 'claimed');
+CREATE INDEX IF NOT EXISTS requests_claim_expiry ON requests (claim_expires_at)
+    WHERE status = 'claimed';
+CREATE INDEX IF NOT EXISTS requests_queue ON requests (loop_id, status, priority_rank, seq);
+CREATE TABLE IF NOT EXISTS feedback (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    api_key_id TEXT NOT NULL,
+    feedback TEXT NOT NULL,
+    submitted_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    url TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    UNIQUE (request_id, event)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS usage (
+    api_key_id TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (api_key_id, window_start)
+);
+"""
+
+
+class Storage:
+    """The database: open it, run a transaction under the lock, close it.
+
+    Args:
+        path: a file path, or ``":memory:"`` for a database that lives as long as this object.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._closed = False
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives a process crash; only an OS crash can lose
+                # the last transactions, which a local development server can afford.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and a write transaction; commit on success, roll back on error."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local HITL server's database is closed")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for reads that need no transaction."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local HITL server's database is closed")
+            yield self._conn
+
+    def get_meta(self, key: str) -> str | None:
+        """A value from the ``meta`` table."""
+        with self.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed

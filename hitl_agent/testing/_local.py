@@ -1,0 +1,214 @@
+"""``local_hitl()`` / ``alocal_hitl()``: a local HITL server, a client and a reviewer in one line.
+
+::
+
+    from hitl_agent.testing import FakeClock, local_hitl
+
+    def test_approval() -> None:
+        clock = FakeClock()
+        with local_hitl(clock=clock) as hitl:
+            created = hitl.client.requests.create(hitl.loop_id, request_text="Ship?",
+                response_type="boolean", default_response=False, timeout_seconds=600)
+            hitl.reviewer.respond(created.request_id, True)
+            assert hitl.client.requests.get(created.request_id).response_value is True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from .._client import AsyncHITLClient, HITLClient
+from .._retry import RetryPolicy
+from ..server import Bootstrap, LocalHITLServer, create_app
+from ._reviewer import AsyncScriptedReviewer, ScriptedReviewer
+
+__all__ = ["AsyncLocalHITL", "LocalHITL", "alocal_hitl", "local_hitl"]
+
+BASE_URL = "http://testserver/v1"
+_NO_RETRY = RetryPolicy(max_retries=0)
+
+
+@dataclass
+class LocalHITL:
+    """A running local server with a client and a scripted reviewer (from :func:`local_hitl`).
+
+    Attributes:
+        app: the ASGI app.
+        server: its :class:`~hitl_agent.server.LocalHITLServer`.
+        api_key: the bootstrapped API key; ``loop_id`` its loop.
+        base_url: ``http://testserver/v1``.
+        client: a :class:`~hitl_agent.HITLClient` over starlette's ``TestClient``.
+        reviewer: a :class:`ScriptedReviewer`, member of ``loop_id``.
+        http: the ``TestClient`` itself, for raw calls.
+    """
+
+    app: Starlette
+    server: LocalHITLServer
+    api_key: str = field(repr=False)
+    loop_id: str
+    base_url: str
+    client: HITLClient
+    reviewer: ScriptedReviewer
+    http: TestClient = field(repr=False)
+    credentials: Bootstrap = field(repr=False)
+
+    async def tick(self) -> None:
+        """One scheduler pass: timeouts, claim expiry, due callbacks."""
+        await self.server.tick()
+
+    def tick_sync(self) -> None:
+        """:meth:`tick` from synchronous test code (runs on the app's event loop)."""
+        portal = self.http.portal
+        assert portal is not None, "tick_sync() needs the local_hitl() context to be open"
+        portal.call(self.server.tick)
+
+
+@dataclass
+class AsyncLocalHITL:
+    """:class:`LocalHITL` for async tests (from :func:`alocal_hitl`): ``client`` is an
+    :class:`~hitl_agent.AsyncHITLClient` and ``reviewer`` an :class:`AsyncScriptedReviewer`,
+    both over ``httpx.ASGITransport``."""
+
+    app: Starlette
+    server: LocalHITLServer
+    api_key: str = field(repr=False)
+    loop_id: str
+    base_url: str
+    client: AsyncHITLClient
+    reviewer: AsyncScriptedReviewer
+    http: httpx.AsyncClient = field(repr=False)
+    credentials: Bootstrap = field(repr=False)
+
+    async def tick(self) -> None:
+        """One scheduler pass: timeouts, claim expiry, due callbacks."""
+        await self.server.tick()
+
+
+def _app(
+    db: str | os.PathLike[str],
+    clock: Callable[[], float] | None,
+    signing_secret: str | None,
+    rate_limit: int | None,
+    callback_client: httpx.AsyncClient | None,
+    callback_base_delay: float,
+    claim_timeout_seconds: float,
+    scheduler_interval: float | None,
+) -> Starlette:
+    return create_app(
+        db,
+        clock=clock,
+        signing_secret=signing_secret,
+        rate_limit=rate_limit,
+        callback_client=callback_client,
+        callback_base_delay=callback_base_delay,
+        claim_timeout_seconds=claim_timeout_seconds,
+        scheduler_interval=scheduler_interval,
+    )
+
+
+@contextlib.contextmanager
+def local_hitl(
+    *,
+    db: str | os.PathLike[str] = ":memory:",
+    clock: Callable[[], float] | None = None,
+    signing_secret: str | None = None,
+    rate_limit: int | None = None,
+    callback_client: httpx.AsyncClient | None = None,
+    callback_base_delay: float = 0.0,
+    claim_timeout_seconds: float = 300.0,
+    scheduler_interval: float | None = None,
+    retry: RetryPolicy | None = None,
+) -> Iterator[LocalHITL]:
+    """A local HITL server for a test, with a bootstrapped key, loop, client and reviewer.
+
+    Nothing runs in the background unless ``scheduler_interval`` is set: call
+    ``await hitl.tick()`` (or ``hitl.tick_sync()``) after moving ``clock`` to process
+    timeouts, claim expiry and callbacks. Callbacks retry without delay by default. The
+    client does not retry (``retry`` overrides), so a 429 surfaces at once.
+    """
+    app = _app(
+        db, clock, signing_secret, rate_limit, callback_client, callback_base_delay,
+        claim_timeout_seconds, scheduler_interval,
+    )  # fmt: skip
+    server: LocalHITLServer = app.state.hitl
+    try:
+        credentials = server.bootstrap()
+        with TestClient(app, base_url="http://testserver") as http:
+            # TestClient is an httpx-compatible client (httpx2); HITLClient only needs send().
+            client = HITLClient(
+                credentials.api_key,
+                base_url=BASE_URL,
+                http_client=cast(httpx.Client, http),
+                retry=retry or _NO_RETRY,
+            )
+            yield LocalHITL(
+                app=app,
+                server=server,
+                api_key=credentials.api_key,
+                loop_id=credentials.loop_id,
+                base_url=BASE_URL,
+                client=client,
+                reviewer=ScriptedReviewer(http, credentials.reviewer_token, BASE_URL),
+                http=http,
+                credentials=credentials,
+            )
+    finally:
+        server.close()
+
+
+@contextlib.asynccontextmanager
+async def alocal_hitl(
+    *,
+    db: str | os.PathLike[str] = ":memory:",
+    clock: Callable[[], float] | None = None,
+    signing_secret: str | None = None,
+    rate_limit: int | None = None,
+    callback_client: httpx.AsyncClient | None = None,
+    callback_base_delay: float = 0.0,
+    claim_timeout_seconds: float = 300.0,
+    scheduler_interval: float | None = None,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[AsyncLocalHITL]:
+    """The async twin of :func:`local_hitl`; use with ``async with``."""
+    app = _app(
+        db, clock, signing_secret, rate_limit, callback_client, callback_base_delay,
+        claim_timeout_seconds, scheduler_interval,
+    )  # fmt: skip
+    server: LocalHITLServer = app.state.hitl
+    task: asyncio.Task[Any] | None = None
+    try:
+        credentials = server.bootstrap()
+        if scheduler_interval is not None:
+            # ASGITransport runs no lifespan, so the scheduler is started here instead.
+            task = asyncio.create_task(server.run_scheduler(scheduler_interval))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            client = AsyncHITLClient(
+                credentials.api_key, base_url=BASE_URL, http_client=http, retry=retry or _NO_RETRY
+            )
+            yield AsyncLocalHITL(
+                app=app,
+                server=server,
+                api_key=credentials.api_key,
+                loop_id=credentials.loop_id,
+                base_url=BASE_URL,
+                client=client,
+                reviewer=AsyncScriptedReviewer(http, credentials.reviewer_token, BASE_URL),
+                http=http,
+                credentials=credentials,
+            )
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        server.close()

@@ -1,0 +1,1 @@
+from hitl_harness import env  # noqa: F401  (the fixture)

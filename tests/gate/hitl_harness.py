@@ -1,0 +1,157 @@
+"""Shared fixtures for the gate, dispatch and langgraph tests: a local HITL server whose
+callbacks are delivered in-process into a dispatcher, a SQLite ledger and a keeper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hitl_agent.dispatch import Dispatcher
+from hitl_agent.gate import Gatekeeper
+from hitl_agent.ledger import SqliteLedger
+from hitl_agent.testing import FakeClock, LocalHITL, local_hitl
+
+CALLBACK_URL = "http://app.test/hitl"
+SECRET = "test-callback-secret-0123456789abcdef"
+
+
+class Forwarder:
+    """An ASGI app that forwards to whatever dispatcher is plugged in later (or 503s)."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.deliveries = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.deliveries += 1
+        if self.target is None:
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.target(scope, receive, send)
+
+
+class CountingTransport(httpx.BaseTransport):
+    """Counts API calls (by method and path) on their way to the TestClient's transport."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        return self.inner.handle_request(request)
+
+
+@dataclass
+class Env:
+    hitl: LocalHITL
+    keeper: Gatekeeper
+    ledger: SqliteLedger
+    clock: FakeClock
+    forwarder: Forwarder
+    tmp_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def plug(self, dispatcher: Dispatcher) -> Dispatcher:
+        """Deliver the server's callbacks into ``dispatcher``."""
+        self.forwarder.target = dispatcher.asgi_app
+        return dispatcher
+
+    def tick(self) -> None:
+        """One server pass: timeouts and callbacks (delivered into the plugged dispatcher)."""
+        self.hitl.tick_sync()
+
+    def requests(self) -> list[Any]:
+        """Every request on the server (count creates with it)."""
+        return list(self.hitl.client.requests.iter(loop_id=self.hitl.loop_id))
+
+    def only_request_id(self) -> str:
+        requests = self.requests()
+        assert len(requests) == 1, requests
+        return str(requests[0].id)
+
+
+def make_env(tmp_path: Path, **keeper_kwargs: Any) -> Iterator[Env]:
+    clock = FakeClock()
+    forwarder = Forwarder()
+    callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder))
+    with local_hitl(clock=clock, callback_client=callback_client) as hitl:
+        ledger = SqliteLedger(tmp_path / "ledger.db")
+        ledger.setup()
+        kwargs: dict[str, Any] = {
+            "client": hitl.client,
+            "loop_id": hitl.loop_id,
+            "ledger": ledger,
+            "callback_url": CALLBACK_URL,
+            "callback_secret": SECRET,
+            "clock": clock,
+            "poll_interval": 0.02,
+        }
+        kwargs.update(keeper_kwargs)
+        keeper = Gatekeeper(**kwargs)
+        try:
+            yield Env(hitl, keeper, ledger, clock, forwarder, tmp_path)
+        finally:
+            portal = hitl.http.portal
+            assert portal is not None
+            portal.call(callback_client.aclose)
+            ledger.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    yield from make_env(tmp_path)
+
+
+def refund_graph(env: Env, saver: Any, effects: list[str], runs: list[str] | None = None) -> Any:
+    """START -> gate (review) -> act (records a side effect only when approved) -> END."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    from hitl_agent.decision import Decision
+
+    class State(TypedDict, total=False):
+        amount: int
+        decision: dict[str, Any]
+        done: bool
+
+    def gate(state: State) -> dict[str, Any]:
+        if runs is not None:
+            runs.append("gate")
+        decision = env.keeper.review(
+            f"Refund ${state['amount']}?",
+            response_type="single_select",
+            response_config={"options": ["Approve", "Reject"]},
+            default_response="reject",
+        )
+        return {"decision": decision.model_dump(mode="json")}
+
+    def act(state: State) -> dict[str, Any]:
+        if Decision.model_validate(state["decision"]).approved:
+            effects.append(f"refund {state['amount']}")
+        return {"done": True}
+
+    builder = StateGraph(State)
+    builder.add_node("gate", gate)
+    builder.add_node("act", act)
+    builder.add_edge(START, "gate")
+    builder.add_edge("gate", "act")
+    builder.add_edge("act", END)
+    return builder.compile(checkpointer=saver)
+
+
+def sqlite_saver(path: Path) -> tuple[Any, Any]:
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(path, check_same_thread=False)
+    return conn, SqliteSaver(conn)

@@ -1,0 +1,422 @@
+"""The ledger contract (hitl_agent/ledger/_base.py), run against every backend."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from hitl_agent.ledger import Ledger, ReviewRecord
+
+from .conformance import ALL_STATES, CLAIMED_AT, LEASE, OWNER, RowState, make_row
+
+# -- setup ---------------------------------------------------------------------------
+
+
+def test_setup_is_idempotent_and_keeps_rows(ledger: Ledger) -> None:
+    """A second setup() neither fails nor loses rows."""
+    ledger.record_intent("k", now=1.0)
+    ledger.setup()
+    ledger.setup()
+    assert ledger.get("k") is not None
+
+
+def test_close_is_idempotent(ledger: Ledger) -> None:
+    """close() twice is fine."""
+    ledger.close()
+    ledger.close()
+
+
+# -- record_intent -------------------------------------------------------------------
+
+
+def test_record_intent_inserts_every_field(ledger: Ledger) -> None:
+    """The first call inserts an intent row carrying what it was given."""
+    row, inserted = ledger.record_intent(
+        "thread-1::review:0",
+        now=5.5,
+        thread_id="thread-1",
+        checkpoint_ns="review:abc",
+        loop_id="loop-9",
+        args_hash="a" * 64,
+        token_hash="b" * 64,
+        payload={"tool": "send_email"},
+    )
+    assert inserted is True
+    assert row == ReviewRecord(
+        key="thread-1::review:0",
+        state="intent",
+        thread_id="thread-1",
+        checkpoint_ns="review:abc",
+        loop_id="loop-9",
+        args_hash="a" * 64,
+        token_hash="b" * 64,
+        payload={"tool": "send_email"},
+        created_at=5.5,
+        updated_at=5.5,
+    )
+    assert ledger.get("thread-1::review:0") == row
+
+
+def test_record_intent_defaults(ledger: Ledger) -> None:
+    """Omitted fields are None and the payload is an empty dict."""
+    row, _ = ledger.record_intent("k", now=1.0)
+    assert row.payload == {}
+    assert (row.thread_id, row.request_id, row.decision, row.deadline) == (None,) * 4
+
+
+def test_record_intent_second_call_returns_existing_row(ledger: Ledger) -> None:
+    """A replayed gate gets the stored row back, untouched, and False."""
+    first, _ = ledger.record_intent("k", now=1.0, thread_id="t1", payload={"n": 1})
+    again, inserted = ledger.record_intent("k", now=2.0, thread_id="t2", payload={"n": 2})
+    assert inserted is False
+    assert again == first
+    assert ledger.get("k") == first
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+def test_record_intent_returns_existing_row_in_any_state(ledger: Ledger, state: RowState) -> None:
+    """Whatever the row's state, a second intent returns it and inserts nothing."""
+    stored = make_row(ledger, state)
+    again, inserted = ledger.record_intent("k", now=500.0)
+    assert (again, inserted) == (stored, False)
+
+
+# -- mark_created --------------------------------------------------------------------
+
+
+def test_mark_created_moves_intent_to_pending(ledger: Ledger) -> None:
+    """intent -> pending with the request id and deadline."""
+    ledger.record_intent("k", now=1.0, payload={"x": 1})
+    row = ledger.mark_created("k", "req-1", now=2.0, deadline=99.0)
+    assert (row.state, row.request_id, row.deadline) == ("pending", "req-1", 99.0)
+    assert (row.created_at, row.updated_at, row.payload) == (1.0, 2.0, {"x": 1})
+    assert ledger.get("k") == row
+    assert ledger.get_by_request_id("req-1") == row
+
+
+@pytest.mark.parametrize("state", ["pending", "decided", "resuming", "resumed"])
+def test_mark_created_is_idempotent_for_the_same_id(ledger: Ledger, state: RowState) -> None:
+    """Repeating mark_created with the same id returns the row and changes nothing."""
+    stored = make_row(ledger, state, request_id="req-1")
+    assert ledger.mark_created("k", "req-1", now=999.0, deadline=5.0) == stored
+    assert ledger.get("k") == stored
+
+
+def test_mark_created_refuses_a_different_id(ledger: Ledger) -> None:
+    """A second request id for one gate is a ValueError; the first id stays."""
+    stored = make_row(ledger, "pending", request_id="req-1")
+    with pytest.raises(ValueError, match="req-1"):
+        ledger.mark_created("k", "req-2", now=3.0)
+    assert ledger.get("k") == stored
+    assert ledger.get_by_request_id("req-2") is None
+
+
+def test_mark_created_refuses_an_id_owned_by_another_key(ledger: Ledger) -> None:
+    """One request id maps to one gate: a ValueError, both rows unchanged."""
+    first = make_row(ledger, "pending", key="k1", request_id="req-1")
+    second, _ = ledger.record_intent("k2", now=1.0)
+    with pytest.raises(ValueError, match="req-1"):
+        ledger.mark_created("k2", "req-1", now=3.0)
+    assert ledger.get("k1") == first
+    assert ledger.get("k2") == second
+
+
+def test_mark_created_unknown_key_is_a_key_error(ledger: Ledger) -> None:
+    """No row, no transition."""
+    with pytest.raises(KeyError):
+        ledger.mark_created("missing", "req-1", now=1.0)
+    assert ledger.get_by_request_id("req-1") is None
+
+
+# -- discard_intent ------------------------------------------------------------------
+
+
+def test_discard_intent_deletes_an_intent(ledger: Ledger) -> None:
+    """A refused create leaves no row, and the key can be recorded afresh."""
+    make_row(ledger, "intent")
+    assert ledger.discard_intent("k") is True
+    assert ledger.get("k") is None
+    assert ledger.discard_intent("k") is False
+    _, inserted = ledger.record_intent("k", now=2.0)
+    assert inserted is True
+
+
+@pytest.mark.parametrize("state", ["pending", "decided", "resuming", "resumed"])
+def test_discard_intent_never_deletes_past_intent(ledger: Ledger, state: RowState) -> None:
+    """Rows with a request id are never deleted."""
+    stored = make_row(ledger, state)
+    assert ledger.discard_intent("k") is False
+    assert ledger.get("k") == stored
+
+
+def test_discard_intent_unknown_key(ledger: Ledger) -> None:
+    """Nothing to delete is False."""
+    assert ledger.discard_intent("missing") is False
+
+
+# -- get -----------------------------------------------------------------------------
+
+
+def test_get_unknown_is_none(ledger: Ledger) -> None:
+    """Unknown keys and request ids are None."""
+    make_row(ledger, "pending", request_id="req-1")
+    assert ledger.get("missing") is None
+    assert ledger.get_by_request_id("missing") is None
+    assert ledger.get_by_request_id("k") is None  # a key is not a request id
+
+
+def test_get_by_request_id_finds_the_row(ledger: Ledger) -> None:
+    """The request id leads to its own gate's row among several."""
+    rows = [make_row(ledger, "decided", key=f"k{i}", request_id=f"req-{i}") for i in range(3)]
+    for row in rows:
+        assert row.request_id is not None
+        assert ledger.get_by_request_id(row.request_id) == row
+
+
+# -- record_decision -----------------------------------------------------------------
+
+
+def test_record_decision_moves_pending_to_decided(ledger: Ledger) -> None:
+    """pending -> decided with the decision stored."""
+    make_row(ledger, "pending", request_id="req-1")
+    assert ledger.record_decision("req-1", {"approved": False, "why": "no"}, now=40.0) is True
+    row = ledger.get_by_request_id("req-1")
+    assert row is not None
+    assert (row.state, row.decision, row.updated_at) == (
+        "decided",
+        {"approved": False, "why": "no"},
+        40.0,
+    )
+
+
+@pytest.mark.parametrize("state", ["decided", "resuming", "expired", "resumed"])
+def test_record_decision_first_wins_forever(ledger: Ledger, state: RowState) -> None:
+    """A later, different decision is refused at every later state; the first stays."""
+    stored = make_row(ledger, state, request_id="req-1")
+    assert ledger.record_decision("req-1", {"approved": False}, now=500.0) is False
+    assert ledger.get("k") == stored
+    assert stored.decision == {"approved": True}
+
+
+def test_record_decision_unknown_request_id(ledger: Ledger) -> None:
+    """No row has the id: False, nothing created."""
+    assert ledger.record_decision("missing", {"approved": True}, now=1.0) is False
+    assert ledger.get_by_request_id("missing") is None
+    assert ledger.list_open() == []
+
+
+# -- claim / release / complete ------------------------------------------------------
+
+
+def test_claim_takes_a_lease(ledger: Ledger) -> None:
+    """decided -> resuming, held by the owner until now + lease."""
+    make_row(ledger, "decided", request_id="req-1")
+    assert ledger.claim("req-1", "w1", now=50.0, lease_seconds=15.0) is True
+    row = ledger.get("k")
+    assert row is not None
+    assert (row.state, row.claimed_by, row.lease_until, row.updated_at) == (
+        "resuming",
+        "w1",
+        65.0,
+        50.0,
+    )
+    assert row.decision == {"approved": True}
+
+
+def test_a_live_claim_is_not_granted_again(ledger: Ledger) -> None:
+    """Neither another owner nor the holder itself gets a live claim."""
+    stored = make_row(ledger, "resuming", request_id="req-1")
+    assert ledger.claim("req-1", "other", now=CLAIMED_AT + 1, lease_seconds=LEASE) is False
+    assert ledger.claim("req-1", OWNER, now=CLAIMED_AT + 1, lease_seconds=LEASE) is False
+    assert ledger.get("k") == stored
+
+
+def test_expired_lease_is_taken_over(ledger: Ledger) -> None:
+    """A dead resumer's row is taken over at lease end; the old owner then loses it."""
+    make_row(ledger, "resuming", request_id="req-1")
+    end = CLAIMED_AT + LEASE
+    assert ledger.claim("req-1", "b", now=end - 0.001, lease_seconds=LEASE) is False
+    assert ledger.claim("req-1", "b", now=end, lease_seconds=LEASE) is True
+    row = ledger.get("k")
+    assert row is not None
+    assert (row.claimed_by, row.lease_until) == ("b", end + LEASE)
+    assert ledger.release("req-1", OWNER, now=end + 1) is False
+    assert ledger.complete("req-1", OWNER, now=end + 1) is False
+    assert ledger.complete("req-1", "b", now=end + 2) is True
+
+
+def test_release_returns_the_row_to_decided(ledger: Ledger) -> None:
+    """A failed resume gives the row back; anyone may claim it again."""
+    make_row(ledger, "resuming", request_id="req-1")
+    assert ledger.release("req-1", "not-the-owner", now=CLAIMED_AT + 1) is False
+    assert ledger.release("req-1", OWNER, now=CLAIMED_AT + 2) is True
+    row = ledger.get("k")
+    assert row is not None
+    assert (row.state, row.claimed_by, row.lease_until) == ("decided", None, None)
+    assert row.decision == {"approved": True}
+    assert ledger.release("req-1", OWNER, now=CLAIMED_AT + 3) is False
+    assert ledger.claim("req-1", "b", now=CLAIMED_AT + 4, lease_seconds=LEASE) is True
+
+
+def test_complete_is_final(ledger: Ledger) -> None:
+    """resuming -> resumed by the owner only; nothing moves a resumed row."""
+    make_row(ledger, "resuming", request_id="req-1")
+    assert ledger.complete("req-1", "not-the-owner", now=CLAIMED_AT + 1) is False
+    assert ledger.complete("req-1", OWNER, now=CLAIMED_AT + 2) is True
+    done = ledger.get("k")
+    assert done is not None
+    assert (done.state, done.claimed_by, done.lease_until) == ("resumed", OWNER, None)
+    far = CLAIMED_AT + 10 * LEASE
+    assert ledger.complete("req-1", OWNER, now=far) is False
+    assert ledger.release("req-1", OWNER, now=far) is False
+    assert ledger.claim("req-1", "b", now=far, lease_seconds=LEASE) is False
+    assert ledger.get("k") == done
+
+
+def test_claim_needs_a_positive_lease(ledger: Ledger) -> None:
+    """A zero lease would be taken over at once: refused before touching the row."""
+    stored = make_row(ledger, "decided", request_id="req-1")
+    for lease in (0.0, -1.0):
+        with pytest.raises(ValueError, match="lease_seconds"):
+            ledger.claim("req-1", "w", now=50.0, lease_seconds=lease)
+    assert ledger.get("k") == stored
+
+
+def test_unknown_request_id_transitions_are_false(ledger: Ledger) -> None:
+    """claim/release/complete on an unknown id are no-ops."""
+    assert ledger.claim("missing", "w", now=1.0, lease_seconds=LEASE) is False
+    assert ledger.release("missing", "w", now=1.0) is False
+    assert ledger.complete("missing", "w", now=1.0) is False
+
+
+# Which transition succeeds from which state: the state machine of _base.py as a table.
+# Request-id operations on an intent row use the id it would get, which matches no row.
+LATER = CLAIMED_AT + LEASE + 1  # the "resuming" row's lease is still live at CLAIMED_AT + 1
+_TRANSITIONS: dict[str, dict[RowState, str | None]] = {
+    # operation: {starting state: resulting state, or None when refused}
+    "record_decision": {"pending": "decided"},
+    "claim": {"decided": "resuming", "expired": "resuming"},
+    "release": {"resuming": "decided", "expired": "decided"},
+    "complete": {"resuming": "resumed", "expired": "resumed"},
+    "discard_intent": {"intent": None},  # None here: the row is gone
+}
+
+
+def _apply(ledger: Ledger, op: str, state: RowState) -> bool:
+    now = LATER if state == "expired" else CLAIMED_AT + 1
+    owner = "newcomer" if op == "claim" else OWNER
+    if op == "record_decision":
+        return ledger.record_decision("r", {"approved": False}, now=now)
+    if op == "claim":
+        return ledger.claim("r", owner, now=now, lease_seconds=LEASE)
+    if op == "release":
+        return ledger.release("r", owner, now=now)
+    if op == "complete":
+        return ledger.complete("r", owner, now=now)
+    return ledger.discard_intent("k")
+
+
+@pytest.mark.parametrize("op", list(_TRANSITIONS))
+@pytest.mark.parametrize("state", ALL_STATES)
+def test_state_machine(ledger: Ledger, op: str, state: RowState) -> None:
+    """Every operation from every state: allowed ones move the row, others change nothing."""
+    before = make_row(ledger, state)
+    allowed = state in _TRANSITIONS[op]
+    assert _apply(ledger, op, state) is allowed
+    after = ledger.get("k")
+    if not allowed:
+        assert after == before
+    elif op == "discard_intent":
+        assert after is None
+    else:
+        assert after is not None
+        assert after.state == _TRANSITIONS[op][state]
+
+
+# -- list_open -----------------------------------------------------------------------
+
+
+def test_list_open_oldest_first_and_only_open(ledger: Ledger) -> None:
+    """Open states only, by created_at, ties in insertion order; resumed rows left out."""
+    for key, now in [("c", 3.0), ("a", 1.0), ("b2", 2.0), ("b1", 2.0)]:
+        ledger.record_intent(key, now=now)
+    for i, state in enumerate(ALL_STATES):
+        make_row(ledger, state, key=f"s{i}", request_id=f"r{i}")  # all created at 10.0
+    keys = [row.key for row in ledger.list_open()]
+    assert keys == ["a", "b2", "b1", "c", "s0", "s1", "s2", "s3", "s4"]
+    assert "s5" not in keys  # the resumed one
+    assert [row.state for row in ledger.list_open()][4:] == [
+        "intent",
+        "pending",
+        "decided",
+        "resuming",
+        "resuming",
+    ]
+
+
+def test_list_open_limit(ledger: Ledger) -> None:
+    """limit caps the rows, oldest kept; 0 is empty; negative is refused."""
+    for i in range(5):
+        ledger.record_intent(f"k{i}", now=float(i))
+    assert [row.key for row in ledger.list_open(limit=2)] == ["k0", "k1"]
+    assert ledger.list_open(limit=0) == []
+    assert len(ledger.list_open()) == 5
+    with pytest.raises(ValueError, match="limit"):
+        ledger.list_open(limit=-1)
+
+
+def test_list_open_returns_full_records(ledger: Ledger) -> None:
+    """list_open rows equal get() rows."""
+    stored = make_row(ledger, "decided")
+    assert ledger.list_open() == [stored]
+
+
+# -- JSON ----------------------------------------------------------------------------
+
+NASTY: dict[str, Any] = {
+    "nested": {"list": [1, 2.5, None, True, False, {"deep": ["x"]}], "empty": {}},
+    "unicode": "héllo wörld ✓ 你好 🙂 \u202e rtl",
+    "control": 'tab\tnewline\nnul\x00quote"backslash\\',
+    "big": 2**63 + 1,
+    "negative": -(2**40),
+    "float": 0.1,
+    "keys with spaces": "and 'quotes'",
+    "": "empty key",
+}
+
+
+def test_payload_and_decision_round_trip(ledger: Ledger) -> None:
+    """Nested, unicode, NUL, big ints: stored and read back equal (both columns)."""
+    row, _ = ledger.record_intent("k", now=1.0, payload=NASTY)
+    assert row.payload == NASTY
+    ledger.mark_created("k", "req-1", now=2.0)
+    assert ledger.record_decision("req-1", NASTY, now=3.0)
+    stored = ledger.get("k")
+    assert stored is not None
+    assert stored.payload == NASTY
+    assert stored.decision == NASTY
+    assert ledger.list_open()[0] == stored
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [({"x": float("nan")}, ValueError), ({"x": object()}, TypeError), ([1, 2], TypeError)],
+)
+def test_bad_json_is_refused_and_writes_nothing(ledger: Ledger, bad: Any, error: type) -> None:
+    """NaN, unencodable values or a non-dict: a clear error, no row, no decision."""
+    with pytest.raises(error, match="payload"):
+        ledger.record_intent("k", now=1.0, payload=bad)
+    assert ledger.get("k") is None
+    stored = make_row(ledger, "pending", request_id="req-1")
+    with pytest.raises(error, match="decision"):
+        ledger.record_decision("req-1", bad, now=2.0)
+    assert ledger.get("k") == stored
+
+
+def test_records_are_frozen(ledger: Ledger) -> None:
+    """A returned row cannot be mutated into disagreeing with the store."""
+    row, _ = ledger.record_intent("k", now=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.state = "resumed"  # type: ignore[misc]

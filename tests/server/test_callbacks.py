@@ -1,0 +1,217 @@
+"""Callbacks: the documented payload, after commit, at least once, retried, signed, deduplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+
+from hitl_agent.server import SIGNATURE_HEADER, sign, verify
+
+from .conftest import Env, MakeEnv, Receiver
+
+HOOK = "https://receiver.test/hook?token=capability-secret"
+FOX = b"The quick brown fox jumps over the lazy dog"
+
+
+def _answer(env: Env, request_id: str, value: object = "approve") -> None:
+    response = env.rev("POST", f"/requests/{request_id}/respond", json={"response_data": value})
+    assert response.status_code == 200, response.json()
+
+
+def test_sign_matches_the_rfc_vector_and_verify_rejects_tampering() -> None:
+    expected = "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    assert sign(FOX, "key") == expected
+    assert verify(FOX, expected, "key")
+    assert not verify(FOX + b".", expected, "key")
+    assert not verify(FOX, expected, "other")
+    assert not verify(FOX, expected.removeprefix("sha256="), "key")
+    assert not verify(FOX, None, "key")
+    assert not verify(FOX, expected, "")
+
+
+def test_completed_callback_has_the_documented_payload_and_waits_for_tick(env: Env) -> None:
+    request_id = env.create(callback_url=HOOK)
+    env.clock.advance(30)
+    _answer(env, request_id)
+    assert env.receiver.calls == []  # the API call never waits for delivery
+    env.tick()
+    assert len(env.receiver.calls) == 1
+    call = env.receiver.calls[0]
+    assert str(call.url) == HOOK
+    assert call.headers["content-type"] == "application/json"
+    assert SIGNATURE_HEADER.lower() not in call.headers
+    assert json.loads(call.content) == {
+        "event": "request.completed",
+        "request_id": request_id,
+        "loop_id": env.creds.loop_id,
+        "status": "completed",
+        "response_data": "approve",
+        "response_by": {
+            "user_id": env.creds.reviewer_id,
+            "name": "Local Reviewer",
+            "email": env.creds.reviewer_email,
+        },
+        "response_at": "2026-01-01T00:00:30Z",
+        "response_time_seconds": 30.0,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_timeout_and_cancel_callbacks_carry_null_answers(env: Env) -> None:
+    timed_out = env.create(callback_url=HOOK, timeout_seconds=60)
+    cancelled = env.create(callback_url=HOOK)
+    env.api("DELETE", f"/api/requests/{cancelled}")
+    env.clock.advance(60)
+    env.tick()
+    payloads = {
+        json.loads(c.content)["request_id"]: json.loads(c.content) for c in env.receiver.calls
+    }
+    assert payloads[timed_out]["event"] == "request.timeout"
+    assert payloads[cancelled]["event"] == "request.cancelled"
+    for payload in payloads.values():
+        assert payload["response_data"] is None
+        assert payload["response_by"] is None
+        assert payload["response_at"] is None
+        assert payload["response_time_seconds"] is None
+
+
+def test_callback_is_sent_after_the_state_change_is_committed(env: Env) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request_id = json.loads(request.content)["request_id"]
+        # Read through the server (another thread): the lock is free and the row is final.
+        with env.server.storage.read() as conn:
+            row = conn.execute("SELECT status FROM requests WHERE id = ?", (request_id,)).fetchone()
+        seen.append(row["status"])
+        return httpx.Response(200)
+
+    env.receiver.hook = handler
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    env.tick()
+    assert seen == ["completed"]
+
+
+def test_signature_header_verifies_with_the_secret(make_env: MakeEnv) -> None:
+    env = make_env(signing_secret="s3cret")
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    env.tick()
+    call = env.receiver.calls[0]
+    header = call.headers[SIGNATURE_HEADER]
+    assert header.startswith("sha256=")
+    assert verify(call.content, header, "s3cret")
+    assert not verify(call.content, header, "wrong")
+
+
+def test_fails_twice_then_succeeds_is_delivered_once_after_three_attempts(
+    make_env: MakeEnv,
+) -> None:
+    env = make_env(receiver=Receiver(script=[500, 503]))
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    for _ in range(6):
+        env.tick()
+    assert len(env.receiver.calls) == 3
+    assert len({c.content for c in env.receiver.calls}) == 1  # the same body each time
+    [row] = env.outbox()
+    assert (row["state"], row["attempts"]) == ("delivered", 3)
+
+
+def test_backoff_is_exponential_on_the_clock(make_env: MakeEnv) -> None:
+    env = make_env(receiver=Receiver(script=[500, 500, 500]), callback_base_delay=10.0)
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    attempts_after = []
+    for step in (0, 9, 1, 19, 1, 39, 1):
+        env.clock.advance(step)
+        env.tick()
+        attempts_after.append(len(env.receiver.calls))
+    assert attempts_after == [1, 1, 2, 2, 3, 3, 4]
+    assert env.outbox()[0]["state"] == "delivered"
+
+
+def test_5xx_forever_gives_up_after_four_attempts_and_leaves_state_alone(
+    make_env: MakeEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = make_env(receiver=Receiver(script=[500] * 10))
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    with caplog.at_level(logging.INFO, logger="hitl_agent.server"):
+        for _ in range(10):
+            env.tick()
+    assert len(env.receiver.calls) == 4
+    [row] = env.outbox()
+    assert (row["state"], row["attempts"], row["last_error"]) == ("failed", 4, "HTTP 500")
+    assert env.get(request_id)["status"] == "completed"
+    assert "given up after 4 attempts" in caplog.text
+    assert "capability-secret" not in caplog.text  # the callback URL never reaches a log
+
+
+def test_connection_errors_are_retried_and_4xx_is_not(make_env: MakeEnv) -> None:
+    env = make_env(receiver=Receiver(script=[404]))
+    rejected = env.create(callback_url=HOOK)
+    _answer(env, rejected)
+    for _ in range(3):
+        env.tick()
+    assert len(env.receiver.calls) == 1
+    assert env.outbox()[0]["state"] == "failed"
+
+    failures = [httpx.ConnectError("refused")]
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if failures:
+            raise failures.pop()
+        return httpx.Response(204)
+
+    env.receiver.hook = flaky
+    retried = env.create(callback_url=HOOK)
+    _answer(env, retried)
+    env.tick()
+    env.tick()
+    assert len(env.receiver.calls) == 3
+    row = env.outbox()[1]
+    assert (row["state"], row["attempts"]) == ("delivered", 2)
+
+
+def test_one_terminal_event_gives_one_callback_even_with_concurrent_ticks(env: Env) -> None:
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+
+    async def two_tickers() -> None:
+        await asyncio.gather(env.server.tick(), env.server.tick(), env.server.tick())
+
+    assert env.http.portal is not None
+    env.http.portal.call(two_tickers)
+    for _ in range(3):
+        env.tick()
+    assert len(env.receiver.calls) == 1
+    again = env.api("DELETE", f"/api/requests/{request_id}")
+    assert again.status_code == 400
+    env.tick()
+    assert len(env.receiver.calls) == 1
+
+
+def test_requests_without_callback_url_queue_nothing(env: Env) -> None:
+    request_id = env.create()
+    _answer(env, request_id)
+    env.tick()
+    assert env.outbox() == []
+    assert env.receiver.calls == []
+
+
+def test_background_scheduler_delivers_promptly_after_the_answer(make_env: MakeEnv) -> None:
+    env = make_env(scheduler_interval=30.0)
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    # The answer wakes the scheduler; no need to wait out the 30 s interval.
+    for _ in range(200):
+        if env.receiver.calls:
+            break
+        asyncio.run(asyncio.sleep(0.01))
+    assert len(env.receiver.calls) == 1
