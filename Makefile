@@ -30,6 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The main job: an agent whose refund tool needs a human's yes, offline, against the embedded
+# server (DEMO_ARGS=--interactive to answer in the reviewer console yourself).
+demo: $(STAMP)
+	$(BIN)/hitl-agent demo $(DEMO_ARGS)
+
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
 test: lint typecheck chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \

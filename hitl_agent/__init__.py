@@ -1,10 +1,11 @@
 """hitl_agent: human approval for LLM agents, backed by HITL.sh.
 
-The typed client::
+The typed client, and a review gate that suspends a LangGraph thread durably::
 
-    from hitl_agent import HITLClient
+    from hitl_agent import Gatekeeper, HITLClient
     with HITLClient(api_key="...") as client:
-        print(client.test().rate_limit)
+        keeper = Gatekeeper(client=client, loop_id="...", ledger="sqlite:///hitl.db")
+        decision = keeper.review("Refund $250 to order 1234?")
 """
 
 from ._client import AsyncHITLClient, HITLClient
@@ -27,6 +28,8 @@ from ._exceptions import (
 )
 from ._retry import RetryPolicy
 from ._version import __version__
+from .decision import Decision
+from .gate import Gatekeeper
 from .models import EditedText, Request
 
 __all__ = [
@@ -40,7 +43,9 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "Decision",
     "EditedText",
+    "Gatekeeper",
     "HITLClient",
     "HITLError",
     "InternalServerError",

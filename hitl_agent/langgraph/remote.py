@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
 from langgraph.types import Interrupt, PregelTask, StateSnapshot
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import NotFoundError
@@ -46,7 +47,28 @@ Durability = Literal["sync", "async", "exit"]
 
 
 class RemoteResumeError(HITLError):
-    """The LangGraph Server refused or failed a resume (the cause is chained)."""
+    """The LangGraph Server refused or failed a resume (the SDK's error is chained).
+
+    Attributes:
+        status_code: the HTTP status of a refused call (409: the thread is busy with another
+            run; 404/422: unknown assistant or invalid payload), None otherwise.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @classmethod
+    def wrap(cls, what: str, exc: Exception) -> RemoteResumeError:
+        """An error saying ``what`` failed because of ``exc`` (status and server body)."""
+        status: int | None = None
+        detail = str(exc)
+        if isinstance(exc, httpx.HTTPStatusError):
+            status = exc.response.status_code
+            notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str)]
+            body = notes[-1] if notes else getattr(exc, "message", "")
+            detail = f"HTTP {status} {exc.response.reason_phrase}: {body}".rstrip(": ")
+        return cls(f"{what} failed: {detail}", status)
 
 
 def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
@@ -186,7 +208,7 @@ class RemoteGraphResumer:
         except NotFoundError:
             return None
         except Exception as exc:
-            raise RemoteResumeError(f"reading thread {record.thread_id} failed: {exc}") from exc
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
         return _find_interrupt(snapshot_from_thread_state(state), record)
 
     async def atarget(self, record: ReviewRecord) -> str | None:
@@ -198,7 +220,7 @@ class RemoteGraphResumer:
         except NotFoundError:
             return None
         except Exception as exc:
-            raise RemoteResumeError(f"reading thread {record.thread_id} failed: {exc}") from exc
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
         return _find_interrupt(snapshot_from_thread_state(state), record)
 
     # -- resume --------------------------------------------------------------------------
@@ -223,8 +245,8 @@ class RemoteGraphResumer:
             RemoteResumeError: the server refused the run (409 busy, 404 assistant, 5xx...)
                 or the run ended in error.
         """
-        interrupt_id = self.target(record)
-        if interrupt_id is None:
+        interrupt_id = self.target(record) or "0" * 32
+        if record.thread_id is None:
             return False
         assert record.thread_id is not None
         try:
@@ -232,7 +254,7 @@ class RemoteGraphResumer:
                 record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
             )
         except Exception as exc:
-            raise RemoteResumeError(f"resuming thread {record.thread_id} failed: {exc}") from exc
+            raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc
         _check_run(record.thread_id, result)
         return True
 
@@ -247,6 +269,6 @@ class RemoteGraphResumer:
                 record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
             )
         except Exception as exc:
-            raise RemoteResumeError(f"resuming thread {record.thread_id} failed: {exc}") from exc
+            raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc
         _check_run(record.thread_id, result)
         return True
