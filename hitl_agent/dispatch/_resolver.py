@@ -83,7 +83,6 @@ class Resolver:
         self.clock = clock
         self.owner = owner
         self.lease_seconds = lease_seconds
-        self.group_scan_limit = 100_000
         self.stats: Counter[str] = Counter()
 
     # -- truth ---------------------------------------------------------------------------
@@ -157,14 +156,12 @@ class Resolver:
         calls in one ToolNode) is answered in a single resume: resuming one of them early
         would re-run the siblings' tools after they already acted.
         """
-        if row.thread_id is None:
+        if row.thread_id is None or row.checkpoint_ns is None:
             return [row]
         group = [
             other
-            for other in self.ledger.list_open(limit=self.group_scan_limit)
-            if other.thread_id == row.thread_id
-            and other.checkpoint_ns == row.checkpoint_ns
-            and other.request_id is not None
+            for other in self.ledger.list_task(row.thread_id, row.checkpoint_ns)
+            if other.request_id is not None and other.state != "resumed"
         ]
         if any(other.state == "pending" for other in group):
             return None

@@ -245,8 +245,8 @@ class RemoteGraphResumer:
             RemoteResumeError: the server refused the run (409 busy, 404 assistant, 5xx...)
                 or the run ended in error.
         """
-        interrupt_id = self.target(record) or "0" * 32
-        if record.thread_id is None:
+        interrupt_id = self.target(record)
+        if interrupt_id is None:
             return False
         assert record.thread_id is not None
         try:

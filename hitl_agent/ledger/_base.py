@@ -127,6 +127,12 @@ class Ledger(ABC):
         oldest first."""
 
     @abstractmethod
+    def list_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
+        """Every row of one LangGraph task (thread and checkpoint namespace), any state,
+        oldest first. The resolver resumes a task's reviews together: LangGraph re-runs the
+        whole task on resume."""
+
+    @abstractmethod
     def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
         """``pending`` -> ``decided``: store the first decision for ``request_id``.
 
@@ -186,6 +192,10 @@ class Ledger(ABC):
     async def alist_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
         """Async twin of :meth:`list_open`."""
         return await asyncio.to_thread(lambda: self.list_open(limit=limit))
+
+    async def alist_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
+        """Async twin of :meth:`list_task`."""
+        return await asyncio.to_thread(self.list_task, thread_id, checkpoint_ns)
 
     async def arecord_decision(
         self, request_id: str, decision: dict[str, Any], *, now: float

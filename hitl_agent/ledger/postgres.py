@@ -25,7 +25,7 @@ from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 __all__ = ["MIGRATIONS", "PostgresLedger"]
 
 #: The schema, one entry per version: the position of an entry is its version number.
-#: Append, never edit. ``{table}``, ``{migrations}`` and ``{open_index}`` are identifiers
+#: Append, never edit. ``{table}``, ``{migrations}`` and the ``*_index`` names are identifiers
 #: filled in per schema.
 MIGRATIONS: list[LiteralString] = [
     "CREATE TABLE IF NOT EXISTS {migrations} (v integer PRIMARY KEY)",
@@ -52,6 +52,8 @@ MIGRATIONS: list[LiteralString] = [
     )""",
     # list_open reads only open rows; resumed rows pile up and must not slow it down.
     "CREATE INDEX {open_index} ON {table} (created_at, seq) WHERE state <> 'resumed'",
+    # list_task finds a task's siblings on every delivery; without this it scans the table.
+    "CREATE INDEX {task_index} ON {table} (thread_id, checkpoint_ns)",
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -87,6 +89,7 @@ class PostgresLedger(Ledger):
             "table": sql.Identifier(*prefix, "hitl_ledger"),
             "migrations": sql.Identifier(*prefix, "hitl_ledger_migrations"),
             "open_index": sql.Identifier("hitl_ledger_open"),
+            "task_index": sql.Identifier("hitl_ledger_task"),
         }
         self._table = self._ids["table"]
         self._select = sql.SQL("SELECT {} FROM {}").format(_COLS, self._table)
@@ -162,6 +165,14 @@ class PostgresLedger(Ledger):
         )
         with self._pool.connection() as conn:
             return [to_record(row) for row in conn.execute(query, (limit,))]
+
+    def list_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
+        """Every row of one task, oldest first."""
+        query = self._select + sql.SQL(
+            " WHERE thread_id = %s AND checkpoint_ns = %s ORDER BY created_at, seq"
+        )
+        with self._pool.connection() as conn:
+            return [to_record(row) for row in conn.execute(query, (thread_id, checkpoint_ns))]
 
     # -- transitions -------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ MIGRATIONS: list[str] = [
     )""",
     # 2: list_open reads only open rows; resumed rows pile up and must not slow it down.
     f"CREATE INDEX hitl_ledger_open ON {_TABLE} (created_at) WHERE state <> 'resumed'",
+    # 3: list_task finds a task's siblings on every delivery; without this it scans the table.
+    f"CREATE INDEX hitl_ledger_task ON {_TABLE} (thread_id, checkpoint_ns)",
 ]
 
 
@@ -219,6 +221,14 @@ class SqliteLedger(Ledger):
         check_limit(limit)
         rows = self._conn().execute(
             f"{_SELECT} WHERE state <> 'resumed' ORDER BY created_at, rowid LIMIT ?", (limit,)
+        )
+        return [to_record(row) for row in rows]
+
+    def list_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
+        """Every row of one task, oldest first."""
+        rows = self._conn().execute(
+            f"{_SELECT} WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY created_at, rowid",
+            (thread_id, checkpoint_ns),
         )
         return [to_record(row) for row in rows]
 

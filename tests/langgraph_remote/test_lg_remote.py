@@ -112,7 +112,9 @@ def test_an_unknown_thread_is_not_created_nor_run(remote: Remote, sdk: SyncLangG
     assert resumer.resume(record, [approve]) is False
 
     async def aresume() -> bool:
-        aresumer = RemoteGraphResumer(remote.url, "refund", aclient=get_client(url=remote.url))
+        aresumer = RemoteGraphResumer(
+            remote.url, "refund", aclient=get_client(url=remote.url, api_key=None)
+        )
         try:
             return await aresumer.aresume(record, [approve])
         finally:

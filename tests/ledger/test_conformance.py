@@ -335,6 +335,26 @@ def test_state_machine(ledger: Ledger, op: str, state: RowState) -> None:
         assert after.state == _TRANSITIONS[op][state]
 
 
+# -- list_task -----------------------------------------------------------------------
+
+
+def test_list_task_returns_exactly_one_tasks_rows_in_every_state(ledger: Ledger) -> None:
+    for i, (thread, ns) in enumerate(
+        [("t1", "tools:a"), ("t1", "tools:a"), ("t1", "tools:b"), ("t2", "tools:a")]
+    ):
+        ledger.record_intent(f"k{i}", now=float(i), thread_id=thread, checkpoint_ns=ns)
+    ledger.mark_created("k1", "r1", now=5.0)
+    assert ledger.record_decision("r1", {"approved": True}, now=6.0)
+    assert ledger.claim("r1", OWNER, now=7.0, lease_seconds=LEASE)
+    assert ledger.complete("r1", OWNER, now=8.0)
+
+    rows = ledger.list_task("t1", "tools:a")
+
+    assert [(row.key, row.state) for row in rows] == [("k0", "intent"), ("k1", "resumed")]
+    assert ledger.list_task("t1", "nope") == []
+    assert [row.key for row in ledger.list_task("t2", "tools:a")] == ["k3"]
+
+
 # -- list_open -----------------------------------------------------------------------
 
 

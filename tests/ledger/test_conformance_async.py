@@ -42,6 +42,8 @@ def test_async_twins_walk_the_whole_path(ledger: Ledger) -> None:
             "x",
             {"approved": True},
         )
+        await ledger.arecord_intent("k2", now=9.0, thread_id="t", checkpoint_ns="ns")
+        assert [r.key for r in await ledger.alist_task("t", "ns")] == ["k2"]
 
     asyncio.run(walk())
 
