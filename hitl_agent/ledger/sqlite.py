@@ -101,6 +101,10 @@ class SqliteLedger(Ledger):
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._pid = os.getpid()
         self._closed = False
+        # Operations in flight; close() waits for them, because closing a connection that
+        # another thread is using crashes the process instead of raising.
+        self._inflight = 0
+        self._idle = threading.Condition()
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
@@ -168,21 +172,49 @@ class SqliteLedger(Ledger):
             delay = min(delay * 2, 0.05)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, for one operation that close() waits for."""
+        if os.getpid() != self._pid:
+            # A forked child may have inherited the condition mid-use by a parent thread.
+            self._idle = threading.Condition()
+            self._inflight = 0
+        with self._idle:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            self._inflight += 1
         try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            yield self._conn()
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.notify_all()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._use() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[ReviewRecord]:
+        with self._use() as conn:
+            return [to_record(row) for row in conn.execute(sql, args)]
 
     def close(self) -> None:
-        """Close every connection this ledger opened. Idempotent."""
-        with self._lock:
+        """Wait for operations in flight, then close every connection. Idempotent.
+
+        Operations started after close() raise RuntimeError.
+        """
+        with self._idle:
             self._closed = True
+            self._idle.wait_for(lambda: self._inflight == 0)
+        with self._lock:
             conns, self._conns = self._conns, []
         if os.getpid() != self._pid:
             return
@@ -210,27 +242,27 @@ class SqliteLedger(Ledger):
 
     def get(self, key: str) -> ReviewRecord | None:
         """The row for a correlation key."""
-        return self._one(self._conn(), "key", key)
+        rows = self._read(f"{_SELECT} WHERE key = ?", (key,))
+        return rows[0] if rows else None
 
     def get_by_request_id(self, request_id: str) -> ReviewRecord | None:
         """The row for a HITL request id."""
-        return self._one(self._conn(), "request_id", request_id)
+        rows = self._read(f"{_SELECT} WHERE request_id = ?", (request_id,))
+        return rows[0] if rows else None
 
     def list_open(self, *, limit: int = 1000) -> list[ReviewRecord]:
         """Rows that still need work, oldest first (ties in creation order)."""
         check_limit(limit)
-        rows = self._conn().execute(
+        return self._read(
             f"{_SELECT} WHERE state <> 'resumed' ORDER BY created_at, rowid LIMIT ?", (limit,)
         )
-        return [to_record(row) for row in rows]
 
     def list_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
         """Every row of one task, oldest first."""
-        rows = self._conn().execute(
+        return self._read(
             f"{_SELECT} WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY created_at, rowid",
             (thread_id, checkpoint_ns),
         )
-        return [to_record(row) for row in rows]
 
     # -- transitions -------------------------------------------------------------------
 

@@ -187,3 +187,43 @@ def test_bad_options_are_refused(db: str, bad: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SqliteLedger(db, **bad)  # type: ignore[arg-type]
     assert not Path(db).exists()
+
+
+def test_close_waits_for_an_operation_in_flight_in_another_thread(tmp_path: Path) -> None:
+    """Closing while another thread writes must neither crash the process nor lose the write.
+
+    Found by an example: a blocking review's poll thread was still completing the row when
+    the Gatekeeper (and so the ledger) was closed, and SQLite crashed the process.
+    """
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger.setup()
+    started, release = threading.Event(), threading.Event()
+    original = ledger._conn
+
+    def slow_conn() -> sqlite3.Connection:
+        conn = original()
+        started.set()
+        release.wait(5)
+        return conn
+
+    ledger._conn = slow_conn  # type: ignore[method-assign]
+    writer = threading.Thread(target=lambda: ledger.record_intent("k", now=1.0))
+    writer.start()
+    assert started.wait(5)
+    closer = threading.Thread(target=ledger.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close() must wait for the write in flight"
+    release.set()
+    writer.join(5)
+    closer.join(5)
+    assert not closer.is_alive()
+
+    reopened = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        row = reopened.get("k")
+        assert row is not None and row.state == "intent"
+    finally:
+        reopened.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ledger.get("k")

@@ -1,0 +1,161 @@
+"""The examples run offline and do what their docstrings say."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from langgraph.checkpoint.memory import InMemorySaver
+
+from hitl_agent import HITLClient
+from hitl_agent.cli import main as cli
+from hitl_agent.cli._worker import load_graph
+from hitl_agent.server import Bootstrap, create_app
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # conftest drops HITL_API_KEY/HITL_BASE_URL; the rest must not leak in either.
+    for name in ("HITL_LOOP_ID", "HITL_CALLBACK_URL", "HITL_CALLBACK_SECRET", "HITL_LEDGER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+
+def example(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def test_client_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
+    result = example("client_quickstart").main()
+
+    err = result.config_error
+    assert err.field == "response_config.max_selections"
+    assert "at most 2" in err.fix
+    assert result.answered.status == "completed"
+    assert result.answered.response_value == "approve"
+    assert result.listed == 1
+    assert result.cancelled_refunded is True
+    out = capsys.readouterr().out
+    assert "ConfigError on 'response_config.max_selections'" in out
+    assert "status=completed response_value='approve'" in out
+    assert "refunded=True" in out
+
+
+def test_blocking_review() -> None:
+    result = example("blocking_review").main()
+
+    assert result.approved.outcome == "approved" and result.approved.approved
+    assert result.approved.reviewer is not None and result.approved.reviewer.email
+    timed_out = result.timed_out
+    assert timed_out.outcome == "timed_out" and timed_out.status == "timeout"
+    assert not timed_out.approved and timed_out.used_default
+    assert "timed out" in timed_out.reason and "rejected" not in timed_out.reason
+    assert result.deployed == ["release 2.3"]  # the approved action ran once, nothing else
+
+
+def test_review_node_graph_resumes_by_polling(capsys: pytest.CaptureFixture[str]) -> None:
+    result = example("review_node_graph").main()
+
+    assert result.routes == {"order-1234": "refund", "order-5678": "explain"}
+    assert result.refunds_issued == [1234]  # approved ran once; rejected never
+    assert result.requests_created == 2  # one request per review, across the resume replay
+    assert "poll_once(): 2 decision(s) delivered" in capsys.readouterr().out
+
+
+# -- worker_graph: a loopback server, the agent side, then the real worker CLI -------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def loopback_hitl(tmp_path: Path) -> Iterator[tuple[str, Bootstrap]]:
+    """``hitl-agent serve`` in a thread: the embedded server on 127.0.0.1."""
+    import uvicorn
+
+    app = create_app(tmp_path / "server.db", scheduler_interval=None)
+    credentials = app.state.hitl.bootstrap()
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/v1", credentials
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        app.state.hitl.close()
+
+
+def _answer(base_url: str, token: str, request_id: str, value: Any) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10) as reviewer:
+        body = {"response_data": value}
+        reviewer.post(f"/reviewer/requests/{request_id}/respond", json=body).raise_for_status()
+
+
+def test_worker_graph_is_resumed_by_the_worker_cli(
+    loopback_hitl: tuple[str, Bootstrap], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_url, credentials = loopback_hitl
+    ledger, checkpoints = f"sqlite:///{tmp_path}/hitl.db", tmp_path / "checkpoints.db"
+    monkeypatch.setenv("HITL_BASE_URL", base_url)
+    monkeypatch.setenv("HITL_API_KEY", credentials.api_key)
+    monkeypatch.setenv("HITL_LOOP_ID", credentials.loop_id)
+    monkeypatch.setenv("HITL_LEDGER", ledger)
+    monkeypatch.setenv("HITL_CHECKPOINTS", str(checkpoints))
+    module = example("worker_graph")
+    module.ISSUED.clear()
+
+    # The worker CLI's loader accepts the module's builder and hands it the checkpointer.
+    saver = InMemorySaver()
+    assert load_graph("worker_graph:build", saver).checkpointer is saver
+
+    # The agent side: each thread runs up to its review and is checkpointed.
+    approve = module.main(["refund-1", "1234", "250"])
+    reject = module.main(["refund-2", "5678", "9000"])
+    assert (approve.state, reject.state) == ("waiting", "waiting")
+    assert module.ISSUED == []
+    assert module.main(["refund-1"]).state == "waiting"  # showing a thread creates nothing
+
+    for status, value in ((approve, "approve"), (reject, "reject")):
+        _answer(base_url, credentials.reviewer_token, status.detail.split()[-1], value)
+
+    # The worker as the docstring runs it, for one sweep (dispatcher.poll_once()).
+    args = ["worker", "--graph", "worker_graph:build", "--checkpointer", f"sqlite:///{checkpoints}"]
+    args += ["--ledger", ledger, "--once"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "resumed 2 review(s)" in first.output
+    assert module.ISSUED == [(1234, 250)]  # approved ran once, rejected never
+
+    done = module.main(["refund-1"])
+    assert (done.state, done.detail) == ("finished", "Refund of $250 issued for order 1234.")
+    rejected = module.main(["refund-2"])
+    assert rejected.state == "finished" and rejected.detail.startswith("Refund NOT issued")
+
+    again = CliRunner().invoke(cli, args)
+    assert "resumed 0 review(s)" in again.output
+    assert module.ISSUED == [(1234, 250)]
+    with HITLClient(credentials.api_key, base_url=base_url) as client:
+        assert client.requests.list(loop_id=credentials.loop_id).total == 2
