@@ -165,4 +165,7 @@ class Dispatcher:
         import uvicorn
 
         self.poll_on_startup = poll
-        uvicorn.run(self.receiver, host=host, port=port, lifespan="on", log_level="info")
+        # No access log: every callback path carries a capability token.
+        uvicorn.run(
+            self.receiver, host=host, port=port, lifespan="on", log_level="info", access_log=False
+        )

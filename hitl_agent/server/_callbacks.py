@@ -28,6 +28,29 @@ __all__ = ["MAX_ATTEMPTS", "CallbackDeliverer", "enqueue_callback"]
 
 log = logging.getLogger("hitl_agent.server")
 
+
+class _RedactCallbackURLs(logging.Filter):
+    """Masks the URLs being delivered to in httpx's own request log line.
+
+    httpx logs every request's full URL at INFO, and a callback URL carries its receiver's
+    capability token; whoever turns INFO logging on must not collect tokens.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls and isinstance(record.args, tuple):
+            record.args = tuple(
+                "<callback url>" if str(arg) in self.urls else arg for arg in record.args
+            )
+        return True
+
+
+_REDACT = _RedactCallbackURLs()
+logging.getLogger("httpx").addFilter(_REDACT)
+
 MAX_ATTEMPTS = 4
 """The first POST plus the 3 documented retries."""
 _LEASE_SECONDS = 60.0
@@ -130,10 +153,13 @@ class CallbackDeliverer:
         }
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(body, self._secret)
+        _REDACT.urls.add(item.url)
         try:
             response = await client.post(item.url, content=body, headers=headers)
         except Exception as err:  # any failure to deliver is a retry, never a crash
             return False, True, type(err).__name__
+        finally:
+            _REDACT.urls.discard(item.url)
         if 200 <= response.status_code < 300:
             return True, False, ""
         return False, _retryable(response.status_code), f"HTTP {response.status_code}"

@@ -142,7 +142,7 @@ def test_5xx_forever_gives_up_after_four_attempts_and_leaves_state_alone(
     env = make_env(receiver=Receiver(script=[500] * 10))
     request_id = env.create(callback_url=HOOK)
     _answer(env, request_id)
-    with caplog.at_level(logging.INFO, logger="hitl_agent.server"):
+    with caplog.at_level(logging.INFO):  # every logger, httpx's request lines included
         for _ in range(10):
             env.tick()
     assert len(env.receiver.calls) == 4
@@ -151,6 +151,7 @@ def test_5xx_forever_gives_up_after_four_attempts_and_leaves_state_alone(
     assert env.get(request_id)["status"] == "completed"
     assert "given up after 4 attempts" in caplog.text
     assert "capability-secret" not in caplog.text  # the callback URL never reaches a log
+    assert "HTTP Request: POST <callback url>" in caplog.text
 
 
 def test_connection_errors_are_retried_and_4xx_is_not(make_env: MakeEnv) -> None:
