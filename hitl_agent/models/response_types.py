@@ -55,7 +55,6 @@ RESPONSE_TYPES: tuple[ResponseType, ...] = (
     "editable_text",
 )
 _MAX_TEXT = 5000
-_EPSILON = 1e-9
 
 
 def _finite_number(value: Any) -> Any:
@@ -410,7 +409,7 @@ def check_value(config: ResponseConfig, value: Any, *, field: str) -> ResponseVa
         if not _is_number(value):
             raise ConfigError(field, f"expected a number, got {_kind(value)}", "give a number")
         number = float(value)
-        if not config.min_value - _EPSILON <= number <= config.max_value + _EPSILON:
+        if not config.min_value <= number <= config.max_value:
             raise ConfigError(
                 field,
                 f"{value!r} is outside {config.min_value:g}..{config.max_value:g}",
@@ -418,7 +417,9 @@ def check_value(config: ResponseConfig, value: Any, *, field: str) -> ResponseVa
             )
         if number < 0 and not config.allow_negative:
             raise ConfigError(field, f"{value!r} is negative", "give a number >= 0")
-        if abs(round(number, config.decimal_places) - number) > _EPSILON * max(1.0, abs(number)):
+        # Compare in units of the last decimal place: 0.1 + 0.2 is two places, 1e-261 is not.
+        scaled = number * 10**config.decimal_places
+        if math.isfinite(scaled) and abs(scaled - round(scaled)) >= 1e-6:
             raise ConfigError(
                 field,
                 f"{value!r} has more than {config.decimal_places} decimal places",
