@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck test stress chromium demo clean
+# The in-memory LangGraph API server (remote-resumer tests) lives in its own virtualenv:
+# langgraph-api pins jsonschema-rs<0.45, schemathesis needs >=0.60.
+LG_VENV := .venv-langgraph-server
+LG_STAMP := $(LG_VENV)/.installed
+
+.PHONY: install lint typecheck test stress chromium langgraph-server demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +18,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(LG_STAMP): pyproject.toml
+	test -x $(LG_VENV)/bin/python || $(PYTHON) -m venv $(LG_VENV)
+	$(LG_VENV)/bin/python -m pip install -q -U pip
+	$(LG_VENV)/bin/python -m pip install -q -e '.[langgraph-server]'
+	touch $(LG_STAMP)
+
+langgraph-server: $(LG_STAMP)
 
 # Debian's chromium drives the reviewer-console browser test (browsers cannot be downloaded).
 chromium:
@@ -36,8 +49,8 @@ demo: $(STAMP)
 	$(BIN)/hitl-agent demo $(DEMO_ARGS)
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
-test: lint typecheck chromium
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
+test: lint typecheck chromium langgraph-server
+	@HITL_LANGGRAPH_CLI=$(CURDIR)/$(LG_VENV)/bin/langgraph $(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$code
 
@@ -46,4 +59,4 @@ stress: $(STAMP)
 	HITL_STRESS=full $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LG_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,10 +7,21 @@
         decision = keeper.review(f"Refund {state['amount']}?")   # interrupts durably
         ...
     dispatcher = keeper.dispatcher(GraphResumer(graph))
+    # or, for graphs served by a LangGraph Server:
+    dispatcher = keeper.dispatcher(RemoteGraphResumer("http://127.0.0.1:2024", "agent"))
 """
 
 from ._interrupt import DECISIONS_KEY, resume_value
 from ._node import review_node
 from ._resumer import PAYLOAD_KEY, GraphResumer
+from .remote import RemoteGraphResumer, RemoteResumeError
 
-__all__ = ["DECISIONS_KEY", "PAYLOAD_KEY", "GraphResumer", "resume_value", "review_node"]
+__all__ = [
+    "DECISIONS_KEY",
+    "PAYLOAD_KEY",
+    "GraphResumer",
+    "RemoteGraphResumer",
+    "RemoteResumeError",
+    "resume_value",
+    "review_node",
+]

@@ -11,7 +11,9 @@ server, both on loopback, for the remote resumer's tests.
 Everything that could phone home is switched off in the subprocess's environment: CLI
 analytics, LangSmith tracing, the PyPI version check, the license/metadata beacon (no license
 key is passed) and OTLP export. When the server cannot start the tests skip with its log tail,
-unless ``HITL_REQUIRE_REMOTE=1``, where they fail.
+unless ``HITL_REQUIRE_REMOTE=1``, where they fail. ``HITL_LANGGRAPH_CLI`` names a
+``langgraph`` executable to use instead of the one beside this interpreter (a separate
+virtualenv: ``langgraph-api`` pins ``jsonschema-rs<0.45``, ``schemathesis`` needs ``>=0.60``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from hitl_agent.server import create_app
 from hitl_agent.testing import ScriptedReviewer
 
 APP = Path(__file__).resolve().parent / "app"
+ROOT = APP.parents[2]
 STARTUP_SECONDS = 45.0
 
 # Variables that would make the server or the CLI talk to the internet, or authenticate.
@@ -157,6 +160,8 @@ def _server_env(hitl: HitlAPI, ledger_url: str, effects: Path) -> dict[str, str]
         HITL_REMOTE_LEDGER=ledger_url,
         HITL_REMOTE_EFFECTS=str(effects),
         PYTHONUNBUFFERED="1",
+        # hitl_agent from this checkout, also when the CLI lives in another virtualenv.
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     )
     return env
 
@@ -169,16 +174,31 @@ def _log_tail(log: Path, chars: int = 2000) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)[-chars:]
 
 
-@pytest.fixture(scope="module")
-def remote(hitl_api: HitlAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    """``langgraph dev`` on a free loopback port, serving ``refund`` and ``nested``."""
+def _cli() -> Path:
+    """The ``langgraph`` CLI: ``$HITL_LANGGRAPH_CLI`` (e.g. from a separate virtualenv), else
+    the one beside this interpreter."""
+    explicit = os.environ.get("HITL_LANGGRAPH_CLI")
+    if explicit:
+        if not Path(explicit).is_file():
+            _unavailable(f"HITL_LANGGRAPH_CLI={explicit} does not exist")
+        return Path(explicit)
     cli = Path(sys.executable).parent / "langgraph"
     if not cli.exists():
-        _unavailable(f"{cli} not found: install langgraph-cli[inmem] (pip install -e '.[dev]')")
+        _unavailable(
+            f"{cli} not found: pip install 'langgraph-cli[inmem]>=0.4.40,<0.5' "
+            "(or point HITL_LANGGRAPH_CLI at a langgraph CLI that has it)"
+        )
     for module in ("langgraph_api", "langgraph_runtime_inmem"):
         # Looked up, not imported: the server's libraries only ever run in the subprocess.
         if importlib.util.find_spec(module) is None:
             _unavailable(f"{module} is not installed: pip install 'langgraph-cli[inmem]'")
+    return cli
+
+
+@pytest.fixture(scope="module")
+def remote(hitl_api: HitlAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    """``langgraph dev`` on a free loopback port, serving ``refund`` and ``nested``."""
+    cli = _cli()
 
     root = tmp_path_factory.mktemp("lgserver")
     config = root / "langgraph.json"
