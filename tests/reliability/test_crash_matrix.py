@@ -1,0 +1,321 @@
+"""T1: kill the agent or the worker (SIGKILL) at every named point, restart, finish; count harm.
+
+One run, for one crash point on one backend:
+
+1. the agent process starts the thread (a gate review, then an action that commits an effect
+   row when approved); a gate-side point kills it, and a new agent process restarts the thread
+   (sometimes after the reviewer already answered and a worker already swept: the decision
+   lands before the interrupt is durable);
+2. the reviewer answers every request of the thread through the server's reviewer API;
+3. a worker process resolves (a poll sweep, or the callback posted to its receiver); a
+   resolver-side point kills it;
+4. a restarted agent + worker (its clock past the resume lease) drives the thread to the end.
+
+Then, from the server's list, the checkpointer and the effects table:
+
+* duplicate reviews: more than one HITL request carrying the thread's correlation key;
+* lost decisions: an answered request whose thread did not finish with that answer (or an
+  approval whose action never ran);
+* unauthorized runs: an effect without an approving answer, or more than one effect outside
+  window (c);
+* window (c) re-runs, counted apart: a crash after the action committed and before the
+  checkpoint after it re-runs the (non-idempotent) action on recovery, as documented.
+
+The local HITL server lives in the test process (uvicorn thread), so it outlives every crash.
+Default: 1 run per point per backend (durability ``sync``); ``HITL_STRESS=full``: 10 runs per
+point, durability ``sync`` and ``async``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crash_agent import (
+    GATE_POINTS,
+    LEASE,
+    POINTS,
+    PRELOAD,
+    WINDOW_C,
+    AgentConfig,
+    Store,
+    child_main,
+    read_outcome,
+)
+from rel_support import HITLServer, Stress, open_store, record_summary
+
+from hitl_agent.gate import CRASH_POINTS
+
+CTX = multiprocessing.get_context("forkserver")
+# A child is a fork of an interpreter that already imported LangGraph, psycopg and hitl_agent
+# (Python 3.11's forkserver ignores sys.path, so crash_agent itself is imported by the child).
+CTX.set_forkserver_preload(list(PRELOAD))
+KILLED = -9
+
+
+def spawn(cfg: AgentConfig, role: str, thread_id: str, tmp: Path, **kwargs: Any) -> tuple[int, Any]:
+    """Run one role in a fresh process; (exit code, its result or None)."""
+    result_path = tmp / f"{uuid.uuid4().hex}.json"
+    process = CTX.Process(
+        target=child_main,
+        args=(cfg, role, thread_id),
+        kwargs={**kwargs, "result_path": str(result_path)},
+    )
+    process.start()
+    process.join(120)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        raise AssertionError(f"{role} process for {thread_id} hung")
+    result = json.loads(result_path.read_text()) if result_path.exists() else None
+    assert process.exitcode is not None
+    return process.exitcode, result
+
+
+def answer_pending(server: HITLServer, thread_id: str, answer: str) -> int:
+    """The reviewer answers every still-pending request of the thread; how many."""
+    answered = 0
+    for request in server.requests_for(thread_id):
+        if request.status == "pending":
+            server.reviewer.respond(request.id, answer)
+            answered += 1
+    return answered
+
+
+@dataclass
+class Outcome:
+    point: str
+    backend: str
+    durability: str
+    run: int
+    answer: str
+    mode: str
+    early_answer: bool
+    crashed: bool
+    reviews: int
+    executions: int
+    duplicate_reviews: int
+    lost: int
+    unauthorized: int
+    duplicate_executions: int
+    window_c_reruns: int
+    recovery_sweeps: int
+    ledger_left_open: int
+    seconds: float
+
+
+def crash_run(
+    server: HITLServer,
+    cfg: AgentConfig,
+    point: str,
+    run: int,
+    rng: random.Random,
+    tmp: Path,
+    answer: str = "approve",
+) -> Outcome:
+    started = time.monotonic()
+    store = cfg.store
+    thread_id = f"t1-{point}-{run}-{uuid.uuid4().hex[:8]}"
+    # The poller's batched fetch has no after_fetch point: that point needs the resolve path.
+    mode = "webhook" if point == "resolver.after_fetch" else rng.choice(["poll", "webhook"])
+    early = rng.random() < 0.5
+    gate_side = point in GATE_POINTS
+
+    code, _ = spawn(cfg, "start", thread_id, tmp, crash_point=point if gate_side else None)
+    crashed = code == KILLED
+    if gate_side:
+        assert crashed, f"{point}: the agent was never killed (exit {code}): a dead crash point"
+        if early and answer_pending(server, thread_id, answer):
+            code, _ = spawn(cfg, "worker", thread_id, tmp, mode="poll")
+            assert code == 0
+        code, _ = spawn(cfg, "start", thread_id, tmp)  # the restarted agent
+        assert code == 0, f"{point}: the restarted agent failed (exit {code})"
+    else:
+        assert code == 0, f"the agent failed (exit {code})"
+    answer_pending(server, thread_id, answer)
+    code, _ = spawn(
+        cfg, "worker", thread_id, tmp, crash_point=None if gate_side else point, mode=mode
+    )
+    if not gate_side:
+        crashed = code == KILLED
+        reachable = not (point == WINDOW_C and answer != "approve")
+        assert crashed == reachable, f"{point}: killed={crashed}, expected {reachable}"
+    else:
+        assert code == 0
+    code, result = spawn(cfg, "recover", thread_id, tmp, clock_offset=LEASE + 1)
+    assert code == 0, f"{point}: the recovery process failed (exit {code})"
+
+    requests = server.requests_for(thread_id)
+    outcome = read_outcome(store, thread_id)
+    effects = store.effects().rows(thread_id)
+    approved_ids = {
+        r.id for r in requests if r.status == "completed" and r.response_value == "approve"
+    }
+    answered = [r for r in requests if r.status == "completed"]
+    finished = outcome["exists"] and not outcome["unfinished"] and outcome["done"]
+    decision = outcome["decision"] or {}
+    lost = 0
+    if answered and (
+        not finished
+        or decision.get("request_id") not in {r.id for r in answered}
+        or bool(decision.get("approved")) != (decision.get("request_id") in approved_ids)
+        or (decision.get("approved") and not effects)
+    ):
+        lost = 1
+    unauthorized = sum(1 for e in effects if e[1] not in approved_ids)
+    extra = max(0, len(effects) - 1)
+    ledger = store.ledger(max_size=1)
+    try:
+        rows = [ledger.get(str(r.context["hitl_agent"]["key"])) for r in requests]
+    finally:
+        ledger.close()
+    return Outcome(
+        point=point,
+        backend=store.backend,
+        durability=cfg.durability,
+        run=run,
+        answer=answer,
+        mode=mode,
+        early_answer=early and gate_side,
+        crashed=crashed,
+        reviews=len(requests),
+        executions=len(effects),
+        duplicate_reviews=max(0, len(requests) - 1),
+        lost=lost,
+        unauthorized=unauthorized,
+        duplicate_executions=0 if point == WINDOW_C else extra,
+        window_c_reruns=extra if point == WINDOW_C else 0,
+        recovery_sweeps=int((result or {}).get("sweeps", -1)),
+        ledger_left_open=sum(1 for row in rows if row is None or row.state != "resumed"),
+        seconds=time.monotonic() - started,
+    )
+
+
+def run_matrix(
+    server: HITLServer, store: Store, durability: str, runs: int, seed: int, tmp: Path
+) -> list[Outcome]:
+    cfg = AgentConfig(
+        store=store,
+        base_url=server.base_url,
+        api_key=server.api_key,
+        loop_id=server.loop_id,
+        durability=durability,
+    )
+    rng = random.Random(f"{seed}-{store.backend}-{durability}")
+    outcomes = []
+    for run in range(runs):
+        for index, point in enumerate(POINTS):
+            # A quarter of the runs reject (window (c) needs an approval to be reached).
+            reject = (run + index) % 4 == 3 and point != WINDOW_C
+            answer = "reject" if reject else "approve"
+            outcomes.append(crash_run(server, cfg, point, run, rng, tmp, answer))
+    return outcomes
+
+
+def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
+    totals: Counter[str] = Counter()
+    for o in outcomes:
+        for name in (
+            "duplicate_reviews",
+            "lost",
+            "unauthorized",
+            "duplicate_executions",
+            "window_c_reruns",
+            "ledger_left_open",
+        ):
+            totals[name] += getattr(o, name)
+    points = {o.point for o in outcomes}
+    sweeps = [o.recovery_sweeps for o in outcomes]
+    summary = {
+        "matrix": title,
+        "runs": len(outcomes),
+        "points": len(points),
+        "runs_per_point": len(outcomes) // max(1, len(points)),
+        "approved_runs": sum(o.answer == "approve" for o in outcomes),
+        "killed": sum(o.crashed for o in outcomes),
+        **totals,
+        "window_c_runs": sum(o.point == WINDOW_C and o.answer == "approve" for o in outcomes),
+        "max_recovery_sweeps": max(sweeps),
+        "left_open_points": sorted({o.point for o in outcomes if o.ledger_left_open}),
+        "seconds": round(sum(o.seconds for o in outcomes), 1),
+    }
+    record_summary(summary)
+    return summary
+
+
+def assert_no_harm(outcomes: list[Outcome]) -> None:
+    bad = [
+        asdict(o)
+        for o in outcomes
+        if o.duplicate_reviews or o.lost or o.unauthorized or o.duplicate_executions
+    ]
+    assert not bad, json.dumps(bad, indent=1)
+    # Window (c): the effect may run again (documented), never a third time.
+    assert all(o.window_c_reruns <= 1 for o in outcomes)
+    # Every run reaches its terminal state within one sweep of the restarted worker.
+    assert all(0 <= o.recovery_sweeps <= 1 for o in outcomes), [
+        (o.point, o.recovery_sweeps) for o in outcomes if o.recovery_sweeps > 1
+    ]
+
+
+def test_every_named_crash_point_is_in_the_matrix() -> None:
+    assert set(CRASH_POINTS) <= {p.removesuffix("@resume") for p in POINTS}
+    assert WINDOW_C in POINTS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_crash_matrix_no_dup_no_loss(
+    hitl_server: HITLServer, store: Store, durability: str, stress: Stress, tmp_path: Path
+) -> None:
+    if durability == "async" and not stress.full:
+        pytest.skip("durability=async runs under HITL_STRESS=full (make stress)")
+    runs = stress.pick(default=1, full=10)
+    outcomes = run_matrix(hitl_server, store, durability, runs, stress.seed, tmp_path)
+    summarize(f"T1 {store.backend} durability={durability}", outcomes)
+    assert_no_harm(outcomes)
+
+
+def test_crash_harness_detects_a_duplicate_review(
+    hitl_server: HITLServer, tmp_path: Path, stress: Stress
+) -> None:
+    """Canary: a gate that forgets to reconcile its intent after a crash creates twice."""
+
+    store = open_store("sqlite", tmp_path / "store")
+    cfg = AgentConfig(
+        store=store,
+        base_url=hitl_server.base_url,
+        api_key=hitl_server.api_key,
+        loop_id=hitl_server.loop_id,
+        break_reconcile=True,
+    )
+    outcome = crash_run(hitl_server, cfg, "gate.after_create", 0, random.Random(1), tmp_path)
+    assert outcome.duplicate_reviews == 1
+    with pytest.raises(AssertionError):
+        assert_no_harm([outcome])
+
+
+def test_crash_harness_detects_a_double_execution(hitl_server: HITLServer, tmp_path: Path) -> None:
+    """Canary: window (c) re-runs the naive action; the idempotent one (keyed by the
+    decision's request id) runs once."""
+
+    for idempotent, expected in ((False, 1), (True, 0)):
+        store = open_store("sqlite", tmp_path / f"idem-{idempotent}")
+        cfg = AgentConfig(
+            store=store,
+            base_url=hitl_server.base_url,
+            api_key=hitl_server.api_key,
+            loop_id=hitl_server.loop_id,
+            idempotent=idempotent,
+        )
+        outcome = crash_run(hitl_server, cfg, WINDOW_C, 0, random.Random(2), tmp_path)
+        assert outcome.crashed and outcome.window_c_reruns == expected, outcome
+        assert outcome.duplicate_reviews == outcome.lost == outcome.unauthorized == 0
