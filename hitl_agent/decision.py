@@ -83,6 +83,17 @@ class Decision(BaseModel):
     response_type: str | None = None
 
     @property
+    def idempotency_key(self) -> str:
+        """A key for the approved action's own side effect, e.g. a payment API's idempotency key.
+
+        LangGraph re-runs a task whose final checkpoint a crash prevented, so an approved
+        action can run again after recovery (at least once). Passing this key to the system
+        that performs the action makes the repeat a no-op there: it is the same on every
+        replay of one decision and differs between decisions.
+        """
+        return f"hitl-{self.request_id}"
+
+    @property
     def text(self) -> str | None:
         """The text of a text or editable_text answer, else None."""
         if isinstance(self.value, EditedText):

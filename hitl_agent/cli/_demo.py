@@ -84,15 +84,22 @@ class _Refunds:
 
     def __post_init__(self) -> None:
         with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS refunds (order_id TEXT, amount INTEGER)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS refunds "
+                "(idempotency_key TEXT PRIMARY KEY, order_id TEXT, amount INTEGER)"
+            )
 
-    def issue(self, order_id: str, amount: int) -> None:
+    def issue(self, idempotency_key: str, order_id: str, amount: int) -> None:
+        # A crash after the refund but before LangGraph's checkpoint re-runs the tool on
+        # recovery; the decision's idempotency key makes that second refund a no-op.
         with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-            db.execute("INSERT INTO refunds VALUES (?, ?)", (order_id, amount))
+            row = (idempotency_key, order_id, amount)
+            db.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?)", row)
 
     def issued(self) -> list[tuple[str, int]]:
         with contextlib.closing(sqlite3.connect(self.path)) as db:
-            return [(row[0], row[1]) for row in db.execute("SELECT * FROM refunds")]
+            rows = db.execute("SELECT order_id, amount FROM refunds ORDER BY rowid")
+            return [(row[0], row[1]) for row in rows]
 
 
 def _build_graph(keeper: Any, refunds: _Refunds, checkpointer: Any) -> Any:
@@ -128,7 +135,7 @@ def _build_graph(keeper: Any, refunds: _Refunds, checkpointer: Any) -> Any:
         )
         if not decision.approved:
             return f"Refund NOT issued: {decision.reason}"
-        refunds.issue(order_id, amount)
+        refunds.issue(decision.idempotency_key, order_id, amount)
         return f"Refund of ${amount:,} issued for order {order_id}."
 
     def agent(state: MessagesState) -> dict[str, Any]:

@@ -140,3 +140,13 @@ def test_fail_closed_decision() -> None:
     decision = Decision.fail_closed("r9", "API down")
     assert decision.outcome == "timed_out" and not decision.approved
     assert "failed closed" in decision.reason
+
+
+def test_idempotency_key_is_stable_for_a_decision_and_distinct_between_decisions() -> None:
+    first = Decision(request_id="a" * 24, status="completed", outcome="approved", approved=True)
+    replayed = Decision.model_validate(first.model_dump(mode="json"))
+    other = Decision(request_id="b" * 24, status="completed", outcome="approved", approved=True)
+
+    assert replayed.idempotency_key == first.idempotency_key
+    assert other.idempotency_key != first.idempotency_key
+    assert first.request_id in first.idempotency_key
