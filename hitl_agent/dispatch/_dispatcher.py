@@ -55,6 +55,16 @@ class CompositeResumer:
         target = self._pick(record)
         return await target.aresume(record, decisions) if target is not None else False
 
+    def finished(self, record: ReviewRecord) -> bool:
+        """Ask the matching resumer; False when there is none."""
+        target = self._pick(record)
+        return target.finished(record) if target is not None else False
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`finished`."""
+        target = self._pick(record)
+        return await target.afinished(record) if target is not None else False
+
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -42,14 +42,20 @@ class Resumer(Protocol):
     """Delivers a decision to whatever waits for it (a graph thread, a blocked caller).
 
     ``decisions`` holds every decision of the row's task (one for a blocking review; all
-    reviews of one LangGraph task, e.g. parallel tool calls, are delivered together). Both
-    methods return True when the decision was delivered, False when the target is not
-    waiting (nothing was run; the dispatcher retries later), and raise when delivery failed.
+    reviews of one LangGraph task, e.g. parallel tool calls, are delivered together).
+    ``resume`` returns True when the decision was delivered, False when the target is not
+    waiting (nothing was run; the dispatcher retries later), and raises when delivery failed.
+    ``finished`` says whether a target that is not waiting never will again (its thread
+    finished after the decision was recorded): the row is then closed instead of retried.
     """
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool: ...
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool: ...
+
+    def finished(self, record: ReviewRecord) -> bool: ...
+
+    async def afinished(self, record: ReviewRecord) -> bool: ...
 
 
 class Resolver:
@@ -196,15 +202,35 @@ class Resolver:
             assert member.request_id is not None
             self.ledger.release(member.request_id, self.owner, now=self.clock())
 
-    def _finish(self, rows: list[ReviewRecord], delivered: bool) -> None:
-        if not delivered:
+    def _finish(self, rows: list[ReviewRecord], delivered: bool, finished: bool) -> None:
+        if not delivered and not finished:
             self._release(rows)
             self.stats["not_waiting"] += 1
             return
         for member in rows:
             assert member.request_id is not None
             self.ledger.complete(member.request_id, self.owner, now=self.clock())
-        self.stats["resumed"] += len(rows)
+        if delivered:
+            self.stats["resumed"] += len(rows)
+        else:
+            # The thread moved on after the decision (e.g. a crash between an earlier resume
+            # and its ledger write): nothing can wait for it any more, so close the rows.
+            self.stats["finished_elsewhere"] += len(rows)
+            log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)
+
+    def _finished(self, row: ReviewRecord) -> bool:
+        try:
+            return self.resumer.finished(row)
+        except Exception:
+            log.exception("finished check failed request_id=%s", row.request_id)
+            return False
+
+    async def _afinished(self, row: ReviewRecord) -> bool:
+        try:
+            return await self.resumer.afinished(row)
+        except Exception:
+            log.exception("finished check failed request_id=%s", row.request_id)
+            return False
 
     def deliver(self, request_id: str) -> list[Decision]:
         """Claim a decided row (and its task's siblings) and resume; what this call delivered."""
@@ -221,7 +247,7 @@ class Resolver:
             self.stats["resume_failed"] += 1
             log.exception("resume failed request_id=%s; released for a later retry", request_id)
             return []
-        self._finish(group, delivered)
+        self._finish(group, delivered, not delivered and self._finished(row))
         return decisions if delivered else []
 
     async def adeliver(self, request_id: str) -> list[Decision]:
@@ -239,7 +265,8 @@ class Resolver:
             self.stats["resume_failed"] += 1
             log.exception("resume failed request_id=%s; released for a later retry", request_id)
             return []
-        await asyncio.to_thread(self._finish, group, delivered)
+        finished = not delivered and await self._afinished(row)
+        await asyncio.to_thread(self._finish, group, delivered, finished)
         return decisions if delivered else []
 
     async def aresolve(self, request_id: str) -> list[Decision]:

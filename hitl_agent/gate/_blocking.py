@@ -126,3 +126,11 @@ class BlockingResumer:
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Same as :meth:`resume` (it never blocks)."""
         return self.resume(record, decisions)
+
+    def finished(self, record: ReviewRecord) -> bool:
+        """Never: a blocking review may be waited on again (the same key, another process)."""
+        return False
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Same as :meth:`finished`."""
+        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -25,7 +26,7 @@ from ..decision import Decision
 from ..ledger import ReviewRecord
 from ._interrupt import resume_value
 
-__all__ = ["PAYLOAD_KEY", "GraphResumer"]
+__all__ = ["PAYLOAD_KEY", "GraphResumer", "thread_finished_since"]
 
 PAYLOAD_KEY = "hitl_agent"
 """The key of a gate's interrupt payload: ``{"hitl_agent": {"request_id": ..., "key": ...}}``."""
@@ -49,6 +50,24 @@ def _find_interrupt(state: StateSnapshot, record: ReviewRecord, prefix: str = ""
             if found is not None:
                 return found
     return None
+
+
+def thread_finished_since(state: StateSnapshot, since: float) -> bool:
+    """True when the thread has nothing left to run and got there after ``since``.
+
+    That is how a decided row learns that its thread moved on without it (a crash between
+    the resume and the ledger write, or a recovery run that consumed the resume): the row
+    can be closed. "Finished" alone is not enough: with ``async``/``exit`` durability a
+    thread that runs a new turn can still show the previous turn's finished checkpoint, so
+    the checkpoint must also be newer than the decision.
+    """
+    if state.next or state.tasks or state.created_at is None:
+        return False
+    try:
+        written = datetime.fromisoformat(state.created_at).timestamp()
+    except ValueError:
+        return False
+    return written > since
 
 
 class GraphResumer:
@@ -98,6 +117,23 @@ class GraphResumer:
             durability=self.durability,
         )
         return True
+
+    def finished(self, record: ReviewRecord) -> bool:
+        """True when the row's thread finished after its decision was recorded."""
+        if record.thread_id is None or record.decided_at is None:
+            return False
+        state = self.graph.get_state(self._thread_config(record))
+        return thread_finished_since(state, record.decided_at)
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`finished`."""
+        if record.thread_id is None or record.decided_at is None:
+            return False
+        try:
+            state = await self.graph.aget_state(self._thread_config(record))
+        except NotImplementedError:  # a sync-only checkpointer
+            return await asyncio.to_thread(self.finished, record)
+        return thread_finished_since(state, record.decided_at)
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume` (``aget_state`` / ``ainvoke``)."""

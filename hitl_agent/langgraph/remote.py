@@ -36,7 +36,7 @@ from .._exceptions import HITLError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ._interrupt import resume_value
-from ._resumer import _find_interrupt
+from ._resumer import _find_interrupt, thread_finished_since
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -74,9 +74,11 @@ class RemoteResumeError(HITLError):
 def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
     """The parts of a ``ThreadState`` JSON that find a pending interrupt, as a StateSnapshot.
 
-    Tasks, their interrupts (id and value) and, with ``subgraphs=True``, the nested states of
-    subgraph tasks are kept; values, configs and metadata are not needed and left empty.
+    Tasks, their interrupts (id and value), ``next``, the checkpoint's ``created_at`` and,
+    with ``subgraphs=True``, the nested states of subgraph tasks are kept; values, configs and
+    metadata are not needed and left empty.
     """
+    created_at = state.get("created_at")
     tasks = []
     for task in state.get("tasks") or ():
         nested = task.get("state")
@@ -105,7 +107,7 @@ def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
         next=tuple(state.get("next") or ()),
         config={},
         metadata=None,
-        created_at=None,
+        created_at=created_at if isinstance(created_at, str) else None,
         parent_config=None,
         tasks=tuple(tasks),
         interrupts=(),
@@ -222,6 +224,30 @@ class RemoteGraphResumer:
         except Exception as exc:
             raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
         return _find_interrupt(snapshot_from_thread_state(state), record)
+
+    def finished(self, record: ReviewRecord) -> bool:
+        """True when the row's thread finished on the server after its decision was recorded."""
+        if record.thread_id is None or record.decided_at is None:
+            return False
+        try:
+            state = self.client.threads.get_state(record.thread_id)
+        except NotFoundError:
+            return False
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
+        return thread_finished_since(snapshot_from_thread_state(state), record.decided_at)
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`finished`."""
+        if record.thread_id is None or record.decided_at is None:
+            return False
+        try:
+            state = await self.aclient.threads.get_state(record.thread_id)
+        except NotFoundError:
+            return False
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
+        return thread_finished_since(snapshot_from_thread_state(state), record.decided_at)
 
     # -- resume --------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ class ReviewRecord:
         payload: JSON the gate wants back on resume (e.g. the review spec, for reconciliation).
         claimed_by, lease_until: the current resume claim.
         created_at, updated_at: epoch seconds.
+        decided_at: when the decision was recorded (epoch seconds); claims and releases
+            leave it alone, so it tells whether a thread moved on after the decision.
     """
 
     key: str
@@ -61,6 +63,7 @@ class ReviewRecord:
     lease_until: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    decided_at: float | None = None
 
 
 class Ledger(ABC):
@@ -134,7 +137,8 @@ class Ledger(ABC):
 
     @abstractmethod
     def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
-        """``pending`` -> ``decided``: store the first decision for ``request_id``.
+        """``pending`` -> ``decided``: store the first decision for ``request_id`` and
+        ``decided_at = now``.
 
         Returns True when this call stored it; False when a decision was already stored (the
         first one wins, forever) or no row has this request id.

@@ -29,6 +29,7 @@ COLUMNS: tuple[str, ...] = (
     "lease_until",
     "created_at",
     "updated_at",
+    "decided_at",
 )
 _DECISION = COLUMNS.index("decision")
 _PAYLOAD = COLUMNS.index("payload")

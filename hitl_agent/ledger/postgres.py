@@ -54,6 +54,8 @@ MIGRATIONS: list[LiteralString] = [
     "CREATE INDEX {open_index} ON {table} (created_at, seq) WHERE state <> 'resumed'",
     # list_task finds a task's siblings on every delivery; without this it scans the table.
     "CREATE INDEX {task_index} ON {table} (thread_id, checkpoint_ns)",
+    # when the decision was recorded (updated_at moves with every claim and release).
+    "ALTER TABLE {table} ADD COLUMN decided_at double precision",
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -259,10 +261,10 @@ class PostgresLedger(Ledger):
         body = dump_json(decision, "decision")
         return self._cas(
             self._q(
-                """UPDATE {table} SET state = 'decided', decision = %s::json, updated_at = %s
-                    WHERE request_id = %s AND state = 'pending'"""
+                """UPDATE {table} SET state = 'decided', decision = %s::json, updated_at = %s,
+                    decided_at = %s WHERE request_id = %s AND state = 'pending'"""
             ),
-            (body, now, request_id),
+            (body, now, now, request_id),
         )
 
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:

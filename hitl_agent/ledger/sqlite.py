@@ -53,6 +53,8 @@ MIGRATIONS: list[str] = [
     f"CREATE INDEX hitl_ledger_open ON {_TABLE} (created_at) WHERE state <> 'resumed'",
     # 3: list_task finds a task's siblings on every delivery; without this it scans the table.
     f"CREATE INDEX hitl_ledger_task ON {_TABLE} (thread_id, checkpoint_ns)",
+    # 4: when the decision was recorded (updated_at moves with every claim and release).
+    f"ALTER TABLE {_TABLE} ADD COLUMN decided_at REAL",
 ]
 
 
@@ -343,9 +345,9 @@ class SqliteLedger(Ledger):
         """``pending`` -> ``decided``; the first decision wins, forever."""
         body = dump_json(decision, "decision")
         return self._cas(
-            f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?
-                WHERE request_id = ? AND state = 'pending'""",
-            (body, now, request_id),
+            f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?,
+                decided_at = ? WHERE request_id = ? AND state = 'pending'""",
+            (body, now, now, request_id),
         )
 
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:

@@ -9,6 +9,8 @@ whose resolver resumes the remote thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 import uuid
 from typing import Any
 
@@ -94,6 +96,13 @@ def test_poll_resumes_the_remote_thread_and_the_action_runs_once(
     assert resumer.resume(row, delivered) is False
     assert _runs(sdk, thread_id) == ["success", "success"]
     assert remote.effects_of(thread_id) == ["gate", "gate", "refund 250"]
+
+    # The thread finished after the decision: a row still open for it can be closed; a
+    # decision newer than the last checkpoint, or an unknown thread, cannot tell.
+    assert done.decided_at is not None
+    assert resumer.finished(done) is True
+    assert resumer.finished(dataclasses.replace(done, decided_at=time.time() + 3600)) is False
+    assert resumer.finished(dataclasses.replace(done, thread_id=str(uuid.uuid4()))) is False
 
 
 def test_an_unknown_thread_is_not_created_nor_run(remote: Remote, sdk: SyncLangGraphClient) -> None:

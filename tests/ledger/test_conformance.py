@@ -335,6 +335,23 @@ def test_state_machine(ledger: Ledger, op: str, state: RowState) -> None:
         assert after.state == _TRANSITIONS[op][state]
 
 
+def test_decided_at_is_the_decision_time_and_claims_leave_it_alone(ledger: Ledger) -> None:
+    ledger.record_intent("k", now=1.0)
+    ledger.mark_created("k", "r", now=2.0)
+    assert ledger.get("k").decided_at is None  # type: ignore[union-attr]
+    assert ledger.record_decision("r", {"approved": True}, now=3.0)
+    assert ledger.claim("r", OWNER, now=4.0, lease_seconds=LEASE)
+    assert ledger.release("r", OWNER, now=5.0)
+    assert ledger.claim("r", OWNER, now=6.0, lease_seconds=LEASE)
+    assert ledger.complete("r", OWNER, now=7.0)
+    assert not ledger.record_decision("r", {"approved": False}, now=8.0)
+
+    row = ledger.get("k")
+
+    assert row is not None
+    assert (row.decided_at, row.updated_at) == (3.0, 7.0)
+
+
 # -- list_task -----------------------------------------------------------------------
 
 

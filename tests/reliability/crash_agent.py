@@ -408,6 +408,9 @@ def child_main(
             sweeps += 1
             dispatcher.poll_once()
         result["sweeps"] = sweeps
+        # The next regular sweep closes rows whose thread finished without their resume
+        # (a crash between a resume and its ledger write).
+        dispatcher.poll_once()
     else:
         raise ValueError(role)
     if result_path is not None:

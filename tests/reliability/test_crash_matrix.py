@@ -264,6 +264,8 @@ def assert_no_harm(outcomes: list[Outcome]) -> None:
     assert all(0 <= o.recovery_sweeps <= 1 for o in outcomes), [
         (o.point, o.recovery_sweeps) for o in outcomes if o.recovery_sweeps > 1
     ]
+    # ... and the sweep after that leaves no ledger row open (invariant 9: reconciled).
+    assert not [o.point for o in outcomes if o.ledger_left_open]
 
 
 def test_every_named_crash_point_is_in_the_matrix() -> None:
