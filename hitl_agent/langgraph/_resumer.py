@@ -22,11 +22,12 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 
+from .._exceptions import ConfigError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ._interrupt import resume_value
 
-__all__ = ["PAYLOAD_KEY", "GraphResumer", "thread_finished_since"]
+__all__ = ["PAYLOAD_KEY", "GraphResumer", "check_durability", "thread_finished_since"]
 
 PAYLOAD_KEY = "hitl_agent"
 """The key of a gate's interrupt payload: ``{"hitl_agent": {"request_id": ..., "key": ...}}``."""
@@ -52,6 +53,20 @@ def _find_interrupt(state: StateSnapshot, record: ReviewRecord, prefix: str = ""
     return None
 
 
+def check_durability(durability: str) -> Literal["sync", "async"]:
+    """``durability`` if a resume may run with it; ConfigError for ``"exit"`` or a typo."""
+    if durability == "sync":
+        return "sync"
+    if durability == "async":
+        return "async"
+    raise ConfigError(
+        "durability",
+        f"{durability!r} is not allowed for resumes ('exit' saves nothing until the graph "
+        "exits, so a crash after an approved action would run it again)",
+        'use durability="sync" (the default) or "async"',
+    )
+
+
 def thread_finished_since(state: StateSnapshot, since: float) -> bool:
     """True when the thread has nothing left to run and got there after ``since``.
 
@@ -75,8 +90,10 @@ class GraphResumer:
 
     Args:
         graph: the compiled graph; it must have the checkpointer the gates ran with.
-        durability: the resume run's durability; ``"sync"`` persists every step before the
-            next, which keeps the crash window after an approved action small.
+        durability: the resume run's durability, ``"sync"`` or ``"async"``; ``"exit"`` is
+            refused (it saves nothing until the graph exits, so a crash after an approved
+            action would run it again from the interrupt). ``"sync"`` persists every step
+            before the next, which keeps the crash window after an approved action small.
         config: extra config merged into every resume (``thread_id`` comes from the row).
     """
 
@@ -84,11 +101,11 @@ class GraphResumer:
         self,
         graph: Any,
         *,
-        durability: Literal["sync", "async", "exit"] = "sync",
+        durability: Literal["sync", "async"] = "sync",
         config: RunnableConfig | None = None,
     ) -> None:
         self.graph = graph
-        self.durability = durability
+        self.durability = check_durability(durability)
         self._config = config or {}
 
     def __repr__(self) -> str:

@@ -36,14 +36,14 @@ from .._exceptions import HITLError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ._interrupt import resume_value
-from ._resumer import _find_interrupt, thread_finished_since
+from ._resumer import _find_interrupt, check_durability, thread_finished_since
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 
 __all__ = ["RemoteGraphResumer", "RemoteResumeError", "snapshot_from_thread_state"]
 
-Durability = Literal["sync", "async", "exit"]
+Durability = Literal["sync", "async"]
 
 
 class RemoteResumeError(HITLError):
@@ -155,7 +155,7 @@ class RemoteGraphResumer:
     ) -> None:
         self.url = url.rstrip("/")
         self.assistant_id = assistant_id
-        self.durability: Durability = durability
+        self.durability: Durability = check_durability(durability)
         self._api_key = api_key
         self._headers = dict(headers) if headers else None
         self._client = client

@@ -11,11 +11,13 @@ import contextlib
 import time
 from pathlib import Path
 
+import pytest
 from hitl_harness import make_env, refund_graph, sqlite_saver
 from langgraph.checkpoint.memory import InMemorySaver
 
+from hitl_agent import ConfigError
 from hitl_agent.gate import set_hook
-from hitl_agent.langgraph import GraphResumer
+from hitl_agent.langgraph import GraphResumer, RemoteGraphResumer
 from hitl_agent.ledger import ReviewRecord
 
 
@@ -88,3 +90,14 @@ def test_finished_needs_a_finished_thread_newer_than_the_decision(tmp_path: Path
         # one runs unsaved (async or exit durability): not finished.
         assert resumer.finished(row("waiting", time.time() + 60)) is False
         assert resumer.finished(row("waiting", None)) is False
+
+
+def test_resumes_refuse_exit_durability() -> None:
+    graph = object()  # the check happens before the graph is used
+    with pytest.raises(ConfigError) as caught:
+        GraphResumer(graph, durability="exit")  # type: ignore[arg-type]
+    assert caught.value.field == "durability"
+    assert "sync" in caught.value.fix
+    with pytest.raises(ConfigError):
+        RemoteGraphResumer("http://127.0.0.1:1", "agent", durability="exit")  # type: ignore[arg-type]
+    assert GraphResumer(graph, durability="async").durability == "async"
