@@ -93,28 +93,6 @@ class AsyncLocalHITL:
         await self.server.tick()
 
 
-def _app(
-    db: str | os.PathLike[str],
-    clock: Callable[[], float] | None,
-    signing_secret: str | None,
-    rate_limit: int | None,
-    callback_client: httpx.AsyncClient | None,
-    callback_base_delay: float,
-    claim_timeout_seconds: float,
-    scheduler_interval: float | None,
-) -> Starlette:
-    return create_app(
-        db,
-        clock=clock,
-        signing_secret=signing_secret,
-        rate_limit=rate_limit,
-        callback_client=callback_client,
-        callback_base_delay=callback_base_delay,
-        claim_timeout_seconds=claim_timeout_seconds,
-        scheduler_interval=scheduler_interval,
-    )
-
-
 @contextlib.contextmanager
 def local_hitl(
     *,
@@ -135,10 +113,16 @@ def local_hitl(
     timeouts, claim expiry and callbacks. Callbacks retry without delay by default. The
     client does not retry (``retry`` overrides), so a 429 surfaces at once.
     """
-    app = _app(
-        db, clock, signing_secret, rate_limit, callback_client, callback_base_delay,
-        claim_timeout_seconds, scheduler_interval,
-    )  # fmt: skip
+    app = create_app(
+        db,
+        clock=clock,
+        signing_secret=signing_secret,
+        rate_limit=rate_limit,
+        callback_client=callback_client,
+        callback_base_delay=callback_base_delay,
+        claim_timeout_seconds=claim_timeout_seconds,
+        scheduler_interval=scheduler_interval,
+    )
     server: LocalHITLServer = app.state.hitl
     try:
         credentials = server.bootstrap()
@@ -179,10 +163,16 @@ async def alocal_hitl(
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[AsyncLocalHITL]:
     """The async twin of :func:`local_hitl`; use with ``async with``."""
-    app = _app(
-        db, clock, signing_secret, rate_limit, callback_client, callback_base_delay,
-        claim_timeout_seconds, scheduler_interval,
-    )  # fmt: skip
+    app = create_app(
+        db,
+        clock=clock,
+        signing_secret=signing_secret,
+        rate_limit=rate_limit,
+        callback_client=callback_client,
+        callback_base_delay=callback_base_delay,
+        claim_timeout_seconds=claim_timeout_seconds,
+        scheduler_interval=scheduler_interval,
+    )
     server: LocalHITLServer = app.state.hitl
     task: asyncio.Task[Any] | None = None
     try:
