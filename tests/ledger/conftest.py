@@ -11,43 +11,15 @@ parameter to ``BACKENDS``; see docs/ledger.md.
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pg_support import PG_URL, require_postgres
 
 from hitl_agent.ledger import Ledger, SqliteLedger
-
-PG_URL = os.environ.get("HITL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@functools.cache
-def postgres_unavailable() -> str | None:
-    """Why PostgreSQL cannot be used, or None when it can."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed: pip install 'hitl-agent[postgres]'"
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        return f"PostgreSQL is not reachable at {PG_URL}: {' '.join(str(exc).split())}"
-    return None
-
-
-def require_postgres() -> None:
-    """Skip (or, under HITL_REQUIRE_POSTGRES=1, fail) when PostgreSQL is unavailable."""
-    reason = postgres_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("HITL_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason} (HITL_REQUIRE_POSTGRES=1 requires it)", pytrace=False)
-    pytest.skip(reason)
 
 
 def drop_schema(schema: str) -> None:

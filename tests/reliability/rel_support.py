@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import socket
@@ -27,7 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from crash_agent import PG_URL, Store
+from crash_agent import Store
+from pg_support import require_postgres
 
 from hitl_agent import HITLClient, RetryPolicy
 from hitl_agent.gate import CONTEXT_KEY
@@ -147,32 +147,6 @@ def serve_hitl(db: Path) -> Iterator[HITLServer]:
 
 
 # -- backends -----------------------------------------------------------------------------
-
-
-@functools.cache
-def postgres_unavailable() -> str | None:
-    """Why PostgreSQL cannot be used, or None when it can."""
-    try:
-        import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver  # noqa: F401
-    except ImportError:
-        return "psycopg / langgraph-checkpoint-postgres missing: pip install 'hitl-agent[postgres]'"
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        return f"PostgreSQL is not reachable at {PG_URL}: {' '.join(str(exc).split())}"
-    return None
-
-
-def require_postgres() -> None:
-    """Skip (or, under HITL_REQUIRE_POSTGRES=1, fail) when PostgreSQL is unavailable."""
-    reason = postgres_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("HITL_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{reason} (HITL_REQUIRE_POSTGRES=1 requires it)", pytrace=False)
-    pytest.skip(reason)
 
 
 BACKENDS = [
