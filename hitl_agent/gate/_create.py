@@ -74,6 +74,12 @@ def _is_definite_refusal(err: Exception) -> bool:
 def _intent(
     target: CreateTarget, key: str, spec: ReviewSpec, thread_id: str | None, ns: str | None
 ) -> tuple[ReviewRecord, bool]:
+    # A replayed node (every resume re-runs it) finds its row with a read; only a first
+    # review takes the write lock to insert.
+    existing = target.ledger.get(key)
+    if existing is not None:
+        _check_same_question(existing, key, spec)
+        return existing, False
     _, stored_hash = target.callback_for(key)
     row, inserted = target.ledger.record_intent(
         key,
@@ -90,13 +96,17 @@ def _intent(
             "interpretation": spec.interpretation(),
         },
     )
+    _check_same_question(row, key, spec)
+    return row, inserted
+
+
+def _check_same_question(row: ReviewRecord, key: str, spec: ReviewSpec) -> None:
     if row.args_hash is not None and row.args_hash != spec.spec_hash():
         raise ReviewMismatchError(
             f"correlation key {key!r} already belongs to a different review; refusing to reuse "
             "its answer. Fix: keep reviews in a node in a fixed order, and pass tool_call_id "
             "from tools that may run in parallel."
         )
-    return row, inserted
 
 
 def _matches(request: Request, key: str) -> bool:
