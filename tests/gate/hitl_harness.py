@@ -110,8 +110,17 @@ def env(tmp_path: Path) -> Iterator[Env]:
     yield from make_env(tmp_path)
 
 
-def refund_graph(env: Env, saver: Any, effects: list[str], runs: list[str] | None = None) -> Any:
-    """START -> gate (review) -> act (records a side effect only when approved) -> END."""
+def refund_graph(
+    env: Env,
+    saver: Any,
+    effects: list[str],
+    runs: list[str] | None = None,
+    **review: Any,
+) -> Any:
+    """START -> gate (review) -> act (records a side effect only when approved) -> END.
+
+    ``review`` adds keyword arguments to the gate's ``keeper.review`` (priority, context, ...).
+    """
     from typing import TypedDict
 
     from langgraph.graph import END, START, StateGraph
@@ -131,6 +140,7 @@ def refund_graph(env: Env, saver: Any, effects: list[str], runs: list[str] | Non
             response_type="single_select",
             response_config={"options": ["Approve", "Reject"]},
             default_response="reject",
+            **review,
         )
         return {"decision": decision.model_dump(mode="json")}
 

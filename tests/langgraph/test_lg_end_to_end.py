@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
-from hitl_harness import Env
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, StateGraph
+from hitl_harness import Env, refund_graph, sqlite_saver
 
 from hitl_agent.decision import Decision
 from hitl_agent.langgraph import PAYLOAD_KEY, GraphResumer
 
 
-class State(TypedDict, total=False):
-    amount: int
-    decision: dict[str, Any]
-    done: bool
-
-
 def build(env: Env, saver: Any, effects: list[str], runs: list[str]) -> Any:
-    def gate(state: State) -> dict[str, Any]:
-        runs.append("gate")
-        decision = env.keeper.review(
-            f"Refund ${state['amount']} to order 1234?",
-            response_type="single_select",
-            response_config={"options": ["Approve", "Reject"]},
-            default_response="reject",
-            priority="high",
-            context={"order": 1234},
-        )
-        return {"decision": decision.model_dump(mode="json")}
-
-    def act(state: State) -> dict[str, Any]:
-        if Decision.model_validate(state["decision"]).approved:
-            effects.append(f"refund {state['amount']}")
-        return {"done": True}
-
-    builder = StateGraph(State)
-    builder.add_node("gate", gate)
-    builder.add_node("act", act)
-    builder.add_edge(START, "gate")
-    builder.add_edge("gate", "act")
-    builder.add_edge("act", END)
-    return builder.compile(checkpointer=saver)
-
-
-def _saver(path: Path) -> tuple[sqlite3.Connection, SqliteSaver]:
-    conn = sqlite3.connect(path, check_same_thread=False)
-    return conn, SqliteSaver(conn)
+    return refund_graph(env, saver, effects, runs, priority="high", context={"order": 1234})
 
 
 def test_webhook_resumes_the_thread_and_the_action_runs_once(env: Env) -> None:
-    conn, saver = _saver(env.tmp_path / "cp.db")
+    conn, saver = sqlite_saver(env.tmp_path / "cp.db")
     effects: list[str] = []
     runs: list[str] = []
     graph = build(env, saver, effects, runs)
@@ -90,7 +52,7 @@ def test_webhook_resumes_the_thread_and_the_action_runs_once(env: Env) -> None:
 
 
 def test_poll_only_resumes_and_rejection_runs_nothing(env: Env) -> None:
-    conn, saver = _saver(env.tmp_path / "cp.db")
+    conn, saver = sqlite_saver(env.tmp_path / "cp.db")
     effects: list[str] = []
     graph = build(env, saver, effects, [])
     try:
