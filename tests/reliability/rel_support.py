@@ -26,11 +26,12 @@ from typing import Any
 
 import httpx
 import pytest
-from crash_agent import Store
+from crash_agent import CALLBACK_URL, SECRET, Store, build_graph
 from pg_support import require_postgres
 
 from hitl_agent import HITLClient, RetryPolicy
-from hitl_agent.gate import CONTEXT_KEY
+from hitl_agent.dispatch import CallBudget
+from hitl_agent.gate import CONTEXT_KEY, Gatekeeper
 from hitl_agent.server import create_app
 from hitl_agent.testing import ScriptedReviewer
 
@@ -166,3 +167,30 @@ def open_store(backend: str, directory: Path) -> Store:
         store = Store("postgres", f"hitl_rel_{uuid.uuid4().hex[:12]}")
     store.setup()
     return store
+
+
+def open_replica(
+    stack: contextlib.ExitStack, server: HITLServer, store: Store, *, budget: int, pool: int
+) -> tuple[Any, Any]:
+    """One dispatcher replica's keeper and graph: its own client, ledger and checkpointer,
+    all closed by ``stack``. The local server has no rate limit, so ``budget`` is large."""
+    http = stack.enter_context(httpx.Client(timeout=60))
+    client = HITLClient(
+        server.api_key,
+        base_url=server.base_url,
+        http_client=http,
+        retry=RetryPolicy(max_retries=0),
+    )
+    ledger = store.ledger(max_size=pool)
+    stack.callback(ledger.close)
+    conn, saver = store.saver()
+    stack.callback(conn.close)
+    keeper = Gatekeeper(
+        client=client,
+        loop_id=server.loop_id,
+        ledger=ledger,
+        callback_url=CALLBACK_URL,
+        callback_secret=SECRET,
+        budget=CallBudget(limit=budget),
+    )
+    return keeper, build_graph(keeper, saver, store.effects())

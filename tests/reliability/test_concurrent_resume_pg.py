@@ -27,12 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-from crash_agent import CALLBACK_URL, SECRET, Store, build_graph, thread_config, unfinished
-from rel_support import HITLServer, Stress, open_store, record_summary
+from crash_agent import SECRET, Store, thread_config, unfinished
+from rel_support import HITLServer, Stress, open_replica, open_store, record_summary
 
-from hitl_agent import HITLClient, RetryPolicy
 from hitl_agent.decision import Decision
-from hitl_agent.dispatch import CallBudget
 from hitl_agent.gate import Gatekeeper, derive_token
 from hitl_agent.langgraph import GraphResumer
 
@@ -54,26 +52,7 @@ def racers(server: HITLServer, store: Store, count: int) -> Iterator[list[Racer]
     with ExitStack() as stack:
         made = []
         for _ in range(count):
-            http = stack.enter_context(httpx.Client(timeout=60))
-            client = HITLClient(
-                server.api_key,
-                base_url=server.base_url,
-                http_client=http,
-                retry=RetryPolicy(max_retries=0),
-            )
-            ledger = store.ledger(max_size=2)
-            stack.callback(ledger.close)
-            conn, saver = store.saver()
-            stack.callback(conn.close)
-            keeper = Gatekeeper(
-                client=client,
-                loop_id=server.loop_id,
-                ledger=ledger,
-                callback_url=CALLBACK_URL,
-                callback_secret=SECRET,
-                budget=CallBudget(limit=1_000_000),  # the local server has no rate limit
-            )
-            graph = build_graph(keeper, saver, store.effects())
+            keeper, graph = open_replica(stack, server, store, budget=1_000_000, pool=2)
             resumer = GraphResumer(graph)
             made.append(Racer(keeper, graph, keeper.dispatcher(resumer), resumer))
         yield made

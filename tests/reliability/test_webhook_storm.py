@@ -29,11 +29,9 @@ from typing import Any
 
 import httpx
 import pytest
-from crash_agent import CALLBACK_URL, SECRET, Store, build_graph, thread_config, unfinished
-from rel_support import HITLServer, Stress, record_summary, serve_asgi, stop_asgi
+from crash_agent import SECRET, Store, thread_config, unfinished
+from rel_support import HITLServer, Stress, open_replica, record_summary, serve_asgi, stop_asgi
 
-from hitl_agent import HITLClient, RetryPolicy
-from hitl_agent.dispatch import CallBudget
 from hitl_agent.gate import Gatekeeper, derive_token
 from hitl_agent.langgraph import GraphResumer
 
@@ -58,26 +56,7 @@ class Replica:
 def replica(server: HITLServer, store: Store) -> Iterator[Replica]:
     """One dispatcher replica: its own client, ledger, checkpointer and receiver."""
     with ExitStack() as stack:
-        http = stack.enter_context(httpx.Client(timeout=60))
-        client = HITLClient(
-            server.api_key,
-            base_url=server.base_url,
-            http_client=http,
-            retry=RetryPolicy(max_retries=0),
-        )
-        ledger = store.ledger(max_size=8)
-        stack.callback(ledger.close)
-        conn, saver = store.saver()
-        stack.callback(conn.close)
-        keeper = Gatekeeper(
-            client=client,
-            loop_id=server.loop_id,
-            ledger=ledger,
-            callback_url=CALLBACK_URL,
-            callback_secret=SECRET,
-            budget=CallBudget(limit=BUDGET),
-        )
-        graph = build_graph(keeper, saver, store.effects())
+        keeper, graph = open_replica(stack, server, store, budget=BUDGET, pool=8)
         dispatcher = keeper.dispatcher(GraphResumer(graph))
         uv, thread, port = serve_asgi(dispatcher.asgi_app)
         stack.callback(stop_asgi, uv, thread)
