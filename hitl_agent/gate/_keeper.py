@@ -33,14 +33,16 @@ from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
 from ..dispatch._hooks import checkpoint
 from ..ledger import Ledger, ReviewRecord, open_ledger
+from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
+from ._node import review_node
+from ._pregel import GraphContext, graph_context, wait_for_decision
 from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec
 
 if TYPE_CHECKING:
     from .._client import AsyncHITLClient, HITLClient
-    from ..langgraph._interrupt import GraphContext
 
 __all__ = ["Gatekeeper"]
 
@@ -218,8 +220,6 @@ class Gatekeeper:
 
     def review_node(self, **kwargs: Any) -> Callable[[Any], Any]:
         """A prebuilt LangGraph node; see :func:`hitl_agent.langgraph.review_node`."""
-        from ..langgraph._node import review_node
-
         return review_node(self, **kwargs)
 
     # -- reviewing -----------------------------------------------------------------------
@@ -231,6 +231,7 @@ class Gatekeeper:
         tool_call_id: str | None = None,
         key: str | None = None,
         wait_timeout: float | None = None,
+        mode: WaitMode = "auto",
         **spec_kwargs: Any,
     ) -> Decision:
         """Ask a human and return the Decision (see the module docstring).
@@ -242,11 +243,13 @@ class Gatekeeper:
             key: an explicit correlation key (blocking mode: makes a retried script reuse
                 the same request).
             wait_timeout: blocking mode only: seconds to wait before ReviewTimeoutError.
+            mode: ``auto`` (interrupt inside a graph run, block outside), ``interrupt``
+                (ConfigError outside a graph run) or ``block`` (wait here even in a graph).
             **spec_kwargs: see :meth:`spec` (response_type, response_config,
                 default_response, priority, timeout_seconds, context, ...).
         """
         spec = self.spec(request_text, **spec_kwargs)
-        ctx = _graph_context()
+        ctx = _context_for(mode)
         if ctx is not None:
             gate_key = key or ctx.key(tool_call_id)
             row = ensure_request(
@@ -257,7 +260,7 @@ class Gatekeeper:
                 thread_id=ctx.thread_id,
                 checkpoint_ns=ctx.checkpoint_ns,
             )
-            return self._wait_in_graph(ctx, row, spec)
+            return self._wait_in_graph(ctx, row, spec, tool_call_id)
         row = ensure_request(self._target, self.client, key or _blocking_key(), spec)
         return self._wait_blocking(row, wait_timeout)
 
@@ -268,12 +271,13 @@ class Gatekeeper:
         tool_call_id: str | None = None,
         key: str | None = None,
         wait_timeout: float | None = None,
+        mode: WaitMode = "auto",
         **spec_kwargs: Any,
     ) -> Decision:
         """Async twin of :meth:`review`."""
         spec = self.spec(request_text, **spec_kwargs)
         client = self.async_client or self.client
-        ctx = _graph_context()
+        ctx = _context_for(mode)
         if ctx is not None:
             gate_key = key or ctx.key(tool_call_id)
             row = await aensure_request(
@@ -285,7 +289,7 @@ class Gatekeeper:
                 checkpoint_ns=ctx.checkpoint_ns,
             )
             record = await self.ledger.aget_by_request_id(row.request_id or "")
-            return self._wait_in_graph(ctx, record or row, spec)
+            return self._wait_in_graph(ctx, record or row, spec, tool_call_id)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
         assert row.request_id is not None
         future = self._register(row)
@@ -297,23 +301,21 @@ class Gatekeeper:
                 f"no decision for request {row.request_id} within {wait_timeout} s"
             ) from None
 
-    def _wait_in_graph(self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec) -> Decision:
-        from ..langgraph._interrupt import wait_for_decision
-        from ..langgraph._resumer import PAYLOAD_KEY
-
+    def _wait_in_graph(
+        self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
+    ) -> Decision:
         assert row.request_id is not None
-        payload = {
-            PAYLOAD_KEY: {
-                "request_id": row.request_id,
-                "key": row.key,
-                "summary": spec.summary,
-                "priority": spec.priority,
-                "response_type": spec.response_type,
-                "timeout_at": row.deadline,
-            }
-        }
+        payload = review_payload(
+            request_id=row.request_id,
+            key=row.key,
+            summary=spec.summary,
+            priority=spec.priority,
+            response_type=spec.response_type,
+            timeout_at=row.deadline,
+            tool_call_id=tool_call_id,
+        )
         checkpoint("gate.before_interrupt")
-        delivered = wait_for_decision(ctx, row.request_id, payload)
+        delivered = wait_for_decision(ctx, row.request_id, dict(payload))
         return self._trusted(row.request_id, delivered)
 
     def _trusted(self, request_id: str, delivered: dict[str, Any]) -> Decision:
@@ -358,12 +360,18 @@ class Gatekeeper:
         return decision
 
 
-def _graph_context() -> GraphContext | None:
-    try:
-        from ..langgraph._interrupt import graph_context
-    except ImportError:  # LangGraph not installed: nothing can be a graph run
+def _context_for(mode: WaitMode) -> GraphContext | None:
+    """The graph task to interrupt in, or None to block, as ``mode`` asks."""
+    if mode == "block":
         return None
-    return graph_context()
+    ctx = graph_context()
+    if ctx is None and mode == "interrupt":
+        raise ConfigError(
+            "mode",
+            "'interrupt' needs a LangGraph run with a checkpointer, and this call is outside one",
+            "call it from a graph node or tool, or use mode='auto' to block outside graphs",
+        )
+    return ctx
 
 
 def _blocking_key() -> str:

@@ -11,9 +11,9 @@
     dispatcher = keeper.dispatcher(RemoteGraphResumer("http://127.0.0.1:2024", "agent"))
 """
 
-from ._interrupt import DECISIONS_KEY, resume_value
-from ._node import review_node
-from ._resumer import PAYLOAD_KEY, GraphResumer
+from ..gate._node import review_node
+from ..protocol import DECISIONS_KEY, PAYLOAD_KEY, resume_value
+from ._resumer import GraphResumer
 from .remote import RemoteGraphResumer, RemoteResumeError
 
 __all__ = [

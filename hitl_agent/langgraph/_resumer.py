@@ -5,7 +5,10 @@ are not pending, and re-runs the node either way. So a resume happens only after
 ``get_state`` shows that the thread is waiting in the gate's task (same checkpoint namespace)
 on an interrupt whose payload is ours; the resume is addressed by that interrupt's id::
 
-    graph.invoke(Command(resume={interrupt.id: {"hitl_agent_decisions": [decision]}}), config)
+    graph.invoke(Command(resume={interrupt.id: codec.encode(interrupt.value, decisions)}), config)
+
+The codec (:mod:`hitl_agent.protocol`) is the gate's own by default; an integration with its
+own interrupt format (the middleware bridge) passes its own.
 
 Anything else (unknown thread, finished thread, a task that is not waiting yet) returns False
 and invokes nothing; the dispatcher keeps the row ``decided`` and tries again later, which is
@@ -25,29 +28,29 @@ from langgraph.types import Command, StateSnapshot
 from .._exceptions import ConfigError
 from ..decision import Decision
 from ..ledger import ReviewRecord
-from ._interrupt import resume_value
+from ..protocol import REVIEW_CODEC, InterruptCodec
 
-__all__ = ["PAYLOAD_KEY", "GraphResumer", "check_durability", "thread_finished_since"]
-
-PAYLOAD_KEY = "hitl_agent"
-"""The key of a gate's interrupt payload: ``{"hitl_agent": {"request_id": ..., "key": ...}}``."""
+__all__ = ["GraphResumer", "check_durability", "find_interrupt", "thread_finished_since"]
 
 
-def _ours(value: Any, record: ReviewRecord) -> bool:
-    stamp = value.get(PAYLOAD_KEY) if isinstance(value, dict) else None
-    return isinstance(stamp, dict) and "request_id" in stamp
+def find_interrupt(
+    state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec = REVIEW_CODEC
+) -> tuple[str, Any] | None:
+    """The id and value of the pending interrupt of the row's task that ``codec`` matches."""
+    return _find(state, record, codec, "")
 
 
-def _find_interrupt(state: StateSnapshot, record: ReviewRecord, prefix: str = "") -> str | None:
-    """The id of the pending interrupt of the gate's task, if the task waits on one of ours."""
+def _find(
+    state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec, prefix: str
+) -> tuple[str, Any] | None:
     for task in state.tasks:
         ns = f"{prefix}{task.name}:{task.id}"
         if ns == record.checkpoint_ns:
             for interrupt in task.interrupts:
-                if _ours(interrupt.value, record):
-                    return interrupt.id
+                if codec.matches(interrupt.value, record):
+                    return interrupt.id, interrupt.value
         if isinstance(task.state, StateSnapshot):
-            found = _find_interrupt(task.state, record, f"{ns}|")
+            found = _find(task.state, record, codec, f"{ns}|")
             if found is not None:
                 return found
     return None
@@ -95,6 +98,8 @@ class GraphResumer:
             action would run it again from the interrupt). ``"sync"`` persists every step
             before the next, which keeps the crash window after an approved action small.
         config: extra config merged into every resume (``thread_id`` comes from the row).
+        codec: how the row's interrupt is recognised and its answer encoded (the gate's own
+            reviews by default; the middleware bridge passes LangChain's format).
     """
 
     def __init__(
@@ -103,10 +108,12 @@ class GraphResumer:
         *,
         durability: Literal["sync", "async"] = "sync",
         config: RunnableConfig | None = None,
+        codec: InterruptCodec = REVIEW_CODEC,
     ) -> None:
         self.graph = graph
         self.durability = check_durability(durability)
         self._config = config or {}
+        self.codec = codec
 
     def __repr__(self) -> str:
         return f"GraphResumer({type(self.graph).__name__})"
@@ -117,17 +124,23 @@ class GraphResumer:
 
     def target(self, record: ReviewRecord) -> str | None:
         """The interrupt id a decision for ``record`` would resume, or None."""
+        found = self._pending(record)
+        return found[0] if found is not None else None
+
+    def _pending(self, record: ReviewRecord) -> tuple[str, Any] | None:
+        """The id and value of the interrupt a decision for ``record`` would resume, or None."""
         if record.thread_id is None or record.checkpoint_ns is None:
             return None
         state = self.graph.get_state(self._thread_config(record), subgraphs=True)
-        return _find_interrupt(state, record)
+        return find_interrupt(state, record, self.codec)
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Resume the row's task with ``decisions``; False (nothing run) if it is not waiting."""
-        interrupt_id = self.target(record)
-        if interrupt_id is None:
+        found = self._pending(record)
+        if found is None:
             return False
-        value = resume_value([decision.model_dump(mode="json") for decision in decisions])
+        interrupt_id, pending = found
+        value = self.codec.encode(pending, decisions)
         self.graph.invoke(
             Command(resume={interrupt_id: value}),
             self._thread_config(record),
@@ -162,10 +175,11 @@ class GraphResumer:
         except NotImplementedError:
             # A sync-only checkpointer (SqliteSaver): run the sync path off the event loop.
             return await asyncio.to_thread(self.resume, record, decisions)
-        interrupt_id = _find_interrupt(state, record)
-        if interrupt_id is None:
+        found = find_interrupt(state, record, self.codec)
+        if found is None:
             return False
-        value = resume_value([decision.model_dump(mode="json") for decision in decisions])
+        interrupt_id, pending = found
+        value = self.codec.encode(pending, decisions)
         await self.graph.ainvoke(
             Command(resume={interrupt_id: value}), config, durability=self.durability
         )

@@ -35,8 +35,8 @@ from langgraph_sdk.errors import NotFoundError
 from .._exceptions import HITLError
 from ..decision import Decision
 from ..ledger import ReviewRecord
-from ._interrupt import resume_value
-from ._resumer import _find_interrupt, check_durability, thread_finished_since
+from ..protocol import REVIEW_CODEC, InterruptCodec
+from ._resumer import check_durability, find_interrupt, thread_finished_since
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -139,6 +139,8 @@ class RemoteGraphResumer:
         durability: the resume run's durability; ``"sync"`` persists every step before the
             next.
         config: run config sent with every resume (``thread_id`` comes from the row).
+        codec: how the row's interrupt is recognised and its answer encoded (see
+            :mod:`hitl_agent.protocol`).
     """
 
     def __init__(
@@ -152,7 +154,9 @@ class RemoteGraphResumer:
         aclient: LangGraphClient | None = None,
         durability: Durability = "sync",
         config: Mapping[str, Any] | None = None,
+        codec: InterruptCodec = REVIEW_CODEC,
     ) -> None:
+        self.codec = codec
         self.url = url.rstrip("/")
         self.assistant_id = assistant_id
         self.durability: Durability = check_durability(durability)
@@ -202,7 +206,17 @@ class RemoteGraphResumer:
     # -- target --------------------------------------------------------------------------
 
     def target(self, record: ReviewRecord) -> str | None:
-        """The interrupt id a decision for ``record`` would resume on the server, or None."""
+        """The interrupt id a decision for ``record`` would resume, or None."""
+        found = self._pending(record)
+        return found[0] if found is not None else None
+
+    async def atarget(self, record: ReviewRecord) -> str | None:
+        """Async twin of :meth:`target`."""
+        found = await self._apending(record)
+        return found[0] if found is not None else None
+
+    def _pending(self, record: ReviewRecord) -> tuple[str, Any] | None:
+        """The id and value of the interrupt ``record`` would resume on the server, or None."""
         if record.thread_id is None or record.checkpoint_ns is None:
             return None
         try:
@@ -211,9 +225,9 @@ class RemoteGraphResumer:
             return None
         except Exception as exc:
             raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return _find_interrupt(snapshot_from_thread_state(state), record)
+        return find_interrupt(snapshot_from_thread_state(state), record, self.codec)
 
-    async def atarget(self, record: ReviewRecord) -> str | None:
+    async def _apending(self, record: ReviewRecord) -> tuple[str, Any] | None:
         """Async twin of :meth:`target`."""
         if record.thread_id is None or record.checkpoint_ns is None:
             return None
@@ -223,7 +237,7 @@ class RemoteGraphResumer:
             return None
         except Exception as exc:
             raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return _find_interrupt(snapshot_from_thread_state(state), record)
+        return find_interrupt(snapshot_from_thread_state(state), record, self.codec)
 
     def finished(self, record: ReviewRecord) -> bool:
         """True when the row's thread finished on the server after its decision was recorded."""
@@ -251,8 +265,9 @@ class RemoteGraphResumer:
 
     # -- resume --------------------------------------------------------------------------
 
-    def _run_kwargs(self, interrupt_id: str, decisions: Sequence[Decision]) -> dict[str, Any]:
-        value = resume_value([decision.model_dump(mode="json") for decision in decisions])
+    def _run_kwargs(self, found: tuple[str, Any], decisions: Sequence[Decision]) -> dict[str, Any]:
+        interrupt_id, pending = found
+        value = self.codec.encode(pending, decisions)
         kwargs: dict[str, Any] = {
             "command": {"resume": {interrupt_id: value}},
             "multitask_strategy": "reject",
@@ -271,13 +286,13 @@ class RemoteGraphResumer:
             RemoteResumeError: the server refused the run (409 busy, 404 assistant, 5xx...)
                 or the run ended in error.
         """
-        interrupt_id = self.target(record)
-        if interrupt_id is None:
+        found = self._pending(record)
+        if found is None:
             return False
         assert record.thread_id is not None
         try:
             result = self.client.runs.wait(
-                record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
+                record.thread_id, self.assistant_id, **self._run_kwargs(found, decisions)
             )
         except Exception as exc:
             raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc
@@ -286,13 +301,13 @@ class RemoteGraphResumer:
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume`."""
-        interrupt_id = await self.atarget(record)
-        if interrupt_id is None:
+        found = await self._apending(record)
+        if found is None:
             return False
         assert record.thread_id is not None
         try:
             result = await self.aclient.runs.wait(
-                record.thread_id, self.assistant_id, **self._run_kwargs(interrupt_id, decisions)
+                record.thread_id, self.assistant_id, **self._run_kwargs(found, decisions)
             )
         except Exception as exc:
             raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc

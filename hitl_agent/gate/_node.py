@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.types import Command
 
 if TYPE_CHECKING:
-    from ..gate import Gatekeeper
+    from ._keeper import Gatekeeper
 
 __all__ = ["review_node"]
 

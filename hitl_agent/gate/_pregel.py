@@ -1,5 +1,8 @@
 """How a review waits inside a LangGraph node: correlation keys and content-addressed resumes.
 
+This is the one module that reads LangGraph's private run state (the ``__pregel_*`` config
+keys); ``tests/langgraph/test_lg_contract.py`` asserts each assumption on the installed version.
+
 LangGraph re-runs a node from the top on resume and hands resume values to a task's
 ``interrupt()`` calls **by position**. Two things follow:
 
@@ -25,19 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ConfigError
+from ..protocol import DECISIONS_KEY
 
-__all__ = [
-    "DECISIONS_KEY",
-    "GraphContext",
-    "graph_context",
-    "resume_value",
-    "wait_for_decision",
-]
+__all__ = ["GraphContext", "graph_context", "wait_for_decision"]
 
-log = logging.getLogger("hitl_agent.langgraph")
-
-DECISIONS_KEY = "hitl_agent_decisions"
-"""The key of a resume bundle: ``{"hitl_agent_decisions": [decision_json, ...]}``."""
+log = logging.getLogger("hitl_agent.gate")
 
 _SCRATCHPAD = "__pregel_scratchpad"  # LangGraph's per-task-run scratchpad (config key)
 _CHECKPOINTER = "__pregel_checkpointer"
@@ -125,11 +120,6 @@ def graph_context() -> GraphContext | None:
         checkpoint_ns=str(conf.get("checkpoint_ns") or ""),
         run=_run_state(scratchpad),
     )
-
-
-def resume_value(decisions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The value to resume a review's interrupt with."""
-    return {DECISIONS_KEY: decisions}
 
 
 def _merge(run: _RunState, value: Any) -> None:
