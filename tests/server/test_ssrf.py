@@ -15,7 +15,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from hitl_agent.server import create_app
-from hitl_agent.server._url_policy import CallbackPolicy, RefusedCallback
 from hitl_agent.testing import FakeClock
 
 from .conftest import Env, MakeEnv, request_body
@@ -94,6 +93,8 @@ def test_allow_private_opens_private_ranges_but_never_metadata(make_env: MakeEnv
 
 
 def test_refusals_say_why_and_never_echo_the_url() -> None:
+    from hitl_agent.server._url_policy import CallbackPolicy, RefusedCallback
+
     policy = CallbackPolicy()
     with pytest.raises(RefusedCallback, match="metadata") as caught:
         policy.check_url("http://169.254.169.254/?token=hunter2")
@@ -274,6 +275,8 @@ def test_loopback_names_and_literals_are_delivered(live: _Live, listener: _Liste
 
 
 def test_resolution_is_checked_with_the_same_policy(dns: _DNS) -> None:
+    from hitl_agent.server._url_policy import CallbackPolicy, RefusedCallback
+
     dns.answers["office.test"] = [["10.0.0.5"]]
     dns.answers["v6.test"] = [["::ffff:169.254.169.254"]]
     assert asyncio.run(CallbackPolicy(allow_private=True).resolve("office.test", 80)) == [
