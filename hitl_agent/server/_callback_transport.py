@@ -21,7 +21,11 @@ class PinnedCallbackTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, policy: CallbackPolicy) -> None:
         self.policy = policy
-        self._inner = httpx.AsyncHTTPTransport(retries=0)
+        # No pooled connections: the pool is keyed by address, and a TLS connection made for
+        # one host name must never carry a request for another name on the same address.
+        self._inner = httpx.AsyncHTTPTransport(
+            retries=0, limits=httpx.Limits(max_keepalive_connections=0)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.raw_host.decode("ascii")
