@@ -25,7 +25,8 @@ from starlette.testclient import TestClient
 from hitl_agent.dispatch import MAX_BODY_BYTES, Dispatcher, extract_request_id
 from hitl_agent.gate import derive_token
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
+# The loopback uvicorn helper lives beside the server tests (appended: it must shadow nothing).
+sys.path.append(str(Path(__file__).resolve().parent.parent / "server"))
 from loopback import serve_app
 
 
