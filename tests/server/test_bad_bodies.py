@@ -352,10 +352,40 @@ _JSON = st.recursive(
 )
 
 
+_URLS = st.builds(
+    lambda scheme, host, rest: f"{scheme}://{host}{rest}",
+    st.sampled_from(["http", "https", "HTTP", "gopher", "file", ""]),
+    st.sampled_from(
+        [
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+            "169.254.169.254",
+            "[fd00:ec2::254]",
+            "2130706433",
+            "0x7f.1",
+            "10.0.0.1",
+            "u:p@host.test",
+            "metadata.google.internal",
+            "[::ffff:10.0.0.1]",
+            "host.test:99999",
+            "[zz::1]",
+            "bücher.test",
+            "",
+            "%00",
+            "host.test.",
+        ]
+    ),
+    st.text(max_size=30),
+)
+
+
 @st.composite
 def hostile_bodies(draw: st.DrawFn) -> bytes:
     """Deep nesting (closed, unclosed, mixed, inside a valid create body), big or broken bodies."""
-    kind = draw(st.sampled_from(["deep", "deep-field", "json", "big", "bytes", "fields"]))
+    kind = draw(st.sampled_from(["deep", "deep-field", "json", "big", "bytes", "fields", "url"]))
+    if kind == "url":
+        return json.dumps(request_body(callback_url=draw(_URLS))).encode()
     if kind == "deep":
         depth = draw(st.integers(1, 20_000))
         opener = draw(st.sampled_from(["[", '{"a":', '[{"b":', '[["x",']))
@@ -431,3 +461,55 @@ def _fuzz(env: Env, side: str, method: str, path: str, body: bytes) -> None:
 @given(target=st.sampled_from(POST_PATHS), body=hostile_bodies())
 def test_fuzz_no_body_gets_a_500(env: Env, target: tuple[str, str, str], body: bytes) -> None:
     _fuzz(env, *target, body)
+
+
+# "." and ".." are left out: the client normalizes them away (DELETE .../members/.. is a
+# legitimate DELETE of the loop itself).
+_SEGMENTS = (
+    st.text(max_size=40) | st.sampled_from(["0123456789abcdef01234567\n", "a" * 5000, "%00"])
+).filter(lambda segment: segment not in (".", ".."))
+_PATH_TARGETS = [
+    ("api", "GET", "/api/requests/{id}"),
+    ("api", "DELETE", "/api/requests/{id}"),
+    ("api", "POST", "/api/requests/{id}/feedback"),
+    ("api", "GET", "/api/loops/{id}"),
+    ("api", "GET", "/api/loops/{id}/members"),
+    ("api", "DELETE", "/api/loops/{loop}/members/{id}"),
+    ("rev", "POST", "/requests/{id}/claim"),
+    ("rev", "POST", "/requests/{id}/respond"),
+]
+_QUERY_KEYS = ["status", "priority", "sort", "limit", "offset", "loop_id"]
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=_FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=not FULL,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    target=st.sampled_from(_PATH_TARGETS),
+    segment=_SEGMENTS,
+    query=st.dictionaries(st.sampled_from(_QUERY_KEYS), st.text(max_size=30), max_size=4),
+    queue=st.booleans(),
+)
+def test_fuzz_no_path_or_query_gets_a_500(
+    env: Env, target: tuple[str, str, str], segment: str, query: dict[str, str], queue: bool
+) -> None:
+    from urllib.parse import quote
+
+    ids = _setup_ids(env)
+    before = env.counts()
+    side, method, template = target
+    path = template.replace("{id}", quote(segment, safe="")).replace("{loop}", ids["loop"])
+    call = env.api if side == "api" else env.rev
+    responses = [
+        call(method, path, json={"response_data": "approve"} if "respond" in path else None),
+        env.api("GET", "/api/requests", params=query),
+        env.rev("GET", "/queue", params=query) if queue else None,
+    ]
+    for response in responses:
+        if response is not None:
+            assert response.status_code < 500, (path, query, response.text[:300])
+    assert env.counts()["requests"] == before["requests"]
