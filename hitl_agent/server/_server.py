@@ -235,7 +235,7 @@ class LocalHITLServer:
     # Scheduler ------------------------------------------------------------------------------
 
     def check_create_body(self, body: Any) -> None:
-        """Refuse a create body by size (413/400) or by its ``callback_url`` (the SSRF policy).
+        """Refuse a create body by a field's size or by its ``callback_url`` (the SSRF policy).
 
         Runs before the request model validates the body; ServerError names the field.
         """
