@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIStatusError, ConfigError
@@ -48,7 +48,7 @@ class CreateTarget:
     ledger: Ledger
     loop_id: str
     callback_url: str | None
-    callback_secret: str | None
+    callback_secret: str | None = field(repr=False)  # never in a repr or a log line
     clock: Callable[[], float] = time.time
     reconcile_limit: int = 300
 

@@ -114,12 +114,13 @@ def test_config_errors_name_the_field(tmp_path: Path, monkeypatch: pytest.Monkey
     from hitl_agent import HITLClient
 
     with HITLClient("k", base_url="http://mock/v1") as client:
-        with pytest.raises(ConfigError, match=r"callback_secret.*HITL_CALLBACK_SECRET"):
+        with pytest.raises(ConfigError, match=r"callback_secret.*at least 32 bytes"):
             Gatekeeper(
                 client=client,
                 loop_id="l",
                 ledger=f"sqlite:///{tmp_path}/a.db",
                 callback_url="https://my.app/hitl",
+                callback_secret="short",
             )
         with Gatekeeper(
             client=client,
