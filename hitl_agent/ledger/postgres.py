@@ -111,9 +111,12 @@ class PostgresLedger(Ledger):
             "task_index": sql.Identifier("hitl_ledger_task"),
         }
         self._table = self._ids["table"]
-        # A pool of N connections can hold N dead ones after the server dropped them all;
-        # each failed attempt discards one, so N + 2 attempts always reach a fresh one.
-        self._attempts = max_size + 2
+        # Dropped connections are retried for as long as a caller would wait for a free one.
+        # A server restart or failover leaves every pooled connection dead at once: the
+        # first max_size retries take the next one at once (each failure discards one),
+        # later ones back off while the pool reconnects.
+        self._retry_for = timeout
+        self._instant_retries = max_size
         self._select = sql.SQL("SELECT {} FROM {}").format(_COLS, self._table)
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             conninfo,
@@ -158,7 +161,9 @@ class PostgresLedger(Ledger):
         may have committed).
         """
         ambiguous = False
-        for attempt in range(self._attempts):
+        deadline = time.monotonic() + self._retry_for
+        attempt = 0
+        while True:
             try:
                 with self._pool.connection() as conn:
                     return fn(conn), ambiguous
@@ -167,18 +172,20 @@ class PostgresLedger(Ledger):
             except psycopg.OperationalError as exc:
                 # A broken connection goes back to the pool, which discards it and opens a
                 # new one; anything else (a constraint, bad data) is not retried.
-                if attempt + 1 >= self._attempts:
+                late = attempt - self._instant_retries
+                delay = 0.0 if late < 0 else min(0.1, 0.005 * 2**late)
+                if time.monotonic() + delay > deadline:
                     raise self._error(what, exc) from exc
                 ambiguous = True
+                attempt += 1
                 log.warning(
                     "PostgreSQL ledger connection lost during %s (%s); retrying",
                     what,
                     type(exc).__name__,
                 )
-                time.sleep(min(0.5, 0.005 * 2**attempt))
+                time.sleep(delay)
             except psycopg.Error as exc:
                 raise self._error(what, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(self, query: sql.Composed, args: tuple[Any, ...]) -> ReviewRecord | None:
         row, _ = self._run("read", lambda conn: conn.execute(query, args).fetchone())
