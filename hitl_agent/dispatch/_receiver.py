@@ -120,11 +120,12 @@ def check_callback_path(callback_url: str | None, callback_path: str | None) -> 
     """The receiver path for ``callback_url``, refusing a ``callback_path`` that disagrees.
 
     Raises:
-        ConfigError: ``callback_path`` is not where ``callback_url`` sends callbacks.
+        ConfigError: ``callback_url`` is malformed (see :func:`canonical_callback_url`), or
+            ``callback_path`` is not where it sends callbacks.
     """
     if callback_url is None:
         return normalize_path("/hitl" if callback_path is None else callback_path)
-    implied = callback_path_of(callback_url)
+    implied = callback_path_of(canonical_callback_url(callback_url))
     if callback_path is not None and normalize_path(callback_path) != implied:
         raise ConfigError(
             "callback_path",

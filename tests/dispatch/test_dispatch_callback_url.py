@@ -204,6 +204,14 @@ def test_a_receiver_path_that_disagrees_with_callback_url_refuses_to_start(env: 
             callback_url="https://my.app/hitl",
             callback_path="/hooks",
         )
+    with pytest.raises(ConfigError, match="callback_url"):
+        Dispatcher(
+            ledger=env.ledger,
+            client=env.hitl.client,
+            resumer=keeper._blocking.resolver.resumer,
+            loop_id=env.hitl.loop_id,
+            callback_url="my.app/hitl",
+        )
     same = Dispatcher(
         ledger=env.ledger,
         client=env.hitl.client,

@@ -152,3 +152,23 @@ def test_a_given_secret_wins_and_short_ones_are_refused(
         monkeypatch.setenv("HITL_CALLBACK_SECRET", "v" * 40)
         with Gatekeeper(client=client, loop_id="l", ledger=url, callback_url="https://a.b") as k:
             assert k._target.callback_secret == "v" * 40
+
+
+def test_a_ledger_without_shared_settings_needs_an_explicit_secret(tmp_path: Path) -> None:
+    from hitl_agent.ledger import SqliteLedger
+
+    class Plain(SqliteLedger):
+        ensure_meta = Ledger.ensure_meta  # a custom backend that keeps no settings
+
+    with Plain(tmp_path / "plain.db") as plain, HITLClient("k", base_url="http://x/v1") as client:
+        plain.setup()
+        with pytest.raises(ConfigError, match=r"callback_secret.*cannot keep a generated one"):
+            Gatekeeper(client=client, loop_id="l", ledger=plain, callback_url="https://a.b")
+        keeper = Gatekeeper(
+            client=client,
+            loop_id="l",
+            ledger=plain,
+            callback_url="https://a.b",
+            callback_secret="z" * 32,
+        )
+        assert keeper._target.callback_secret == "z" * 32
