@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._budget import CallBudget
+from ._paths import check_callback_path
 from ._poller import Poller
-from ._receiver import WebhookReceiver, check_callback_path
+from ._receiver import WebhookReceiver
 from ._resolver import Resolver, Resumer
 
 if TYPE_CHECKING:
@@ -80,14 +81,14 @@ class Dispatcher:
         loop_id: the loop whose rows this dispatcher polls.
         budget: the call budget (default: 90 calls per sliding hour).
         clock: epoch seconds.
-        callback_path: the path the receiver answers under (``""`` or ``"/"``: the root).
-            Default: the path of ``callback_url``, or ``/hitl`` without one.
-        callback_url: the base URL the requests' callbacks go to; the receiver answers under
-            its path, and a ``callback_path`` that disagrees is a ConfigError (every callback
-            would be a 404).
+        callback_path: the path the receiver answers under.
         poll_interval: seconds between sweeps in :meth:`serve`.
         lease_seconds: how long a resume claim lasts.
         deadline_grace: seconds past a deadline before a row is decided fail-closed.
+        callback_url: the base URL the requests' callbacks go to. The receiver answers under
+            its path (the root included: ``""``, tokens at ``/<token>``); ``callback_path``
+            then defaults to it, and one that disagrees is a ConfigError (every callback
+            would be a 404). Without it, ``callback_path`` defaults to ``/hitl``.
     """
 
     def __init__(
@@ -100,11 +101,11 @@ class Dispatcher:
         budget: CallBudget | None = None,
         clock: Callable[[], float] = time.time,
         callback_path: str | None = None,
-        callback_url: str | None = None,
         poll_interval: float = 60.0,
         lease_seconds: float = 300.0,
         deadline_grace: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
+        callback_url: str | None = None,
     ) -> None:
         receiver_path = check_callback_path(callback_url, callback_path)
         self.budget = budget or CallBudget(clock=clock)

@@ -14,28 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._exceptions import ConfigError
+from ._paths import NotFoundLog, normalize_path, token_in
 from ._tokens import token_matches
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
     from ._resolver import Resolver
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "WebhookReceiver",
-    "callback_path_of",
-    "canonical_callback_url",
-    "check_callback_path",
-    "extract_request_id",
-    "normalize_path",
-]
+__all__ = ["MAX_BODY_BYTES", "WebhookReceiver", "extract_request_id"]
 
 log = logging.getLogger("hitl_agent.dispatch")
 
@@ -47,95 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_BODY_BYTES = 64 * 1024
 _MAX_ID = 200
 _MAX_TOKEN = 256
-_SLASHES = re.compile(r"/{2,}")
-# One 404 warning per kind per this many seconds: a scanner must not flood the app's log.
-_WARN_EVERY = 10.0
-
-
-def normalize_path(path: str) -> str:
-    """A receiver path in canonical form: percent-decoded, ``//`` collapsed, no trailing
-    slash; the root is ``""`` (tokens then live at ``/<token>``)."""
-    path = _SLASHES.sub("/", "/" + unquote(path).strip("/"))
-    return "" if path == "/" else path
-
-
-def callback_path_of(callback_url: str) -> str:
-    """The receiver path a ``callback_url`` implies (see :func:`normalize_path`).
-
-    ``http://host:8000``, ``http://host:8000/`` and ``HTTP://HOST:80//`` all give ``""``;
-    ``https://my.app/hitl/``, ``https://my.app//hitl`` and ``https://my.app/hi%74l`` give
-    ``"/hitl"``.
-    """
-    return normalize_path(urlsplit(callback_url).path)
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def canonical_callback_url(callback_url: str) -> str:
-    """``callback_url`` as requests carry it: lower-case scheme and host, no default port,
-    ``//`` collapsed, no trailing slash (the root is the bare origin, ``http://host:8000``).
-
-    The receiver compares paths in the same canonical form, so every spelling of one URL
-    reaches it (and a Starlette ``Mount`` at ``dispatcher.receiver.path`` matches).
-
-    Raises:
-        ConfigError: not an absolute http(s) URL, or it has a query, a fragment or userinfo.
-    """
-    parts = urlsplit(callback_url.strip())
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if (
-        scheme not in _DEFAULT_PORTS
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or "?" in callback_url
-        or "#" in callback_url
-        or port == -1
-    ):
-        raise ConfigError(
-            "callback_url",
-            f"{callback_url!r} is not an absolute http(s) URL without a query or fragment",
-            "pass e.g. https://my.app/hitl (or http://127.0.0.1:8000 to receive at the root)",
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            "callback_url",
-            "carries userinfo (user:password@), which would be sent to HITL.sh and back",
-            "drop the credentials: the per-request token in the URL authenticates callbacks",
-        )
-    host = parts.hostname
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    path = _SLASHES.sub("/", parts.path).rstrip("/")
-    return urlunsplit((scheme, netloc, path, "", ""))
-
-
-def check_callback_path(callback_url: str | None, callback_path: str | None) -> str:
-    """The receiver path for ``callback_url``, refusing a ``callback_path`` that disagrees.
-
-    Raises:
-        ConfigError: ``callback_url`` is malformed (see :func:`canonical_callback_url`), or
-            ``callback_path`` is not where it sends callbacks.
-    """
-    if callback_url is None:
-        return normalize_path("/hitl" if callback_path is None else callback_path)
-    implied = callback_path_of(canonical_callback_url(callback_url))
-    if callback_path is not None and normalize_path(callback_path) != implied:
-        raise ConfigError(
-            "callback_path",
-            f"the receiver would answer under {normalize_path(callback_path) or '/'!r}, but "
-            f"callback_url {callback_url!r} sends callbacks under {implied or '/'!r}, so every "
-            "callback would be a 404",
-            "drop callback_path (the receiver then follows callback_url), or change "
-            "callback_url to the path the receiver is mounted at",
-        )
-    return implied
 
 
 def extract_request_id(body: Any) -> str | None:
@@ -170,7 +70,7 @@ class WebhookReceiver:
         resolver: the shared resolve path, run after the response is sent.
         path: the callback path prefix, e.g. ``/hitl`` (the URL path of the keeper's
             ``callback_url``); ``""`` or ``"/"`` for the root (tokens at ``/<token>``).
-            Compared in canonical form (:func:`normalize_path`).
+            Compared in canonical form (:func:`~hitl_agent.dispatch._paths.normalize_path`).
         lifespan: optional async context callbacks run on ASGI lifespan startup/shutdown.
     """
 
@@ -186,11 +86,11 @@ class WebhookReceiver:
         self.ledger = ledger
         self.resolver = resolver
         self.path = normalize_path(path)
+        self._not_found = NotFoundLog(self.path)  # a 404 is a warning in the app's log
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.accepted = 0
         self.rejected = 0
-        self._warned: dict[str, tuple[float, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -202,8 +102,6 @@ class WebhookReceiver:
             request_id = await self._authenticate(scope, receive)
         except _Reject as reject:
             self.rejected += 1
-            if reject.status == 404:
-                self._warn_404(reject.message)
             await _respond(send, reject.status, {"error": True, "msg": reject.message})
             return
         self.accepted += 1
@@ -214,29 +112,10 @@ class WebhookReceiver:
         except Exception:
             log.exception("resolve after callback failed request_id=%s", request_id)
 
-    def _warn_404(self, reason: str) -> None:
-        # The request path is never logged: it may carry a capability token.
-        now = time.monotonic()
-        last, suppressed = self._warned.get(reason, (-_WARN_EVERY, 0))
-        if now - last < _WARN_EVERY:
-            self._warned[reason] = (last, suppressed + 1)
-            return
-        self._warned[reason] = (now, 0)
-        more = f" ({suppressed} more since the last warning)" if suppressed else ""
-        if reason == "not found":
-            log.warning(
-                "callback answered 404: its path is not under this receiver's path %r%s. If "
-                "this is HITL.sh calling, callback_url's path and where the receiver is served "
-                "disagree",
-                self.path or "/",
-                more,
-            )
-        else:
-            log.warning("callback answered 404: unknown request or wrong token%s", more)
-
     async def _authenticate(self, scope: Scope, receive: Receive) -> str:
-        token = _token_in(self.path, scope)
+        token = token_in(self.path, scope, _MAX_TOKEN)
         if token is None:
+            self._not_found("not found")
             raise _Reject(404, "not found")
         if scope.get("method") != "POST":
             raise _Reject(405, "method not allowed")
@@ -255,6 +134,7 @@ class WebhookReceiver:
             raise _Reject(503, "try again later") from None
         # One answer for unknown request and wrong token: no oracle for valid request ids.
         if row is None or not token_matches(token, row.token_hash):
+            self._not_found("unknown request or token")
             raise _Reject(404, "unknown request or token")
         return request_id
 
@@ -270,23 +150,6 @@ class WebhookReceiver:
                     await self.on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _token_in(prefix: str, scope: Scope) -> str | None:
-    """The token segment of a callback path under ``prefix``, or None."""
-    path: str = scope.get("path", "")
-    root: str = scope.get("root_path", "")
-    # Starlette's Mount (and uvicorn's --root-path) keep the full path in ``path``; other
-    # servers strip the mount point into ``root_path``. Either way, compare the full path.
-    if root and not path.startswith(root):
-        path = root + path
-    path = _SLASHES.sub("/", path)
-    if not path.startswith(prefix + "/"):
-        return None
-    token = path[len(prefix) + 1 :]
-    if not token or "/" in token or len(token) > _MAX_TOKEN:
-        return None
-    return token
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

@@ -32,7 +32,7 @@ from .._exceptions import ConfigError
 from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
 from ..dispatch._hooks import checkpoint
-from ..dispatch._receiver import canonical_callback_url
+from ..dispatch._paths import canonical_callback_url
 from ..ledger import Ledger, ReviewRecord, open_ledger
 from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
