@@ -242,3 +242,52 @@ def test_what_still_fails_is_a_ledger_error(pg: _PgLedger) -> None:
         drop_schema(schema)
         _admin(f'REVOKE CONNECT, CREATE ON DATABASE "{database}" FROM "{role}"')
         _admin(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.parametrize("op", ["claim", "complete"])
+def test_a_write_whose_reply_was_lost_reports_what_it_did(
+    pg: _PgLedger, monkeypatch: pytest.MonkeyPatch, op: str
+) -> None:
+    """The UPDATE commits, then the connection dies before its reply: the retry matches
+    nothing, and the ledger reads the row to see that the write was its own. Without that
+    check a won claim would look lost and the row would sit ``resuming`` for a lease."""
+    import contextlib
+
+    import psycopg
+
+    ledger = pg.ledger
+    ledger.record_intent("k", now=1.0)
+    ledger.mark_created("k", "r", now=2.0)
+    ledger.record_decision("r", {"approved": True}, now=3.0)
+    if op == "complete":
+        assert ledger.claim("r", "me", now=4.0, lease_seconds=30)
+    real = ledger._pool.connection
+    lost = [0]
+
+    @contextlib.contextmanager
+    def losing_reply(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as conn:
+            if lost[0] == 0:
+                lost[0] += 1
+                conn.execute(*_pending[0])  # the statement runs and commits (autocommit)
+                _kill(pg.app_name)  # ... and the reply never arrives
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            yield conn
+
+    _pending: list[tuple[Any, ...]] = []
+    original_cas = ledger._cas
+
+    def capture(query: Any, args: tuple[Any, ...], *rest: Any) -> bool:
+        _pending.append((query, args))
+        return original_cas(query, args, *rest)
+
+    monkeypatch.setattr(ledger, "_cas", capture)
+    monkeypatch.setattr(ledger._pool, "connection", losing_reply)
+    if op == "claim":
+        assert ledger.claim("r", "me", now=4.0, lease_seconds=30) is True
+    else:
+        assert ledger.complete("r", "me", now=5.0) is True
+    assert lost == [1]
+    row = ledger.get("k")
+    assert row is not None and row.claimed_by == "me"
+    assert row.state == ("resuming" if op == "claim" else "resumed")
