@@ -27,7 +27,7 @@ from hitl_agent.ledger import Ledger
 from ._workers import first_start_worker
 from .conftest import BACKENDS, drop_schema
 
-PROCESSES = 4
+PROCESSES = 3
 THREADS = 8
 
 
