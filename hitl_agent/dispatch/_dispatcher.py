@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._budget import CallBudget
+from ._paths import check_callback_path
 from ._poller import Poller
 from ._receiver import WebhookReceiver
 from ._resolver import Resolver, Resumer
@@ -84,6 +85,10 @@ class Dispatcher:
         poll_interval: seconds between sweeps in :meth:`serve`.
         lease_seconds: how long a resume claim lasts.
         deadline_grace: seconds past a deadline before a row is decided fail-closed.
+        callback_url: the base URL the requests' callbacks go to. The receiver answers under
+            its path (the root included: ``""``, tokens at ``/<token>``); ``callback_path``
+            then defaults to it, and one that disagrees is a ConfigError (every callback
+            would be a 404). Without it, ``callback_path`` defaults to ``/hitl``.
     """
 
     def __init__(
@@ -95,12 +100,14 @@ class Dispatcher:
         loop_id: str | None,
         budget: CallBudget | None = None,
         clock: Callable[[], float] = time.time,
-        callback_path: str = "/hitl",
+        callback_path: str | None = None,
         poll_interval: float = 60.0,
         lease_seconds: float = 300.0,
         deadline_grace: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
+        callback_url: str | None = None,
     ) -> None:
+        receiver_path = check_callback_path(callback_url, callback_path)
         self.budget = budget or CallBudget(clock=clock)
         self.resolver = Resolver(
             ledger=ledger,
@@ -119,7 +126,7 @@ class Dispatcher:
         self.receiver = WebhookReceiver(
             ledger=ledger,
             resolver=self.resolver,
-            path=callback_path,
+            path=receiver_path,
             on_startup=self._start_polling,
             on_shutdown=self._stop_polling,
         )

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .._json_limits import JSONTooDeep, loads_bounded
+from ._paths import NotFoundLog, normalize_path, token_in
 from ._redact import install_access_log_redaction
 from ._tokens import token_matches
 
@@ -88,7 +89,8 @@ class WebhookReceiver:
         ledger: where the rows and token hashes are.
         resolver: the shared resolve path, run after the response is sent.
         path: the callback path prefix, e.g. ``/hitl`` (the URL path of the keeper's
-            ``callback_url``).
+            ``callback_url``); ``""`` or ``"/"`` for the root (tokens at ``/<token>``).
+            Compared in canonical form (:func:`~hitl_agent.dispatch._paths.normalize_path`).
         lifespan: optional async context callbacks run on ASGI lifespan startup/shutdown.
         body_timeout: seconds the whole body may take to arrive (408 after, connection closed).
     """
@@ -107,7 +109,8 @@ class WebhookReceiver:
             raise ValueError("body_timeout: must be positive. Fix: pass e.g. 10")
         self.ledger = ledger
         self.resolver = resolver
-        self.path = "/" + path.strip("/") if path.strip("/") else ""
+        self.path = normalize_path(path)
+        self._not_found = NotFoundLog(self.path)  # a 404 is a warning in the app's log
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.body_timeout = body_timeout
@@ -138,12 +141,9 @@ class WebhookReceiver:
             log.exception("resolve after callback failed request_id=%s", request_id)
 
     async def _authenticate(self, scope: Scope, receive: Receive) -> str:
-        path: str = scope.get("path", "")
-        prefix = self.path + "/"
-        if not path.startswith(prefix):
-            raise _Reject(404, "not found")
-        token = path[len(prefix) :]
-        if not token or "/" in token or len(token) > _MAX_TOKEN:
+        token = token_in(self.path, scope, _MAX_TOKEN)
+        if token is None:
+            self._not_found("not found")
             raise _Reject(404, "not found")
         if scope.get("method") != "POST":
             raise _Reject(405, "method not allowed")
@@ -168,6 +168,7 @@ class WebhookReceiver:
             raise _Reject(503, "try again later") from None
         # One answer for unknown request and wrong token: no oracle for valid request ids.
         if row is None or not token_matches(token, row.token_hash):
+            self._not_found("unknown request or token")
             raise _Reject(404, "unknown request or token")
         return request_id
 

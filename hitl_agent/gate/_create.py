@@ -18,10 +18,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import APIStatusError, ConfigError
+from .._exceptions import APIConnectionError, APIStatusError, ConfigError
+from .._retry import NEVER_SENT_ERRORS
 from ..dispatch._hooks import checkpoint
 from ..dispatch._tokens import derive_token, token_hash
 from ..models.requests import CreatedRequest, Request
@@ -48,7 +49,7 @@ class CreateTarget:
     ledger: Ledger
     loop_id: str
     callback_url: str | None
-    callback_secret: str | None
+    callback_secret: str | None = field(repr=False)  # never in a repr or a log line
     clock: Callable[[], float] = time.time
     reconcile_limit: int = 300
 
@@ -65,6 +66,12 @@ def _is_definite_refusal(err: Exception) -> bool:
     # (the server may have stopped reading after acting). 5xx, timeouts, dropped connections
     # and unreadable 2xx bodies leave the outcome unknown.
     if isinstance(err, ConfigError):
+        return True
+    if isinstance(err, APIConnectionError) and isinstance(err.__cause__, NEVER_SENT_ERRORS):
+        # The connection never opened (refused, DNS, connect timeout, no pooled connection):
+        # nothing reached the server. The client retries a create only after such errors,
+        # so no earlier attempt reached it either. Keeping the intent would leave an orphan
+        # row that nothing reconciles (a blocking review's key is random).
         return True
     return (
         isinstance(err, APIStatusError) and 400 <= err.status_code < 500 and err.status_code != 408

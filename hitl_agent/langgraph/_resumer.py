@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -27,6 +26,7 @@ from langgraph.types import Command, StateSnapshot
 
 from .._exceptions import ConfigError
 from ..decision import Decision
+from ..gate._pregel import has_work, walk_tasks, written_at
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec
 
@@ -43,16 +43,11 @@ def find_interrupt(
 def _find(
     state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec, prefix: str
 ) -> tuple[str, Any] | None:
-    for task in state.tasks:
-        ns = f"{prefix}{task.name}:{task.id}"
+    for ns, task in walk_tasks(state, prefix):
         if ns == record.checkpoint_ns:
             for interrupt in task.interrupts:
                 if codec.matches(interrupt.value, record):
                     return interrupt.id, interrupt.value
-        if isinstance(task.state, StateSnapshot):
-            found = _find(task.state, record, codec, f"{ns}|")
-            if found is not None:
-                return found
     return None
 
 
@@ -79,13 +74,10 @@ def thread_finished_since(state: StateSnapshot, since: float) -> bool:
     thread that runs a new turn can still show the previous turn's finished checkpoint, so
     the checkpoint must also be newer than the decision.
     """
-    if state.next or state.tasks or state.created_at is None:
+    if has_work(state):
         return False
-    try:
-        written = datetime.fromisoformat(state.created_at).timestamp()
-    except ValueError:
-        return False
-    return written > since
+    written = written_at(state)
+    return written is not None and written > since
 
 
 class GraphResumer:

@@ -21,9 +21,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
-__all__ = ["Ledger", "LedgerState", "ReviewRecord"]
+from .._exceptions import HITLError
+
+__all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord"]
 
 LedgerState: TypeAlias = Literal["intent", "pending", "decided", "resuming", "resumed"]
+
+
+class LedgerError(HITLError):
+    """The ledger's store failed (after retrying what is safe to retry).
+
+    The message names the backend and the operation; the original error (``sqlite3`` or
+    ``psycopg``) is the ``__cause__``.
+    """
 
 
 @dataclass(frozen=True)
@@ -222,3 +232,19 @@ class Ledger(ABC):
     async def acomplete(self, request_id: str, owner: str, *, now: float) -> bool:
         """Async twin of :meth:`complete`."""
         return await asyncio.to_thread(lambda: self.complete(request_id, owner, now=now))
+
+    # -- settings shared by every replica ----------------------------------------------
+
+    def ensure_meta(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is stored; return the stored one.
+
+        Concurrent first callers agree: exactly one value is ever stored under a name, and
+        every caller gets it back. The generated callback secret lives here, so replicas on a
+        shared ledger derive the same callback tokens. Values are settings, possibly secret:
+        backends never log them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared settings")
+
+    def get_meta(self, name: str) -> str | None:
+        """The value stored under ``name`` by :meth:`ensure_meta`, or None."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared settings")
