@@ -261,7 +261,7 @@ def print_table(rows: Sequence[Result], title: str = "") -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None  # noqa: N806
+        Console = None
     if Console is not None and sys.stdout.isatty():
         table = Table(title=title or None, show_lines=False)
         for index, header in enumerate(HEADERS):

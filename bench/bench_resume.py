@@ -200,7 +200,8 @@ def open_backend(kind: str, directory: Path) -> Iterator[tuple[Any, Ledger]]:
         ledger.close()
         pool.close()
         with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+            admin.execute(drop.format(sql.Identifier(schema)))
 
 
 @dataclass
