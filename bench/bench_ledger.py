@@ -190,7 +190,7 @@ _RUN_OPS = ("record_intent", "mark_created", "get_by_request_id", "record_decisi
 def run(quick: bool) -> list[Result]:
     """The runner's rows: PostgreSQL per operation against the default SQLite ledger, median
     µs; each row's three runs are three consecutive thirds of the samples."""
-    rows = 500 if quick else 2_000
+    rows = 300 if quick else 2_000
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_ledger = SqliteLedger(os.path.join(tmp, "ledger.db"))
         sqlite_ledger.setup()

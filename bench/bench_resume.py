@@ -408,13 +408,13 @@ def _latency_rows(
 
 def bench_backend(kind: str, quick: bool) -> list[Result]:
     runs = 3 if not quick else 2
-    samples = 8 if quick else 30
-    count = 30 if quick else 500
+    samples = 6 if quick else 30
+    count = 20 if quick else 500
     rows: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(kind, Path(tmp))
         try:
-            for _ in range(3):  # warm up imports, connections, caches
+            for _ in range(2 if quick else 3):  # warm up imports, connections, caches
                 stack.latency_benchmark_sends()
                 stack.latency_server_sends()
                 stack.latency_bare()
