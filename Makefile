@@ -20,7 +20,7 @@ LG_LOWEST := langgraph==1.2.4 langgraph-checkpoint==4.1.0 langgraph-checkpoint-s
 LG_LOWEST_TESTS := tests/langgraph tests/gate tests/dispatch
 
 .PHONY: install lint typecheck test test-langgraph-lowest stress chromium langgraph-server \
-	langgraph-lowest demo clean
+	langgraph-lowest demo clean bench bench-quick wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test-langgraph-lowest: langgraph-lowest
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$code
 
+# The benchmarks' optional peer (humanlayer 0.7.9) on top of the dev install.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,bench]'
+	touch $(BENCH_STAMP)
+
 # Debian's chromium drives the reviewer-console browser test (browsers cannot be downloaded).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -61,6 +67,15 @@ chromium:
 	    echo "installing Debian chromium for the browser test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and apt-get unavailable: the browser test will skip"; fi; \
+	fi
+
+# Debian's wrk drives the local server's load benchmark (bench/bench_server.py skips without it).
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian wrk for the load benchmark"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk missing and apt-get unavailable: the load rows will skip"; fi; \
 	fi
 
 lint: $(STAMP)
@@ -86,6 +101,14 @@ test: lint typecheck chromium langgraph-server langgraph-lowest
 # The long matrices (crash injection, storms, fuzzing) in full.
 stress: $(STAMP)
 	HITL_STRESS=full $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Every benchmark on loopback, each beside its baseline measured in the same run (≤ 10 min):
+# a table on stdout and bench/results.json. bench-quick: a reduced set (≤ 60 s), same output.
+bench: $(BENCH_STAMP) wrk
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LG_VENV) $(LG_LOWEST_VENV) .pytest_cache .mypy_cache .ruff_cache
