@@ -229,22 +229,22 @@ def _check_edit(
     """Why an edited call cannot run, or None when it is valid."""
     if not isinstance(args, dict):
         return "the edited args are not a JSON object"
-    # per_call pins the tool in its response schema; without the agent's tools (a remote
-    # graph) the only tool known to exist is the one the model called.
-    if (action.kind == "per_call" or tools is None) and name != action.name:
-        return f"the edit names tool {name!r}; only {action.name!r} can be edited here"
-    if tools is not None:
-        if name not in tools:
-            return f"the edit names tool {name!r}, which the agent does not have"
-        schema = getattr(tools[name], "tool_call_schema", None)
-        if isinstance(schema, type) and issubclass(schema, BaseModel):
-            try:
-                schema.model_validate(args)
-            except ValidationError as err:
-                fields = ", ".join(
-                    ".".join(str(p) for p in e["loc"]) or "(args)" for e in err.errors()
-                )
-                return f"the edited args are invalid for {name!r} (field {fields})"
+    # per_call pins the tool in its response schema; an agent-inbox action need not be a
+    # tool at all; without the agent's tools (a remote graph) the only tool known to exist
+    # is the one the model called.
+    if (action.kind != "batched" or tools is None) and name != action.name:
+        return f"the edit names {name!r}; only {action.name!r} can be edited here"
+    if tools is None or (action.kind == "inbox" and name not in tools):
+        return None
+    if name not in tools:
+        return f"the edit names tool {name!r}, which the agent does not have"
+    schema = getattr(tools[name], "tool_call_schema", None)
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        try:
+            schema.model_validate(args)
+        except ValidationError as err:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "(args)" for e in err.errors())
+            return f"the edited args are invalid for {name!r} (field {fields})"
     return None
 
 
