@@ -1,0 +1,133 @@
+"""``hitl-agent bridge``: flag errors, and sweep + poll (--once) on an agent in a module."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("langchain.agents.middleware")
+
+from hitl_agent import HITLClient
+from hitl_agent.cli import main
+from hitl_agent.testing import local_hitl
+
+AGENT_MODULE = '''
+from typing import Any
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+
+EFFECTS = []
+
+
+class Model(GenericFakeChatModel):
+    """Calls write_file after the user's message, then says it is done."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        if isinstance(messages[-1], HumanMessage):
+            call = {"name": "write_file", "args": {"filename": "a", "content": "x"}, "id": "c1"}
+            message = AIMessage(content="", tool_calls=[call])
+        else:
+            message = AIMessage(content="All done.")
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@tool
+def write_file(filename: str, content: str) -> str:
+    """Write a file."""
+    EFFECTS.append(f"write_file {filename} {content}")
+    return "ok"
+
+
+agent = create_agent(
+    Model(messages=iter([])),
+    tools=[write_file],
+    middleware=[
+        HumanInTheLoopMiddleware({"write_file": {"allowed_decisions": ["approve", "reject"]}})
+    ],
+)
+'''
+
+
+@pytest.fixture
+def agent_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    (tmp_path / "bridge_cli_agent.py").write_text(AGENT_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    return importlib.import_module("bridge_cli_agent")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--graph", "x:y", "--checkpointer", "memory"], "--loop-id"),
+        (["--loop-id", "l"], "either --graph"),
+        (["--graph", "x:y", "--langgraph-url", "http://h", "--loop-id", "l"], "either --graph"),
+        (["--langgraph-url", "http://h", "--loop-id", "l"], "--assistant-id"),
+        (["--graph", "m:agent", "--loop-id", "l"], "--checkpointer"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITL_API_KEY", "k")
+    result = CliRunner().invoke(main, ["bridge", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_once_sweeps_then_resumes_the_agent(
+    agent_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db = tmp_path / "checkpoints.db"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    app_agent = agent_module.agent.copy(update={"checkpointer": SqliteSaver(conn)})
+    cfg = {"configurable": {"thread_id": "cli"}}
+    app_agent.invoke({"messages": [{"role": "user", "content": "go"}]}, cfg)
+    assert app_agent.get_state(cfg).next
+
+    with local_hitl() as hitl:
+        import hitl_agent._client as client_module
+
+        monkeypatch.setattr(
+            client_module,
+            "HITLClient",
+            lambda *a, **k: HITLClient(hitl.api_key, base_url=hitl.base_url, http_client=hitl.http),
+        )
+        argv = [
+            "bridge",
+            "--graph",
+            "bridge_cli_agent:agent",
+            "--checkpointer",
+            f"sqlite:///{db}",
+            "--ledger",
+            f"sqlite:///{tmp_path / 'hitl.db'}",
+            "--loop-id",
+            hitl.loop_id,
+            "--once",
+        ]
+        first = CliRunner().invoke(main, argv)
+        assert first.exit_code == 0, first.output
+        assert "1 action(s) pending review, resumed 0" in first.output
+        (request,) = hitl.client.requests.iter(loop_id=hitl.loop_id)
+        assert request.response_type == "single_select"
+        hitl.reviewer.respond(request.id, "approve")
+        second = CliRunner().invoke(main, argv)
+        assert second.exit_code == 0, second.output
+        assert "resumed 1 review(s)" in second.output
+
+    assert agent_module.EFFECTS == ["write_file a x"]
+    final = app_agent.get_state(cfg)
+    assert not final.next and final.values["messages"][-1].content == "All done."
+    conn.close()
