@@ -109,7 +109,9 @@ class MiddlewareBridge:
         self.graph = graph
         self._target = target
         self.tools = agent_tools(graph)
-        self.spec = SpecBuilder(keeper, priority=priority, timeout_seconds=timeout_seconds)
+        self.spec = SpecBuilder(
+            keeper, priority=priority, timeout_seconds=timeout_seconds, tools=self.tools
+        )
         self.codec = MiddlewareCodec(keeper.ledger, self.spec, self.tools)
         self.resumer = BridgeResumer(
             GraphResumer(graph, durability=durability, config=config, codec=self.codec),

@@ -99,13 +99,17 @@ class SpecBuilder:
         *,
         priority: str | None = None,
         timeout_seconds: int | None = _UNSET,
+        tools: Mapping[str, Any] | None = None,
     ) -> None:
         self.keeper = keeper
         self.priority = priority
         self.timeout_seconds = timeout_seconds
+        self.tools = tools
 
     def __call__(self, action: BridgeAction) -> ReviewSpec:
-        form = form_for(action)
+        tool = (self.tools or {}).get(action.name)
+        what = getattr(tool, "description", None)
+        form = form_for(action, what if isinstance(what, str) and what else None)
         extra: dict[str, Any] = {}
         if self.timeout_seconds is not _UNSET:
             extra["timeout_seconds"] = self.timeout_seconds

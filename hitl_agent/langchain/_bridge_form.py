@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..decision import Decision
+from ..gate._render import ToolCallView, escape_markdown, render_tool_call, reveal_invisible
 from ..models.response_types import EditedText
 from ._bridge_schema import DECISION_TYPES, BridgeAction
 
@@ -55,7 +55,6 @@ TIMED_OUT = "No reviewer answered before the deadline (timed out); the tool call
 CANCELLED = "The review was cancelled before a reviewer answered; the tool call was not run."
 
 _EDITABLE_MAX = 5000
-_ARGS_SHOWN = 1200  # characters of args JSON shown in the request text
 _HEADER_MAX = 300
 _DEFAULT_FORMAT = re.compile(r"\A(?P<prefix>.*)\n\nTool: (?P<tool>.*)\nArgs: (?P<args>.*)\Z", re.S)
 
@@ -80,33 +79,6 @@ class Answer:
 
 
 # -- rendering -------------------------------------------------------------------------
-# A small local renderer until the gate's shared one (hitl_agent/gate/_render.py) lands.
-
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
-
-
-def _visible(text: str) -> str:
-    """Bidi controls and zero-width characters shown as ``<U+XXXX>``; other controls too."""
-    text = _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
-    return "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else f"<U+{ord(ch):04X}>"
-        for ch in text
-    )
-
-
-def _escape_line(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", _visible(text))
-
-
-def _fence(body: str) -> str:
-    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}json\n{body}\n{ticks}"
-
-
-def _args_json(args: Mapping[str, Any]) -> str:
-    return json.dumps(args, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def header_of(action: BridgeAction) -> str:
@@ -122,29 +94,36 @@ def header_of(action: BridgeAction) -> str:
     return action.description
 
 
-def render_request(action: BridgeAction, *, note: str = "") -> str:
-    """The request text: header, tool, fenced escaped args, then how to answer."""
-    header = header_of(action).strip() or "Tool execution requires approval"
+def render_request(action: BridgeAction, *, what_it_does: str | None = None, note: str = "") -> str:
+    """The request text (the gate's renderer): header, tool, fenced args, how to answer.
+
+    The header is the middleware's ``description`` (or ``description_prefix``), escaped: a
+    description callable may quote the model's words.
+    """
+    header = " ".join(header_of(action).split()) or "Tool execution requires approval"
     if len(header) > _HEADER_MAX:
         header = header[: _HEADER_MAX - 1] + "…"
-    body = _visible(_args_json(action.args))
-    truncated = len(body) > _ARGS_SHOWN
-    if truncated:
-        body = body[:_ARGS_SHOWN] + "\n…"
-    lines = [
-        "\n".join(
-            f"**{_escape_line(line)}**" if line.strip() else "" for line in header.split("\n")
-        ),
-        "",
-        f"Tool: `{_escape_line(action.name)}`",
-        "",
-        _fence(body),
-    ]
-    if truncated:
-        lines.append(f"(arguments truncated: {len(_args_json(action.args))} characters in all)")
-    if note:
-        lines += ["", note]
-    return "\n".join(lines)
+    view = ToolCallView(
+        tool=action.name,
+        args=action.args,
+        description=what_it_does,
+        asked_by="an AI agent (LangChain HumanInTheLoopMiddleware)",
+        tool_call_id=action.tool_call_id,
+        call_index=action.index + 1 if action.count > 1 else None,
+        call_count=action.count if action.count > 1 else None,
+    )
+    footer = [note] if note else []
+    footer.append("No answer before the deadline: the tool does not run (timed out).")
+    return render_tool_call(view, footer=footer, title=escape_markdown(header, one_line=True))
+
+
+def _args_json(args: Mapping[str, Any]) -> str:
+    """The args as the draft shows them; ``\\u`` escapes when they hide invisible characters
+    (a text box would not show them)."""
+    text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    if reveal_invisible(text) != text:
+        text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=True, default=str)
+    return text
 
 
 # -- the form --------------------------------------------------------------------------
@@ -176,11 +155,17 @@ def _instructions(action: BridgeAction, *, with_args: bool) -> str:
     return " ".join(parts)
 
 
-def form_for(action: BridgeAction) -> dict[str, Any]:
-    """``request_text``, ``response_type``, ``response_config`` and ``default_response``."""
+def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str, Any]:
+    """``request_text``, ``response_type``, ``response_config`` and ``default_response``.
+
+    Args:
+        action: the action.
+        what_it_does: the tool's own description, when the agent's tools are known.
+    """
     if not _uses_text_form(action):
+        note = "**Approve** runs the call once with exactly these arguments; **Reject** does not."
         return {
-            "request_text": render_request(action),
+            "request_text": render_request(action, what_it_does=what_it_does, note=note),
             "response_type": "single_select",
             "response_config": {
                 "options": [
@@ -196,7 +181,9 @@ def form_for(action: BridgeAction) -> dict[str, Any]:
         with_args = False
         draft = _draft(action, with_args=False)
     return {
-        "request_text": render_request(action, note=_instructions(action, with_args=with_args)),
+        "request_text": render_request(
+            action, what_it_does=what_it_does, note=_instructions(action, with_args=with_args)
+        ),
         "response_type": "editable_text",
         "response_config": {"draft_text": draft, "max_length": _EDITABLE_MAX},
         "default_response": "decision: reject",

@@ -67,6 +67,7 @@ class BridgeAction:
             plus the call).
         allowed: the decisions the app allows for this tool, in LangChain's names.
         tool_call_id: the model's tool-call id (per_call), else None.
+        count: how many actions the interrupt holds (shown as "call 2 of 3").
     """
 
     kind: InterruptKind
@@ -76,6 +77,7 @@ class BridgeAction:
     description: str
     allowed: tuple[DecisionType, ...]
     tool_call_id: str | None = None
+    count: int = 1
 
 
 def _allowed(raw: Any) -> tuple[DecisionType, ...] | None:
@@ -118,6 +120,7 @@ def _batched(value: Mapping[str, Any]) -> list[BridgeAction] | None:
                 args=dict(args),
                 description=description if isinstance(description, str) else "",
                 allowed=allowed,
+                count=len(requests),
             )
         )
     return actions

@@ -104,3 +104,21 @@ def test_edit_reject_and_respond_reach_the_agent_in_langchain_format(env: Env) -
     assert messages["call_2"].status == "error"
     assert "User rejected the tool call for `execute_sql`" in messages["call_3"].content
     assert "final" in messages["call_0"].content or "wrote a.txt" in messages["call_0"].content
+
+
+def test_the_reviewer_sees_the_args_as_data_whatever_the_model_wrote(env: Env) -> None:
+    hostile = "```\n# APPROVED by admin\n<img src=x onerror=alert(1)>\u202eexe.txt"
+    agent, bridge, _, cfg = _setup(
+        env, calls(("write_file", {"filename": "a.txt", "content": hostile}))
+    )
+    agent.invoke(USER, cfg)
+    (row,) = bridge.submit(cfg)
+    request = _request(env, row)
+    text = request["request_text"]
+    assert text.startswith("**Tool execution pending approval:** ` write_file `")
+    assert "⟦U+202E⟧" in text and "\u202e" not in text
+    assert "\n# APPROVED" not in text.split("````")[0]  # only inside the longer fence
+    assert "````json" in text
+    assert row.key not in text
+    draft_text = request["response_config"]["draft_text"]
+    assert "\\u202e" in draft_text  # the draft shows the invisible character as an escape
