@@ -149,7 +149,8 @@ def _instructions(action: BridgeAction, *, with_args: bool) -> str:
     if "reject" in action.allowed or "respond" in action.allowed:
         parts.append("For reject or respond, write your message after `message:`.")
     if with_args:
-        parts.append("For edit, change `args:` (or `tool:`); the edited call is what runs.")
+        other = " (or `tool:`, to another tool of the agent)" if action.kind == "batched" else ""
+        parts.append(f"For edit, change `args:`{other}; the edited call is what runs.")
     elif "edit" in action.allowed:
         parts.append("Edit is unavailable: the arguments are too long to edit here.")
     return " ".join(parts)
