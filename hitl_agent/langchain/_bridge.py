@@ -37,7 +37,14 @@ from .._exceptions import ConfigError
 from ..gate._create import CreateTarget, aensure_request, ensure_request
 from ..langgraph import GraphResumer
 from ._bridge_codec import MiddlewareCodec
-from ._bridge_core import _UNSET, BridgeResumer, PendingAction, SpecBuilder, pending_actions
+from ._bridge_core import (
+    _UNSET,
+    BridgeResumer,
+    PendingAction,
+    SpecBuilder,
+    in_flight,
+    pending_actions,
+)
 
 if TYPE_CHECKING:
     from ..gate import Gatekeeper
@@ -141,6 +148,9 @@ class MiddlewareBridge:
     # -- sending -------------------------------------------------------------------------
 
     def _create(self, item: PendingAction) -> ReviewRecord:
+        busy = in_flight(self.keeper.ledger, item.key, self.keeper.clock())
+        if busy is not None:
+            return busy
         return ensure_request(
             self._target,
             self.keeper.client,
@@ -166,6 +176,12 @@ class MiddlewareBridge:
         client = self.keeper.async_client or self.keeper.client
         rows: list[ReviewRecord] = []
         for item in await self.apending(config):
+            busy = await asyncio.to_thread(
+                in_flight, self.keeper.ledger, item.key, self.keeper.clock()
+            )
+            if busy is not None:
+                rows.append(busy)
+                continue
             rows.append(
                 await aensure_request(
                     self._target,

@@ -20,13 +20,30 @@ if TYPE_CHECKING:
     from ..decision import Decision
     from ..dispatch import Resumer
     from ..gate import Gatekeeper, ReviewSpec
-    from ..ledger import ReviewRecord
+    from ..ledger import Ledger, ReviewRecord
 
-__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "pending_actions"]
+__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "in_flight", "pending_actions"]
 
 log = logging.getLogger("hitl_agent.bridge")
 
 _UNSET: Any = object()
+
+IN_FLIGHT_SECONDS = 60.0
+"""How long an ``intent`` row written by someone else counts as a create in progress."""
+
+
+def in_flight(ledger: Ledger, key: str, now: float) -> ReviewRecord | None:
+    """The row of a create another submit is making right now, or None.
+
+    Two replicas sweeping the same new interrupt both reach the gate's create path; the one
+    that did not write the intent would reconcile, find nothing yet and create a second
+    request. A young ``intent`` row is therefore left to its writer; an old one (its writer
+    crashed) goes through the create path, which reconciles before creating.
+    """
+    row = ledger.get(key)
+    if row is not None and row.state == "intent" and now - row.created_at < IN_FLIGHT_SECONDS:
+        return row
+    return None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ against the tool's schema before saving anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +25,14 @@ from .._exceptions import ConfigError
 from ..gate._create import CreateTarget, aensure_request, ensure_request
 from ..langgraph.remote import RemoteGraphResumer, RemoteResumeError, snapshot_from_thread_state
 from ._bridge_codec import MiddlewareCodec
-from ._bridge_core import _UNSET, BridgeResumer, PendingAction, SpecBuilder, pending_actions
+from ._bridge_core import (
+    _UNSET,
+    BridgeResumer,
+    PendingAction,
+    SpecBuilder,
+    in_flight,
+    pending_actions,
+)
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -150,23 +158,34 @@ class RemoteMiddlewareBridge:
 
     def submit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """One HITL request per pending action of the thread (a thread id or its config)."""
-        return [
-            ensure_request(
-                self._target,
-                self.keeper.client,
-                item.key,
-                self.spec(item.action),
-                thread_id=item.thread_id,
-                checkpoint_ns=item.checkpoint_ns,
+        rows: list[ReviewRecord] = []
+        for item in self.pending(config):
+            busy = in_flight(self.keeper.ledger, item.key, self.keeper.clock())
+            rows.append(
+                busy
+                if busy is not None
+                else ensure_request(
+                    self._target,
+                    self.keeper.client,
+                    item.key,
+                    self.spec(item.action),
+                    thread_id=item.thread_id,
+                    checkpoint_ns=item.checkpoint_ns,
+                )
             )
-            for item in self.pending(config)
-        ]
+        return rows
 
     async def asubmit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """Async twin of :meth:`submit`."""
         client = self.keeper.async_client or self.keeper.client
         rows: list[ReviewRecord] = []
         for item in await self.apending(config):
+            busy = await asyncio.to_thread(
+                in_flight, self.keeper.ledger, item.key, self.keeper.clock()
+            )
+            if busy is not None:
+                rows.append(busy)
+                continue
             rows.append(
                 await aensure_request(
                     self._target,

@@ -108,3 +108,32 @@ def test_sweep_sends_every_interrupted_thread_once(env: Env, saver: Any) -> None
     for thread in ("s1", "s2", "s3"):
         assert not agent.get_state({"configurable": {"thread_id": thread}}).next
     assert bridge.sweep() == []
+
+
+def test_a_create_in_flight_on_another_replica_is_left_to_it(env: Env, tmp_path: Any) -> None:
+    """A young intent row written by another replica is not created again; once it is old
+    (that replica crashed), the next sweep reconciles and creates exactly one request."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    effects: list[str] = []
+    agent = _agent(InMemorySaver(), effects, calls(("execute_sql", {"query": "DELETE x"})))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "in-flight"}}
+    agent.invoke(USER, cfg)
+    bridge = env.keeper.bridge(agent)
+    (item,) = bridge.pending(cfg)
+    spec = bridge.spec(item.action)
+    env.ledger.record_intent(  # what another replica's create path writes first
+        item.key,
+        now=env.clock(),
+        thread_id=item.thread_id,
+        checkpoint_ns=item.checkpoint_ns,
+        loop_id=env.hitl.loop_id,
+        args_hash=spec.spec_hash(),
+        payload={},
+    )
+    (row,) = bridge.submit(cfg)
+    assert row.state == "intent" and env.requests() == []
+    env.clock.advance(61)
+    (row,) = bridge.submit(cfg)
+    assert row.state == "pending" and len(env.requests()) == 1
+    assert len(bridge.submit(cfg)) == 1 and len(env.requests()) == 1
