@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Annotated, Any, TypedDict
 
+import pytest
 from bridge_agents import calls, documented_agent, draft, script
 from hitl_harness import Env
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -66,16 +67,18 @@ def test_a_nested_agent_is_found_and_resumed_through_its_parent(env: Env) -> Non
     assert state.values["messages"][-1].content == "All done."
 
 
-def test_ainvoke_asubmit_and_the_async_dispatcher(env: Env) -> None:
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_ainvoke_asubmit_and_the_async_dispatcher(env: Env, mode: str) -> None:
     effects: list[str] = []
     agent = documented_agent(
         script(calls(("write_file", {"filename": "a.txt", "content": "x"}))),
         effects,
         InMemorySaver(),
+        mode=mode,
     )
     bridge = env.keeper.bridge(agent)
     dispatcher = env.keeper.dispatcher(bridge.resumer)
-    cfg: dict[str, Any] = {"configurable": {"thread_id": "async"}}
+    cfg: dict[str, Any] = {"configurable": {"thread_id": f"async-{mode}"}}
 
     async def main() -> None:
         await agent.ainvoke(USER, cfg)
@@ -201,6 +204,18 @@ def test_keeper_review_gates_in_the_same_graph_still_resume(env: Env) -> None:
     env.hitl.reviewer.respond(env.only_request_id(), True)
     env.tick()
     assert graph.get_state(cfg).values == {"outcome": "approved"}
+
+
+def test_submit_without_a_thread_id_names_the_field(env: Env) -> None:
+    from hitl_agent import ConfigError
+
+    bridge = env.keeper.bridge(documented_agent(script(), [], InMemorySaver()))
+    with pytest.raises(ConfigError) as err:
+        bridge.submit({"configurable": {}})
+    assert err.value.field == "config.configurable.thread_id"
+    with pytest.raises(ConfigError) as err:
+        env.keeper.bridge()
+    assert err.value.field == "agent"
 
 
 def test_without_langchain_the_bridge_names_the_extra() -> None:
