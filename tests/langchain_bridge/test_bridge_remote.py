@@ -176,3 +176,29 @@ def test_per_call_thread_each_call_resumed_by_its_interrupt_id(
     }
     assert tool_results["c0"] == "done by hand"
     assert server.effects_of(thread_id) == ["read_data q", "execute_sql DELETE t"]
+
+
+def test_asweep_and_the_async_dispatcher_on_the_server(
+    server: Any, sdk: Any, keeper: Gatekeeper
+) -> None:
+    import asyncio
+
+    thread_id = _start(sdk, "batched")
+    bridge = keeper.bridge(langgraph_url=server.url, assistant_id="batched")
+
+    async def main() -> int:
+        rows = [r for r in await bridge.asweep() if r.thread_id == thread_id]
+        assert len(rows) == 2
+        for row in rows:
+            await asyncio.to_thread(_answer, server, row, {"decision": "approve"})
+        delivered = await keeper.dispatcher(bridge.resumer).apoll_once()
+        await bridge.remote.aclose()
+        return len(delivered)
+
+    assert asyncio.run(main()) == 2
+    assert sorted(server.effects_of(thread_id)) == [
+        "execute_sql DELETE t",
+        "read_data q",
+        "write_file a x",
+    ]
+    assert not sdk.threads.get_state(thread_id)["next"]
