@@ -75,6 +75,15 @@ class MiddlewareCodec:
         self.ledger = ledger
         self.spec_of = spec_of
         self.tools = tools
+        self._refusals: dict[str, str] = {}
+
+    def refuse_next(self, request_id: str, reason: str) -> None:
+        """Encode the next answer for ``request_id`` as a refusal saying ``reason`` (once).
+
+        Used when a server refused the encoded answer without saving it (per_call's schema
+        check on a LangGraph Server), so the same interrupt can be answered again.
+        """
+        self._refusals[request_id] = reason
 
     def __repr__(self) -> str:
         return f"MiddlewareCodec(tools={sorted(self.tools) if self.tools is not None else None})"
@@ -91,6 +100,9 @@ class MiddlewareCodec:
         return parts.index < len(actions)
 
     def _answer(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Answer:
+        forced = self._refusals.pop(decision.request_id, None)
+        if forced is not None:
+            return Answer(refusal(action, forced), forced)
         if row.args_hash is not None and row.args_hash != self.spec_of(action).spec_hash():
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
         return read_answer(decision, action, self.tools)

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._bridge_codec import IncompleteDecisions
+from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import form_for
-from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt
+from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
 
 if TYPE_CHECKING:
     from ..decision import Decision
@@ -153,11 +153,33 @@ class BridgeResumer:
 
     A batched row whose siblings are not all decided yet (e.g. a create still in flight on
     another replica) is "not waiting": nothing is sent and the dispatcher retries.
+
+    With ``codec`` (the remote bridge), a per_call answer the server refused without saving
+    it (its ``response_schema`` check failed, e.g. edited args the tool does not accept) is
+    sent once more as a refusal naming the server's reason, so the thread never waits on an
+    answer that can never be valid.
     """
 
-    def __init__(self, bridged: Resumer, plain: Resumer | None = None) -> None:
+    def __init__(
+        self, bridged: Resumer, plain: Resumer | None = None, codec: MiddlewareCodec | None = None
+    ) -> None:
         self.bridged = bridged
         self.plain = plain
+        self.codec = codec
+
+    def _schema_refusal(self, record: ReviewRecord, err: Exception) -> str | None:
+        """The reason to refuse with when ``err`` is a per_call schema refusal, else None."""
+        parts = parse_key(record.key)
+        if self.codec is None or parts is None or not parts.tool_call_id:
+            return None
+        text = str(err)
+        if "ValidationError" not in text:
+            return None
+        detail = " ".join(text.split())[:300]
+        return (
+            "The reviewer's answer could not be used (the server refused it: "
+            f"{detail}); the tool call was not run."
+        )
 
     def __repr__(self) -> str:
         return f"BridgeResumer({self.bridged!r})"
@@ -175,6 +197,14 @@ class BridgeResumer:
         except IncompleteDecisions as err:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False
+        except Exception as err:
+            reason = self._schema_refusal(record, err)
+            if reason is None or self.codec is None:
+                raise
+            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
+            for decision in decisions:
+                self.codec.refuse_next(decision.request_id, reason)
+            return target.resume(record, decisions)
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume`."""
@@ -186,6 +216,14 @@ class BridgeResumer:
         except IncompleteDecisions as err:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False
+        except Exception as err:
+            reason = self._schema_refusal(record, err)
+            if reason is None or self.codec is None:
+                raise
+            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
+            for decision in decisions:
+                self.codec.refuse_next(decision.request_id, reason)
+            return await target.aresume(record, decisions)
 
     def finished(self, record: ReviewRecord) -> bool:
         """True when the row's thread finished after its decision."""

@@ -119,7 +119,9 @@ class RemoteMiddlewareBridge:
             "config": config,
         }
         self.remote = RemoteGraphResumer(url, assistant_id, codec=self.codec, **common)
-        self.resumer = BridgeResumer(self.remote, RemoteGraphResumer(url, assistant_id, **common))
+        self.resumer = BridgeResumer(
+            self.remote, RemoteGraphResumer(url, assistant_id, **common), codec=self.codec
+        )
 
     def __repr__(self) -> str:
         url, assistant = self.remote.url, self.assistant_id

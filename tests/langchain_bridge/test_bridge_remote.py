@@ -202,3 +202,25 @@ def test_asweep_and_the_async_dispatcher_on_the_server(
         "write_file a x",
     ]
     assert not sdk.threads.get_state(thread_id)["next"]
+
+
+def test_per_call_edit_the_server_refuses_becomes_a_reject(
+    server: Any, sdk: Any, keeper: Gatekeeper
+) -> None:
+    """The tools are not visible from here, so args are checked by the server's per_call
+    schema; its refusal saves nothing, and the bridge answers again with a reject."""
+    thread_id = _start(sdk, "per_call")
+    bridge = keeper.bridge(langgraph_url=server.url, assistant_id="per_call", client=sdk)
+    by_tool = {_tool(server, r): r for r in bridge.submit(thread_id)}
+    dispatcher = keeper.dispatcher(bridge.resumer)
+    bad = json.dumps({"filename": "a"})  # content is required by write_file
+    _answer(server, by_tool["write_file"], {"decision": "edit", "args": bad})
+    _answer(server, by_tool["execute_sql"], {"decision": "reject"})
+    assert len(dispatcher.poll_once()) == 2
+    state = sdk.threads.get_state(thread_id)
+    assert not state["next"]
+    results = {m["tool_call_id"]: m for m in state["values"]["messages"] if m["type"] == "tool"}
+    assert results["c0"]["status"] == "error"
+    assert "the server refused it" in results["c0"]["content"]
+    assert "ValidationError" in results["c0"]["content"]
+    assert server.effects_of(thread_id) == ["read_data q"]
