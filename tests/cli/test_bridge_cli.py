@@ -131,3 +131,25 @@ def test_once_sweeps_then_resumes_the_agent(
     final = app_agent.get_state(cfg)
     assert not final.next and final.values["messages"][-1].content == "All done."
     conn.close()
+
+
+def test_the_service_sweeps_on_its_interval_and_survives_a_failing_sweep() -> None:
+    import asyncio
+
+    from hitl_agent.cli._bridge import _sweep_forever
+
+    class Bridge:
+        calls = 0
+
+        async def asweep(self) -> list[Any]:
+            Bridge.calls += 1
+            if Bridge.calls == 1:
+                raise RuntimeError("checkpointer unreachable")
+            return []
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_sweep_forever(Bridge(), 0.01), 0.2)
+
+    asyncio.run(main())
+    assert Bridge.calls >= 3
