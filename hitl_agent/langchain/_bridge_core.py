@@ -141,7 +141,9 @@ class SpecBuilder:
             priority=self.priority,
             context={"langchain_bridge": context},
             summary=f"Approve {action.name}?",
-            # A bridged call never runs without a reviewer's explicit answer.
+            # The form's own values decide, and a bridged call never runs without a
+            # reviewer's explicit answer.
+            approve_values=("approve",),
             approve_on_timeout=False,
             **extra,
         )

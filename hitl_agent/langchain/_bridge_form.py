@@ -308,8 +308,10 @@ def read_answer(
     value = decision.value
     if isinstance(value, EditedText):
         return _from_draft(value.text, action, tools)
-    if decision.outcome == "approved" and "approve" in action.allowed:
+    # The single_select's option values are the bridge's own, whatever the keeper's
+    # approve_values say.
+    if value == "approve" and "approve" in action.allowed:
         return Answer({"type": "approve"})
-    if decision.outcome == "rejected" and "reject" in action.allowed:
+    if value == "reject" and "reject" in action.allowed:
         return Answer({"type": "reject"})
-    return _refused(action, f"an answer of {decision.outcome!r} is not a decision here")
+    return _refused(action, f"{value!r} is not one of this form's answers")

@@ -122,3 +122,18 @@ def test_the_reviewer_sees_the_args_as_data_whatever_the_model_wrote(env: Env) -
     assert row.key not in text
     draft_text = request["response_config"]["draft_text"]
     assert "\\u202e" in draft_text  # the draft shows the invisible character as an escape
+
+
+def test_a_keeper_with_its_own_approve_values_still_reads_the_bridge_form(
+    tmp_path: Any,
+) -> None:
+    from hitl_harness import make_env
+
+    for env in make_env(tmp_path, approve_values=["yes", "ship it"]):
+        agent, bridge, effects, cfg = _setup(env, calls(("execute_sql", {"query": "SELECT 1"})))
+        agent.invoke(USER, cfg)
+        (row,) = bridge.submit(cfg)
+        assert row.request_id is not None
+        env.hitl.reviewer.respond(row.request_id, "approve")
+        env.tick()
+        assert effects == ["execute_sql SELECT 1"]
