@@ -253,7 +253,8 @@ def _sections(text: str) -> dict[str, str]:
 
 def _from_draft(text: str, action: BridgeAction, tools: Mapping[str, Any] | None) -> Answer:
     sections = _sections(text)
-    words = [w for w in re.split(r"[\s|,/]+", sections.get("decision", "").lower()) if w]
+    # Words of letters only: "Approve." and "approve" are the same choice.
+    words = re.findall(r"[a-z]+", sections.get("decision", "").lower())
     chosen = [w for w in words if w in DECISION_TYPES]
     if len(chosen) != 1 or len(words) != 1:
         return _refused(action, "keep exactly one decision word after 'decision:'")
@@ -301,9 +302,7 @@ def read_answer(
     """
     if decision.status == "cancelled":
         return Answer(refusal(action, CANCELLED), "cancelled")
-    if decision.status == "timeout":
-        if decision.approved and "approve" in action.allowed:  # approve_on_timeout opt-in
-            return Answer({"type": "approve"})
+    if decision.status == "timeout":  # never approves: the bridge's specs do not opt in
         return Answer(refusal(action, TIMED_OUT), "timed out")
     value = decision.value
     if isinstance(value, EditedText):

@@ -188,3 +188,11 @@ def test_an_approval_does_not_apply_to_a_call_that_changed_since_review(env: Env
     (sent,) = bridge.codec.encode(changed, decisions)["decisions"]
     assert sent["type"] == "reject"
     assert "changed after it was sent for review" in sent["message"]
+
+
+@pytest.mark.parametrize("word", ["Approve", " approve. ", "APPROVE!"])
+def test_the_decision_word_is_read_whatever_its_case_and_punctuation(env: Env, word: str) -> None:
+    agent, row, effects, cfg = _one_write(env)
+    _answer(env, row, decision=word)
+    assert effects == ["write_file a.txt x"]
+    assert not agent.get_state(cfg).next
