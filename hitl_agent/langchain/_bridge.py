@@ -123,6 +123,7 @@ class MiddlewareBridge:
         self.resumer = BridgeResumer(
             GraphResumer(graph, durability=durability, config=config, codec=self.codec),
             GraphResumer(graph, durability=durability, config=config),
+            codec=self.codec,
         )
 
     def __repr__(self) -> str:

@@ -18,8 +18,10 @@ replaced by a reject saying so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ._bridge_form import Answer, read_answer, refusal
@@ -37,6 +39,13 @@ log = logging.getLogger("hitl_agent.bridge")
 _CHANGED = (
     "The tool call changed after it was sent for review; the reviewed answer does not apply "
     "and the tool call was not run."
+)
+
+
+# Rows read ahead by an async resume (off the event loop), for the encode that follows in the
+# same task; a context variable keeps concurrent resumes apart.
+_PREFETCHED: ContextVar[Mapping[str, ReviewRecord | None] | None] = ContextVar(
+    "hitl_bridge_rows", default=None
 )
 
 
@@ -99,6 +108,15 @@ class MiddlewareCodec:
             return actions[0].tool_call_id == parts.tool_call_id
         return parts.index < len(actions)
 
+    async def aprefetch(self, decisions: Sequence[Decision]) -> None:
+        """Read the decisions' rows in a worker thread, so an async resume's encode does not
+        touch the ledger on the event loop (call it in the task that then resumes)."""
+
+        def read() -> dict[str, ReviewRecord | None]:
+            return {d.request_id: self.ledger.get_by_request_id(d.request_id) for d in decisions}
+
+        _PREFETCHED.set(await asyncio.to_thread(read))
+
     def _answer(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Answer:
         forced = self._refusals.pop(decision.request_id, None)
         if forced is not None:
@@ -120,9 +138,14 @@ class MiddlewareCodec:
         if parsed is None:
             raise ValueError("not a HumanInTheLoopMiddleware or agent-inbox interrupt")
         kind, actions = parsed
+        prefetched = _PREFETCHED.get()
         by_index: dict[int, tuple[BridgeAction, ReviewRecord, Decision]] = {}
         for decision in decisions:
-            row = self.ledger.get_by_request_id(decision.request_id)
+            row = (
+                prefetched[decision.request_id]
+                if prefetched is not None and decision.request_id in prefetched
+                else self.ledger.get_by_request_id(decision.request_id)
+            )
             parts = parse_key(row.key) if row is not None else None
             if row is None or parts is None or parts.index >= len(actions):
                 continue

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import form_for
 from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
@@ -156,10 +158,11 @@ class BridgeResumer:
     A batched row whose siblings are not all decided yet (e.g. a create still in flight on
     another replica) is "not waiting": nothing is sent and the dispatcher retries.
 
-    With ``codec`` (the remote bridge), a per_call answer the server refused without saving
-    it (its ``response_schema`` check failed, e.g. edited args the tool does not accept) is
-    sent once more as a refusal naming the server's reason, so the thread never waits on an
-    answer that can never be valid.
+    With ``codec``, a per_call answer LangGraph refused without saving it (its
+    ``response_schema`` check failed, e.g. edited args the tool does not accept: checked by
+    the server for a remote graph, whose tools the bridge cannot see) is sent once more as a
+    refusal naming the reason, so the thread never waits on an answer that can never be
+    valid. Async resumes read the rows off the event loop first.
     """
 
     def __init__(
@@ -175,7 +178,9 @@ class BridgeResumer:
         if self.codec is None or parts is None or not parts.tool_call_id:
             return None
         text = str(err)
-        if "ValidationError" not in text:
+        # Locally LangGraph raises pydantic's error itself; a server names it in the run's
+        # error. Either way per_call saved nothing, so the interrupt can be answered again.
+        if not isinstance(err, ValidationError) and "ValidationError" not in text:
             return None
         detail = " ".join(text.split())[:300]
         return (
@@ -213,6 +218,8 @@ class BridgeResumer:
         target = self._pick(record)
         if target is None:
             return False
+        if target is self.bridged and self.codec is not None:
+            await self.codec.aprefetch(decisions)
         try:
             return await target.aresume(record, decisions)
         except IncompleteDecisions as err:

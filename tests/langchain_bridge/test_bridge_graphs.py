@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -80,6 +81,16 @@ def test_ainvoke_asubmit_and_the_async_dispatcher(env: Env, mode: str) -> None:
     dispatcher = env.keeper.dispatcher(bridge.resumer)
     cfg: dict[str, Any] = {"configurable": {"thread_id": f"async-{mode}"}}
 
+    loop_reads: list[str] = []
+    read = env.ledger.get_by_request_id
+
+    def watched(request_id: str) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            loop_reads.append(request_id)  # asyncio.run runs the loop on this thread
+        return read(request_id)
+
+    env.ledger.get_by_request_id = watched  # type: ignore[method-assign]
+
     async def main() -> None:
         await agent.ainvoke(USER, cfg)
         (row,) = await bridge.asubmit(cfg)
@@ -91,6 +102,7 @@ def test_ainvoke_asubmit_and_the_async_dispatcher(env: Env, mode: str) -> None:
         assert [d.request_id for d in delivered] == [row.request_id]
 
     asyncio.run(main())
+    assert loop_reads == []  # the resume's encode read its rows off the event loop
     assert effects == ["write_file a.txt x"]
     assert not agent.get_state(cfg).next
     assert len(env.requests()) == 1
