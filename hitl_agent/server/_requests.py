@@ -15,6 +15,7 @@ from ._accounts import Caller
 from ._callbacks import enqueue_callback
 from ._documents import REQUEST_SELECT, request_doc
 from ._errors import ServerError, validation_error
+from ._limits import MAX_PAGE_BYTES
 from ._loops import check_loop_id
 from ._storage import PRIORITY_RANK
 from ._util import dumps, is_id, iso, new_id
@@ -179,6 +180,17 @@ def _choice(query: Mapping[str, str], name: str, allowed: tuple[str, ...], msg: 
     return value
 
 
+def _within_page_bytes(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The leading rows whose stored bodies fit in MAX_PAGE_BYTES (always at least one); the
+    page then ends early with ``has_more`` true, so a client just follows ``next_offset``."""
+    size = 0
+    for count, row in enumerate(rows):
+        size += len(row["body"])
+        if count and size > MAX_PAGE_BYTES:
+            return rows[:count]
+    return rows
+
+
 def list_requests(
     conn: sqlite3.Connection, caller: Caller, query: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -203,6 +215,7 @@ def list_requests(
     rows = conn.execute(
         REQUEST_SELECT + clause + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
     ).fetchall()
+    rows = _within_page_bytes(rows)
     has_more = offset + len(rows) < total
     return {
         "requests": [request_doc(row) for row in rows],

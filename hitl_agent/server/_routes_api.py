@@ -111,6 +111,7 @@ async def create_request(request: Request, caller: Caller, server: LocalHITLServ
     loop_id = _path(request, "loop_id")
     _loops.check_loop_id(loop_id)
     body = await read_json(request)
+    server.check_create_body(body)
     data = server.run(_requests.create_request, caller, loop_id, body)
     server.wake()
     return 201, "Request created and broadcasted successfully", data
