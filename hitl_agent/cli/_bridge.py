@@ -94,6 +94,9 @@ async def _serve(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--sweep-interval", default=30.0, show_default=True, help="Seconds between sweeps.")
+@click.option(
+    "--poll-interval", default=60.0, show_default=True, help="Seconds between answer polls."
+)
 @click.option("--no-poll", is_flag=True, help="Serve callbacks only; do not poll.")
 @click.option("--once", is_flag=True, help="One sweep and one poll, then exit (cron).")
 def bridge(
@@ -107,6 +110,7 @@ def bridge(
     host: str,
     port: int,
     sweep_interval: float,
+    poll_interval: float,
     no_poll: bool,
     once: bool,
 ) -> None:
@@ -136,7 +140,7 @@ def bridge(
                     if graph is not None
                     else keeper.bridge(langgraph_url=langgraph_url, assistant_id=assistant_id)
                 )
-                dispatcher = keeper.dispatcher(served.resumer)
+                dispatcher = keeper.dispatcher(served.resumer, poll_interval=poll_interval)
                 if once:
                     rows = served.sweep()
                     delivered = dispatcher.poll_once()

@@ -153,3 +153,98 @@ def test_the_service_sweeps_on_its_interval_and_survives_a_failing_sweep() -> No
 
     asyncio.run(main())
     assert Bridge.calls >= 3
+
+
+SERVICE_MODULE = AGENT_MODULE.replace(
+    'EFFECTS.append(f"write_file {filename} {content}")',
+    'open(os.environ["BRIDGE_EFFECTS"], "a").write(f"write_file {filename} {content}\\n")',
+).replace("from typing import Any", "import os\nfrom typing import Any")
+
+
+def test_the_service_sweeps_and_resumes_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hitl-agent bridge`` as a process: it finds the interrupted thread, creates the
+    request, and resumes the agent once the reviewer answers, with no help from the test."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from hitl_agent.server import create_app
+    from hitl_agent.testing import ScriptedReviewer
+
+    (tmp_path / "bridge_service_agent.py").write_text(SERVICE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    effects = tmp_path / "effects.txt"
+    monkeypatch.setenv("BRIDGE_EFFECTS", str(effects))
+    import importlib
+
+    module = importlib.import_module("bridge_service_agent")
+    db = tmp_path / "checkpoints.db"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    agent = module.agent.copy(update={"checkpointer": SqliteSaver(conn)})
+    cfg = {"configurable": {"thread_id": "svc"}}
+    agent.invoke({"messages": [{"role": "user", "content": "go"}]}, cfg)
+
+    app = create_app(tmp_path / "hitl.db", scheduler_interval=None)
+    credentials = app.state.hitl.bootstrap()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {
+        **os.environ,
+        "HITL_API_KEY": credentials.api_key,
+        "HITL_BASE_URL": base_url,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [
+        sys.executable, "-m", "hitl_agent", "bridge",
+        "--graph", "bridge_service_agent:agent", "--checkpointer", f"sqlite:///{db}",
+        "--ledger", f"sqlite:///{tmp_path / 'ledger.db'}", "--loop-id", credentials.loop_id,
+        "--port", str(port), "--sweep-interval", "0.2", "--poll-interval", "0.2",
+    ]  # fmt: skip
+    log = (tmp_path / "bridge.log").open("wb")
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    http = httpx.Client(timeout=5)
+    try:
+        reviewer = ScriptedReviewer(http, credentials.reviewer_token, base_url)
+        deadline = time.monotonic() + 30
+        while not reviewer.queue():
+            assert proc.poll() is None, (tmp_path / "bridge.log").read_text()
+            assert time.monotonic() < deadline, "the service created no request"
+            time.sleep(0.1)
+        (request,) = reviewer.queue()
+        reviewer.respond(request["id"], "approve")
+        while not effects.exists():
+            assert time.monotonic() < deadline, (tmp_path / "bridge.log").read_text()
+            time.sleep(0.1)
+        while agent.get_state(cfg).next:
+            assert time.monotonic() < deadline, "the thread was not finished"
+            time.sleep(0.1)
+        assert agent.get_state(cfg).values["messages"][-1].content == "All done."
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # our own session, started above
+        proc.wait(15)
+        log.close()
+        http.close()
+        server.should_exit = True
+        thread.join(10)
+        app.state.hitl.close()
+        conn.close()
+    assert effects.read_text().splitlines() == ["write_file a x"]
