@@ -9,6 +9,7 @@ import click
 __all__ = ["main"]
 
 _COMMANDS: dict[str, str] = {
+    "bridge": "hitl_agent.cli._bridge:bridge",
     "serve": "hitl_agent.cli._serve:serve",
     "review": "hitl_agent.cli._review:review",
     "worker": "hitl_agent.cli._worker:worker",

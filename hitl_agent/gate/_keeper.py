@@ -372,6 +372,40 @@ class Gatekeeper:
             ) from None
         return decision
 
+    # -- the HumanInTheLoopMiddleware bridge ----------------------------------------------
+
+    def bridge(
+        self,
+        agent: Any = None,
+        *,
+        langgraph_url: str | None = None,
+        assistant_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Serve an unchanged ``HumanInTheLoopMiddleware`` agent's interrupts on HITL.sh.
+
+        ``keeper.bridge(agent)`` for a compiled graph with its checkpointer, or
+        ``keeper.bridge(langgraph_url=URL, assistant_id=ID)`` for one served by a LangGraph
+        Server. ``options``: ``priority``, ``timeout_seconds``, ``durability``, ``config``
+        (remote: ``api_key``, ``headers``, ``client``, ``aclient``). See docs/bridge.md.
+        """
+        if agent is None:
+            if not langgraph_url or not assistant_id:
+                raise ConfigError(
+                    "agent",
+                    "neither a graph nor langgraph_url and assistant_id were given",
+                    "pass keeper.bridge(agent) or keeper.bridge(langgraph_url=..., "
+                    "assistant_id=...)",
+                )
+            from ..langchain._bridge_remote import RemoteMiddlewareBridge
+
+            return RemoteMiddlewareBridge(
+                self, self._target, langgraph_url, assistant_id, **options
+            )
+        from ..langchain._bridge import MiddlewareBridge
+
+        return MiddlewareBridge(self, self._target, agent, **options)
+
 
 #: The ledger setting that holds a generated callback secret.
 CALLBACK_SECRET_META = "callback_secret"
