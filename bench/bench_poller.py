@@ -59,7 +59,7 @@ def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
         counting = _Counting(hitl.http)
         http = cast(httpx.Client, counting)
         client = HITLClient(hitl.api_key, base_url=hitl.base_url, http_client=http)
-        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
         ledger.setup()
         try:
             keeper = Gatekeeper(
@@ -91,6 +91,20 @@ def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
             "bound": bound, "baseline_calls": baseline, "ratio": baseline / sweep}  # fmt: skip
 
 
+class _Forward:
+    """The app the local server's callbacks reach: the dispatcher's receiver, once set."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.target is None or scope["type"] != "http":
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.target(scope, receive, send)
+
+
 class _Recorder:
     """A resumer that notes when each decision reached it (the detection time)."""
 
@@ -120,19 +134,29 @@ def simulate(
     hours: float = 3.0,
     rate_limit: int = 100,
     seed: int = 7,
+    callbacks: bool = False,
 ) -> dict[str, Any]:
     """``pending`` open reviews, ``decisions`` answered at random times, ``hours`` on a
-    FakeClock against the local server at ``rate_limit`` calls/hour."""
+    FakeClock against the local server at ``rate_limit`` calls/hour. With ``callbacks`` the
+    server POSTs each answer's callback into the dispatcher's receiver (whose GET is charged
+    to the same budget)."""
     answers = decisions if decisions is not None else max(3, pending * 3 // 100)
     rng = random.Random(seed)
     clock = FakeClock()
-    with tempfile.TemporaryDirectory() as tmp, local_hitl(clock=clock) as hitl:
-        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+    forward = _Forward()
+    callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=forward))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_hitl(clock=clock, callback_client=callback_client) as hitl,
+    ):
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
         ledger.setup()
         try:
             # Setup with the quota off: N creates would take N/100 hours otherwise.
             target = CreateTarget(
-                ledger=ledger, loop_id=hitl.loop_id, callback_url=None, callback_secret=None,
+                ledger=ledger, loop_id=hitl.loop_id,
+                callback_url="http://app.test/hitl" if callbacks else None,
+                callback_secret="bench-callback-secret-0123456789abcdef" if callbacks else None,
                 clock=clock,
             )  # fmt: skip
             spec = ReviewSpec.build("Refund?", timeout_seconds=86_400)
@@ -147,10 +171,12 @@ def simulate(
                 retry=RetryPolicy(max_retries=0),
             )  # fmt: skip
             recorder = _Recorder(clock)
+            extra: dict[str, Any] = {"webhooks": True} if callbacks else {}
             dispatcher = Dispatcher(
                 ledger=ledger, client=client, resumer=recorder, loop_id=hitl.loop_id,
-                clock=clock,
+                clock=clock, callback_path="/hitl", **extra,
             )  # fmt: skip
+            forward.target = dispatcher.asgi_app
             # The product's own schedule (a fixed 60 s on code that has none).
             interval = getattr(dispatcher, "next_interval", lambda: 60.0)
             start = clock()
@@ -172,6 +198,8 @@ def simulate(
                     _, rid, approve = events.pop(0)
                     hitl.reviewer.respond(rid, approve)
                     answered[rid] = clock()
+                    if callbacks:
+                        hitl.tick_sync()  # the server delivers the callback
                 if clock() >= next_sweep:
                     dispatcher.poll_once()
                     sweeps += 1
@@ -179,6 +207,9 @@ def simulate(
             wall = time.perf_counter() - wall
         finally:
             ledger.close()
+            portal = hitl.http.portal
+            assert portal is not None
+            portal.call(callback_client.aclose)
     latencies = sorted(
         recorder.found[rid] - answered[rid] for rid in answered if rid in recorder.found
     )
@@ -196,14 +227,15 @@ def simulate(
     }
 
 
-def main_simulate(sizes: list[int]) -> None:
-    print(f"{'pending':>8} {'decisions':>9} {'found':>6} {'calls':>6} {'429s':>5} "
+def main_simulate(sizes: list[int], callbacks: bool = False) -> None:
+    print(f"{'callbacks':>9} {'pending':>8} {'decisions':>9} {'found':>6} {'calls':>6} {'429s':>5} "
           f"{'sweeps':>7} {'p50 s':>7} {'max s':>7} {'wall s':>7}")  # fmt: skip
     for size in sizes:
-        row = simulate(size)
-        print(f"{row['pending']:>8} {row['decisions']:>9} {row['found']:>6} {row['calls']:>6} "
-              f"{row['rate_limited']:>5} {row['sweeps']:>7} {row['latency_p50']:>7.0f} "
-              f"{row['latency_max']:>7.0f} {row['wall_seconds']:>7.1f}")  # fmt: skip
+        row = simulate(size, callbacks=callbacks)
+        print(f"{callbacks!s:>9} {row['pending']:>8} {row['decisions']:>9} {row['found']:>6} "
+              f"{row['calls']:>6} {row['rate_limited']:>5} {row['sweeps']:>7} "
+              f"{row['latency_p50']:>7.0f} {row['latency_max']:>7.0f} "
+              f"{row['wall_seconds']:>7.1f}")  # fmt: skip
 
 
 def main(sizes: list[int]) -> None:
@@ -219,6 +251,8 @@ def main(sizes: list[int]) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--simulate"]:
-        main_simulate([int(arg) for arg in args[1:]] or [100, 150, 1000, 10_000])
+        callbacks = "--callbacks" in args
+        sizes = [int(arg) for arg in args[1:] if arg != "--callbacks"]
+        main_simulate(sizes or [100, 150, 1000, 10_000], callbacks=callbacks)
     else:
         main([int(arg) for arg in args] or [10, 100, 1000])

@@ -27,7 +27,7 @@ from hitl_agent.testing import FakeClock, ScriptedReviewer, local_hitl
 @pytest.fixture
 def ledger() -> Iterator[SqliteLedger]:
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
         ledger.setup()
         yield ledger
         ledger.close()

@@ -103,7 +103,7 @@ class Skewed:
 @pytest.fixture
 def make() -> Iterator[Any]:
     with tempfile.TemporaryDirectory() as tmp, local_hitl(clock=FakeClock()) as hitl:
-        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
         ledger.setup()
         clock = hitl.server.clock
         assert isinstance(clock, FakeClock)
