@@ -183,9 +183,12 @@ class Poller:
         known = self._created.get(row.request_id)
         if known is not None:
             return known
+        server_clock = self._budget.server_clock
+        if server_clock.offset() is None:
+            return -math.inf  # no server time yet: our clock may be skewed, so no cutoff
         # The intent row is written before the create: on the server's clock, the request
         # cannot be older than the intent (less a margin for rounding and latency).
-        return float(self._budget.server_clock.to_server(row.created_at)) - _CREATED_MARGIN
+        return float(server_clock.to_server(row.created_at)) - _CREATED_MARGIN
 
     # -- the sweep -------------------------------------------------------------------------
 
