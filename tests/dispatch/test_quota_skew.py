@@ -8,6 +8,7 @@ first sweep, so the reviewer's later approval was ignored.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,13 +17,13 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from hitl_agent import HITLClient, RetryPolicy
+from hitl_agent import AsyncHITLClient, HITLClient, RetryPolicy
 from hitl_agent._exceptions import APIConnectionError
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import Dispatcher
-from hitl_agent.gate import CreateTarget, ReviewSpec, ensure_request
+from hitl_agent.gate import CreateTarget, ReviewSpec, aensure_request, ensure_request
 from hitl_agent.ledger import ReviewRecord, SqliteLedger
-from hitl_agent.testing import FakeClock, LocalHITL, local_hitl
+from hitl_agent.testing import FakeClock, LocalHITL, alocal_hitl, local_hitl
 
 SPEC = ReviewSpec.build("Refund $40?", timeout_seconds=3600)
 
@@ -153,3 +154,54 @@ def test_fail_closed_waits_for_the_servers_deadline_plus_grace(make: Any) -> Non
     env.dispatcher.poll_once()
     assert [d.outcome for d in env.recorder.decisions] == ["timed_out"]
     assert "failed closed" in (env.recorder.decisions[0].reason or "")
+
+
+class _AsyncFlaky:
+    """:class:`_Flaky` for an ``httpx.AsyncClient``."""
+
+    def __init__(self, inner: httpx.AsyncClient) -> None:
+        self.inner = inner
+        self.lose = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> Any:
+        response = await self.inner.send(request, **kwargs)
+        if self.lose and request.method == "POST":
+            self.lose = False
+            raise httpx.ReadError("connection reset after the server answered", request=request)
+        return response
+
+
+def test_the_async_twin_reconciles_by_the_servers_clock(tmp_path: Path) -> None:
+    async def main() -> int:
+        clock = FakeClock()
+        async with alocal_hitl(clock=clock) as hitl:
+            ledger = SqliteLedger(tmp_path / "ledger.db", synchronous="OFF")
+            ledger.setup()
+            flaky = _AsyncFlaky(hitl.http)
+            client = AsyncHITLClient(
+                hitl.api_key,
+                base_url=hitl.base_url,
+                http_client=cast(httpx.AsyncClient, flaky),
+                retry=RetryPolicy(max_retries=0),
+            )
+            target = CreateTarget(
+                ledger=ledger,
+                loop_id=hitl.loop_id,
+                callback_url=None,
+                callback_secret=None,
+                clock=lambda: clock() + 900.0,
+            )
+            flaky.lose = True
+            with pytest.raises(APIConnectionError):
+                await aensure_request(target, client, "refund-40", SPEC)
+            clock.advance(30)
+            row = await aensure_request(target, client, "refund-40", SPEC)
+            assert row.state == "pending"
+            created = [r async for r in hitl.client.requests.iter(loop_id=hitl.loop_id)]
+            ledger.close()
+            return len(created)
+
+    assert asyncio.run(main()) == 1
