@@ -181,6 +181,11 @@ class CallBudget:
             if until + _MAX_GAP < now:
                 del self._doorbells[request_id]
 
+    def ring_later(self, request_id: str) -> None:
+        """Leave a coalesced doorbell for the next sweep (of whichever dispatcher owns it)."""
+        with self._lock:
+            self._rung[request_id] = None
+
     def take_rung(self) -> list[str]:
         """Request ids whose doorbells were coalesced since the last call, oldest first."""
         with self._lock:

@@ -131,6 +131,7 @@ class Poller:
         self._terminal: dict[str, int] = {}
         self._missing_last = 1
         self._open = 0
+        self._others: set[str] = set()
         self._starved = False
 
     # -- helpers ---------------------------------------------------------------------------
@@ -194,9 +195,11 @@ class Poller:
 
     def collect(self) -> list[str]:
         """Do the sweep's API and ledger work; return the request ids ready to deliver."""
-        rows = [
-            row for row in self.resolver.ledger.list_open(limit=self.max_rows) if self._mine(row)
-        ]
+        every = self.resolver.ledger.list_open(limit=self.max_rows)
+        rows = [row for row in every if self._mine(row)]
+        self._others = {row.request_id for row in every if row.request_id} - {
+            row.request_id for row in rows
+        }
         ready = [
             row.request_id
             for row in rows
@@ -226,6 +229,9 @@ class Poller:
         # Doorbells first (a doorbell inside its coalescing gap is left to the listing), then
         # rows a listing showed changed.
         budget = self._budget
+        for rid in rung:
+            if rid not in pending and rid in self._others:
+                budget.ring_later(rid)  # another dispatcher of this budget polls that row
         wanted = [rid for rid in rung if rid in pending and budget.admit_doorbell(rid)]
         wanted += [rid for rid in self._carry if rid not in wanted]
         for rid in wanted:

@@ -121,3 +121,18 @@ def test_the_server_timeout_is_recorded_as_a_timeout_not_a_failure(env: Env) -> 
     assert effects == [] and decision["outcome"] == "timed_out"
     assert "failed closed" not in decision["reason"]  # the server's own timeout
     assert dispatcher.resolver.stats["failed_closed"] == 0
+
+
+def test_a_sweep_fetches_coalesced_doorbells_before_it_lists(env: Env) -> None:
+    """Issue 7 Q1: calls that fetch answers come before calls that look for them."""
+    effects: list[str] = []
+    budget = CallBudget(90, clock=env.clock)
+    _, dispatcher, request_id, token = _parked(env, effects, budget)
+    counting = _counting(env, dispatcher)
+    _ring(dispatcher, token, request_id, 2)  # one GET, one doorbell left for the sweep
+    env.clock.advance(61)
+    env.hitl.reviewer.respond(request_id, "approve")
+    counting.calls.clear()
+    dispatcher.poll_once()
+    assert counting.calls[0] == ("GET", f"/v1/api/requests/{request_id}")
+    assert effects == ["refund 9"]
