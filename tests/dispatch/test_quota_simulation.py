@@ -20,8 +20,8 @@ from bench_poller import simulate
 _FULL = os.environ.get("HITL_STRESS") == "full"
 
 
-def _check(pending: int, callbacks: bool = False) -> dict[str, float]:
-    row = simulate(pending, callbacks=callbacks)
+def _check(pending: int, callbacks: bool = False, decisions: int | None = None) -> dict[str, float]:
+    row = simulate(pending, callbacks=callbacks, decisions=decisions)
     print(
         f"\nQ1 N={pending} callbacks={callbacks}: "
         f"calls={row['calls']} ({row['calls_per_hour']:.0f}/h) "
@@ -53,3 +53,10 @@ def test_with_callbacks_each_answer_is_fetched_when_its_doorbell_rings() -> None
 @pytest.mark.parametrize("pending", [100, 150, 1000, 10_000])
 def test_every_decision_is_found_under_100_calls_an_hour_full(pending: int) -> None:
     _check(pending)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _FULL, reason="runs under HITL_STRESS=full (make stress)")
+def test_half_of_1000_answered_are_all_found() -> None:
+    # The old poller resumed 89 of 500 in the first hour, then none.
+    _check(1000, decisions=500)
