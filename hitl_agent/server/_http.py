@@ -71,9 +71,20 @@ def _server(request: Request) -> LocalHITLServer:
     return server
 
 
-def _edge_headers(server: LocalHITLServer, state: _quota.QuotaState) -> dict[str, str]:
-    # Every authenticated response, as HITL.sh: the quota figures, and the server's clock
-    # (clients judge deadlines by it, not by their own possibly skewed clock).
+def _edge_headers(
+    server: LocalHITLServer, state: _quota.QuotaState | None = None
+) -> dict[str, str]:
+    # Every API response, as HITL.sh: the quota figures, and the server's clock (clients
+    # judge deadlines by it, not by their own possibly skewed clock). Without a known key
+    # (401) nothing was counted: the window's full figures.
+    if state is None:
+        now = server.clock()
+        limit = server.rate_limit
+        state = (
+            _quota.unlimited(now)
+            if limit is None
+            else _quota.QuotaState(limit, 0, _quota.unlimited(now).reset)
+        )
     return {**state.headers(), "Date": formatdate(server.clock(), usegmt=True)}
 
 
@@ -84,10 +95,12 @@ def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]
         server = _server(request)
         token = _bearer(request)
         if token is None:
-            return envelope(401, "Missing or invalid authorization header")
+            return envelope(
+                401, "Missing or invalid authorization header", headers=_edge_headers(server)
+            )
         caller = server.authenticate_key(token)
         if caller is None:
-            return envelope(401, "Invalid API key")
+            return envelope(401, "Invalid API key", headers=_edge_headers(server))
         limit = server.rate_limit
         if limit is not None:
             allowed, state = server.run(

@@ -80,4 +80,6 @@ def test_keys_have_separate_quotas_and_no_limit_says_so_in_the_headers(
         assert response.headers["Date"].endswith("GMT")
     missing = unlimited.api("GET", "/api/requests/" + "0" * 24)
     assert missing.status_code == 404 and missing.headers["X-RateLimit-Limit"] == "100000"
+    wrong_key = env.api("GET", "/test", key="not-a-key")
+    assert wrong_key.status_code == 401 and wrong_key.headers["X-RateLimit-Limit"] == "1"
     assert response.json()["data"]["rate_limit"]["limit"] is None
