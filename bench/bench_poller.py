@@ -135,11 +135,13 @@ def simulate(
     rate_limit: int = 100,
     seed: int = 7,
     callbacks: bool = False,
+    poll_interval: float | None = None,
 ) -> dict[str, Any]:
     """``pending`` open reviews, ``decisions`` answered at random times, ``hours`` on a
     FakeClock against the local server at ``rate_limit`` calls/hour. With ``callbacks`` the
     server POSTs each answer's callback into the dispatcher's receiver (whose GET is charged
-    to the same budget)."""
+    to the same budget). ``poll_interval`` fixes the sweep interval instead of the derived
+    schedule (the budget still refuses what would exceed it)."""
     answers = decisions if decisions is not None else max(3, pending * 3 // 100)
     rng = random.Random(seed)
     clock = FakeClock()
@@ -172,13 +174,15 @@ def simulate(
             )  # fmt: skip
             recorder = _Recorder(clock)
             extra: dict[str, Any] = {"webhooks": True} if callbacks else {}
+            if poll_interval is not None:
+                extra["poll_interval"] = poll_interval  # a user's fixed interval
             dispatcher = Dispatcher(
                 ledger=ledger, client=client, resumer=recorder, loop_id=hitl.loop_id,
                 clock=clock, callback_path="/hitl", **extra,
             )  # fmt: skip
             forward.target = dispatcher.asgi_app
-            # The product's own schedule (a fixed 60 s on code that has none).
-            interval = getattr(dispatcher, "next_interval", lambda: 60.0)
+            # The product's own schedule (its fixed poll_interval on code that has none).
+            interval = getattr(dispatcher, "next_interval", lambda: dispatcher.poll_interval)
             start = clock()
             end = start + hours * 3600
             events = sorted(

@@ -81,9 +81,9 @@ class Dispatcher:
         budget: the call budget (default: 90 calls per sliding hour).
         clock: epoch seconds.
         callback_path: the path the receiver answers under.
-        poll_interval: a fixed number of seconds between sweeps in :meth:`serve`; None (the
-            default) derives the schedule from the open rows and the budget
-            (:meth:`Poller.next_interval`: fast while the budget is fresh, never above it).
+        poll_interval: the shortest gap between sweeps in :meth:`serve` (default: 1 s); the
+            schedule comes from the open rows and the budget (:meth:`Poller.next_interval`:
+            fast while the budget is fresh, never faster than it allows).
         lease_seconds: how long a resume claim lasts.
         deadline_grace: seconds past a deadline before a row is decided fail-closed.
         webhooks: callbacks are expected (a ``callback_url`` is set): the derived schedule

@@ -93,7 +93,8 @@ class Poller:
         deadline_grace: seconds after a row's deadline before it may be decided fail-closed.
         max_rows: the most open rows one sweep considers.
         row_filter: only rows it accepts are polled.
-        interval: a fixed sweep interval (seconds); None derives it from the budget.
+        interval: the shortest sweep interval (seconds), instead of ``min_interval``; the
+            budget still stretches it (see :meth:`next_interval`).
         min_interval: the shortest derived interval.
         max_interval: the longest derived interval.
         webhooks: callbacks are expected (``callback_url`` is set): no early burst of sweeps,
@@ -423,13 +424,18 @@ class Poller:
         return gets + min(self._estimates(self._open).values())
 
     def next_interval(self) -> float:
-        """Seconds until the next sweep, derived from the open rows and the budget."""
-        if self.interval is not None:
-            return self.interval
+        """Seconds until the next sweep, derived from the open rows and the budget.
+
+        A fixed ``interval`` takes the place of ``min_interval``: it is the shortest gap, and
+        the budget stretches it when sweeps that often would spend more than the budget has
+        (a 3 s sweep against 100 calls/hour would spend the hour in four minutes and then
+        find nothing for the next 56).
+        """
+        floor = self.min_interval if self.interval is None else self.interval
         budget = self._budget
         cost = self.next_cost()
         if cost == 0:
-            return self.min_interval  # nothing to ask the API: a ledger read only
+            return floor  # nothing to ask the API: a ledger read only
         # Listings may use the budget less their keep. The steady rate spends (1 - burst) of
         # that per window, so the early burst (at most ``burst`` of it) never starves the
         # steady sweeps that follow it, whatever the order.
@@ -442,7 +448,7 @@ class Poller:
             interval = steady * spent / burst  # fresh budget: sweep fast, slowing as it is used
         if self._starved:
             interval = max(interval, budget.seconds_until(1, keep=self._list_keep()))
-        return min(self.max_interval, max(self.min_interval, interval))
+        return max(floor, min(self.max_interval, interval))
 
     def poll_once(self) -> list[Decision]:
         """One sweep; the decisions this sweep delivered."""

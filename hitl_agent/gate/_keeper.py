@@ -69,7 +69,7 @@ class Gatekeeper:
         priority, timeout_seconds: defaults for reviews (medium, 3600 s).
         clock: epoch seconds (inject a FakeClock in tests).
         budget: the hourly call budget shared by every dispatcher of this keeper.
-        poll_interval: fixed seconds between sweeps; None (the default) derives the schedule
+        poll_interval: the shortest gap between sweeps (default: 1 s); the schedule comes
             from the open rows and the budget (about a second against the local server, the
             budget's steady rate on HITL.sh; see ``docs/durable-reviews.md#quota``).
     """

@@ -20,8 +20,13 @@ from bench_poller import simulate
 _FULL = os.environ.get("HITL_STRESS") == "full"
 
 
-def _check(pending: int, callbacks: bool = False, decisions: int | None = None) -> dict[str, float]:
-    row = simulate(pending, callbacks=callbacks, decisions=decisions)
+def _check(
+    pending: int,
+    callbacks: bool = False,
+    decisions: int | None = None,
+    poll_interval: float | None = None,
+) -> dict[str, float]:
+    row = simulate(pending, callbacks=callbacks, decisions=decisions, poll_interval=poll_interval)
     print(
         f"\nQ1 N={pending} callbacks={callbacks}: "
         f"calls={row['calls']} ({row['calls_per_hour']:.0f}/h) "
@@ -46,6 +51,12 @@ def test_with_callbacks_each_answer_is_fetched_when_its_doorbell_rings() -> None
     # The doorbell's truth GET comes first and is never starved by listings.
     row = _check(150, callbacks=True)
     assert row["latency_max"] == 0
+
+
+def test_a_fixed_3s_sweep_cannot_starve_itself() -> None:
+    # Old: 100 pending at a 3 s sweep spent the hour in minutes and found 0 of 3 in time.
+    row = _check(100, poll_interval=3.0)
+    assert row["latency_max"] <= 60
 
 
 @pytest.mark.slow
