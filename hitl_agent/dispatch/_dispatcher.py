@@ -5,6 +5,7 @@
     dispatcher = keeper.dispatcher(GraphResumer(graph))
     app = dispatcher.asgi_app                 # mount at the callback URL's path
     dispatcher.poll_once()                    # one budgeted sweep (cron, tests)
+    dispatcher.next_interval()                # seconds until the next one is due
     dispatcher.serve(host="0.0.0.0", port=8000)   # receiver and poller together
 """
 
