@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -118,6 +119,9 @@ class BaseClient:
         self.retry = retry or RetryPolicy()
         self.rate_limit: RateLimit | None = None
         """The ``X-RateLimit-*`` figures of the last response that carried them."""
+        self.server_date: datetime | None = None
+        """The ``Date`` of the last response that carried one: the server's clock, which
+        deadlines and reconciliation are judged by (ours may be skewed)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -181,6 +185,9 @@ class BaseClient:
         rate_limit = RateLimit.from_headers(response.headers)
         if rate_limit is not None:
             self.rate_limit = rate_limit
+        date = _http_date(response.headers.get("date"))
+        if date is not None:
+            self.server_date = date
 
     def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
         self._observe(response)
@@ -239,3 +246,14 @@ class BaseClient:
         if cls is None:
             cls = InternalServerError if status >= 500 else APIStatusError
         return cls(msg, response=response, data=data, request=response.request)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An RFC 9110 ``Date`` header as an aware datetime, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

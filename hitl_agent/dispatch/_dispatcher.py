@@ -5,6 +5,7 @@
     dispatcher = keeper.dispatcher(GraphResumer(graph))
     app = dispatcher.asgi_app                 # mount at the callback URL's path
     dispatcher.poll_once()                    # one budgeted sweep (cron, tests)
+    dispatcher.next_interval()                # seconds until the next one is due
     dispatcher.serve(host="0.0.0.0", port=8000)   # receiver and poller together
 """
 
@@ -82,9 +83,13 @@ class Dispatcher:
         budget: the call budget (default: 90 calls per sliding hour).
         clock: epoch seconds.
         callback_path: the path the receiver answers under.
-        poll_interval: seconds between sweeps in :meth:`serve`.
+        poll_interval: the shortest gap between sweeps in :meth:`serve` (default: 1 s); the
+            schedule comes from the open rows and the budget (:meth:`Poller.next_interval`:
+            fast while the budget is fresh, never faster than it allows).
         lease_seconds: how long a resume claim lasts.
         deadline_grace: seconds past a deadline before a row is decided fail-closed.
+        webhooks: callbacks are expected (a ``callback_url`` is set): the derived schedule
+            skips its early burst and leaves half the budget to the doorbells' GETs.
         callback_url: the base URL the requests' callbacks go to. The receiver answers under
             its path (the root included: ``""``, tokens at ``/<token>``); ``callback_path``
             then defaults to it, and one that disagrees is a ConfigError (every callback
@@ -101,10 +106,11 @@ class Dispatcher:
         budget: CallBudget | None = None,
         clock: Callable[[], float] = time.time,
         callback_path: str | None = None,
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
         lease_seconds: float = 300.0,
         deadline_grace: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
+        webhooks: bool = False,
         callback_url: str | None = None,
     ) -> None:
         receiver_path = check_callback_path(callback_url, callback_path)
@@ -119,7 +125,12 @@ class Dispatcher:
             lease_seconds=lease_seconds,
         )
         self.poller = Poller(
-            self.resolver, loop_id=loop_id, deadline_grace=deadline_grace, row_filter=row_filter
+            self.resolver,
+            loop_id=loop_id,
+            deadline_grace=deadline_grace,
+            row_filter=row_filter,
+            interval=poll_interval,
+            webhooks=webhooks,
         )
         self.poll_interval = poll_interval
         self._poll_task: asyncio.Task[None] | None = None
@@ -156,15 +167,19 @@ class Dispatcher:
         """Async twin of :meth:`poll_once`."""
         return await self.poller.apoll_once()
 
+    def next_interval(self) -> float:
+        """Seconds until the next sweep (fixed, or derived from the open rows and budget)."""
+        return self.poller.next_interval()
+
     async def run_poller(self, interval: float | None = None) -> None:
-        """Sweep every ``interval`` seconds until cancelled; a failing sweep is logged."""
-        every = self.poll_interval if interval is None else interval
+        """Sweep on the schedule until cancelled (every ``interval`` seconds when given);
+        a failing sweep is logged."""
         while True:
             try:
                 await self.apoll_once()
             except Exception:
                 log.exception("poll sweep failed")
-            await asyncio.sleep(every)
+            await asyncio.sleep(self.next_interval() if interval is None else interval)
 
     async def _start_polling(self) -> None:
         if self.poll_on_startup and self._poll_task is None:

@@ -135,8 +135,13 @@ class WebhookReceiver:
         self.accepted += 1
         await _respond(send, 202, {"error": False, "msg": "accepted"})
         # The response is complete; the resolve runs now, like a Starlette BackgroundTask.
+        # A doorbell is coalesced per request (issue 8 H3): inside its gap it costs no API
+        # call (a decided row still resumes at once) and the next sweep looks first.
         try:
-            await self.resolver.aresolve(request_id)
+            if self.resolver.budget.admit_doorbell(request_id):
+                await self.resolver.aresolve(request_id)
+            else:
+                await self.resolver.adeliver(request_id)
         except Exception:
             log.exception("resolve after callback failed request_id=%s", request_id)
 

@@ -101,6 +101,7 @@ class Resolver:
         try:
             request = self.client.requests.get(request_id)
         except RateLimitError as err:
+            self.budget.observe(self.client)
             self.budget.block_until(err.reset_at)
             self.stats["rate_limited"] += 1
             return None
@@ -108,6 +109,7 @@ class Resolver:
             log.warning("fetch failed request_id=%s error=%s", request_id, type(err).__name__)
             self.stats["fetch_failed"] += 1
             return None
+        self.budget.observe(self.client)  # the server's clock and limit, for the schedule
         self.stats["fetched"] += 1
         return request
 

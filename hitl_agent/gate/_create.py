@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import APIConnectionError, APIStatusError, ConfigError
 from .._retry import NEVER_SENT_ERRORS
 from ..dispatch._hooks import checkpoint
+from ..dispatch._server_clock import server_now_bound
 from ..dispatch._tokens import derive_token, token_hash
 from ..models.requests import CreatedRequest, Request
 from ._errors import ReviewMismatchError
@@ -37,8 +38,8 @@ __all__ = ["CreateTarget", "aensure_request", "ensure_request"]
 
 log = logging.getLogger("hitl_agent.gate")
 
-# How far back (seconds) reconciliation looks before the intent was written: covers clock
-# skew between us and HITL.sh.
+# How far back (seconds) reconciliation looks before the intent was written, on the server's
+# clock: covers the Date header's rounding, latency and clock drift since it was read.
 _RECONCILE_SKEW = 300.0
 
 
@@ -121,10 +122,25 @@ def _matches(request: Request, key: str) -> bool:
     return isinstance(stamp, dict) and stamp.get("key") == key
 
 
-def _too_old(request: Request, since: float) -> bool:
+def _reconcile_cutoff(client: object, since: float, now: float) -> float | None:
+    """The server time before which no listed request can be ours, or None when unknown.
+
+    ``since`` (the intent) is on our clock and ``created_at`` on the server's: they are
+    compared through the server's clock at the listing just read (its ``Date``, else a lower
+    bound from ``X-RateLimit-Reset``), never directly (issue 7 M5: a client clock ahead by
+    more than the margin stopped the scan before the request it looked for, and created it
+    twice). Without any server time, only ``reconcile_limit`` bounds the scan.
+    """
+    server_now = server_now_bound(client)
+    if server_now is None:
+        return None
+    return server_now - max(0.0, now - since) - _RECONCILE_SKEW
+
+
+def _too_old(request: Request, cutoff: float | None) -> bool:
     # Lists come newest first: anything created well before the intent cannot be ours.
     created = request.created_at
-    return created is not None and created.timestamp() < since - _RECONCILE_SKEW
+    return cutoff is not None and created is not None and created.timestamp() < cutoff
 
 
 def _deadline(created: CreatedRequest, spec: ReviewSpec, now: float) -> float | None:
@@ -177,8 +193,11 @@ def ensure_request(
 
 def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
     requests = client.requests.iter(loop_id=target.loop_id, sort="created_at_desc")
+    cutoff: float | None = None
     for seen, request in enumerate(requests, start=1):
-        if _too_old(request, since):
+        if seen == 1:  # the first page is in: its Date says the server's time
+            cutoff = _reconcile_cutoff(client, since, target.clock())
+        if _too_old(request, cutoff):
             break
         if request.context is None:  # the list omitted context: read the request itself
             request = client.requests.get(request.id)
@@ -253,9 +272,12 @@ async def _areconcile(
     target: CreateTarget, client: AsyncHITLClient, key: str, since: float
 ) -> Request | None:
     seen = 0
+    cutoff: float | None = None
     async for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
         seen += 1
-        if _too_old(request, since):
+        if seen == 1:
+            cutoff = _reconcile_cutoff(client, since, target.clock())
+        if _too_old(request, cutoff):
             break
         if request.context is None:
             request = await client.requests.get(request.id)

@@ -74,7 +74,9 @@ class Gatekeeper:
         priority, timeout_seconds: defaults for reviews (medium, 3600 s).
         clock: epoch seconds (inject a FakeClock in tests).
         budget: the hourly call budget shared by every dispatcher of this keeper.
-        poll_interval: seconds between blocking-mode sweeps.
+        poll_interval: the shortest gap between sweeps (default: 1 s); the schedule comes
+            from the open rows and the budget (about a second against the local server, the
+            budget's steady rate on HITL.sh; see ``docs/durable-reviews.md#quota``).
     """
 
     def __init__(
@@ -92,7 +94,7 @@ class Gatekeeper:
         timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
         budget: CallBudget | None = None,
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
     ) -> None:
         if not loop_id:
             raise ConfigError("loop_id", "missing", "pass the id of the loop to create reviews in")
@@ -131,6 +133,7 @@ class Gatekeeper:
             clock=clock,
             poll_interval=poll_interval,
             row_filter=lambda row: row.thread_id is None,
+            webhooks=self.callback_url is not None,
         )
 
     def __repr__(self) -> str:
@@ -229,6 +232,7 @@ class Gatekeeper:
             callback_url=self.callback_url,
             poll_interval=self.poll_interval if poll_interval is None else poll_interval,
             deadline_grace=deadline_grace,
+            webhooks=self.callback_url is not None,
         )
 
     def review_node(self, **kwargs: Any) -> Callable[[Any], Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from email.utils import formatdate
 from typing import Any
 
 from starlette.requests import Request
@@ -107,6 +108,23 @@ def _server(request: Request) -> LocalHITLServer:
     return server
 
 
+def _edge_headers(
+    server: LocalHITLServer, state: _quota.QuotaState | None = None
+) -> dict[str, str]:
+    # Every API response, as HITL.sh: the quota figures, and the server's clock (clients
+    # judge deadlines by it, not by their own possibly skewed clock). Without a known key
+    # (401) nothing was counted: the window's full figures.
+    if state is None:
+        now = server.clock()
+        limit = server.rate_limit
+        state = (
+            _quota.unlimited(now)
+            if limit is None
+            else _quota.QuotaState(limit, 0, _quota.unlimited(now).reset)
+        )
+    return {**state.headers(), "Date": formatdate(server.clock(), usegmt=True)}
+
+
 def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with API-key auth, the hourly quota and the envelope."""
 
@@ -114,10 +132,12 @@ def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]
         server = _server(request)
         token = _bearer(request)
         if token is None:
-            return envelope(401, "Missing or invalid authorization header")
+            return envelope(
+                401, "Missing or invalid authorization header", headers=_edge_headers(server)
+            )
         caller = server.authenticate_key(token)
         if caller is None:
-            return envelope(401, "Invalid API key")
+            return envelope(401, "Invalid API key", headers=_edge_headers(server))
         limit = server.rate_limit
         if limit is not None:
             allowed, state = server.run(
@@ -125,19 +145,23 @@ def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]
             )
             if not allowed:
                 return envelope(
-                    429, "API key request limit exceeded", state.exceeded_data(), state.headers()
+                    429,
+                    "API key request limit exceeded",
+                    state.exceeded_data(),
+                    _edge_headers(server, state),
                 )
         try:
             status, msg, data = await handler(request, caller, server)
         except ServerError as err:
             status, msg, data = err.status, err.msg, (_NO_DATA if err.data is None else err.data)
-        headers = None
         if limit is not None:
             # Read after the handler: a cancel may have refunded the call it just counted.
-            headers = server.run(
+            state = server.run(
                 lambda conn, now: _quota.current(conn, caller.api_key_id, now, limit)
-            ).headers()
-        return envelope(status, msg, data, headers)
+            )
+        else:
+            state = _quota.unlimited(server.clock())
+        return envelope(status, msg, data, _edge_headers(server, state))
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
