@@ -209,13 +209,15 @@ def fetch_requests(
 
     found: list[Request] = []
     offset = 0
+    console = stderr_console()
+    # Drawn only on a terminal: piped or captured stderr stays clean for error lines.
     with Progress(
         TextColumn("fetching requests"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=stderr_console(),
+        console=console,
         transient=True,
-        disable=not progress,
+        disable=not progress or not console.is_terminal,
     ) as bar:
         task = bar.add_task("fetch", total=None)
         while True:

@@ -61,7 +61,10 @@ def test_requests_list_filters_and_fetches_every_page(cli: Cli) -> None:
         cli.clock.advance(1)
     result = cli("requests", "list", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert len(json.loads(result.output)) == 205
+    assert len(json.loads(result.stdout)) == 205
+    assert result.stderr == ""  # no progress drawn into a pipe
+    on_terminal = cli("requests", "export", TTY_COMPATIBLE="1")  # rich: treat as a terminal
+    assert "fetching requests" in on_terminal.stderr and "205/205" in on_terminal.stderr
     high = json.loads(cli("requests", "list", "--priority", "high", "--format", "json").output)
     assert len(high) == 102 and {r["priority"] for r in high} == {"high"}
     created = [r["created_at"] for r in json.loads(result.output)]
