@@ -88,8 +88,9 @@ class McpHitlClient:
     def update_request(self, request_id: str, payload: dict[str, Any]) -> Any:
         return self._request("PATCH", f"api/requests/{request_id}", payload)
 
-    def cancel_request(self, request_id: str) -> Any:
-        return self._request("DELETE", f"api/requests/{request_id}")
+    def cancel_request(self, request_id: str, payload: dict[str, Any] | None = None) -> Any:
+        # route.ts passes {reason} when the tool is given one (an older revision's body).
+        return self._request("DELETE", f"api/requests/{request_id}", payload)
 
     def add_request_feedback(self, request_id: str, payload: dict[str, Any]) -> Any:
         return self._request("POST", f"api/requests/{request_id}/feedback", payload)
@@ -147,8 +148,9 @@ class McpTools:
         envelope = _envelope(self.client.update_request(request_id, updates))
         return {"message": envelope["msg"], "data": envelope["data"]}
 
-    def cancel_request(self, request_id: str) -> dict[str, Any]:
-        envelope = _envelope(self.client.cancel_request(request_id))
+    def cancel_request(self, request_id: str, reason: str | None = None) -> dict[str, Any]:
+        payload = {"reason": reason} if reason else None
+        envelope = _envelope(self.client.cancel_request(request_id, payload))
         return {"message": envelope["msg"], "data": envelope["data"]}
 
     def add_request_feedback(self, request_id: str, feedback: dict[str, Any]) -> dict[str, Any]:
@@ -357,8 +359,11 @@ def test_all_response_types_script_creates_and_cancels_each(tools: McpTools) -> 
         assert stored["default_response"] == payload["default_response"]
         assert stored["response_config"].items() >= payload["response_config"].items()
     assert len(set(created_ids)) == 5
-    for request_id in created_ids:
+    for request_id in created_ids[:-1]:
         assert tools.cancel_request(request_id)["data"]["status"] == "cancelled"
+    # cancel_request's optional reason goes in a DELETE body; it is accepted (and not read).
+    last = tools.cancel_request(created_ids[-1], reason="test cleanup")
+    assert last["data"]["refund_info"]["refunded"] is True
     listed = tools.list_requests({"status": "cancelled"})
     assert listed["summary"]["total"] == 5
 
