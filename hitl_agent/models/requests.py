@@ -90,7 +90,8 @@ class CreateRequestParams(StrictModel):
     default_response: Any
     platform: Annotated[str, Field(min_length=1)] = "api"
     platform_version: str | None = None
-    callback_url: str | None = None
+    # repr=False: a callback URL carries a per-request capability token.
+    callback_url: str | None = Field(default=None, repr=False)
 
     _urls = field_validator("image_url", "file_url", "video_url", "audio_url", "callback_url")(
         _check_url
@@ -241,7 +242,8 @@ class Request(HITLModel):
     response_config: dict[str, Any] | None = None
     default_response: Any = None
     timeout_at: datetime | None = None
-    callback_url: str | None = None
+    # repr=False: a callback URL carries a per-request capability token.
+    callback_url: str | None = Field(default=None, repr=False)
     broadcasted_to: Any = None
     response_by: Any = None
     response_by_user: Reviewer | None = None

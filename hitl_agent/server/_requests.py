@@ -18,6 +18,7 @@ from ._accounts import Caller
 from ._callbacks import enqueue_callback
 from ._documents import REQUEST_SELECT, request_doc
 from ._errors import ServerError, validation_error
+from ._limits import MAX_BODY_BYTES, MAX_PAGE_BYTES, too_large
 from ._loops import check_loop_id
 from ._request_fields import IMMUTABLE_FIELDS, parse_create_body
 from ._storage import PRIORITY_RANK
@@ -209,6 +210,17 @@ def _time_param(query: Mapping[str, str], name: str) -> int | None:
     return math.floor(seconds * 1000)
 
 
+def _within_page_bytes(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The leading rows whose stored bodies fit in MAX_PAGE_BYTES (always at least one); the
+    page then ends early with ``has_more`` true, so a client just follows ``next_offset``."""
+    size = 0
+    for count, row in enumerate(rows):
+        size += len(row["body"])
+        if count and size > MAX_PAGE_BYTES:
+            return rows[:count]
+    return rows
+
+
 def list_requests(
     conn: sqlite3.Connection, caller: Caller, query: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -242,6 +254,7 @@ def list_requests(
     rows = conn.execute(
         REQUEST_SELECT + clause + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
     ).fetchall()
+    rows = _within_page_bytes(rows)
     has_more = offset + len(rows) < total
     return {
         "requests": [request_doc(row) for row in rows],
@@ -328,6 +341,10 @@ def update_request(
     if "response_type" in body and "response_config" not in body:
         merged.pop("response_config", None)
     params, stored = parse_create_body(merged)
+    text = dumps(stored)
+    if len(text.encode("utf-8")) > MAX_BODY_BYTES:
+        # Each PATCH is bounded; fields added by many of them must be bounded too.
+        raise too_large(MAX_BODY_BYTES, "the updated request")
     timeout_seconds = params.timeout_seconds or DEFERRED_TIMEOUT_SECONDS
     conn.execute(
         "UPDATE requests SET priority = ?, priority_rank = ?, body = ?, timeout_at = ?, "
@@ -335,7 +352,7 @@ def update_request(
         (
             params.priority,
             PRIORITY_RANK[params.priority],
-            dumps(stored),
+            text,
             float(row["created_at"]) + timeout_seconds,
             now,
             request_id,

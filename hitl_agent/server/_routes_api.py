@@ -111,6 +111,7 @@ async def create_request(request: Request, caller: Caller, server: LocalHITLServ
     loop_id = _path(request, "loop_id")
     _loops.check_loop_id(loop_id)
     body = await read_json(request)
+    server.check_create_body(body)
     data = server.run(_requests.create_request, caller, loop_id, body)
     server.wake()
     return 201, "Request created and broadcasted successfully", data
@@ -142,6 +143,8 @@ async def update_request(request: Request, caller: Caller, server: LocalHITLServ
     request_id = _path(request, "request_id")
     _requests.check_request_id(request_id)
     body = await read_json(request)
+    # The same size limits and callback_url policy as a create: PATCH can set callback_url.
+    server.check_create_body(body)
     data = server.run(_requests.update_request, caller, request_id, body)
     server.wake()  # a new timeout may be due sooner
     return 200, "Request updated successfully", data

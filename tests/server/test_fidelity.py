@@ -292,3 +292,18 @@ def test_openapi_has_the_id_pattern_offset_bounds_and_the_patch_route(env: Env) 
     assert env.api("GET", LIST, params={"offset": 2**62}).status_code == 200
     created = document["components"]["schemas"]["CreateRequestParams"]
     assert created["additionalProperties"] is True
+
+
+def test_patch_keeps_to_the_create_limits_and_callback_policy(env: Env) -> None:
+    request_id = env.create()
+    before = env.get(request_id)
+    metadata = _patch(env, request_id, {"callback_url": "http://169.254.169.254/latest/"})
+    assert metadata.status_code == 400 and "callback_url" in metadata.json()["data"]
+    huge_context = _patch(env, request_id, {"context": {"blob": "x" * 70_000}})
+    assert huge_context.status_code == 400 and "context" in huge_context.json()["data"]
+    # Many PATCHes each within the body limit may not grow a request past it.
+    for n in range(3):
+        grown = _patch(env, request_id, {f"note{n}": "y" * 100_000})
+    assert grown.status_code == 413, grown.json()
+    assert env.get(request_id).keys() >= before.keys()
+    assert "note2" not in env.get(request_id)
