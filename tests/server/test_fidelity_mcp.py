@@ -13,9 +13,17 @@ fields the script reads (``data.id`` after a create, ``loops[0].id``, ``summary.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+import httpx
 import pytest
 
 from hitl_agent.models import Request
@@ -37,8 +45,8 @@ class HitlApiError(Exception):
 class McpHitlClient:
     """lib/hitl-client.ts ``HitlClient``, over the app's TestClient."""
 
-    def __init__(self, env: Env, api_key: str, base_url: str = "http://testserver/v1") -> None:
-        self.env = env
+    def __init__(self, http: Any, api_key: str, base_url: str = "http://testserver/v1") -> None:
+        self.http = http  # an httpx.Client, or the app's TestClient
         self.api_key = api_key
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"  # ensureTrailing…
         self.calls: list[tuple[str, str]] = []
@@ -51,7 +59,7 @@ class McpHitlClient:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body)  # JSON.stringify(payload)
         headers["User-Agent"] = USER_AGENT
-        response = self.env.http.request(method, url, headers=headers, content=content)
+        response = self.http.request(method, url, headers=headers, content=content)
         self.calls.append((method, url))
         if "application/json" in response.headers.get("content-type", ""):
             parsed = response.json()
@@ -160,7 +168,7 @@ class McpTools:
 
 @pytest.fixture
 def tools(env: Env) -> McpTools:
-    return McpTools(McpHitlClient(env, env.creds.api_key))
+    return McpTools(McpHitlClient(env.http, env.creds.api_key))
 
 
 def test_sanity_script_test_hitl_mcp(tools: McpTools) -> None:
@@ -173,9 +181,13 @@ def test_sanity_script_test_hitl_mcp(tools: McpTools) -> None:
 
 def test_all_tools_script_runs_every_tool(tools: McpTools, env: Env) -> None:
     """scripts/test-all-tools.mjs, call by call, with its bodies."""
+    _all_tools_script(tools, env.creds.loop_id)
+
+
+def _all_tools_script(tools: McpTools, loop_id: str) -> None:
     loops = tools.list_loops()
     first = loops["loops"][0]
-    assert first["id"] == env.creds.loop_id and first["name"]
+    assert first["id"] == loop_id and first["name"]
     test_loop_id = loops["loops"][0]["id"]
 
     all_requests = tools.list_requests({})
@@ -244,7 +256,7 @@ def test_all_tools_script_runs_every_tool(tools: McpTools, env: Env) -> None:
     assert failure.value.status == 400
     assert failure.value.body["msg"] == "Feedback can only be added to completed requests"
     # Every call went to the documented paths under /v1 (no /v1/v1, no missing /api).
-    assert all(url.startswith("http://testserver/v1/") for _, url in tools.client.calls)
+    assert all(url.startswith(tools.client.base_url) for _, url in tools.client.calls)
 
 
 RESPONSE_TYPE_CASES: list[dict[str, Any]] = [
@@ -397,3 +409,45 @@ def _body(options: list[Any]) -> dict[str, Any]:
     from .conftest import request_body
 
     return request_body(response_config={"options": options})
+
+
+def test_the_scripts_run_against_hitl_agent_serve_over_http(tmp_path: Path) -> None:
+    """As a new user would: ``hitl-agent serve`` in a process, the MCP client over TCP."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    key = "hitl_local_" + "m" * 24
+    err = (tmp_path / "serve.stderr").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from hitl_agent.cli import main; main()", "serve",
+         "--port", str(port), "--db", str(tmp_path / "hitl.db"), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=err,
+        env={**os.environ, "HITL_LOCAL_API_KEY": key},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        with httpx.Client(timeout=5.0) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, (tmp_path / "serve.stderr").read_text()
+                try:
+                    http.get(base + "/test")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "serve did not start"
+                    time.sleep(0.05)
+            tools = McpTools(McpHitlClient(http, key, base_url=base))
+            _all_tools_script(tools, tools.list_loops()["loops"][0]["id"])
+            loop_id = tools.list_loops()["loops"][0]["id"]
+            for payload in RESPONSE_TYPE_CASES:
+                created = tools.create_request({"loop_id": loop_id, **payload})
+                assert tools.cancel_request(created["data"]["id"])["data"]["status"] == "cancelled"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err.close()
