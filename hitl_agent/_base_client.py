@@ -154,9 +154,11 @@ class BaseClient:
         # httpx messages carry the URL but not headers; the key is masked anyway in case a
         # transport quotes a header back.
         detail = str(err).replace(self._api_key, "***")
+        # Name the host: "connection refused" alone does not say which server was meant.
+        where = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}{request.url.path}"
         if isinstance(err, httpx.TimeoutException):
             return APITimeoutError(
-                f"{request.method} {request.url.path} timed out"
+                f"{request.method} {where} timed out"
                 + (
                     " (the request may have been created; it was not sent again)"
                     if request.method == "POST"
@@ -165,7 +167,7 @@ class BaseClient:
                 request=request,
             )
         return APIConnectionError(
-            f"{request.method} {request.url.path} failed: {type(err).__name__}: {detail}",
+            f"{request.method} {where} failed: {type(err).__name__}: {detail}",
             request=request,
         )
 
