@@ -13,12 +13,21 @@ own interrupt format (the middleware bridge) passes its own.
 Anything else (unknown thread, finished thread, a task that is not waiting yet) returns False
 and invokes nothing; the dispatcher keeps the row ``decided`` and tries again later, which is
 what makes a decision that arrives before the interrupt is durable safe (T15).
+
+A thread can also stop *after* its gate: the resume ran the gate's step and was killed in the
+next node (``gate -> act``, the ``review_node`` shape). Its interrupt is consumed, so nothing
+waits, yet the approved action never ran. :meth:`GraphResumer.proceed` drives such a thread on
+with ``graph.invoke(None, config)``, and only when :func:`consumed_gate` says so: the thread has
+work left and no pending interrupt, the row's gate task has finished (it is no longer among the
+current tasks, or its writes are saved), and the checkpoints from the one that held the gate
+task to the current one are one run (a ``Command(resume=...)`` run writes no ``input``
+checkpoint; a new message on the thread does).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,7 +39,18 @@ from ..decision import Decision
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec
 
-__all__ = ["GraphResumer", "check_durability", "find_interrupt", "thread_finished_since"]
+__all__ = [
+    "GraphResumer",
+    "check_durability",
+    "consumed_gate",
+    "find_interrupt",
+    "thread_finished_since",
+]
+
+# How many checkpoints back the gate's step is looked for (it is usually 1 or 2 back).
+_HISTORY_LIMIT = 200
+
+Consumed = Literal["run", "done", "no"]
 
 
 def find_interrupt(
@@ -86,6 +106,75 @@ def thread_finished_since(state: StateSnapshot, since: float) -> bool:
     except ValueError:
         return False
     return written > since
+
+
+def _ns(task: Any) -> str:
+    return f"{task.name}:{task.id}"
+
+
+def _has_interrupts(state: StateSnapshot) -> bool:
+    if state.interrupts:
+        return True
+    for task in state.tasks:
+        if task.interrupts:
+            return True
+        if isinstance(task.state, StateSnapshot) and _has_interrupts(task.state):
+            return True
+    return False
+
+
+def _checkpoint_id(config: Any) -> str | None:
+    value = ((config or {}).get("configurable") or {}).get("checkpoint_id")
+    return str(value) if value else None
+
+
+def consumed_gate(
+    state: StateSnapshot, history: Iterable[StateSnapshot], record: ReviewRecord
+) -> Consumed:
+    """Whether a thread that is not waiting for ``record`` passed its gate and stopped short.
+
+    Args:
+        state: the thread's current state (``get_state(config, subgraphs=True)``).
+        history: the thread's checkpoints, newest first (``get_state_history``); only the
+            current checkpoint's ancestors are read, so sibling branches do not count.
+        record: the decided row.
+
+    Returns:
+        ``"run"``: drive the thread on (``invoke(None)``); ``"done"``: the gate was passed
+        and the thread now waits on another interrupt, so nothing is left for this row;
+        ``"no"``: the gate was not passed on this thread's current branch in this run (not
+        reached yet, still running, an unknown thread, or a new turn since): do nothing.
+    """
+    if record.checkpoint_ns is None or not (state.next or state.tasks):
+        return "no"
+    # A gate inside a subgraph is driven through its root task, the parent graph's node.
+    root = record.checkpoint_ns.split("|", 1)[0]
+    current = next((task for task in state.tasks if _ns(task) == root), None)
+    if current is not None and (current.result is None or current.interrupts):
+        # Not finished: still running, not run yet (a decision recorded before its
+        # interrupt was durable), or waiting on an interrupt the resume did not match.
+        return "no"
+    if current is None and not _passed_in_this_run(state, history, root):
+        return "no"
+    return "done" if _has_interrupts(state) else "run"
+
+
+def _passed_in_this_run(state: StateSnapshot, history: Iterable[StateSnapshot], root: str) -> bool:
+    """True when an ancestor checkpoint held the task ``root`` and no new input came since."""
+    want = _checkpoint_id(state.parent_config)
+    if (state.metadata or {}).get("source") == "input":
+        return False
+    for seen, snapshot in enumerate(history):
+        if want is None or seen >= _HISTORY_LIMIT:
+            return False
+        if _checkpoint_id(snapshot.config) != want:
+            continue  # a sibling branch, or the current checkpoint itself
+        if any(_ns(task) == root for task in snapshot.tasks):
+            return True
+        if (snapshot.metadata or {}).get("source") == "input":
+            return False  # a new turn started after the gate's step
+        want = _checkpoint_id(snapshot.parent_config)
+    return False
 
 
 class GraphResumer:
@@ -164,6 +253,48 @@ class GraphResumer:
         except NotImplementedError:  # a sync-only checkpointer
             return await asyncio.to_thread(self.finished, record)
         return thread_finished_since(state, record.decided_at)
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on a thread that consumed the row's interrupt and stopped short of the end.
+
+        Returns True when it ran the rest of the thread (``invoke(None)``) or nothing is left
+        for this row; False (nothing run) unless :func:`consumed_gate` allows it.
+        """
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        verdict = consumed_gate(state, self.graph.get_state_history(config), record)
+        if verdict == "no":
+            return False
+        if verdict == "run":
+            self.graph.invoke(None, config, durability=self.durability)
+        return True
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed` (``aget_state`` / ``ainvoke``)."""
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        config = self._thread_config(record)
+        try:
+            state = await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer
+            return await asyncio.to_thread(self.proceed, record)
+        history = [snapshot async for snapshot in self._ahistory(config)]
+        verdict = consumed_gate(state, history, record)
+        if verdict == "no":
+            return False
+        if verdict == "run":
+            await self.graph.ainvoke(None, config, durability=self.durability)
+        return True
+
+    async def _ahistory(self, config: RunnableConfig) -> Any:
+        seen = 0
+        async for snapshot in self.graph.aget_state_history(config):
+            yield snapshot
+            seen += 1
+            if seen >= _HISTORY_LIMIT:
+                return
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume` (``aget_state`` / ``ainvoke``)."""
