@@ -107,6 +107,15 @@ _Plan = Generator[_Step, Any, T]
 
 def _run(plan: _Plan[T]) -> T:
     """Run a plan's steps inline."""
+    try:
+        return _run_steps(plan)
+    finally:
+        # A BaseException (KeyboardInterrupt, SystemExit) is not thrown into the plan: close
+        # it, so its finally blocks (the claim's heartbeat) run now, not at garbage collection.
+        plan.close()
+
+
+def _run_steps(plan: _Plan[T]) -> T:
     value: Any = None
     error: Exception | None = None
     while True:
@@ -126,6 +135,13 @@ def _run(plan: _Plan[T]) -> T:
 
 async def _arun(plan: _Plan[T]) -> T:
     """Run a plan's steps without blocking the event loop."""
+    try:
+        return await _arun_steps(plan)
+    finally:
+        plan.close()  # also on cancellation
+
+
+async def _arun_steps(plan: _Plan[T]) -> T:
     value: Any = None
     error: Exception | None = None
     while True:
