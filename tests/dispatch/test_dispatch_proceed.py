@@ -26,8 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import Dispatcher
 from hitl_agent.gate import set_hook
-from hitl_agent.langgraph import GraphResumer
-from hitl_agent.langgraph._resumer import consumed_gate
+from hitl_agent.langgraph import GraphResumer, _resumer
 
 LEASE = 300.0
 
@@ -205,7 +204,7 @@ def test_a_command_resume_run_writes_no_input_checkpoint(crashy: Crashy, twin: s
     gate_task = history[1].tasks[0]
     assert row.checkpoint_ns == f"gate:{gate_task.id}"
     assert all(task.id != gate_task.id for task in snap.tasks)
-    assert consumed_gate(snap, history, row) == "run"
+    assert _resumer.consumed_gate(snap, history, row) == "run"
 
 
 def test_a_new_turn_since_the_gate_is_never_driven_on(crashy: Crashy, twin: str) -> None:
@@ -219,13 +218,13 @@ def test_a_new_turn_since_the_gate_is_never_driven_on(crashy: Crashy, twin: str)
     snap = crashy.graph.get_state(CONFIG, subgraphs=True)
     history = list(crashy.graph.get_state_history(CONFIG))
     assert (history[1].metadata or {}).get("source") == "input"
-    assert consumed_gate(snap, history, row) == "no"
+    assert _resumer.consumed_gate(snap, history, row) == "no"
     # Also at the moment the new turn's input is all that is saved.
     at_input = crashy.graph.get_state(history[1].config)
-    assert consumed_gate(at_input, history[1:], row) == "no"
+    assert _resumer.consumed_gate(at_input, history[1:], row) == "no"
     # A thread that never had the row's task.
     other = crashy.graph.get_state({"configurable": {"thread_id": "never"}})
-    assert consumed_gate(other, [], row) == "no"
+    assert _resumer.consumed_gate(other, [], row) == "no"
 
     crashy.env.clock.advance(LEASE + 1)
     dispatcher = crashy.dispatcher()
