@@ -441,7 +441,16 @@ class Resolver:
                 rows[0].request_id,
             )
         else:
-            # The thread moved on after the decision (e.g. a crash between an earlier resume
-            # and its ledger write): nothing can wait for it any more, so close the rows.
+            # The thread moved on after the decision (a crash between an earlier resume and
+            # its ledger write, or a new turn on the thread): nothing can wait for it any
+            # more, so close the rows. An approval dropped this way is said out loud.
             self.stats["finished_elsewhere"] += len(rows)
-            log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)
+            dropped = [m.request_id for m in rows if (m.decision or {}).get("approved")]
+            if dropped:
+                log.warning(
+                    "closed rows whose thread moved on; their approvals were not delivered "
+                    "unless the thread ran them before request_ids=%s",
+                    dropped,
+                )
+            else:
+                log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)

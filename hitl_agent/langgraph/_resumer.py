@@ -37,7 +37,7 @@ from langgraph.types import Command, StateSnapshot
 from .._exceptions import ConfigError
 from ..decision import Decision
 from ..ledger import ReviewRecord
-from ..protocol import REVIEW_CODEC, InterruptCodec
+from ..protocol import REVIEW_CODEC, InterruptCodec, read_payload
 
 __all__ = [
     "GraphResumer",
@@ -50,14 +50,26 @@ __all__ = [
 # How many checkpoints back the gate's step is looked for (it is usually 1 or 2 back).
 _HISTORY_LIMIT = 200
 
-Consumed = Literal["run", "done", "no"]
+Consumed = Literal["run", "done", "no", "abandoned"]
 
 
 def find_interrupt(
     state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec = REVIEW_CODEC
 ) -> tuple[str, Any] | None:
-    """The id and value of the pending interrupt of the row's task that ``codec`` matches."""
-    return _find(state, record, codec, "")
+    """The id and value of the pending interrupt of the row's task that ``codec`` matches.
+
+    The row's own task (same checkpoint namespace) first. Failing that, the same gate in
+    another task of the thread that waits on this very request: a concurrent run of the
+    thread (double texting) that reused the row's request, whose branch is the current one.
+    """
+    found = _find(state, record, codec, "")
+    if found is None and record.request_id is not None and record.checkpoint_ns is not None:
+        found = _find_reused(state, record, _names(record.checkpoint_ns), "")
+    return found
+
+
+def _names(checkpoint_ns: str) -> str:
+    return "|".join(part.split(":", 1)[0] for part in checkpoint_ns.split("|"))
 
 
 def _find(
@@ -71,6 +83,23 @@ def _find(
                     return interrupt.id, interrupt.value
         if isinstance(task.state, StateSnapshot):
             found = _find(task.state, record, codec, f"{ns}|")
+            if found is not None:
+                return found
+    return None
+
+
+def _find_reused(
+    state: StateSnapshot, record: ReviewRecord, names: str, prefix: str
+) -> tuple[str, Any] | None:
+    for task in state.tasks:
+        ns = f"{prefix}{task.name}:{task.id}"
+        if _names(ns) == names:
+            for interrupt in task.interrupts:
+                stamp = read_payload(interrupt.value)
+                if stamp is not None and stamp.get("request_id") == record.request_id:
+                    return interrupt.id, interrupt.value
+        if isinstance(task.state, StateSnapshot):
+            found = _find_reused(task.state, record, names, f"{ns}|")
             if found is not None:
                 return found
     return None
@@ -142,8 +171,10 @@ def consumed_gate(
     Returns:
         ``"run"``: drive the thread on (``invoke(None)``); ``"done"``: the gate was passed
         and the thread now waits on another interrupt, so nothing is left for this row;
-        ``"no"``: the gate was not passed on this thread's current branch in this run (not
-        reached yet, still running, an unknown thread, or a new turn since): do nothing.
+        ``"abandoned"``: a new turn (an ``input`` checkpoint) started on the thread after the
+        gate's step, so nothing will ever wait for this row again; ``"no"``: the gate was not
+        passed on this thread's current branch (not reached yet, still running, an unknown
+        thread or another branch): do nothing.
     """
     if record.checkpoint_ns is None or not (state.next or state.tasks):
         return "no"
@@ -154,27 +185,30 @@ def consumed_gate(
         # Not finished: still running, not run yet (a decision recorded before its
         # interrupt was durable), or waiting on an interrupt the resume did not match.
         return "no"
-    if current is None and not _passed_in_this_run(state, history, root):
-        return "no"
+    if current is None:
+        where = _ancestor_with(state, history, root)
+        if where != "this run":
+            return "abandoned" if where == "earlier turn" else "no"
     return "done" if _has_interrupts(state) else "run"
 
 
-def _passed_in_this_run(state: StateSnapshot, history: Iterable[StateSnapshot], root: str) -> bool:
-    """True when an ancestor checkpoint held the task ``root`` and no new input came since."""
+def _ancestor_with(
+    state: StateSnapshot, history: Iterable[StateSnapshot], root: str
+) -> Literal["this run", "earlier turn", "missing"]:
+    """Where on the current branch the checkpoint holding task ``root`` is."""
+    new_turn = (state.metadata or {}).get("source") == "input"
     want = _checkpoint_id(state.parent_config)
-    if (state.metadata or {}).get("source") == "input":
-        return False
     for seen, snapshot in enumerate(history):
         if want is None or seen >= _HISTORY_LIMIT:
-            return False
+            break
         if _checkpoint_id(snapshot.config) != want:
             continue  # a sibling branch, or the current checkpoint itself
         if any(_ns(task) == root for task in snapshot.tasks):
-            return True
-        if (snapshot.metadata or {}).get("source") == "input":
-            return False  # a new turn started after the gate's step
+            return "earlier turn" if new_turn else "this run"
+        # An ``input`` checkpoint is a new turn; a resume run writes none.
+        new_turn = new_turn or (snapshot.metadata or {}).get("source") == "input"
         want = _checkpoint_id(snapshot.parent_config)
-    return False
+    return "missing"
 
 
 class GraphResumer:
@@ -238,21 +272,30 @@ class GraphResumer:
         return True
 
     def finished(self, record: ReviewRecord) -> bool:
-        """True when the row's thread finished after its decision was recorded."""
+        """True when nothing will wait for the row again: its thread finished after the
+        decision was recorded, or started a new turn after the row's gate."""
         if record.thread_id is None or record.decided_at is None:
             return False
-        state = self.graph.get_state(self._thread_config(record))
-        return thread_finished_since(state, record.decided_at)
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        if thread_finished_since(state, record.decided_at):
+            return True
+        history = self.graph.get_state_history(config)
+        return consumed_gate(state, history, record) == "abandoned"
 
     async def afinished(self, record: ReviewRecord) -> bool:
         """Async twin of :meth:`finished`."""
         if record.thread_id is None or record.decided_at is None:
             return False
+        config = self._thread_config(record)
         try:
-            state = await self.graph.aget_state(self._thread_config(record))
+            state = await self.graph.aget_state(config, subgraphs=True)
         except NotImplementedError:  # a sync-only checkpointer
             return await asyncio.to_thread(self.finished, record)
-        return thread_finished_since(state, record.decided_at)
+        if thread_finished_since(state, record.decided_at):
+            return True
+        history = [snapshot async for snapshot in self._ahistory(config)]
+        return consumed_gate(state, history, record) == "abandoned"
 
     def proceed(self, record: ReviewRecord) -> bool:
         """Drive on a thread that consumed the row's interrupt and stopped short of the end.
@@ -265,7 +308,7 @@ class GraphResumer:
         config = self._thread_config(record)
         state = self.graph.get_state(config, subgraphs=True)
         verdict = consumed_gate(state, self.graph.get_state_history(config), record)
-        if verdict == "no":
+        if verdict in ("no", "abandoned"):
             return False
         if verdict == "run":
             self.graph.invoke(None, config, durability=self.durability)
@@ -282,7 +325,7 @@ class GraphResumer:
             return await asyncio.to_thread(self.proceed, record)
         history = [snapshot async for snapshot in self._ahistory(config)]
         verdict = consumed_gate(state, history, record)
-        if verdict == "no":
+        if verdict in ("no", "abandoned"):
             return False
         if verdict == "run":
             await self.graph.ainvoke(None, config, durability=self.durability)

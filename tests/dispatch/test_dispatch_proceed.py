@@ -207,9 +207,12 @@ def test_a_command_resume_run_writes_no_input_checkpoint(crashy: Crashy, twin: s
     assert _resumer.consumed_gate(snap, history, row) == "run"
 
 
-def test_a_new_turn_since_the_gate_is_never_driven_on(crashy: Crashy, twin: str) -> None:
+def test_a_new_turn_since_the_gate_is_never_driven_on(
+    crashy: Crashy, twin: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A message sent to the thread after the crash starts a new turn (an ``input``
-    checkpoint): the old decision must not drive the new run on."""
+    checkpoint): the old decision must not drive the new run on; its row is closed, and
+    the dropped approval is logged."""
     request_id = _killed_resume(crashy, twin)
     row = crashy.env.ledger.get_by_request_id(request_id)
     assert row is not None
@@ -218,16 +221,21 @@ def test_a_new_turn_since_the_gate_is_never_driven_on(crashy: Crashy, twin: str)
     snap = crashy.graph.get_state(CONFIG, subgraphs=True)
     history = list(crashy.graph.get_state_history(CONFIG))
     assert (history[1].metadata or {}).get("source") == "input"
-    assert _resumer.consumed_gate(snap, history, row) == "no"
+    assert _resumer.consumed_gate(snap, history, row) == "abandoned"
     # Also at the moment the new turn's input is all that is saved.
     at_input = crashy.graph.get_state(history[1].config)
-    assert _resumer.consumed_gate(at_input, history[1:], row) == "no"
+    assert _resumer.consumed_gate(at_input, history[1:], row) == "abandoned"
     # A thread that never had the row's task.
     other = crashy.graph.get_state({"configurable": {"thread_id": "never"}})
     assert _resumer.consumed_gate(other, [], row) == "no"
 
     crashy.env.clock.advance(LEASE + 1)
     dispatcher = crashy.dispatcher()
-    sweep(dispatcher, twin)
+    with caplog.at_level("WARNING", logger="hitl_agent.dispatch"):
+        sweep(dispatcher, twin)
     assert crashy.effects == []
     assert dispatcher.resolver.stats["proceeded"] == 0
+    closed = crashy.env.ledger.get_by_request_id(request_id)
+    assert closed is not None and closed.state == "resumed"
+    assert dispatcher.resolver.stats["finished_elsewhere"] == 1
+    assert request_id in caplog.text and "not delivered" in caplog.text
