@@ -59,7 +59,9 @@ def test_two_runs_of_one_thread_at_once_make_one_request_and_one_action(env: Env
             errors: list[BaseException] = []
             jitter = [rng.uniform(0, 0.003) for _ in range(2)]
 
-            def run(delay: float, config: Any = config, barrier: Any = barrier) -> None:
+            def run(
+                delay: float, config: Any = config, barrier: Any = barrier, errors: Any = errors
+            ) -> None:
                 barrier.wait()
                 threading.Event().wait(delay)
                 try:
