@@ -239,3 +239,115 @@ def test_a_new_turn_since_the_gate_is_never_driven_on(
     assert closed is not None and closed.state == "resumed"
     assert dispatcher.resolver.stats["finished_elsewhere"] == 1
     assert request_id in caplog.text and "not delivered" in caplog.text
+
+
+# -- the remote resumer: the same rule over the LangGraph Server API ---------------------
+
+
+def _thread_state(snapshot: Any) -> dict[str, Any]:
+    """A StateSnapshot as the LangGraph Server's ThreadState JSON (the fields it serves)."""
+
+    def checkpoint(config: Any) -> dict[str, Any] | None:
+        if not config:
+            return None
+        return {"checkpoint_id": config["configurable"]["checkpoint_id"], "checkpoint_ns": ""}
+
+    return {
+        "values": snapshot.values,
+        "next": list(snapshot.next),
+        "checkpoint": checkpoint(snapshot.config),
+        "parent_checkpoint": checkpoint(snapshot.parent_config),
+        "metadata": dict(snapshot.metadata or {}),
+        "created_at": snapshot.created_at,
+        "tasks": [
+            {
+                "id": task.id,
+                "name": task.name,
+                "path": list(task.path),
+                "error": None,
+                "interrupts": [{"id": i.id, "value": i.value} for i in task.interrupts],
+                "state": None,
+                "result": task.result,
+            }
+            for task in snapshot.tasks
+        ],
+    }
+
+
+class FakeServer:
+    """``/threads/{id}/state``, ``/history`` and ``/runs/wait`` served from a local graph."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.runs: list[dict[str, Any]] = []
+
+    def __call__(self, request: Any) -> Any:
+        import json
+
+        import httpx
+
+        parts = request.url.path.strip("/").split("/")
+        config: RunnableConfig = {"configurable": {"thread_id": parts[1]}}
+        if parts[2] == "state":
+            return httpx.Response(200, json=_thread_state(self.graph.get_state(config)))
+        if parts[2] == "history":
+            limit = json.loads(request.content)["limit"]
+            history = list(self.graph.get_state_history(config, limit=limit))
+            return httpx.Response(200, json=[_thread_state(s) for s in history])
+        if parts[2:] == ["runs", "wait"]:
+            body = json.loads(request.content)
+            self.runs.append(body)
+            assert body.get("input") is None and "command" not in body
+            values = self.graph.invoke(None, config)
+            return httpx.Response(200, json=values)
+        return httpx.Response(404, json={"detail": "not found"})
+
+
+def _remote(graph: Any) -> tuple[Any, FakeServer]:
+    import httpx
+    from langgraph_sdk.client import SyncLangGraphClient
+
+    from hitl_agent.langgraph import RemoteGraphResumer
+
+    server = FakeServer(graph)
+    http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://lg.test")
+    resumer = RemoteGraphResumer(
+        "http://lg.test", "agent", client=SyncLangGraphClient(http), api_key="unused"
+    )
+    return resumer, server
+
+
+def test_the_remote_resumer_drives_on_a_consumed_thread_with_one_inputless_run(
+    crashy: Crashy,
+) -> None:
+    request_id = _killed_resume(crashy, "sync")
+    row = crashy.env.ledger.get_by_request_id(request_id)
+    assert row is not None
+    resumer, server = _remote(crashy.graph)
+    assert resumer.resume(row, []) is False  # nothing waits any more
+    assert resumer.proceed(row) is True
+    assert crashy.effects == ["refund 7"]
+    assert [(r["multitask_strategy"], r["if_not_exists"]) for r in server.runs] == [
+        ("reject", "reject")
+    ]
+    # Finished now: another proceed creates no run.
+    assert resumer.proceed(row) is False
+    assert len(server.runs) == 1
+
+
+def test_the_remote_resumer_refuses_a_gate_that_has_not_been_passed(crashy: Crashy) -> None:
+    def die_before_interrupt(name: str) -> None:
+        if name == "gate.before_interrupt":
+            set_hook(None)
+            raise Kill(name)
+
+    set_hook(die_before_interrupt)
+    try:
+        with pytest.raises(Kill):
+            crashy.graph.invoke({"amount": 3}, CONFIG)
+    finally:
+        set_hook(None)
+    row = crashy.env.ledger.list_open()[0]
+    resumer, server = _remote(crashy.graph)
+    assert resumer.proceed(row) is False
+    assert server.runs == [] and crashy.effects == []
