@@ -298,7 +298,8 @@ class RemoteGraphResumer:
         """Drive on a thread that consumed the row's interrupt and stopped short of the end.
 
         Returns True when one input-less run finished the thread (or nothing is left for
-        the row); False (no run) unless :func:`~hitl_agent.langgraph._resumer.consumed_gate` allows it.
+        the row); False (no run) unless the consumed-gate rule of the local resumer allows
+        it.
 
         Raises:
             RemoteResumeError: the server refused the run (409 busy...) or it ended in error.
