@@ -54,16 +54,21 @@ Consumed = Literal["run", "done", "no", "abandoned"]
 
 
 def find_interrupt(
-    state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec = REVIEW_CODEC
+    state: StateSnapshot,
+    record: ReviewRecord,
+    codec: InterruptCodec = REVIEW_CODEC,
+    *,
+    reused: bool = False,
 ) -> tuple[str, Any] | None:
     """The id and value of the pending interrupt of the row's task that ``codec`` matches.
 
-    The row's own task (same checkpoint namespace) first. Failing that, the same gate in
-    another task of the thread that waits on this very request: a concurrent run of the
-    thread (double texting) that reused the row's request, whose branch is the current one.
+    With ``reused``, failing the row's own task (same checkpoint namespace), also the same
+    gate in another task of the thread that waits on this very request id: a concurrent run
+    of the thread (double texting) that reused the row's request, on the branch LangGraph
+    kept. Only local graphs need it: a LangGraph Server runs one run per thread at a time.
     """
     found = _find(state, record, codec, "")
-    if found is None and record.request_id is not None and record.checkpoint_ns is not None:
+    if found is None and reused and record.request_id and record.checkpoint_ns is not None:
         found = _find_reused(state, record, _names(record.checkpoint_ns), "")
     return found
 
@@ -255,7 +260,7 @@ class GraphResumer:
         if record.thread_id is None or record.checkpoint_ns is None:
             return None
         state = self.graph.get_state(self._thread_config(record), subgraphs=True)
-        return find_interrupt(state, record, self.codec)
+        return find_interrupt(state, record, self.codec, reused=True)
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Resume the row's task with ``decisions``; False (nothing run) if it is not waiting."""
@@ -349,7 +354,7 @@ class GraphResumer:
         except NotImplementedError:
             # A sync-only checkpointer (SqliteSaver): run the sync path off the event loop.
             return await asyncio.to_thread(self.resume, record, decisions)
-        found = find_interrupt(state, record, self.codec)
+        found = find_interrupt(state, record, self.codec, reused=True)
         if found is None:
             return False
         interrupt_id, pending = found
