@@ -350,7 +350,10 @@ class Gatekeeper:
         future = hub.register(self._blocking, row.request_id)
         current = self.ledger.get_by_request_id(row.request_id)
         if current is not None and current.decision is not None:
-            if current.state == "resumed":
+            if current.state in ("resumed", "resuming"):
+                # Delivered already, or being delivered to the waiters registered before us
+                # (a delivery in flight does not see a future registered after it): the
+                # recorded decision is final, so hand it over here.
                 hub.complete(row.request_id, Decision.model_validate(current.decision))
             else:
                 self._blocking.resolver.deliver(row.request_id)
