@@ -133,4 +133,5 @@ def test_async_review_and_resolve_never_block_the_loop(slow_env: Env) -> None:
     asyncio.run(main())
     assert effects == ["deploy"]
     assert gaps, "the ticker never ran"
+    print(f"W5: longest event-loop gap {max(gaps):.3f} s over {len(gaps)} ticks")
     assert max(gaps) < DELAY * 0.75, f"the loop was blocked for {max(gaps):.2f} s"

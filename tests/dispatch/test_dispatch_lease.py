@@ -150,6 +150,11 @@ def test_a_long_action_runs_once_across_two_replicas_and_duplicate_callbacks(
     assert action.executions == 1
     row = env.ledger.get_by_request_id(request_id)
     assert row is not None and row.state == "resumed" and row.claimed_by == replica_a.resolver.owner
+    print(
+        f"C2: executions={action.executions} renewals={replica_a.resolver.stats['lease_renewed']}"
+        f" claims_lost_by_B={replica_b.resolver.stats['claim_lost']}"
+        f" guarded_on_A={replica_a.resolver.stats['already_resuming_here']}"
+    )
     assert replica_a.resolver.stats["lease_renewed"] >= 7  # every other 75 s step
     assert replica_a.resolver.stats["lease_lost"] == 0
     assert replica_b.resolver.stats["claim_lost"] >= 15
