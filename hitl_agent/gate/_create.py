@@ -270,7 +270,11 @@ def join_slot(
                         shared.request_id,
                     )
                     return shared
-                continue  # the winner's create was refused: its row is gone
+                if ledger.get(owner.key) is None:
+                    continue  # the winner's create was refused: its row is gone
+                # The winner's create is stuck (it died mid-create, its replay reconciles it):
+                # ask separately rather than wait forever.
+                return None
             if owner is not None and owner.state in _SUPERSEDABLE:
                 _supersede(target, cancel, owner, row)
         _, won = ledger.record_intent(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,42 @@ def test_a_newer_run_with_another_question_cancels_the_open_request(
         assert [r.request_id for r in env.ledger.list_open()] == []
     finally:
         conn.close()
+
+
+def test_a_stuck_or_refused_winner_does_not_hold_the_other_run(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot's winner died mid-create (intent forever) or its create was refused (its row
+    discarded): the other run stops waiting and asks on its own, once."""
+    from hitl_agent.gate import _create
+
+    monkeypatch.setattr(_create, "_SLOT_WAIT", 0.1)
+    target = env.keeper._target
+    ledger = env.ledger
+
+    def intent(task: str) -> Any:
+        ns = f"gate:{task}"
+        row, inserted = ledger.record_intent(
+            f"lg|t|{ns}|node|0", now=env.clock(), thread_id="t", checkpoint_ns=ns, args_hash="h"
+        )
+        assert inserted
+        return row
+
+    def no_cancel(request_id: str) -> Any:
+        raise AssertionError("the same question never cancels")
+
+    winner = intent("aaa")
+    assert _create.join_slot(target, no_cancel, winner) is None  # it owns the slot
+    other = intent("bbb")
+    started = time.monotonic()
+    assert _create.join_slot(target, no_cancel, other) is None  # stuck winner: ask alone
+    assert time.monotonic() - started < 5
+    assert ledger.get(other.key) == other  # still its own intent, not an alias
+
+    # A refused winner's row is gone: the next run takes the next turn of the slot.
+    assert ledger.discard_intent(winner.key)
+    third = intent("ccc")
+    assert _create.join_slot(target, no_cancel, third) is None
+    claims = ledger.list_task("t", "hitl-slot:gate|node|0")
+    assert sorted(c.key.rsplit("|", 1)[1] for c in claims) == ["0", "1"]
+    assert {c.state for c in claims} == {"resumed"}  # closed: the poller never sees them
