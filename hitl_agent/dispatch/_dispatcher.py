@@ -67,6 +67,18 @@ class CompositeResumer:
         target = self._pick(record)
         return await target.afinished(record) if target is not None else False
 
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on through the matching resumer; False when there is none (or it cannot)."""
+        target = self._pick(record)
+        proceed = getattr(target, "proceed", None)
+        return bool(proceed(record)) if proceed is not None else False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed`."""
+        target = self._pick(record)
+        aproceed = getattr(target, "aproceed", None)
+        return bool(await aproceed(record)) if aproceed is not None else False
+
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

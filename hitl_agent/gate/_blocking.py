@@ -183,3 +183,11 @@ class BlockingResumer:
     async def afinished(self, record: ReviewRecord) -> bool:
         """Same as :meth:`finished`."""
         return False
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Never: a blocked caller has nothing to drive on (it runs its own action)."""
+        return False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Same as :meth:`proceed`."""
+        return False

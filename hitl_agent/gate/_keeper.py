@@ -306,10 +306,14 @@ class Gatekeeper:
                 checkpoint_ns=ctx.checkpoint_ns,
             )
             record = await self.ledger.aget_by_request_id(row.request_id or "")
-            return self._wait_in_graph(ctx, record or row, spec, tool_call_id)
+            row = record or row
+            assert row.request_id is not None
+            delivered = self._interrupt(ctx, row, spec, tool_call_id)
+            # The ledger read runs in a worker thread: never block the event loop (W5).
+            return await asyncio.to_thread(self._trusted, row.request_id, delivered)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
         assert row.request_id is not None
-        future = self._register(row)
+        future = await asyncio.to_thread(self._register, row)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), wait_timeout)
         except TimeoutError:
@@ -322,6 +326,13 @@ class Gatekeeper:
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
     ) -> Decision:
         assert row.request_id is not None
+        return self._trusted(row.request_id, self._interrupt(ctx, row, spec, tool_call_id))
+
+    def _interrupt(
+        self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
+    ) -> dict[str, Any]:
+        """Interrupt until the row's decision is delivered (no IO); its JSON."""
+        assert row.request_id is not None
         payload = review_payload(
             request_id=row.request_id,
             key=row.key,
@@ -332,8 +343,7 @@ class Gatekeeper:
             tool_call_id=tool_call_id,
         )
         checkpoint("gate.before_interrupt")
-        delivered = wait_for_decision(ctx, row.request_id, dict(payload))
-        return self._trusted(row.request_id, delivered)
+        return wait_for_decision(ctx, row.request_id, dict(payload))
 
     def _trusted(self, request_id: str, delivered: dict[str, Any]) -> Decision:
         """The ledger's decision for ``request_id``; a resume value alone is never trusted."""
@@ -357,7 +367,10 @@ class Gatekeeper:
         future = hub.register(self._blocking, row.request_id)
         current = self.ledger.get_by_request_id(row.request_id)
         if current is not None and current.decision is not None:
-            if current.state == "resumed":
+            if current.state in ("resumed", "resuming"):
+                # Delivered already, or being delivered to the waiters registered before us
+                # (a delivery in flight does not see a future registered after it): the
+                # recorded decision is final, so hand it over here.
                 hub.complete(row.request_id, Decision.model_validate(current.decision))
             else:
                 self._blocking.resolver.deliver(row.request_id)

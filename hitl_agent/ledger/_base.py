@@ -10,8 +10,10 @@ replicas and manual resumes agree on a single outcome::
       └─discard_intent (create refused for sure)         └───release────┘ (resume failed)
 
 ``claim`` takes a lease: a resumer that dies mid-resume leaves a ``resuming`` row whose lease
-expires, and the next claim takes it over. Timestamps are seconds since the epoch (UTC) and
-come from the caller, so tests can drive time.
+expires, and the next claim takes it over. A live resumer renews its lease (``renew``) while
+the resume runs (an approved action may take longer than any lease), so a takeover only ever
+happens to a claim whose owner stopped renewing it. Timestamps are seconds since the epoch
+(UTC) and come from the caller, so tests can drive time.
 """
 
 from __future__ import annotations
@@ -160,6 +162,15 @@ class Ledger(ABC):
         lease expired. Exactly one of any number of concurrent callers gets True."""
 
     @abstractmethod
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s claim to ``now + lease_seconds`` (a heartbeat while it resumes).
+
+        Returns True when ``owner`` still holds the ``resuming`` row (also when its lease ran
+        out but nobody took it over); False when the row is not ``resuming`` or another
+        owner holds it: the caller lost its claim.
+        """
+
+    @abstractmethod
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim (the resume failed)."""
 
@@ -223,6 +234,14 @@ class Ledger(ABC):
         """Async twin of :meth:`claim`."""
         return await asyncio.to_thread(
             lambda: self.claim(request_id, owner, now=now, lease_seconds=lease_seconds)
+        )
+
+    async def arenew(
+        self, request_id: str, owner: str, *, now: float, lease_seconds: float
+    ) -> bool:
+        """Async twin of :meth:`renew`."""
+        return await asyncio.to_thread(
+            lambda: self.renew(request_id, owner, now=now, lease_seconds=lease_seconds)
         )
 
     async def arelease(self, request_id: str, owner: str, *, now: float) -> bool:

@@ -374,6 +374,17 @@ class PostgresLedger(Ledger):
             request_id,
         )
 
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        check_lease(lease_seconds)
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET lease_until = %s, updated_at = %s
+                    WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
+            ),
+            (now + lease_seconds, now, request_id, owner),
+        )
+
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim."""
         return self._cas(

@@ -368,6 +368,15 @@ class SqliteLedger(Ledger):
             (owner, now + lease_seconds, now, request_id, now),
         )
 
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        check_lease(lease_seconds)
+        return self._cas(
+            f"""UPDATE {_TABLE} SET lease_until = ?, updated_at = ?
+                WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
+            (now + lease_seconds, now, request_id, owner),
+        )
+
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim."""
         return self._cas(
