@@ -16,9 +16,10 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ._budget import CallBudget
@@ -213,3 +214,58 @@ class Dispatcher:
         uvicorn.run(
             self.receiver, host=host, port=port, lifespan="on", log_level="info", access_log=False
         )
+
+    @contextlib.contextmanager
+    def running(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        poll: bool = True,
+        startup_timeout: float = 15.0,
+    ) -> Iterator[Dispatcher]:
+        """:meth:`serve` in a background thread for the ``with`` block (agent and receiver in
+        one process, as in the quickstart); stopped, and the poller cancelled, on exit.
+
+        Raises:
+            RuntimeError: the server did not start within ``startup_timeout`` (e.g. the port
+                is taken).
+        """
+        import uvicorn
+
+        self.poll_on_startup = poll
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.receiver,
+                host=host,
+                port=port,
+                lifespan="on",
+                log_level="warning",
+                access_log=False,  # callback paths carry capability tokens
+            )
+        )
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                server.run()
+            except BaseException as exc:  # uvicorn exits (SystemExit) when it cannot bind
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name=f"hitl-dispatcher:{port}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                thread.join(timeout=5)
+                why = f" ({type(failed[0]).__name__}: {failed[0]})" if failed else ""
+                raise RuntimeError(
+                    f"the dispatcher did not start on {host}:{port}{why}; is the port taken?"
+                )
+            time.sleep(0.01)
+        try:
+            yield self
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
