@@ -8,12 +8,15 @@
 
 The answer comes back typed: ``str`` for text, the chosen option (as the model wrote it) for
 ``single_select``, a list of them for ``multi_select``, a number for ``number`` and ``rating``,
-a ``bool`` for ``boolean``. When no one answers before the deadline the result is an error
-saying so (``status="error"``), never a made-up answer.
+a ``bool`` for ``boolean``. As a ``ToolMessage`` (a model's tool call) the content is that
+answer as text (JSON for the non-text types) and ``artifact["answer"]`` is the typed value.
+When no one answers before the deadline the result is an error saying so
+(``status="error"``), never a made-up answer.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -159,7 +162,13 @@ class AskHumanTool(BaseTool):
             raise ToolException("The question was cancelled before anyone answered: no answer.")
         if decision.value is None:
             raise ToolException(f"No usable answer: {decision.reason}")
-        return _answer(decision, options), {"decision": decision.model_dump(mode="json")}
+        answer = _answer(decision, options)
+        artifact = {"answer": answer, "decision": decision.model_dump(mode="json")}
+        if CALL_ID.get() is not None and not isinstance(answer, str):
+            # A ToolMessage's content is text (a list would read as content blocks): the
+            # model gets JSON, the typed value stays in the artifact.
+            return json.dumps(answer), artifact
+        return answer, artifact
 
     def _run(
         self,

@@ -69,24 +69,18 @@ def choice_options(*, edit: bool, respond: bool) -> list[dict[str, str]]:
 
 
 def choice_footer(tool: str, *, edit: bool, respond: bool, edit_note: str = "") -> list[str]:
-    """The trusted lines under the arguments that say what each choice does."""
-    lines = [
-        f"**Approve** runs {tool} once with exactly these arguments. **Reject** does not run "
-        "it; **Reject and say why** asks you for a reason the agent will read.",
-    ]
+    """The trusted lines under the arguments that say what each choice does (kept short: the
+    arguments get the room)."""
+    lines = [f"**Approve** runs {tool} once with exactly these arguments; **Reject** does not."]
+    second = ["your reason (reject and say why)"]
     if edit:
-        lines.append(
-            "**Edit the arguments** sends you a second request with the arguments as text, "
-            "one `name: value` per line; what you submit runs once it passes the tool's checks."
-        )
+        second.append("the arguments as `name: value` lines to change (edit)")
     if respond:
-        lines.append(
-            "**Answer instead** sends you a second request for a reply; the tool does not "
-            "run and the agent gets your reply as its result."
-        )
+        second.append("the reply the agent gets instead (answer)")
+    lines.append("A choice ending in … sends you a second request for " + ", ".join(second) + ".")
     if edit_note:
         lines.append(edit_note)
-    lines.append("No answer before the deadline: the tool does not run (timed out).")
+    lines.append("No answer by the deadline: not run (timed out).")
     return lines
 
 
