@@ -354,6 +354,16 @@ def _position(runtime: Any, call_id: str | None) -> tuple[int | None, int | None
     return None, None
 
 
+def _check_settings(keeper: Gatekeeper, priority: str | None, timeout_seconds: int | None) -> None:
+    """A bad priority or timeout is a ConfigError now, not on the first call an agent makes."""
+    kwargs: dict[str, Any] = {}
+    if priority is not None:
+        kwargs["priority"] = priority
+    if timeout_seconds is not None:
+        kwargs["timeout_seconds"] = timeout_seconds
+    keeper.spec("check", response_type="boolean", **kwargs)
+
+
 def _as_tool(tool_or_fn: BaseTool | Callable[..., Any]) -> BaseTool:
     if isinstance(tool_or_fn, ApprovalTool):
         raise TypeError(f"tool {tool_or_fn.name!r} already requires approval")
@@ -389,6 +399,7 @@ def require_approval(
         priority, timeout_seconds: for these reviews (None: the keeper's defaults).
     """
     inner = _as_tool(tool_or_fn)
+    _check_settings(keeper, priority, timeout_seconds)
     schema = _input_schema(inner)
     fields: dict[str, Any] = {}
     extras = getattr(inner, "extras", None)

@@ -211,6 +211,9 @@ def ask_human_tool(
             the arguments).
         priority, timeout_seconds: for these requests (None: the keeper's defaults).
     """
+    from ._approval import _check_settings
+
+    _check_settings(keeper, priority, timeout_seconds)
     return AskHumanTool(
         name=name,
         description=description or _DESCRIPTION,

@@ -66,3 +66,35 @@ def test_identical_calls_are_shown_as_distinct(env: Env) -> None:
     assert len(texts) == 2 and texts[0] != texts[1]
     assert "call 1 of 2 in this turn, call id ` c1 `" in texts[0]
     assert "call 2 of 2 in this turn, call id ` c2 `" in texts[1]
+
+
+def test_async_tool_node_runs_each_call_once(env: Env) -> None:
+    import asyncio
+
+    from hitl_agent.langgraph import GraphResumer
+
+    effects: list[tuple[str, int]] = []
+    safe = env.keeper.require_approval(refund_tool(effects), allow_edit=True, allow_respond=True)
+    graph = one_turn_graph([safe], CALLS, InMemorySaver())
+    config = {"configurable": {"thread_id": "par-async"}}
+
+    async def main() -> Any:
+        await graph.ainvoke({"messages": []}, config)
+        dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+        seen: set[str] = set()
+        for _ in range(8):
+            for request in await asyncio.to_thread(env.requests):
+                if request.status == "pending" and request.id not in seen:
+                    seen.add(request.id)
+                    answer = SCRIPT[(call_of(request), request.response_type)]
+                    await asyncio.to_thread(env.hitl.reviewer.respond, request.id, answer)
+            await dispatcher.apoll_once()
+            state = await graph.aget_state(config)
+            if not state.next:
+                return state
+        raise AssertionError("still waiting")
+
+    state = asyncio.run(main())
+    by_id = {m.tool_call_id: m.content for m in state.values["messages"][1:]}
+    assert by_id["c1"] == "refunded 10 on A-1" and by_id["c2"] == "refunded 5 on A-1"
+    assert sorted(effects) == [("A-1", 5), ("A-1", 10)]

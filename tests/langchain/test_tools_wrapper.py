@@ -129,3 +129,20 @@ def test_the_reviewer_form_owns_its_option_values(env: Env) -> None:
     assert request.default_response == "reject"
     assert "hitl_agent_args_hash" not in json.dumps(request.context or {})
     assert "lg|" not in (request.request_text or "") and "blk|" not in (request.request_text or "")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"), [({"priority": "urgent"}, "priority"), ({"timeout_seconds": 5}, "timeout")]
+)
+def test_bad_settings_fail_when_wrapping(env: Env, kwargs: dict[str, Any], field: str) -> None:
+    from hitl_agent import ConfigError
+
+    @tool
+    def refund(order_id: str) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    with pytest.raises(ConfigError, match=field):
+        env.keeper.require_approval(refund, **kwargs)
+    with pytest.raises(ConfigError, match=field):
+        env.keeper.ask_human_tool(**kwargs)
