@@ -118,6 +118,7 @@ class ApprovalTool(BaseTool):
     timeout_seconds: int | None = None
     fields_: list[str] = Field(default_factory=list, exclude=True, repr=False)
     properties_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    extended_schema_: tuple[Any, Any] | None = Field(default=None, exclude=True, repr=False)
 
     def model_post_init(self, context: Any) -> None:
         """Record the model-visible argument names once."""
@@ -127,16 +128,24 @@ class ApprovalTool(BaseTool):
     # -- the schema the model sees is the wrapped tool's ------------------------------------
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
-        """The wrapped tool's input schema plus an injected ToolRuntime (never model-visible)."""
-        base = _v2(self.inner.get_input_schema(config))
+        """The wrapped tool's input schema plus an injected ToolRuntime (never model-visible).
+
+        ``ToolNode`` reads this schema to decide what to inject; the runtime's state gives the
+        call's position in its model turn, shown to the reviewer.
+        """
+        inner_schema = self.inner.get_input_schema(config)
+        base = _v2(inner_schema)
         if base is None or _RUNTIME in base.model_fields or isinstance(self.args_schema, dict):
-            return self.inner.get_input_schema(config)
-        extended: type[BaseModel] = create_model(
-            base.__name__,
-            __base__=base,
-            **{_RUNTIME: (ToolRuntime | None, None)},  # type: ignore[call-overload]
-        )
-        return extended
+            return inner_schema
+        cached = self.extended_schema_
+        if cached is None or cached[0] is not base:
+            extended: type[BaseModel] = create_model(
+                base.__name__,
+                __base__=base,
+                **{_RUNTIME: (ToolRuntime | None, None)},  # type: ignore[call-overload]
+            )
+            cached = self.extended_schema_ = (base, extended)
+        return cached[1]
 
     @property
     def tool_call_schema(self) -> Any:
