@@ -29,6 +29,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
 from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
+from langgraph.errors import GraphInterrupt
 from langgraph.prebuilt import ToolRuntime
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
@@ -38,7 +39,7 @@ from ..gate._render import ToolCallView
 from ..gate._spec import args_hash
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
-from ._siblings import ahold_for_siblings, hold_for_siblings
+from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 
 if TYPE_CHECKING:
     from ..gate import Gatekeeper
@@ -278,6 +279,7 @@ class ApprovalTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        note_started(_CALL_ID.get())
         flow = self._flow(full, runtime, config)
         step: Ask | Verdict = flow.first()
         while isinstance(step, Ask):
@@ -285,10 +287,14 @@ class ApprovalTool(BaseTool):
                 decision = self.keeper.review(step.text, tool_call_id=_CALL_ID.get(), **step.kwargs)
             except ReviewMismatchError:
                 return self._result(not_run(_MISMATCH))
+            except GraphInterrupt:
+                note_suspended()
+                raise
             step = flow.next(step, decision)
         if not step.run:
             return self._result(step)
-        hold_for_siblings(self.keeper.ledger)
+        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        hold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
         row = self.keeper.ledger.get_by_request_id(flow.first_request_id or "")
         if not flow.bound(row.payload.get("args_hash") if row is not None else None):
             return self._result(not_run(_MISMATCH, step.decision))
@@ -305,6 +311,7 @@ class ApprovalTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        note_started(_CALL_ID.get())
         flow = self._flow(full, runtime, config)
         step: Ask | Verdict = flow.first()
         while isinstance(step, Ask):
@@ -314,10 +321,14 @@ class ApprovalTool(BaseTool):
                 )
             except ReviewMismatchError:
                 return self._result(not_run(_MISMATCH))
+            except GraphInterrupt:
+                note_suspended()
+                raise
             step = flow.next(step, decision)
         if not step.run:
             return self._result(step)
-        await ahold_for_siblings(self.keeper.ledger)
+        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        await ahold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
         row = await self.keeper.ledger.aget_by_request_id(flow.first_request_id or "")
         if not flow.bound(row.payload.get("args_hash") if row is not None else None):
             return self._result(not_run(_MISMATCH, step.decision))
@@ -346,21 +357,55 @@ def _log_run(tool: str, verdict: Verdict) -> None:
     )
 
 
-def _position(runtime: Any, call_id: str | None) -> tuple[int | None, int | None]:
-    """This call's 1-based position among the tool calls of its model turn, when known."""
+def _turn(runtime: Any, call_id: str | None) -> list[Any]:
+    """The tool calls of the model turn that made this call (from the ToolRuntime's state)."""
     if call_id is None or runtime is None:
-        return None, None
+        return []
     state = getattr(runtime, "state", None)
     if isinstance(state, dict):
         messages = state.get("messages")
     else:
         messages = getattr(state, "messages", None)
     for message in reversed(messages or []):
-        if isinstance(message, AIMessage) and message.tool_calls:
-            ids = [call.get("id") for call in message.tool_calls]
-            if call_id in ids:
-                return ids.index(call_id) + 1, len(ids)
-    return None, None
+        calls = message.tool_calls if isinstance(message, AIMessage) else []
+        if any(call.get("id") == call_id for call in calls):
+            return list(calls)
+    return []
+
+
+def _position(runtime: Any, call_id: str | None) -> tuple[int | None, int | None]:
+    """This call's 1-based position among the tool calls of its model turn, when known."""
+    ids = [call.get("id") for call in _turn(runtime, call_id)]
+    if call_id is None or call_id not in ids:
+        return None, None
+    return ids.index(call_id) + 1, len(ids)
+
+
+def _reviews(tool: BaseTool | None, args: Any) -> bool:
+    """Whether a sibling call will ask a reviewer (so this call must not act before it has)."""
+    from ._ask import AskHumanTool
+
+    if isinstance(tool, AskHumanTool):
+        return True
+    if not isinstance(tool, ApprovalTool) or not tool._asks(args):
+        return False
+    model = _v2(tool.tool_call_schema)
+    if model is not None:
+        try:
+            model.model_validate(args)
+        except ValidationError:
+            return False  # ToolNode answers it with a validation error; no review comes
+    return True
+
+
+def _gated_siblings(runtime: Any, call_id: str | None) -> list[str]:
+    """The ids of this turn's other calls that will ask a reviewer, in the same ToolNode."""
+    tools = {tool.name: tool for tool in getattr(runtime, "tools", None) or []}
+    return [
+        call["id"]
+        for call in _turn(runtime, call_id)
+        if call.get("id") != call_id and _reviews(tools.get(call.get("name")), call.get("args"))
+    ]
 
 
 def _check_settings(keeper: Gatekeeper, priority: str | None, timeout_seconds: int | None) -> None:

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
+from langgraph.errors import GraphInterrupt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..decision import Decision
 from ..gate._render import render_question, reveal_invisible
 from ._callid import CALL_ID
+from ._siblings import note_started, note_suspended
 
 if TYPE_CHECKING:
     from ..gate import Gatekeeper
@@ -179,8 +181,14 @@ class AskHumanTool(BaseTool):
         config: RunnableConfig,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[Any, dict[str, Any]]:
+        note_started(CALL_ID.get())
         text, kwargs = self._review_kwargs(question, response_type, options, config)
-        return self._finish(self.keeper.review(text, **kwargs), options)
+        try:
+            decision = self.keeper.review(text, **kwargs)
+        except GraphInterrupt:
+            note_suspended()
+            raise
+        return self._finish(decision, options)
 
     async def _arun(
         self,
@@ -191,8 +199,14 @@ class AskHumanTool(BaseTool):
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[Any, dict[str, Any]]:
+        note_started(CALL_ID.get())
         text, kwargs = self._review_kwargs(question, response_type, options, config)
-        return self._finish(await self.keeper.areview(text, **kwargs), options)
+        try:
+            decision = await self.keeper.areview(text, **kwargs)
+        except GraphInterrupt:
+            note_suspended()
+            raise
+        return self._finish(decision, options)
 
 
 def ask_human_tool(
