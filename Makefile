@@ -9,7 +9,18 @@ STAMP := $(VENV)/.installed
 LG_VENV := .venv-langgraph-server
 LG_STAMP := $(LG_VENV)/.installed
 
-.PHONY: install lint typecheck test stress chromium langgraph-server demo clean
+# The lowest LangGraph the pins in pyproject.toml allow: the gate, dispatch and langgraph
+# suites (the code that reads LangGraph's internals, see hitl_agent/gate/_pregel.py) run there
+# too. Keep these in step with the lower bounds in pyproject.toml; the newest allowed versions
+# are what $(VENV) resolves to.
+LG_LOWEST_VENV := .venv-lg-lowest
+LG_LOWEST_STAMP := $(LG_LOWEST_VENV)/.installed
+LG_LOWEST := langgraph==1.2.4 langgraph-checkpoint==4.1.0 langgraph-checkpoint-sqlite==3.0.2 \
+	langgraph-prebuilt==1.1.0
+LG_LOWEST_TESTS := tests/langgraph tests/gate tests/dispatch
+
+.PHONY: install lint typecheck test test-langgraph-lowest stress chromium langgraph-server \
+	langgraph-lowest demo clean bench bench-quick wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +38,28 @@ $(LG_STAMP): pyproject.toml
 
 langgraph-server: $(LG_STAMP)
 
+$(LG_LOWEST_STAMP): pyproject.toml Makefile
+	test -x $(LG_LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LG_LOWEST_VENV)
+	$(LG_LOWEST_VENV)/bin/python -m pip install -q -U pip
+	$(LG_LOWEST_VENV)/bin/python -m pip install -q -e '.[postgres]' $(LG_LOWEST) \
+	  'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	touch $(LG_LOWEST_STAMP)
+
+langgraph-lowest: $(LG_LOWEST_STAMP)
+
+# The LangGraph-facing suites on the lowest allowed LangGraph (about 30 s).
+test-langgraph-lowest: langgraph-lowest
+	@$(LG_LOWEST_VENV)/bin/python -c 'import importlib.metadata as m; print("langgraph", m.version("langgraph"), "(lowest allowed):", "$(LG_LOWEST_TESTS)")'
+	@$(LG_LOWEST_VENV)/bin/python -m pytest -q $(LG_LOWEST_TESTS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
+	exit $$code
+
+# The benchmarks' optional peer (humanlayer 0.7.9) on top of the dev install.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,bench]'
+	touch $(BENCH_STAMP)
+
 # Debian's chromium drives the reviewer-console browser test (browsers cannot be downloaded).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -34,6 +67,15 @@ chromium:
 	    echo "installing Debian chromium for the browser test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and apt-get unavailable: the browser test will skip"; fi; \
+	fi
+
+# Debian's wrk drives the local server's load benchmark (bench/bench_server.py skips without it).
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian wrk for the load benchmark"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk missing and apt-get unavailable: the load rows will skip"; fi; \
 	fi
 
 lint: $(STAMP)
@@ -48,15 +90,25 @@ typecheck: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hitl-agent demo $(DEMO_ARGS)
 
-# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
-test: lint typecheck chromium langgraph-server
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass. The whole
+# suite runs on the newest allowed LangGraph, then the LangGraph-facing part on the lowest.
+test: lint typecheck chromium langgraph-server langgraph-lowest
 	@HITL_LANGGRAPH_CLI=$(CURDIR)/$(LG_VENV)/bin/langgraph $(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
-	exit $$code
+	if [ $$code -ne 0 ]; then exit $$code; fi
+	@$(MAKE) --no-print-directory test-langgraph-lowest
 
 # The long matrices (crash injection, storms, fuzzing) in full.
 stress: $(STAMP)
 	HITL_STRESS=full $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
+# Every benchmark on loopback, each beside its baseline measured in the same run (≤ 10 min):
+# a table on stdout and bench/results.json. bench-quick: a reduced set (≤ 60 s), same output.
+bench: $(BENCH_STAMP) wrk
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(LG_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LG_VENV) $(LG_LOWEST_VENV) .pytest_cache .mypy_cache .ruff_cache

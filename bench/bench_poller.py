@@ -1,27 +1,37 @@
-"""API calls per poll sweep at 10 / 100 / 1000 pending reviews, against per-request polling.
+"""Poll sweeps under the quota: calls per sweep, and a 3-hour simulation at 100 calls/hour.
 
-Runs against the embedded local server, counting every API call through a counting
-transport. Per-request polling (what peers do: one GET per pending request per tick) is the
-baseline. Each sweep finds 10 % of the requests answered.
+``measure``: API calls of one sweep at N pending (10 % answered), against per-request polling
+(what peers do: one GET per pending request per tick), on the embedded local server.
 
-    .venv/bin/python bench/bench_poller.py [N ...]
+``simulate``: N reviews pending on the local server with its rate limit on (100/h, 429s past
+it), reviewers answering at random (seeded) times, the dispatcher sweeping on its own
+schedule (``Dispatcher.next_interval``) on a FakeClock for 3 simulated hours. Reports calls,
+429s, decisions found and detection latency (answer → recorded in the ledger).
+
+    .venv/bin/python bench/bench_poller.py [N ...]            # calls per sweep
+    .venv/bin/python bench/bench_poller.py --simulate [N ...]  # the 3-hour simulation
 """
 
 from __future__ import annotations
 
 import math
+import random
+import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 
-from hitl_agent import HITLClient
-from hitl_agent.dispatch import CallBudget
-from hitl_agent.gate import Gatekeeper
-from hitl_agent.ledger import SqliteLedger
-from hitl_agent.testing import local_hitl
+from hitl_agent import HITLClient, RetryPolicy
+from hitl_agent.decision import Decision
+from hitl_agent.dispatch import CallBudget, Dispatcher
+from hitl_agent.gate import CreateTarget, Gatekeeper, ReviewSpec, ensure_request
+from hitl_agent.ledger import ReviewRecord, SqliteLedger
+from hitl_agent.testing import FakeClock, local_hitl
 
 
 class _Counting:
@@ -31,13 +41,16 @@ class _Counting:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls = 0
+        self.statuses: dict[int, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        return self.inner.send(request, **kwargs)
+        response = self.inner.send(request, **kwargs)
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        return response
 
 
 def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
@@ -46,15 +59,13 @@ def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
         counting = _Counting(hitl.http)
         http = cast(httpx.Client, counting)
         client = HITLClient(hitl.api_key, base_url=hitl.base_url, http_client=http)
-        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
         ledger.setup()
         try:
             keeper = Gatekeeper(
                 client=client, loop_id=hitl.loop_id, ledger=ledger,
                 budget=CallBudget(10**9),
             )  # fmt: skip
-            from hitl_agent.gate import ReviewSpec, ensure_request
-
             ids = []
             for index in range(pending):
                 spec = ReviewSpec.build(f"Review {index}?")
@@ -80,6 +91,157 @@ def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
             "bound": bound, "baseline_calls": baseline, "ratio": baseline / sweep}  # fmt: skip
 
 
+class _Forward:
+    """The app the local server's callbacks reach: the dispatcher's receiver, once set."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.target is None or scope["type"] != "http":
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.target(scope, receive, send)
+
+
+class _Recorder:
+    """A resumer that notes when each decision reached it (the detection time)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.found: dict[str, float] = {}
+
+    def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        for decision in decisions:
+            self.found.setdefault(decision.request_id, self.clock())
+        return True
+
+    async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        return self.resume(record, decisions)
+
+    def finished(self, record: ReviewRecord) -> bool:
+        return False
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        return False
+
+
+def simulate(
+    pending: int,
+    *,
+    decisions: int | None = None,
+    hours: float = 3.0,
+    rate_limit: int = 100,
+    seed: int = 7,
+    callbacks: bool = False,
+    poll_interval: float | None = None,
+) -> dict[str, Any]:
+    """``pending`` open reviews, ``decisions`` answered at random times, ``hours`` on a
+    FakeClock against the local server at ``rate_limit`` calls/hour. With ``callbacks`` the
+    server POSTs each answer's callback into the dispatcher's receiver (whose GET is charged
+    to the same budget). ``poll_interval`` fixes the sweep interval instead of the derived
+    schedule (the budget still refuses what would exceed it)."""
+    answers = decisions if decisions is not None else max(3, pending * 3 // 100)
+    rng = random.Random(seed)
+    clock = FakeClock()
+    forward = _Forward()
+    callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=forward))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_hitl(clock=clock, callback_client=callback_client) as hitl,
+    ):
+        ledger = SqliteLedger(Path(tmp) / "ledger.db", synchronous="OFF")
+        ledger.setup()
+        try:
+            # Setup with the quota off: N creates would take N/100 hours otherwise.
+            target = CreateTarget(
+                ledger=ledger, loop_id=hitl.loop_id,
+                callback_url="http://app.test/hitl" if callbacks else None,
+                callback_secret="bench-callback-secret-0123456789abcdef" if callbacks else None,
+                clock=clock,
+            )  # fmt: skip
+            spec = ReviewSpec.build("Refund?", timeout_seconds=86_400)
+            ids = [
+                str(ensure_request(target, hitl.client, f"k{i}", spec).request_id)
+                for i in range(pending)
+            ]
+            hitl.server.rate_limit = rate_limit
+            counting = _Counting(hitl.http)
+            client = HITLClient(
+                hitl.api_key, base_url=hitl.base_url, http_client=cast(httpx.Client, counting),
+                retry=RetryPolicy(max_retries=0),
+            )  # fmt: skip
+            recorder = _Recorder(clock)
+            extra: dict[str, Any] = {"webhooks": True} if callbacks else {}
+            if poll_interval is not None:
+                extra["poll_interval"] = poll_interval  # a user's fixed interval
+            dispatcher = Dispatcher(
+                ledger=ledger, client=client, resumer=recorder, loop_id=hitl.loop_id,
+                clock=clock, callback_path="/hitl", **extra,
+            )  # fmt: skip
+            forward.target = dispatcher.asgi_app
+            # The product's own schedule (its fixed poll_interval on code that has none).
+            interval = getattr(dispatcher, "next_interval", lambda: dispatcher.poll_interval)
+            start = clock()
+            end = start + hours * 3600
+            events = sorted(
+                (start + rng.uniform(0, 0.8 * hours * 3600), rid, rng.random() < 0.5)
+                for rid in rng.sample(ids, answers)
+            )
+            answered: dict[str, float] = {}
+            next_sweep = start
+            sweeps = 0
+            wall = time.perf_counter()
+            while True:
+                due = min(next_sweep, events[0][0] if events else math.inf)
+                if due > end:
+                    break
+                clock.advance(max(0.0, due - clock()))
+                while events and events[0][0] <= clock():
+                    _, rid, approve = events.pop(0)
+                    hitl.reviewer.respond(rid, approve)
+                    answered[rid] = clock()
+                    if callbacks:
+                        hitl.tick_sync()  # the server delivers the callback
+                if clock() >= next_sweep:
+                    dispatcher.poll_once()
+                    sweeps += 1
+                    next_sweep = clock() + float(interval())
+            wall = time.perf_counter() - wall
+        finally:
+            ledger.close()
+            portal = hitl.http.portal
+            assert portal is not None
+            portal.call(callback_client.aclose)
+    latencies = sorted(
+        recorder.found[rid] - answered[rid] for rid in answered if rid in recorder.found
+    )
+    return {
+        "pending": pending,
+        "decisions": len(answered),
+        "found": len(latencies),
+        "calls": counting.calls,
+        "rate_limited": counting.statuses.get(429, 0),
+        "sweeps": sweeps,
+        "latency_p50": statistics.median(latencies) if latencies else math.inf,
+        "latency_max": max(latencies) if latencies else math.inf,
+        "calls_per_hour": counting.calls / hours,
+        "wall_seconds": wall,
+    }
+
+
+def main_simulate(sizes: list[int], callbacks: bool = False) -> None:
+    print(f"{'callbacks':>9} {'pending':>8} {'decisions':>9} {'found':>6} {'calls':>6} {'429s':>5} "
+          f"{'sweeps':>7} {'p50 s':>7} {'max s':>7} {'wall s':>7}")  # fmt: skip
+    for size in sizes:
+        row = simulate(size, callbacks=callbacks)
+        print(f"{callbacks!s:>9} {row['pending']:>8} {row['decisions']:>9} {row['found']:>6} "
+              f"{row['calls']:>6} {row['rate_limited']:>5} {row['sweeps']:>7} "
+              f"{row['latency_p50']:>7.0f} {row['latency_max']:>7.0f} "
+              f"{row['wall_seconds']:>7.1f}")  # fmt: skip
+
+
 def main(sizes: list[int]) -> None:
     print(f"{'pending':>8} {'answered':>9} {'sweep calls':>12} {'bound':>6} "
           f"{'idle sweep':>11} {'per-request':>12} {'ratio':>7}")  # fmt: skip
@@ -91,4 +253,10 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(arg) for arg in sys.argv[1:]] or [10, 100, 1000])
+    args = sys.argv[1:]
+    if args[:1] == ["--simulate"]:
+        callbacks = "--callbacks" in args
+        sizes = [int(arg) for arg in args[1:] if arg != "--callbacks"]
+        main_simulate(sizes or [100, 150, 1000, 10_000], callbacks=callbacks)
+    else:
+        main([int(arg) for arg in args] or [10, 100, 1000])

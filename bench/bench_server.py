@@ -1,32 +1,43 @@
-"""Local server latency: create and list (page of 50, filtered by status) at 1,000 and 100,000
-stored requests, through the HTTP API (starlette TestClient, in process).
+"""The local server: create / list / get latency at 100,000 stored requests, and requests/s
+under a bounded load against a plain Starlette app on the same uvicorn (issue 12, item 6).
 
-Seeding goes straight through the storage layer (it is not what is measured). The comparable
-figure is the ratio of the 100,000 row to the 1,000 row: it shows whether the indexes keep the
-list query flat as the table grows.
+* **Latency**: through the HTTP API in process (starlette ``TestClient``), ``SAMPLES`` calls
+  of each operation per run, p50 and p99. Seeding goes straight through the storage layer (it
+  is not what is measured). The baseline of each row is the same operation at 1,000 stored
+  requests, measured in the same run: the ratio shows whether the indexes keep it flat.
+* **Load**: ``wrk`` (Debian package ``wrk``; rows are skipped with the reason when it is
+  missing), 10 connections, 2 threads, against the local server on uvicorn and against a plain
+  Starlette app on the same uvicorn config answering the same routes with a stored JSON
+  document (GET) or a parsed body (POST) and no storage, no auth.
 
-    .venv/bin/python bench/bench_server.py            # about a minute
-    .venv/bin/python bench/bench_server.py --quick    # 1,000 vs 10,000
+    .venv/bin/python bench/bench_server.py [--quick]      # quick: 1,000 vs 10,000 stored
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import random
-import statistics
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _harness import INFO, Result, Target, percentile, print_table, skipped
+from _loopback import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from hitl_agent.server import create_app
 from hitl_agent.server._storage import PRIORITY_RANK
 from hitl_agent.server._util import dumps, new_id
 
-SAMPLES = 300
 BODY = {
     "processing_type": "time-sensitive",
     "type": "markdown",
@@ -38,9 +49,10 @@ BODY = {
     "timeout_seconds": 3600,
     "platform": "api",
 }
+CONNECTIONS = 10
 
 
-def seed(app: Any, key_id: str, user_id: str, loop_id: str, count: int) -> None:
+def seed(app: Any, key_id: str, user_id: str, loop_id: str, count: int) -> list[str]:
     """Insert ``count`` requests, a third pending, the rest completed or timed out."""
     now = time.time() - count
     statuses = ("pending", "completed", "timeout")
@@ -61,71 +73,177 @@ def seed(app: Any, key_id: str, user_id: str, loop_id: str, count: int) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+    return [row[0] for row in rows]
 
 
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    """p50 and p95 in milliseconds."""
-    ordered = sorted(samples)
-    return (
-        statistics.median(ordered) * 1000,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000,
+class Seeded:
+    """A local server app with ``stored`` requests and its credentials."""
+
+    def __init__(self, stored: int, directory: Path) -> None:
+        self.app = create_app(directory / f"bench-{stored}.db", scheduler_interval=None)
+        server = self.app.state.hitl
+        self.creds = server.bootstrap()
+        with server.storage.read() as conn:
+            row = conn.execute("SELECT id, user_id FROM api_keys").fetchone()
+        self.ids = seed(self.app, row["id"], row["user_id"], self.creds.loop_id, stored)
+        self.headers = {"Authorization": f"Bearer {self.creds.api_key}"}
+        self.create_path = f"/v1/api/loops/{self.creds.loop_id}/requests"
+
+    def close(self) -> None:
+        self.app.state.hitl.close()
+
+
+def latencies(seeded: Seeded, samples: int) -> dict[str, list[float]]:
+    """ms per call of create, list (50, status=pending, random offset) and get."""
+    out: dict[str, list[float]] = {"create": [], "list": [], "get": []}
+    clock = time.perf_counter
+    offsets = max(1, min(500, len(seeded.ids) // 3 - 50))  # a third of the seeded rows pend
+    with TestClient(seeded.app) as http:
+        for _ in range(20):  # warm both paths
+            http.post(seeded.create_path, json=BODY, headers=seeded.headers)
+            http.get("/v1/api/requests", params={"status": "pending"}, headers=seeded.headers)
+        for _ in range(samples):
+            start = clock()
+            response = http.post(seeded.create_path, json=BODY, headers=seeded.headers)
+            out["create"].append((clock() - start) * 1000)
+            assert response.status_code == 201
+            params = {"status": "pending", "limit": 50, "offset": random.randrange(offsets)}
+            start = clock()
+            response = http.get("/v1/api/requests", params=params, headers=seeded.headers)
+            out["list"].append((clock() - start) * 1000)
+            assert response.status_code == 200 and response.json()["data"]["count"] == 50
+            request_id = random.choice(seeded.ids)
+            start = clock()
+            response = http.get(f"/v1/api/requests/{request_id}", headers=seeded.headers)
+            out["get"].append((clock() - start) * 1000)
+            assert response.status_code == 200
+    return out
+
+
+def latency_rows(quick: bool) -> list[Result]:
+    small, large = 1_000, (10_000 if quick else 100_000)
+    runs, samples = (2, 60) if quick else (3, 200)
+    targets = {
+        ("create", 50): Target("ours<=", 2.0),
+        ("list", 99): Target("ours<=", 10.0),
+    }
+    rows: dict[tuple[str, int], Result] = {}
+    for op in ("create", "list", "get"):
+        for q in (50, 99):
+            rows[(op, q)] = Result(
+                f"local server {op} p{q}, {large:,} stored", "ms",
+                targets.get((op, q), INFO), baseline_name=f"same at {small:,} stored",
+            )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        apps = {size: Seeded(size, Path(tmp)) for size in (small, large)}
+        try:
+            for _ in range(runs):
+                measured = {size: latencies(apps[size], samples) for size in (small, large)}
+                for (op, q), row in rows.items():
+                    row.ours_runs.append(percentile(measured[large][op], q))
+                    row.baseline_runs.append(percentile(measured[small][op], q))
+        finally:
+            for seeded in apps.values():
+                seeded.close()
+    return list(rows.values())
+
+
+# -- load with wrk ------------------------------------------------------------------------
+
+
+def plain_app(document: dict[str, Any]) -> Starlette:
+    """The baseline: the same routes on Starlette, answering from memory."""
+    text = json.dumps({"error": False, "msg": "ok", "data": document})
+
+    async def get_request(request: Request) -> JSONResponse:
+        return JSONResponse(json.loads(text))
+
+    async def create_request(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse(
+            {"error": False, "msg": "created", "data": {"request_id": new_id(time.time()), **body}},
+            status_code=201,
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/api/requests/{request_id}", get_request, methods=["GET"]),
+            Route("/v1/api/loops/{loop_id}/requests", create_request, methods=["POST"]),
+        ]
     )
 
 
-def measure(stored: int, directory: Path) -> dict[str, tuple[float, float]]:
-    """Seed ``stored`` requests and time creates and list pages through the API."""
-    app = create_app(directory / f"bench-{stored}.db", scheduler_interval=None)
-    server = app.state.hitl
-    try:
-        creds = server.bootstrap()
-        with server.storage.read() as conn:
-            row = conn.execute("SELECT id, user_id FROM api_keys").fetchone()
-        seed(app, row["id"], row["user_id"], creds.loop_id, stored)
-        headers = {"Authorization": f"Bearer {creds.api_key}"}
-        with TestClient(app) as http:
-            path = f"/v1/api/loops/{creds.loop_id}/requests"
-            for _ in range(100):  # warm up both paths before timing
-                http.post(path, json=BODY, headers=headers)
-                http.get("/v1/api/requests", params={"status": "pending"}, headers=headers)
-            creates, lists = [], []
-            for _ in range(SAMPLES):
-                start = time.perf_counter()
-                response = http.post(path, json=BODY, headers=headers)
-                creates.append(time.perf_counter() - start)
-                assert response.status_code == 201
-            for _ in range(SAMPLES):
-                offset = random.randrange(0, 500)
-                start = time.perf_counter()
-                response = http.get(
-                    "/v1/api/requests",
-                    params={"status": "pending", "limit": 50, "offset": offset},
-                    headers=headers,
-                )
-                lists.append(time.perf_counter() - start)
-                assert response.status_code == 200 and response.json()["data"]["count"] == 50
-        return {"create": percentiles(creates), "list": percentiles(lists)}
-    finally:
-        server.close()
+_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 instead of 100,000 rows")
-    args = parser.parse_args(argv)
-    random.seed(7)
-    sizes = (1_000, 10_000 if args.quick else 100_000)
+def wrk(url: str, seconds: int, script: Path | None, headers: dict[str, str]) -> float:
+    """requests/s of ``wrk`` at ``CONNECTIONS`` connections; raises on errors."""
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 30)
+    if done.returncode != 0:  # the command line carries the API key: not in the message
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[:200]}")
+    out = done.stdout
+    if _NON2XX.search(out):
+        raise RuntimeError(f"wrk saw non-2xx answers from {url}:\n{out}")
+    found = _RPS.search(out)
+    if found is None:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
+    return float(found.group(1))
+
+
+def load_rows(quick: bool) -> list[Result]:
+    names = ("GET /requests/{id}", "POST /loops/{id}/requests")
+    targets = (Target("ratio>=", 0.8), Target("ratio>=", 0.6))
+    label = f"local server requests/s, {CONNECTIONS} connections"
+    if shutil.which("wrk") is None:
+        reason = "wrk is not installed (apt-get install wrk, or make bench installs it)"
+        pairs = zip(names, targets, strict=True)
+        return [skipped(f"{label}, {n}", "1/s", t, reason) for n, t in pairs]
+    runs, seconds = (1, 1) if quick else (3, 4)
+    rows = [
+        Result(f"{label}, {n}", "1/s", t, baseline_name="plain Starlette, same uvicorn")
+        for n, t in zip(names, targets, strict=True)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        measure(2_000, Path(tmp))  # a throwaway run: imports, caches, allocator
-        results = {size: measure(size, Path(tmp)) for size in sizes}
-    small, large = sizes
-    print(f"local server latency through the HTTP API (TestClient), {SAMPLES} samples each")
-    print(f"{'operation':<32}{small:>10,} stored{large:>12,} stored{'ratio p50':>11}")
-    for name, label in (("create", "create (POST)"), ("list", "list 50, status=pending")):
-        (s50, s95), (l50, l95) = results[small][name], results[large][name]
-        print(f"{label + ' p50 ms':<32}{s50:>17.2f}{l50:>19.2f}{l50 / s50:>11.2f}")
-        print(f"{label + ' p95 ms':<32}{s95:>17.2f}{l95:>19.2f}{l95 / s95:>11.2f}")
-    return 0
+        seeded = Seeded(1_000, Path(tmp))
+        ours = serve(seeded.app)
+        with TestClient(seeded.app) as http:
+            document = http.get(f"/v1/api/requests/{seeded.ids[0]}", headers=seeded.headers).json()[
+                "data"
+            ]
+        plain = serve(plain_app(document), lifespan="off")
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n',
+            encoding="utf-8",
+        )
+        try:
+            for _ in range(runs):
+                get_path = f"/v1/api/requests/{seeded.ids[0]}"
+                for row, path, lua in (
+                    (rows[0], get_path, None),
+                    (rows[1], seeded.create_path, script),
+                ):
+                    row.ours_runs.append(wrk(ours.url + path, seconds, lua, seeded.headers))
+                    row.baseline_runs.append(wrk(plain.url + path, seconds, lua, seeded.headers))
+        finally:
+            ours.stop()
+            plain.stop()
+            seeded.close()
+    return rows
+
+
+def run(quick: bool) -> list[Result]:
+    random.seed(7)
+    return latency_rows(quick) + load_rows(quick)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    print_table(run("--quick" in sys.argv))

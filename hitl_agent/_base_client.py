@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -118,6 +119,9 @@ class BaseClient:
         self.retry = retry or RetryPolicy()
         self.rate_limit: RateLimit | None = None
         """The ``X-RateLimit-*`` figures of the last response that carried them."""
+        self.server_date: datetime | None = None
+        """The ``Date`` of the last response that carried one: the server's clock, which
+        deadlines and reconciliation are judged by (ours may be skewed)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -150,9 +154,11 @@ class BaseClient:
         # httpx messages carry the URL but not headers; the key is masked anyway in case a
         # transport quotes a header back.
         detail = str(err).replace(self._api_key, "***")
+        # Name the host: "connection refused" alone does not say which server was meant.
+        where = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}{request.url.path}"
         if isinstance(err, httpx.TimeoutException):
             return APITimeoutError(
-                f"{request.method} {request.url.path} timed out"
+                f"{request.method} {where} timed out"
                 + (
                     " (the request may have been created; it was not sent again)"
                     if request.method == "POST"
@@ -161,7 +167,7 @@ class BaseClient:
                 request=request,
             )
         return APIConnectionError(
-            f"{request.method} {request.url.path} failed: {type(err).__name__}: {detail}",
+            f"{request.method} {where} failed: {type(err).__name__}: {detail}",
             request=request,
         )
 
@@ -181,6 +187,9 @@ class BaseClient:
         rate_limit = RateLimit.from_headers(response.headers)
         if rate_limit is not None:
             self.rate_limit = rate_limit
+        date = _http_date(response.headers.get("date"))
+        if date is not None:
+            self.server_date = date
 
     def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
         self._observe(response)
@@ -239,3 +248,14 @@ class BaseClient:
         if cls is None:
             cls = InternalServerError if status >= 500 else APIStatusError
         return cls(msg, response=response, data=data, request=response.request)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An RFC 9110 ``Date`` header as an aware datetime, or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

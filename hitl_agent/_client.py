@@ -68,7 +68,7 @@ class HITLClient(BaseClient):
 
     @cached_property
     def requests(self) -> Requests:
-        """Review requests: create, get, list, iter, cancel, add_feedback."""
+        """Review requests: create, get, update, list, iter, cancel, add_feedback."""
         from .resources.requests import Requests
 
         return Requests(self)
@@ -140,7 +140,7 @@ class AsyncHITLClient(BaseClient):
 
     @cached_property
     def requests(self) -> AsyncRequests:
-        """Review requests: create, get, list, iter, cancel, add_feedback."""
+        """Review requests: create, get, update, list, iter, cancel, add_feedback."""
         from .resources.requests import AsyncRequests
 
         return AsyncRequests(self)

@@ -9,6 +9,11 @@ import click
 __all__ = ["main"]
 
 _COMMANDS: dict[str, str] = {
+    "bridge": "hitl_agent.cli._bridge:bridge",
+    "check": "hitl_agent.cli._check:check",
+    "loops": "hitl_agent.cli._loops:loops",
+    "requests": "hitl_agent.cli._requests:requests",
+    "stats": "hitl_agent.cli._stats:stats",
     "serve": "hitl_agent.cli._serve:serve",
     "review": "hitl_agent.cli._review:review",
     "worker": "hitl_agent.cli._worker:worker",

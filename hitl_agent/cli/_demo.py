@@ -60,7 +60,16 @@ def _serve(app: Any, port: int) -> Iterator[None]:
     import uvicorn
 
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # No access log: the receiver's paths carry capability tokens (they are also
+        # redacted by a filter on uvicorn.access, for apps served with uvicorn's defaults).
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
     )
     thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
     thread.start()

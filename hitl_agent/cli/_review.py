@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,8 @@ from hitl_agent.server.console import reveal_invisible
 __all__ = ["ReviewerAPI", "ReviewerAPIError", "ReviewerSeam", "review"]
 
 _PRIORITY_MARK = {"critical": "!!!", "high": "!! ", "medium": "!  ", "low": "   "}
+# hitl_agent's correlation data in ``context``: routing for the library, not for reviewers.
+_INTERNAL_CONTEXT_KEY = "hitl_agent"
 
 
 @dataclasses.dataclass
@@ -174,11 +177,31 @@ def _show(item: dict[str, Any]) -> None:
     if item.get("image_url"):
         # Shown as text: a terminal cannot show it, and fetching it is the reviewer's choice.
         click.echo(f"Image URL: {_plain(item['image_url'])}")
-    if item.get("context") is not None:
+    context = item.get("context")
+    if isinstance(context, dict):
+        context = {k: v for k, v in context.items() if k != _INTERNAL_CONTEXT_KEY} or None
+    if context is not None:
         click.echo("Context:")
-        click.echo(_plain(json.dumps(item["context"], indent=2, ensure_ascii=False)))
+        click.echo(_plain(json.dumps(context, indent=2, ensure_ascii=False)))
     if item.get("default_response") is not None:
-        click.echo(f"If nobody answers in time: {_plain(json.dumps(item['default_response']))}")
+        click.echo(f"If nobody answers in time: {_plain(_default_label(item))}")
+
+
+def _default_label(item: dict[str, Any]) -> str:
+    """The default as a reviewer reads it: option labels, boolean labels, else JSON."""
+    value = item.get("default_response")
+    try:
+        config = parse_response_config(item.get("response_type", ""), item.get("response_config"))
+    except (ConfigError, ValueError):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(config, BooleanConfig) and isinstance(value, bool):
+        label = config.true_label if value else config.false_label
+        return label or str(value)
+    if isinstance(config, SingleSelectConfig | MultiSelectConfig):
+        labels = {option.value: option.label for option in config.options}
+        values = value if isinstance(value, list) else [value]
+        return ", ".join(labels.get(str(v), str(v)) for v in values)
+    return json.dumps(value, ensure_ascii=False)
 
 
 # ---- prompts, one per response type -------------------------------------------------------
@@ -327,23 +350,47 @@ def _review_one(api: ReviewerAPI, item: dict[str, Any]) -> bool:
     help="Reviewer token printed by `hitl-agent serve` [env HITL_LOCAL_REVIEWER_TOKEN].",
 )
 @click.option("--once", is_flag=True, help="Answer one request, then exit.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="On an empty queue, wait for new requests instead of exiting (Ctrl-C stops).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds between queue checks with --watch.",
+)
 @click.pass_context
-def review(ctx: click.Context, base_url: str, token: str, once: bool) -> None:
+def review(
+    ctx: click.Context, base_url: str, token: str, once: bool, watch: bool, interval: float
+) -> None:
     """Review the local server's queue in the terminal."""
     seam = ctx.find_object(ReviewerSeam)
     api = ReviewerAPI(base_url, token, seam.http_client if seam else None)
     try:
-        _loop(api, once)
+        _loop(api, once, interval if watch else None)
+    except KeyboardInterrupt:
+        click.echo("\nStopped.")
     finally:
         api.close()
 
 
-def _loop(api: ReviewerAPI, once: bool) -> None:
+def _loop(api: ReviewerAPI, once: bool, watch_interval: float | None) -> None:
+    waiting = False
     while True:
         items = api.queue()
         if not items:
-            click.echo("Nothing to review.")
-            return
+            if watch_interval is None:
+                click.echo("Nothing to review.")
+                return
+            if not waiting:
+                click.echo("Nothing to review; waiting for new requests (Ctrl-C to stop).")
+                waiting = True
+            time.sleep(watch_interval)
+            continue
+        waiting = False
         picked = _choose(items)
         if picked == "q":
             return

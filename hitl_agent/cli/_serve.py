@@ -81,6 +81,13 @@ def _close(server: Any) -> None:
     help="API calls per hour per key (HITL.sh allows about 100); unlimited if omitted.",
 )
 @click.option(
+    "--allow-private-callbacks",
+    is_flag=True,
+    default=False,
+    help="Let callback_url point at private networks (10/8, 172.16/12, 192.168/16, "
+    "100.64/10, fc00::/7). Loopback is always allowed; link-local and cloud metadata never.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -94,6 +101,7 @@ def serve(
     reviewer_token: str | None,
     signing_secret: str | None,
     rate_limit: int | None,
+    allow_private_callbacks: bool,
     log_level: str,
 ) -> None:
     """Run the local HITL server and the reviewer console."""
@@ -112,7 +120,12 @@ def serve(
                 "must be at least 16 characters (or omit it to generate one)", param_hint=name
             )
 
-    app = create_app(str(db_path), signing_secret=signing_secret, rate_limit=rate_limit)
+    app = create_app(
+        str(db_path),
+        signing_secret=signing_secret,
+        rate_limit=rate_limit,
+        allow_private_callbacks=allow_private_callbacks,
+    )
     local = app.state.hitl
     try:
         boot = local.bootstrap(api_key=api_key, reviewer_token=reviewer_token)

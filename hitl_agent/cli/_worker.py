@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,11 @@ def load_graph(target: str, checkpointer: Any) -> Any:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise click.UsageError(f"--graph {target!r}: expected module:attribute")
+    # A console script's sys.path starts at its bin directory, not the current directory:
+    # look there first, as `python -m` and uvicorn do.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:

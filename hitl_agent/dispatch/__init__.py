@@ -4,7 +4,9 @@
 
     dispatcher = keeper.dispatcher(GraphResumer(graph))
     dispatcher.asgi_app        # POST {callback path}/{token}
-    dispatcher.poll_once()     # one sweep: ceil(N/100) list calls + one GET per changed request
+    dispatcher.poll_once()     # one sweep: doorbells' GETs first, then the cheapest listing,
+                               # answers read from its pages (no GET per change)
+    dispatcher.next_interval() # when to sweep again: derived from the open rows and budget
 """
 
 from ._budget import CallBudget

@@ -5,6 +5,7 @@
     dispatcher = keeper.dispatcher(GraphResumer(graph))
     app = dispatcher.asgi_app                 # mount at the callback URL's path
     dispatcher.poll_once()                    # one budgeted sweep (cron, tests)
+    dispatcher.next_interval()                # seconds until the next one is due
     dispatcher.serve(host="0.0.0.0", port=8000)   # receiver and poller together
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._budget import CallBudget
+from ._paths import check_callback_path
 from ._poller import Poller
 from ._receiver import WebhookReceiver
 from ._resolver import Resolver, Resumer
@@ -65,6 +67,18 @@ class CompositeResumer:
         target = self._pick(record)
         return await target.afinished(record) if target is not None else False
 
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on through the matching resumer; False when there is none (or it cannot)."""
+        target = self._pick(record)
+        proceed = getattr(target, "proceed", None)
+        return bool(proceed(record)) if proceed is not None else False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed`."""
+        target = self._pick(record)
+        aproceed = getattr(target, "aproceed", None)
+        return bool(await aproceed(record)) if aproceed is not None else False
+
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -81,9 +95,17 @@ class Dispatcher:
         budget: the call budget (default: 90 calls per sliding hour).
         clock: epoch seconds.
         callback_path: the path the receiver answers under.
-        poll_interval: seconds between sweeps in :meth:`serve`.
+        poll_interval: the shortest gap between sweeps in :meth:`serve` (default: 1 s); the
+            schedule comes from the open rows and the budget (:meth:`Poller.next_interval`:
+            fast while the budget is fresh, never faster than it allows).
         lease_seconds: how long a resume claim lasts.
         deadline_grace: seconds past a deadline before a row is decided fail-closed.
+        webhooks: callbacks are expected (a ``callback_url`` is set): the derived schedule
+            skips its early burst and leaves half the budget to the doorbells' GETs.
+        callback_url: the base URL the requests' callbacks go to. The receiver answers under
+            its path (the root included: ``""``, tokens at ``/<token>``); ``callback_path``
+            then defaults to it, and one that disagrees is a ConfigError (every callback
+            would be a 404). Without it, ``callback_path`` defaults to ``/hitl``.
     """
 
     def __init__(
@@ -95,12 +117,15 @@ class Dispatcher:
         loop_id: str | None,
         budget: CallBudget | None = None,
         clock: Callable[[], float] = time.time,
-        callback_path: str = "/hitl",
-        poll_interval: float = 60.0,
+        callback_path: str | None = None,
+        poll_interval: float | None = None,
         lease_seconds: float = 300.0,
         deadline_grace: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
+        webhooks: bool = False,
+        callback_url: str | None = None,
     ) -> None:
+        receiver_path = check_callback_path(callback_url, callback_path)
         self.budget = budget or CallBudget(clock=clock)
         self.resolver = Resolver(
             ledger=ledger,
@@ -112,14 +137,19 @@ class Dispatcher:
             lease_seconds=lease_seconds,
         )
         self.poller = Poller(
-            self.resolver, loop_id=loop_id, deadline_grace=deadline_grace, row_filter=row_filter
+            self.resolver,
+            loop_id=loop_id,
+            deadline_grace=deadline_grace,
+            row_filter=row_filter,
+            interval=poll_interval,
+            webhooks=webhooks,
         )
         self.poll_interval = poll_interval
         self._poll_task: asyncio.Task[None] | None = None
         self.receiver = WebhookReceiver(
             ledger=ledger,
             resolver=self.resolver,
-            path=callback_path,
+            path=receiver_path,
             on_startup=self._start_polling,
             on_shutdown=self._stop_polling,
         )
@@ -149,15 +179,19 @@ class Dispatcher:
         """Async twin of :meth:`poll_once`."""
         return await self.poller.apoll_once()
 
+    def next_interval(self) -> float:
+        """Seconds until the next sweep (fixed, or derived from the open rows and budget)."""
+        return self.poller.next_interval()
+
     async def run_poller(self, interval: float | None = None) -> None:
-        """Sweep every ``interval`` seconds until cancelled; a failing sweep is logged."""
-        every = self.poll_interval if interval is None else interval
+        """Sweep on the schedule until cancelled (every ``interval`` seconds when given);
+        a failing sweep is logged."""
         while True:
             try:
                 await self.apoll_once()
             except Exception:
                 log.exception("poll sweep failed")
-            await asyncio.sleep(every)
+            await asyncio.sleep(self.next_interval() if interval is None else interval)
 
     async def _start_polling(self) -> None:
         if self.poll_on_startup and self._poll_task is None:

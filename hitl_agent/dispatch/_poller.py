@@ -1,27 +1,54 @@
-"""Poller: one budgeted sweep finds every changed request with ~ceil(N/100) API calls.
+"""Poller: budgeted sweeps that find every decision, whatever the number pending (invariant 6).
 
 A sweep, in order:
 
 1. Rows already ``decided`` (or ``resuming`` with an expired lease) are delivered again: no
-   API call. This is what finishes a decision that arrived before its interrupt was durable.
-2. ``GET /requests?status=pending&loop_id=…`` pages of 100 list what is *still* pending. An open
-   ledger row whose request is missing from a complete listing has changed: one GET each fetches
-   its truth. Rows past their deadline that are still listed get a GET too (the API may lag).
-3. Rows past ``deadline + grace`` that still have no decision (API down, budget spent, an
-   unknown status) are decided fail-closed: ``timed_out``, never approved, reason visible.
+   API call. This finishes a decision that arrived before its interrupt was durable.
+2. **Known changes first.** Callback doorbells the receiver coalesced (see
+   :meth:`CallBudget.admit_doorbell`), then rows an earlier listing showed changed, get a
+   truth GET each, before any listing, within the budget.
+3. **Then a listing pass**, the cheapest of three for the rows open now (measured, not
+   guessed: each pass records what it cost):
 
-Every call is charged to the :class:`CallBudget`; a refused charge ends the sweep's API work,
-and a 429 blocks the budget until ``reset_at``.
+   ``all``       every status, newest first, down to the oldest open row: one call per 100
+                 requests created since then; terminal items carry their answers.
+   ``terminal``  ``completed`` / ``timeout`` / ``cancelled`` separately, newest first, down to
+                 the oldest open row: costs what was *answered* since then, not what is
+                 pending (3 calls at 10,000 pending and a few answers).
+   ``pending``   the old way: ``status=pending`` pages; a row missing from the complete
+                 listing changed and needs a GET. Cheaper only when many more requests were
+                 answered than are open (an old row still open among thousands since).
+
+   A list page is the same authenticated API as a GET, so a terminal item with its answer is
+   recorded straight from the page (``Decision.from_request`` through the resolver's record
+   path): no GET per change. A pass the budget cuts short resumes where it stopped.
+4. Rows past ``deadline + grace`` **on the server's clock** are decided fail-closed only when
+   a truth attempt made after that moment reached the API and brought no answer (an error,
+   a status that is not terminal, an unknown one). A call the budget refused, or a 429, is
+   not such an attempt: a row is never failed closed because *our* quota was spent while the
+   server may hold its answer. A server-side ``timeout`` is recorded as what it is.
+
+:meth:`Poller.next_interval` is the schedule. The steady interval is ``cost × window /
+(0.8 × usable)``: a sweep of this cost, repeated, spends 80 % of what listings may use (the
+budget less the calls kept for answers). While less than the other 20 % is spent, sweeps come
+faster, in proportion (from ``min_interval`` on a fresh budget), so a review answered in its
+first minutes is found in seconds and the burst can never starve the steady sweeps after it.
+Against the local server (no quota: a limit of 100,000) that is ``min_interval`` throughout.
+With webhooks expected the burst is skipped.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import APIError, RateLimitError
 from ..decision import Decision
+from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
 from ._resolver import Resolver
 
 if TYPE_CHECKING:
@@ -32,6 +59,29 @@ __all__ = ["Poller"]
 log = logging.getLogger("hitl_agent.dispatch")
 
 _PAGE = 100
+_BURST = 0.2  # the share of the budget early sweeps may spend faster than the steady rate
+_CREATED_MARGIN = 60.0  # seconds: a request is created after its intent row; Date is rounded
+Mode = Literal["all", "terminal", "pending"]
+Outcome = Literal["ok", "refused", "failed"]
+_TERMINAL_STREAMS: tuple[RequestStatus, ...] = ("completed", "timeout", "cancelled")
+
+
+@dataclass
+class _Pass:
+    """One listing pass, possibly spread over several sweeps."""
+
+    mode: Mode
+    streams: list[RequestStatus | None]
+    offsets: dict[RequestStatus | None, int] = field(default_factory=dict)
+    done: set[RequestStatus | None] = field(default_factory=set)
+    pages: int = 0
+    listed_pending: set[str] = field(default_factory=set)
+    terminal: dict[str, int] = field(default_factory=dict)
+    started_at: float = 0.0  # server time
+
+    @property
+    def complete(self) -> bool:
+        return all(stream in self.done for stream in self.streams)
 
 
 class Poller:
@@ -40,8 +90,15 @@ class Poller:
     Args:
         resolver: the shared resolve path (its client, ledger and budget are used).
         loop_id: only rows of this loop are polled (None: every loop in the ledger).
-        deadline_grace: seconds after a row's deadline before it is decided fail-closed.
+        deadline_grace: seconds after a row's deadline before it may be decided fail-closed.
         max_rows: the most open rows one sweep considers.
+        row_filter: only rows it accepts are polled.
+        interval: the shortest sweep interval (seconds), instead of ``min_interval``; the
+            budget still stretches it (see :meth:`next_interval`).
+        min_interval: the shortest derived interval.
+        max_interval: the longest derived interval.
+        webhooks: callbacks are expected (``callback_url`` is set): no early burst of sweeps,
+            and listings leave half the budget to the doorbells' GETs.
     """
 
     def __init__(
@@ -52,92 +109,289 @@ class Poller:
         deadline_grace: float = 300.0,
         max_rows: int = 10_000,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
+        interval: float | None = None,
+        min_interval: float = 1.0,
+        max_interval: float = 3600.0,
+        webhooks: bool = False,
     ) -> None:
         self.resolver = resolver
         self.loop_id = loop_id
         self.deadline_grace = deadline_grace
         self.max_rows = max_rows
         self.row_filter = row_filter
+        self.interval = interval
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.webhooks = webhooks
+        self.calls = 0
+        """API calls this poller made (list pages and GETs)."""
+        self._pass: _Pass | None = None
+        self._carry: dict[str, None] = {}
+        self._tried: dict[str, float] = {}
+        self._created: dict[str, float] = {}
+        self._terminal: dict[str, int] = {}
+        self._missing_last = 1
+        self._open = 0
+        self._others: set[str] = set()
+        self._starved = False
+
+    # -- helpers ---------------------------------------------------------------------------
 
     @property
     def _clock(self) -> Callable[[], float]:
         return self.resolver.clock
+
+    @property
+    def _budget(self) -> Any:
+        return self.resolver.budget
 
     def _mine(self, row: ReviewRecord) -> bool:
         if self.row_filter is not None and not self.row_filter(row):
             return False
         return self.loop_id is None or row.loop_id in (None, self.loop_id)
 
-    def _still_pending(self) -> set[str] | None:
-        """Ids listed as pending, or None when the listing could not be completed."""
+    def _list_keep(self) -> int:
+        # Listings never spend the last calls: those fetch answers (doorbells, known changes).
+        limit = int(self._budget.limit)
+        return limit // 2 if self.webhooks else max(2, limit // 10)
+
+    def _call(self, keep: int, call: Callable[[], Any]) -> tuple[Outcome, Any]:
+        """Run one API call charged to the budget."""
         resolver = self.resolver
-        ids: set[str] = set()
-        offset = 0
-        while True:
-            if not resolver.budget.try_spend(1, client=resolver.client):
-                resolver.stats["budget_refused"] += 1
-                return None
-            try:
-                page = resolver.client.requests.list(
-                    status="pending",
-                    loop_id=self.loop_id,
-                    limit=_PAGE,
-                    offset=offset,
-                    sort="created_at_asc",
-                )
-            except RateLimitError as err:
-                resolver.budget.block_until(err.reset_at)
-                resolver.stats["rate_limited"] += 1
-                return None
-            except APIError as err:
-                log.warning("pending listing failed error=%s", type(err).__name__)
-                resolver.stats["list_failed"] += 1
-                return None
-            ids.update(request.id for request in page.requests)
-            if page.has_more is False or len(page.requests) < _PAGE:
-                return ids
-            offset += len(page.requests)
+        budget = self._budget
+        if not budget.try_spend(1, client=resolver.client, keep=keep):
+            resolver.stats["budget_refused"] += 1
+            self._starved = True
+            return "refused", None
+        self.calls += 1
+        try:
+            result = call()
+        except RateLimitError as err:
+            budget.observe(resolver.client)
+            budget.block_until(err.reset_at)
+            resolver.stats["rate_limited"] += 1
+            self._starved = True
+            return "refused", None  # the quota is spent: not an attempt that may fail closed
+        except APIError as err:
+            budget.observe(resolver.client)
+            log.warning("poll call failed error=%s", type(err).__name__)
+            resolver.stats["poll_call_failed"] += 1
+            return "failed", None
+        budget.observe(resolver.client)
+        return "ok", result
+
+    def _server_created(self, row: ReviewRecord) -> float:
+        assert row.request_id is not None
+        known = self._created.get(row.request_id)
+        if known is not None:
+            return known
+        server_clock = self._budget.server_clock
+        if server_clock.offset() is None:
+            return -math.inf  # no server time yet: our clock may be skewed, so no cutoff
+        # The intent row is written before the create: on the server's clock, the request
+        # cannot be older than the intent (less a margin for rounding and latency).
+        return float(server_clock.to_server(row.created_at)) - _CREATED_MARGIN
+
+    # -- the sweep -------------------------------------------------------------------------
 
     def collect(self) -> list[str]:
         """Do the sweep's API and ledger work; return the request ids ready to deliver."""
-        rows = [
-            row for row in self.resolver.ledger.list_open(limit=self.max_rows) if self._mine(row)
-        ]
+        every = self.resolver.ledger.list_open(limit=self.max_rows)
+        rows = [row for row in every if self._mine(row)]
+        self._others = {row.request_id for row in every if row.request_id} - {
+            row.request_id for row in rows
+        }
         ready = [
             row.request_id
             for row in rows
             if row.request_id is not None and row.state in ("decided", "resuming")
         ]
         pending = {row.request_id: row for row in rows if row.state == "pending" and row.request_id}
+        self._open = len(pending)
+        for memo in (self._carry, self._tried, self._created):
+            for rid in [rid for rid in memo if rid not in pending]:
+                del memo[rid]
+        self._starved = False
         if pending:
             ready.extend(self._check(pending))
         return ready
 
     def _check(self, pending: dict[str, ReviewRecord]) -> list[str]:
-        resolver = self.resolver
-        now = self._clock()
-        listed = self._still_pending()
-        to_get: list[str] = []
-        if listed is not None:
-            to_get = [rid for rid in pending if rid not in listed]
-            to_get += [
-                rid
-                for rid, row in pending.items()
-                if rid in listed and row.deadline is not None and now >= row.deadline
-            ]
-        decided: list[str] = []
-        for rid in to_get:
-            request = resolver.fetch(rid)
-            if request is None:
+        decided: set[str] = set()
+        self._known_changes(pending, decided, rung=self._budget.take_rung())
+        self._list(pending, decided)
+        self._known_changes(pending, decided, rung=[])  # what the listing showed changed
+        decided.update(self._fail_closed_due(pending, decided))
+        return sorted(decided)
+
+    def _known_changes(
+        self, pending: dict[str, ReviewRecord], decided: set[str], *, rung: list[str]
+    ) -> None:
+        # Doorbells first (a doorbell inside its coalescing gap is left to the listing), then
+        # rows a listing showed changed.
+        budget = self._budget
+        for rid in rung:
+            if rid not in pending and rid in self._others:
+                budget.ring_later(rid)  # another dispatcher of this budget polls that row
+        wanted = [rid for rid in rung if rid in pending and budget.admit_doorbell(rid)]
+        wanted += [rid for rid in self._carry if rid not in wanted]
+        for rid in wanted:
+            if rid in decided or rid not in pending:
+                self._carry.pop(rid, None)
                 continue
-            if resolver.record(pending[rid], request):
-                decided.append(rid)
+            now = float(budget.server_clock.now())
+            outcome, request = self._call(0, partial(self.resolver.client.requests.get, rid))
+            if outcome == "refused":
+                self._carry.setdefault(rid, None)
+                break
+            self._carry.pop(rid, None)
+            if outcome == "ok" and isinstance(request, Request):
+                self.resolver.stats["fetched"] += 1
+                if self.resolver.record(pending[rid], request):
+                    decided.add(rid)
+                    continue
+            # No answer from an attempt that reached the API (an error, a status that is not
+            # terminal, a request that is not ours): the fail-closed rule may count it.
+            self._tried[rid] = now
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def _estimates(self, open_rows: int) -> dict[Mode, int]:
+        terminal = sum(self._terminal.values())
+        return {
+            "all": max(1, math.ceil((open_rows + terminal) / _PAGE)),
+            "terminal": sum(
+                max(1, math.ceil(self._terminal.get(s, 0) / _PAGE)) for s in _TERMINAL_STREAMS
+            ),
+            "pending": max(1, math.ceil(open_rows / _PAGE)) + max(1, self._missing_last),
+        }
+
+    def _new_pass(self, open_rows: int) -> _Pass:
+        estimates = self._estimates(open_rows)
+        mode: Mode = min(("all", "terminal", "pending"), key=lambda m: estimates[m])
+        streams: list[RequestStatus | None]
+        if mode == "all":
+            streams = [None]
+        elif mode == "terminal":
+            streams = list(_TERMINAL_STREAMS)
+        else:
+            streams = ["pending"]
+        return _Pass(mode, streams, started_at=float(self._budget.server_clock.now()))
+
+    def _list(self, pending: dict[str, ReviewRecord], decided: set[str]) -> None:
+        if self._pass is None:
+            self._pass = self._new_pass(len(pending))
+        current = self._pass
+        keep = self._list_keep()
+        for stream in current.streams:
+            while stream not in current.done:
+                outcome = self._page(current, stream, pending, decided, keep)
+                if outcome == "refused":
+                    return
+                if outcome == "failed":
+                    # The API was reached and failed: that is an attempt for every open row.
+                    now = float(self._budget.server_clock.now())
+                    for rid in pending:
+                        self._tried[rid] = now
+                    return
+        self._finish_pass(current, pending)
+
+    def _page(
+        self,
+        current: _Pass,
+        stream: RequestStatus | None,
+        pending: dict[str, ReviewRecord],
+        decided: set[str],
+        keep: int,
+    ) -> Outcome:
+        offset = current.offsets.get(stream, 0)
+        newest_first = current.mode != "pending"
+        outcome, page = self._call(
+            keep,
+            lambda: self.resolver.client.requests.list(
+                status=stream,
+                loop_id=self.loop_id,
+                limit=_PAGE,
+                offset=offset,
+                sort="created_at_desc" if newest_first else "created_at_asc",
+            ),
+        )
+        if outcome != "ok" or not isinstance(page, RequestPage):
+            return "refused" if outcome == "refused" else "failed"
+        current.pages += 1
+        self.resolver.stats["listed"] += 1
+        now = float(self._budget.server_clock.now())
+        cutoff = min((self._server_created(row) for row in pending.values()), default=now)
+        oldest: float | None = None
+        for item in page.requests:
+            created = item.created_at.timestamp() if item.created_at is not None else None
+            if created is not None:
+                oldest = created if oldest is None else min(oldest, created)
+            if item.is_terminal and (created is None or created >= cutoff):
+                current.terminal[item.status] = current.terminal.get(item.status, 0) + 1
+            row = pending.get(item.id)
+            if row is None:
+                continue
+            if created is not None:
+                self._created[item.id] = created
+            self._take(row, item, now, current, decided)
+        current.offsets[stream] = offset + len(page.requests)
+        finished = page.has_more is False or len(page.requests) < _PAGE
+        if newest_first and oldest is not None and oldest < cutoff:
+            finished = True  # everything further down is older than every open row
+        if finished:
+            current.done.add(stream)
+        return "ok"
+
+    def _take(
+        self, row: ReviewRecord, item: Request, now: float, current: _Pass, decided: set[str]
+    ) -> None:
+        assert row.request_id is not None
+        rid = row.request_id
+        if not item.is_terminal:
+            if item.status == "pending":
+                current.listed_pending.add(rid)
+            self._tried[rid] = now  # the server says: not answered (yet)
+            return
+        if rid in decided:
+            return
+        if not _carries_answer(row, item):
+            self._carry.setdefault(rid, None)  # the item lacks what the decision needs: GET
+            return
+        if self.resolver.record(row, item):
+            self.resolver.stats["recorded_from_list"] += 1
+            decided.add(rid)
+        else:
+            self._tried[rid] = now  # terminal but not ours to record (another loop's id)
+
+    def _finish_pass(self, current: _Pass, pending: dict[str, ReviewRecord]) -> None:
+        self._pass = None
+        if current.mode == "pending":
+            missing = [rid for rid in pending if rid not in current.listed_pending]
+            self._missing_last = len(missing)
+            for rid in missing:
+                self._carry.setdefault(rid, None)
+        else:
+            self._terminal = dict(current.terminal)
+            # A complete pass that did not show a row terminal is the server saying "not
+            # answered": that counts as an attempt for the fail-closed rule.
+            for rid in pending:
+                self._tried.setdefault(rid, current.started_at)
+                self._tried[rid] = max(self._tried[rid], current.started_at)
+        log.debug("listing pass mode=%s pages=%d", current.mode, current.pages)
+
+    # -- fail closed -----------------------------------------------------------------------
+
+    def _fail_closed_due(self, pending: dict[str, ReviewRecord], decided: set[str]) -> list[str]:
+        now = float(self._budget.server_clock.now())
+        failed: list[str] = []
         for rid, row in pending.items():
             if rid in decided or row.deadline is None:
                 continue
-            if now >= row.deadline + self.deadline_grace:
-                decided += self._fail_closed(row)
-        return decided
+            due = row.deadline + self.deadline_grace
+            if now >= due and self._tried.get(rid, -math.inf) >= due:
+                failed += self._fail_closed(row)
+        return failed
 
     def _fail_closed(self, row: ReviewRecord) -> list[str]:
         assert row.request_id is not None
@@ -146,8 +400,8 @@ class Poller:
             return []
         decision = Decision.fail_closed(
             row.request_id,
-            "No trustworthy answer could be had by the deadline (the API did not report a "
-            "decision, was unreachable, or the call budget was spent)",
+            "No trustworthy answer could be had by the deadline (the API failed, or did not "
+            "report a decision past the server's deadline plus grace)",
         )
         stored = self.resolver.ledger.record_decision(
             row.request_id, decision.model_dump(mode="json"), now=self._clock()
@@ -155,6 +409,46 @@ class Poller:
         if stored:
             self.resolver.stats["failed_closed"] += 1
         return [row.request_id] if stored else []
+
+    # -- schedule --------------------------------------------------------------------------
+
+    def next_cost(self) -> int:
+        """The calls the next sweep is expected to make."""
+        if not self._open:
+            return 0
+        gets = len(self._carry)
+        current = self._pass
+        if current is not None:
+            remaining = len([s for s in current.streams if s not in current.done])
+            return gets + max(1, remaining)
+        return gets + min(self._estimates(self._open).values())
+
+    def next_interval(self) -> float:
+        """Seconds until the next sweep, derived from the open rows and the budget.
+
+        A fixed ``interval`` takes the place of ``min_interval``: it is the shortest gap, and
+        the budget stretches it when sweeps that often would spend more than the budget has
+        (a 3 s sweep against 100 calls/hour would spend the hour in four minutes and then
+        find nothing for the next 56).
+        """
+        floor = self.min_interval if self.interval is None else self.interval
+        budget = self._budget
+        cost = self.next_cost()
+        if cost == 0:
+            return floor  # nothing to ask the API: a ledger read only
+        # Listings may use the budget less their keep. The steady rate spends (1 - burst) of
+        # that per window, so the early burst (at most ``burst`` of it) never starves the
+        # steady sweeps that follow it, whatever the order.
+        usable = max(1, int(budget.limit) - self._list_keep())
+        steady = cost * float(budget.window) / ((1 - _BURST) * usable)
+        burst = _BURST * usable
+        spent = budget.spent()
+        interval = steady
+        if not self.webhooks and spent < burst:
+            interval = steady * spent / burst  # fresh budget: sweep fast, slowing as it is used
+        if self._starved:
+            interval = max(interval, budget.seconds_until(1, keep=self._list_keep()))
+        return max(floor, min(self.max_interval, interval))
 
     def poll_once(self) -> list[Decision]:
         """One sweep; the decisions this sweep delivered."""
@@ -171,3 +465,22 @@ class Poller:
         for rid in await asyncio.to_thread(self.collect):
             delivered += await self.resolver.adeliver(rid)
         return delivered
+
+
+def _carries_answer(row: ReviewRecord, item: Request) -> bool:
+    """Does a list item hold everything ``Decision.from_request`` needs for this row?
+
+    HITL.sh's list items carry ``status``, ``response_type`` and ``response_data`` (hitl-api
+    §6.3) but not always ``default_response``, which a timeout needs only when the row opted
+    into approving on timeout.
+    """
+    if item.status not in TERMINAL_STATUSES:
+        return False
+    if item.status == "cancelled":
+        return True
+    if item.response_type is None:
+        return False
+    if item.status == "timeout":
+        opted_in = bool((row.payload.get("interpretation") or {}).get("approve_on_timeout"))
+        return not opted_in or "default_response" in item.model_fields_set
+    return True

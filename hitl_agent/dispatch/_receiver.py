@@ -1,4 +1,4 @@
-"""WebhookReceiver: a pure ASGI app for ``POST {path}/{token}`` callbacks.
+r"""WebhookReceiver: a pure ASGI app for ``POST {path}/{token}`` callbacks.
 
 The callback body is a doorbell, never the decision (HITL.sh signs nothing it sends to a
 ``callback_url``). The receiver only learns *which* request changed, checks the URL's capability
@@ -8,22 +8,38 @@ gets a 4xx and changes nothing; nothing here answers 500.
 
 Accepted bodies (every documented shape): ``{"request_id": ...}``, ``{"data": {"request_id":
 ...}}`` and ``{"data": {"request": {"id": ...}}}``, with ``event`` and/or ``status`` or neither.
+
+Limits, all answered before the ledger is read: a body over :data:`MAX_BODY_BYTES` gets 413, a
+body not complete within ``body_timeout`` seconds gets 408 (slow clients cannot hold
+connections open), JSON nested deeper than :data:`MAX_JSON_DEPTH` gets 400, and a request id
+must match :data:`REQUEST_ID_PATTERN` in full (``\Z``: no trailing newline).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .._json_limits import JSONTooDeep, loads_bounded
+from ._paths import NotFoundLog, normalize_path, token_in
+from ._redact import install_access_log_redaction
 from ._tokens import token_matches
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
     from ._resolver import Resolver
 
-__all__ = ["MAX_BODY_BYTES", "WebhookReceiver", "extract_request_id"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "REQUEST_ID_PATTERN",
+    "WebhookReceiver",
+    "extract_request_id",
+]
 
 log = logging.getLogger("hitl_agent.dispatch")
 
@@ -33,7 +49,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024
-_MAX_ID = 200
+MAX_JSON_DEPTH = 16
+"""Callback bodies are two or three levels deep; anything much deeper is not a callback."""
+REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z"
+"""What a request id may look like (HITL.sh's are 24 hex characters)."""
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _MAX_TOKEN = 256
 
 
@@ -49,16 +69,17 @@ def extract_request_id(body: Any) -> str | None:
         if isinstance(request, dict):
             candidates += [request.get("id"), request.get("request_id")]
     for value in candidates:
-        if isinstance(value, str) and 0 < len(value) <= _MAX_ID:
+        if isinstance(value, str) and _REQUEST_ID.match(value):
             return value
     return None
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close  # the body was not read to its end: the connection is done
 
 
 class WebhookReceiver:
@@ -68,8 +89,10 @@ class WebhookReceiver:
         ledger: where the rows and token hashes are.
         resolver: the shared resolve path, run after the response is sent.
         path: the callback path prefix, e.g. ``/hitl`` (the URL path of the keeper's
-            ``callback_url``).
+            ``callback_url``); ``""`` or ``"/"`` for the root (tokens at ``/<token>``).
+            Compared in canonical form (:func:`~hitl_agent.dispatch._paths.normalize_path`).
         lifespan: optional async context callbacks run on ASGI lifespan startup/shutdown.
+        body_timeout: seconds the whole body may take to arrive (408 after, connection closed).
     """
 
     def __init__(
@@ -80,14 +103,21 @@ class WebhookReceiver:
         path: str = "/hitl",
         on_startup: Callable[[], Awaitable[None]] | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        body_timeout: float = 10.0,
     ) -> None:
+        if body_timeout <= 0:
+            raise ValueError("body_timeout: must be positive. Fix: pass e.g. 10")
         self.ledger = ledger
         self.resolver = resolver
-        self.path = "/" + path.strip("/") if path.strip("/") else ""
+        self.path = normalize_path(path)
+        self._not_found = NotFoundLog(self.path)  # a 404 is a warning in the app's log
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self.body_timeout = body_timeout
         self.accepted = 0
         self.rejected = 0
+        # Served under uvicorn's defaults, every access-log line would carry a token.
+        install_access_log_redaction(self.path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -99,30 +129,39 @@ class WebhookReceiver:
             request_id = await self._authenticate(scope, receive)
         except _Reject as reject:
             self.rejected += 1
-            await _respond(send, reject.status, {"error": True, "msg": reject.message})
+            body = {"error": True, "msg": reject.message}
+            await _respond(send, reject.status, body, close=reject.close)
             return
         self.accepted += 1
         await _respond(send, 202, {"error": False, "msg": "accepted"})
         # The response is complete; the resolve runs now, like a Starlette BackgroundTask.
+        # A doorbell is coalesced per request (issue 8 H3): inside its gap it costs no API
+        # call (a decided row still resumes at once) and the next sweep looks first.
         try:
-            await self.resolver.aresolve(request_id)
+            if self.resolver.budget.admit_doorbell(request_id):
+                await self.resolver.aresolve(request_id)
+            else:
+                await self.resolver.adeliver(request_id)
         except Exception:
             log.exception("resolve after callback failed request_id=%s", request_id)
 
     async def _authenticate(self, scope: Scope, receive: Receive) -> str:
-        path: str = scope.get("path", "")
-        prefix = self.path + "/"
-        if not path.startswith(prefix):
-            raise _Reject(404, "not found")
-        token = path[len(prefix) :]
-        if not token or "/" in token or len(token) > _MAX_TOKEN:
+        token = token_in(self.path, scope, _MAX_TOKEN)
+        if token is None:
+            self._not_found("not found")
             raise _Reject(404, "not found")
         if scope.get("method") != "POST":
             raise _Reject(405, "method not allowed")
-        raw = await _read_body(scope, receive)
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
+            async with asyncio.timeout(self.body_timeout):
+                raw = await _read_body(scope, receive)
+        except TimeoutError:
+            raise _Reject(408, "body not received in time", close=True) from None
+        try:
+            body = loads_bounded(raw, max_depth=MAX_JSON_DEPTH)
+        except JSONTooDeep:
+            raise _Reject(400, f"body nested deeper than {MAX_JSON_DEPTH} levels") from None
+        except ValueError:  # UnicodeDecodeError included
             raise _Reject(400, "body is not JSON") from None
         request_id = extract_request_id(body)
         if request_id is None:
@@ -134,6 +173,7 @@ class WebhookReceiver:
             raise _Reject(503, "try again later") from None
         # One answer for unknown request and wrong token: no oracle for valid request ids.
         if row is None or not token_matches(token, row.token_hash):
+            self._not_found("unknown request or token")
             raise _Reject(404, "unknown request or token")
         return request_id
 
@@ -159,7 +199,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
             except ValueError:
                 raise _Reject(400, "bad content-length") from None
             if declared > MAX_BODY_BYTES:
-                raise _Reject(413, "body too large")
+                raise _Reject(413, f"body larger than {MAX_BODY_BYTES} bytes", close=True)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -169,22 +209,19 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _Reject(413, "body too large")
+            raise _Reject(413, f"body larger than {MAX_BODY_BYTES} bytes", close=True)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _respond(send: Send, status: int, body: dict[str, Any], *, close: bool = False) -> None:
     data = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

@@ -5,27 +5,39 @@ Webhook, poller, a second replica and a manual call all end here::
     fetch truth (GET /requests/{id}, charged to the budget)
       → Decision.from_request (fail-closed, with the row's own interpretation settings)
       → ledger.record_decision       first decision wins, forever
-      → ledger.claim                 one winner per request; a lease covers crashed winners
+      → ledger.claim                 one winner per request; renewed while the resume runs
       → resumer.resume(row, decision)
+          not waiting?  → resumer.finished(row)  the thread moved on: close the row
+                        → resumer.proceed(row)   its interrupt was consumed but the thread
+                                                 stopped short (a crash after the gate's
+                                                 checkpoint): drive it on, under the claim
       → ledger.complete              (release instead when the resume failed or the target
                                       is not waiting yet, so a later sweep retries)
 
 The decision is never read from a callback body: the body only names a request id.
+
+The sync and async entry points (``resolve``/``aresolve``, ``deliver``/``adeliver``) run one
+implementation: each step is written once as a generator that yields the IO it needs, and two
+small drivers run that IO inline or, on the event loop, in a worker thread (ledger, HTTP) or
+through the resumer's ``a``-prefixed twin. The async path never blocks the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from .._exceptions import APIError, RateLimitError
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES, Decision
 from ..models.requests import Request
 from ._hooks import checkpoint
+from ._lease import LeaseKeeper, default_interval
 
 if TYPE_CHECKING:
     from .._client import HITLClient
@@ -35,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["Resolver", "Resumer"]
 
 log = logging.getLogger("hitl_agent.dispatch")
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -47,6 +61,11 @@ class Resumer(Protocol):
     waiting (nothing was run; the dispatcher retries later), and raises when delivery failed.
     ``finished`` says whether a target that is not waiting never will again (its thread
     finished after the decision was recorded): the row is then closed instead of retried.
+    ``proceed`` drives on a target that consumed this row's interrupt but has not finished
+    (a crash after the gate's step was saved and before the run ended): True when it ran the
+    rest (or nothing is left for this row to drive), False when it may not (the gate has not
+    been passed yet, e.g. a decision recorded before its interrupt was durable, or the
+    thread started a new turn since). It is called under the row's claim, so it runs once.
     """
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool: ...
@@ -56,6 +75,101 @@ class Resumer(Protocol):
     def finished(self, record: ReviewRecord) -> bool: ...
 
     async def afinished(self, record: ReviewRecord) -> bool: ...
+
+    def proceed(self, record: ReviewRecord) -> bool: ...
+
+    async def aproceed(self, record: ReviewRecord) -> bool: ...
+
+
+# -- one implementation, two drivers -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Io:
+    """A blocking call (ledger, HTTP): inline when sync, in a worker thread when async."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A resumer method: ``name`` when sync, ``a{name}`` awaited on the loop when async."""
+
+    target: Any
+    name: str
+    args: tuple[Any, ...] = ()
+
+
+_Step = _Io | _Call
+_Plan = Generator[_Step, Any, T]
+
+
+def _run(plan: _Plan[T]) -> T:
+    """Run a plan's steps inline."""
+    try:
+        return _run_steps(plan)
+    finally:
+        # A BaseException (KeyboardInterrupt, SystemExit) is not thrown into the plan: close
+        # it, so its finally blocks (the claim's heartbeat) run now, not at garbage collection.
+        plan.close()
+
+
+def _run_steps(plan: _Plan[T]) -> T:
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            if isinstance(step, _Io):
+                value = step.fn(*step.args)
+            else:
+                value = getattr(step.target, step.name)(*step.args)
+        except Exception as exc:
+            error = exc
+
+
+async def _arun(plan: _Plan[T]) -> T:
+    """Run a plan's steps without blocking the event loop."""
+    try:
+        return await _arun_steps(plan)
+    finally:
+        plan.close()  # also on cancellation
+
+
+async def _arun_steps(plan: _Plan[T]) -> T:
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            if isinstance(step, _Io):
+                value = await asyncio.to_thread(step.fn, *step.args)
+            else:
+                value = await getattr(step.target, f"a{step.name}")(*step.args)
+        except Exception as exc:
+            error = exc
+
+
+_Outcome = Literal["resumed", "finished", "proceeded"] | None
+
+
+class _NoProceed:
+    """Stands in for a resumer written before ``proceed`` existed: it never drives on."""
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        return False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        return False
 
 
 class Resolver:
@@ -68,7 +182,10 @@ class Resolver:
         budget: the call budget charged for each GET.
         clock: epoch seconds.
         owner: this process's claim owner id.
-        lease_seconds: how long a claim lasts before another resolver may take it over.
+        lease_seconds: how long a claim lasts before another resolver may take it over; a
+            claim is renewed every third of it while its resume runs.
+        heartbeat_interval: real seconds between the renewal thread's wake-ups (default: a
+            third of the lease, at most 1 s).
     """
 
     def __init__(
@@ -81,6 +198,7 @@ class Resolver:
         clock: Callable[[], float] = time.time,
         owner: str,
         lease_seconds: float = 300.0,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -89,7 +207,15 @@ class Resolver:
         self.clock = clock
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.heartbeat_interval = (
+            default_interval(lease_seconds) if heartbeat_interval is None else heartbeat_interval
+        )
         self.stats: Counter[str] = Counter()
+        # Requests this resolver is resuming right now: never a second resume of one of them
+        # from this process, whatever the ledger says (a lease that ran out, a renewal that
+        # failed).
+        self._active: set[str] = set()
+        self._active_lock = threading.Lock()
 
     # -- truth ---------------------------------------------------------------------------
 
@@ -101,6 +227,7 @@ class Resolver:
         try:
             request = self.client.requests.get(request_id)
         except RateLimitError as err:
+            self.budget.observe(self.client)
             self.budget.block_until(err.reset_at)
             self.stats["rate_limited"] += 1
             return None
@@ -108,6 +235,7 @@ class Resolver:
             log.warning("fetch failed request_id=%s error=%s", request_id, type(err).__name__)
             self.stats["fetch_failed"] += 1
             return None
+        self.budget.observe(self.client)  # the server's clock and limit, for the schedule
         self.stats["fetched"] += 1
         return request
 
@@ -143,17 +271,86 @@ class Resolver:
 
     def resolve(self, request_id: str, *, fetched: Request | None = None) -> list[Decision]:
         """Bring ``request_id`` as far as it can go; the decisions this call delivered."""
-        row = self.ledger.get_by_request_id(request_id)
+        return _run(self._resolve(request_id, fetched))
+
+    async def aresolve(self, request_id: str, *, fetched: Request | None = None) -> list[Decision]:
+        """Async twin of :meth:`resolve`: the same steps, IO in worker threads, the resume
+        through the resumer's async twin."""
+        return await _arun(self._resolve(request_id, fetched))
+
+    def deliver(self, request_id: str) -> list[Decision]:
+        """Claim a decided row (and its task's siblings) and resume; what this call delivered."""
+        return _run(self._deliver(request_id))
+
+    async def adeliver(self, request_id: str) -> list[Decision]:
+        """Async twin of :meth:`deliver`."""
+        return await _arun(self._deliver(request_id))
+
+    def _resolve(self, request_id: str, fetched: Request | None) -> _Plan[list[Decision]]:
+        row = yield _Io(self.ledger.get_by_request_id, (request_id,))
         if row is None:
             return []  # unknown ids never start anything
         if row.state == "pending":
-            request = fetched if fetched is not None else self.fetch(request_id)
+            request = fetched if fetched is not None else (yield _Io(self.fetch, (request_id,)))
             checkpoint("resolver.after_fetch")
-            if request is None or not self.record(row, request):
-                row = self.ledger.get_by_request_id(request_id)
+            stored = request is not None and (yield _Io(self.record, (row, request)))
+            if not stored:
+                row = yield _Io(self.ledger.get_by_request_id, (request_id,))
                 if row is None or row.state == "pending":
                     return []
-        return self.deliver(request_id)
+        return (yield from self._deliver(request_id))
+
+    def _deliver(self, request_id: str) -> _Plan[list[Decision]]:
+        claimed = yield _Io(self._claim, (request_id,))
+        if claimed is None:
+            return []
+        row, group = claimed
+        ids = [member.request_id for member in group if member.request_id is not None]
+        keeper = LeaseKeeper(
+            self.ledger,
+            self.owner,
+            ids,
+            clock=self.clock,
+            lease_seconds=self.lease_seconds,
+            interval=self.heartbeat_interval,
+            stats=self.stats,
+        ).start()
+        try:
+            decisions = [Decision.model_validate(member.decision) for member in group]
+            try:
+                outcome = yield from self._drive(row, decisions)
+            except Exception:
+                keeper.stop()
+                yield _Io(self._release, (group,))
+                self.stats["resume_failed"] += 1
+                log.exception("resume failed request_id=%s; released for a later retry", request_id)
+                return []
+            keeper.stop()
+            yield _Io(self._finish, (group, outcome))
+        finally:
+            keeper.stop()
+            self._deactivate(ids)
+        return decisions if outcome in ("resumed", "proceeded") else []
+
+    def _drive(self, row: ReviewRecord, decisions: list[Decision]) -> _Plan[_Outcome]:
+        """Resume; else close a finished thread's row; else drive on a consumed one."""
+        delivered = yield _Call(self.resumer, "resume", (row, decisions))
+        checkpoint("resolver.after_resume")
+        if delivered:
+            return "resumed"
+        try:
+            finished = yield _Call(self.resumer, "finished", (row,))
+        except Exception:
+            log.exception("finished check failed request_id=%s", row.request_id)
+            finished = False
+        if finished:
+            return "finished"
+        proceeder = self.resumer if hasattr(self.resumer, "proceed") else _NoProceed()
+        if (yield _Call(proceeder, "proceed", (row,))):
+            return "proceeded"
+        return None
+
+    # -- claims --------------------------------------------------------------------------
 
     def _group(self, row: ReviewRecord) -> list[ReviewRecord] | None:
         """The decided rows delivered together with ``row``, or None while one still waits.
@@ -182,108 +379,80 @@ class Resolver:
         if group is None:
             self.stats["siblings_pending"] += 1
             return None
+        ids = [member.request_id for member in group if member.request_id is not None]
+        if not self._activate(ids):
+            self.stats["already_resuming_here"] += 1
+            return None
         claimed: list[ReviewRecord] = []
-        for member in group:  # sorted: racing resolvers collide on the first member
-            assert member.request_id is not None
-            if not self.ledger.claim(
-                member.request_id, self.owner, now=self.clock(), lease_seconds=self.lease_seconds
-            ):
-                self._release(claimed)
-                self.stats["claim_lost"] += 1
-                return None
-            claimed.append(member)
+        try:
+            for member in group:  # sorted: racing resolvers collide on the first member
+                assert member.request_id is not None
+                if not self.ledger.claim(
+                    member.request_id,
+                    self.owner,
+                    now=self.clock(),
+                    lease_seconds=self.lease_seconds,
+                ):
+                    self._release(claimed)
+                    self.stats["claim_lost"] += 1
+                    self._deactivate(ids)
+                    return None
+                claimed.append(member)
+        except BaseException:
+            self._release(claimed)
+            self._deactivate(ids)
+            raise
         if not claimed:
+            self._deactivate(ids)
             return None
         checkpoint("resolver.after_claim")
         return row, claimed
+
+    def _activate(self, ids: list[str]) -> bool:
+        with self._active_lock:
+            if self._active.intersection(ids):
+                return False
+            self._active.update(ids)
+            return True
+
+    def _deactivate(self, ids: list[str]) -> None:
+        with self._active_lock:
+            self._active.difference_update(ids)
 
     def _release(self, rows: list[ReviewRecord]) -> None:
         for member in rows:
             assert member.request_id is not None
             self.ledger.release(member.request_id, self.owner, now=self.clock())
 
-    def _finish(self, rows: list[ReviewRecord], delivered: bool, finished: bool) -> None:
-        if not delivered and not finished:
+    def _finish(self, rows: list[ReviewRecord], outcome: _Outcome) -> None:
+        if outcome is None:
             self._release(rows)
             self.stats["not_waiting"] += 1
             return
         for member in rows:
             assert member.request_id is not None
-            self.ledger.complete(member.request_id, self.owner, now=self.clock())
-        if delivered:
+            if not self.ledger.complete(member.request_id, self.owner, now=self.clock()):
+                self.stats["complete_lost"] += 1
+                log.warning("claim lost before completion request_id=%s", member.request_id)
+        if outcome == "resumed":
             self.stats["resumed"] += len(rows)
+        elif outcome == "proceeded":
+            self.stats["proceeded"] += len(rows)
+            log.info(
+                "drove on a thread that had consumed its decision request_id=%s",
+                rows[0].request_id,
+            )
         else:
-            # The thread moved on after the decision (e.g. a crash between an earlier resume
-            # and its ledger write): nothing can wait for it any more, so close the rows.
+            # The thread moved on after the decision (a crash between an earlier resume and
+            # its ledger write, or a new turn on the thread): nothing can wait for it any
+            # more, so close the rows. An approval dropped this way is said out loud.
             self.stats["finished_elsewhere"] += len(rows)
-            log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)
-
-    def _finished(self, row: ReviewRecord) -> bool:
-        try:
-            return self.resumer.finished(row)
-        except Exception:
-            log.exception("finished check failed request_id=%s", row.request_id)
-            return False
-
-    async def _afinished(self, row: ReviewRecord) -> bool:
-        try:
-            return await self.resumer.afinished(row)
-        except Exception:
-            log.exception("finished check failed request_id=%s", row.request_id)
-            return False
-
-    def deliver(self, request_id: str) -> list[Decision]:
-        """Claim a decided row (and its task's siblings) and resume; what this call delivered."""
-        claimed = self._claim(request_id)
-        if claimed is None:
-            return []
-        row, group = claimed
-        decisions = [Decision.model_validate(member.decision) for member in group]
-        try:
-            delivered = self.resumer.resume(row, decisions)
-            checkpoint("resolver.after_resume")
-        except Exception:
-            self._release(group)
-            self.stats["resume_failed"] += 1
-            log.exception("resume failed request_id=%s; released for a later retry", request_id)
-            return []
-        self._finish(group, delivered, not delivered and self._finished(row))
-        return decisions if delivered else []
-
-    async def adeliver(self, request_id: str) -> list[Decision]:
-        """Async twin of :meth:`deliver` (the resumer's ``aresume`` runs on the loop)."""
-        claimed = await asyncio.to_thread(self._claim, request_id)
-        if claimed is None:
-            return []
-        row, group = claimed
-        decisions = [Decision.model_validate(member.decision) for member in group]
-        try:
-            delivered = await self.resumer.aresume(row, decisions)
-            checkpoint("resolver.after_resume")
-        except Exception:
-            await asyncio.to_thread(self._release, group)
-            self.stats["resume_failed"] += 1
-            log.exception("resume failed request_id=%s; released for a later retry", request_id)
-            return []
-        finished = not delivered and await self._afinished(row)
-        await asyncio.to_thread(self._finish, group, delivered, finished)
-        return decisions if delivered else []
-
-    async def aresolve(self, request_id: str) -> list[Decision]:
-        """Async twin of :meth:`resolve`: IO in a worker thread, the resume on the loop."""
-
-        def _prepare() -> bool:
-            row = self.ledger.get_by_request_id(request_id)
-            if row is None:
-                return False
-            if row.state == "pending":
-                request = self.fetch(request_id)
-                checkpoint("resolver.after_fetch")
-                if request is None or not self.record(row, request):
-                    row = self.ledger.get_by_request_id(request_id)
-                    return row is not None and row.state != "pending"
-            return True
-
-        if not await asyncio.to_thread(_prepare):
-            return []
-        return await self.adeliver(request_id)
+            dropped = [m.request_id for m in rows if (m.decision or {}).get("approved")]
+            if dropped:
+                log.warning(
+                    "closed rows whose thread moved on; their approvals were not delivered "
+                    "unless the thread ran them before request_ids=%s",
+                    dropped,
+                )
+            else:
+                log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)

@@ -1,16 +1,20 @@
 """Blocking mode: one poll thread per process serves every waiting ``review()`` (invariant 7).
 
 A blocked caller registers a future for its request id. The hub's single daemon thread sweeps
-each keeper's dispatcher (batched, budgeted) and the :class:`BlockingResumer` completes the
-futures; a served receiver completes them too. The thread exits when nobody waits.
+each keeper's dispatcher on that dispatcher's own schedule (:meth:`Dispatcher.next_interval`:
+derived from the open rows and the call budget) and the :class:`BlockingResumer` completes the
+futures; a served receiver completes them too. Registering never sweeps: waits registered
+between two sweeps are served by the next scheduled one, so 10,000 waits cost the sweeps of
+one, not 10,000 listings. The thread exits when nobody waits.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -25,12 +29,23 @@ log = logging.getLogger("hitl_agent.gate")
 
 
 class WaitHub:
-    """The process-wide registry of blocked reviews and its one poll thread."""
+    """The process-wide registry of blocked reviews and its one poll thread.
 
-    def __init__(self) -> None:
+    Args:
+        clock: monotonic seconds the schedule is kept in.
+        autostart: start the poll thread on the first wait; False leaves the sweeps to
+            :meth:`step` (tests drive it on a FakeClock).
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, autostart: bool = True
+    ) -> None:
+        self.clock = clock
+        self.autostart = autostart
         self._lock = threading.Lock()
         self._futures: defaultdict[str, list[Future[Decision]]] = defaultdict(list)
         self._sources: dict[int, tuple[Dispatcher, set[str]]] = {}
+        self._due: dict[int, float] = {}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self.sweeps = 0
@@ -42,18 +57,24 @@ class WaitHub:
         return 1 if thread is not None and thread.is_alive() else 0
 
     def register(self, dispatcher: Dispatcher, request_id: str) -> Future[Decision]:
-        """A future completed with the decision for ``request_id``."""
+        """A future completed with the decision for ``request_id`` (no sweep runs for it now:
+        the dispatcher's next scheduled sweep covers it)."""
         future: Future[Decision] = Future()
         with self._lock:
             self._futures[request_id].append(future)
-            entry = self._sources.setdefault(id(dispatcher), (dispatcher, set()))
+            key = id(dispatcher)
+            entry = self._sources.setdefault(key, (dispatcher, set()))
             entry[1].add(request_id)
-            if self._thread is None or not self._thread.is_alive():
+            if key not in self._due:
+                # A dispatcher new to the hub gets its first sweep one schedule step from
+                # now, which every wait registered meanwhile shares.
+                self._due[key] = self.clock() + dispatcher.next_interval()
+                self._wake.set()  # re-plan the sleep; this runs no sweep
+            if self.autostart and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(
                     target=self._run, name="hitl-agent-wait-hub", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
         return future
 
     def forget(self, request_id: str, future: Future[Decision]) -> None:
@@ -71,6 +92,7 @@ class WaitHub:
             ids.discard(request_id)
             if not ids:
                 del self._sources[key]
+                self._due.pop(key, None)
 
     def complete(self, request_id: str, decision: Decision) -> bool:
         """Complete every waiter of ``request_id``; False when nobody waits here."""
@@ -83,24 +105,51 @@ class WaitHub:
         return bool(waiters)
 
     def wake(self) -> None:
-        """Sweep now instead of at the next interval."""
+        """Sweep every source now instead of at its scheduled time."""
+        with self._lock:
+            now = self.clock()
+            for key in self._due:
+                self._due[key] = now
         self._wake.set()
+
+    @property
+    def waiting(self) -> int:
+        """Requests someone waits for."""
+        with self._lock:
+            return len(self._futures)
+
+    def step(self) -> float | None:
+        """Sweep the dispatchers that are due; seconds until the next is, None when idle."""
+        with self._lock:
+            now = self.clock()
+            due = [
+                (key, dispatcher)
+                for key, (dispatcher, ids) in self._sources.items()
+                if ids and self._due.get(key, now) <= now
+            ]
+        for key, dispatcher in due:
+            try:
+                dispatcher.poll_once()
+            except Exception:
+                log.exception("blocking-mode sweep failed")
+            self.sweeps += 1
+            interval = dispatcher.next_interval()
+            with self._lock:
+                if key in self._sources:
+                    self._due[key] = self.clock() + interval
+        with self._lock:
+            if not self._due:
+                return None
+            return max(0.0, min(self._due.values()) - self.clock())
 
     def _run(self) -> None:
         while True:
+            delay = self.step()
             with self._lock:
-                sources = [dispatcher for dispatcher, ids in self._sources.values() if ids]
-                if not sources:
+                if delay is None and not self._sources:
                     self._thread = None
                     return
-            for dispatcher in sources:
-                try:
-                    dispatcher.poll_once()
-                except Exception:
-                    log.exception("blocking-mode sweep failed")
-            self.sweeps += 1
-            interval = min(dispatcher.poll_interval for dispatcher in sources)
-            self._wake.wait(interval)
+            self._wake.wait(delay if delay is not None else 1.0)
             self._wake.clear()
 
 
@@ -133,4 +182,12 @@ class BlockingResumer:
 
     async def afinished(self, record: ReviewRecord) -> bool:
         """Same as :meth:`finished`."""
+        return False
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Never: a blocked caller has nothing to drive on (it runs its own action)."""
+        return False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Same as :meth:`proceed`."""
         return False

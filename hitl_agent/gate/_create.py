@@ -10,6 +10,16 @@ The order is the whole point (invariant 1)::
       2xx                     ──► mark_created(request_id, deadline)
       definite refusal (4xx)  ──► discard_intent, raise
       anything ambiguous      ──► keep the intent, raise (the next call reconciles first)
+
+Concurrent runs of one thread (double texting) reach the same gate in *different* tasks, so
+their keys differ. A fresh graph gate therefore also claims the gate's *slot* (thread, node
+path without task ids, tool-call id and index) before it POSTs: one ledger row per turn of the
+slot, ``record_intent`` being the compare-and-set. The run that loses the claim reuses the
+winner's request when it asks the same question (it discards its own intent and interrupts on
+the winner's request id), so one gate shows one open request. A run that asks a *different*
+question supersedes the open one: the old request is cancelled (the cancel is refunded) and
+its row decided ``cancelled`` with the reason, so its dropped answer is never silent. A slot
+row is closed as soon as it is claimed: it only ever serves ``list_task`` lookups.
 """
 
 from __future__ import annotations
@@ -18,13 +28,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import APIStatusError, ConfigError
+from .._exceptions import APIConnectionError, APIError, APIStatusError, ConfigError
+from .._retry import NEVER_SENT_ERRORS
+from ..decision import Decision
 from ..dispatch._hooks import checkpoint
+from ..dispatch._server_clock import server_now_bound
 from ..dispatch._tokens import derive_token, token_hash
-from ..models.requests import CreatedRequest, Request
+from ..models.requests import CancelResult, CreatedRequest, Request
 from ._errors import ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
 
@@ -36,9 +49,16 @@ __all__ = ["CreateTarget", "aensure_request", "ensure_request"]
 
 log = logging.getLogger("hitl_agent.gate")
 
-# How far back (seconds) reconciliation looks before the intent was written: covers clock
-# skew between us and HITL.sh.
+# How far back (seconds) reconciliation looks before the intent was written, on the server's
+# clock: covers the Date header's rounding, latency and clock drift since it was read.
 _RECONCILE_SKEW = 300.0
+
+# A slot loser waits (real seconds) this long for the winner's create to finish.
+_SLOT_WAIT = 30.0
+_SLOT_POLL = 0.02
+_SLOT_NS = "hitl-slot:"
+_OPEN = ("intent", "pending", "decided", "resuming")
+_SUPERSEDABLE = ("intent", "pending", "decided")
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,7 @@ class CreateTarget:
     ledger: Ledger
     loop_id: str
     callback_url: str | None
-    callback_secret: str | None
+    callback_secret: str | None = field(repr=False)  # never in a repr or a log line
     clock: Callable[[], float] = time.time
     reconcile_limit: int = 300
 
@@ -65,6 +85,12 @@ def _is_definite_refusal(err: Exception) -> bool:
     # (the server may have stopped reading after acting). 5xx, timeouts, dropped connections
     # and unreadable 2xx bodies leave the outcome unknown.
     if isinstance(err, ConfigError):
+        return True
+    if isinstance(err, APIConnectionError) and isinstance(err.__cause__, NEVER_SENT_ERRORS):
+        # The connection never opened (refused, DNS, connect timeout, no pooled connection):
+        # nothing reached the server. The client retries a create only after such errors,
+        # so no earlier attempt reached it either. Keeping the intent would leave an orphan
+        # row that nothing reconciles (a blocking review's key is random).
         return True
     return (
         isinstance(err, APIStatusError) and 400 <= err.status_code < 500 and err.status_code != 408
@@ -116,10 +142,25 @@ def _matches(request: Request, key: str) -> bool:
     return isinstance(stamp, dict) and stamp.get("key") == key
 
 
-def _too_old(request: Request, since: float) -> bool:
+def _reconcile_cutoff(client: object, since: float, now: float) -> float | None:
+    """The server time before which no listed request can be ours, or None when unknown.
+
+    ``since`` (the intent) is on our clock and ``created_at`` on the server's: they are
+    compared through the server's clock at the listing just read (its ``Date``, else a lower
+    bound from ``X-RateLimit-Reset``), never directly (issue 7 M5: a client clock ahead by
+    more than the margin stopped the scan before the request it looked for, and created it
+    twice). Without any server time, only ``reconcile_limit`` bounds the scan.
+    """
+    server_now = server_now_bound(client)
+    if server_now is None:
+        return None
+    return server_now - max(0.0, now - since) - _RECONCILE_SKEW
+
+
+def _too_old(request: Request, cutoff: float | None) -> bool:
     # Lists come newest first: anything created well before the intent cannot be ours.
     created = request.created_at
-    return created is not None and created.timestamp() < since - _RECONCILE_SKEW
+    return cutoff is not None and created is not None and created.timestamp() < cutoff
 
 
 def _deadline(created: CreatedRequest, spec: ReviewSpec, now: float) -> float | None:
@@ -143,8 +184,17 @@ def ensure_request(
     thread_id: str | None = None,
     checkpoint_ns: str | None = None,
 ) -> ReviewRecord:
-    """Return the gate's row with a request id, creating the request only if it never was."""
+    """Return the gate's row with a request id, creating the request only if it never was.
+
+    For a graph gate that concurrent runs of its thread also reached, the row returned may be
+    another run's (same question, one request): see the module docstring.
+    """
     row, inserted = _intent(target, key, spec, thread_id, checkpoint_ns)
+    shared = alias_target(target, row)
+    if shared is None and inserted and thread_id is not None and checkpoint_ns is not None:
+        shared = join_slot(target, client.requests.cancel, row)
+    if shared is not None:
+        return shared
     if row.state != "intent":
         return row
     checkpoint("gate.after_intent")
@@ -172,8 +222,11 @@ def ensure_request(
 
 def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
     requests = client.requests.iter(loop_id=target.loop_id, sort="created_at_desc")
+    cutoff: float | None = None
     for seen, request in enumerate(requests, start=1):
-        if _too_old(request, since):
+        if seen == 1:  # the first page is in: its Date says the server's time
+            cutoff = _reconcile_cutoff(client, since, target.clock())
+        if _too_old(request, cutoff):
             break
         if request.context is None:  # the list omitted context: read the request itself
             request = client.requests.get(request.id)
@@ -194,6 +247,160 @@ def _on_create_error(ledger: Ledger, key: str, err: Exception) -> None:
             "reconciles before creating again",
             key,
             type(err).__name__,
+        )
+
+
+# -- slots (concurrent runs of one thread) ----------------------------------------------
+
+
+def _slot_ns(row: ReviewRecord) -> str | None:
+    """The slot of a graph gate's row: its node path without task ids, tool-call id, index."""
+    if row.thread_id is None or row.checkpoint_ns is None:
+        return None
+    prefix = f"lg|{row.thread_id}|{row.checkpoint_ns}|"
+    if not row.key.startswith(prefix):
+        return None  # an explicit key: the caller keeps reviews apart
+    names = "|".join(part.split(":", 1)[0] for part in row.checkpoint_ns.split("|"))
+    return f"{_SLOT_NS}{names}|{row.key[len(prefix) :]}"
+
+
+def _slot_key(thread_id: str, slot: str, turn: int) -> str:
+    return f"slot|{thread_id}|{slot}|{turn}"
+
+
+def join_slot(
+    target: CreateTarget, cancel: Callable[[str], CancelResult], row: ReviewRecord
+) -> ReviewRecord | None:
+    """Claim ``row``'s slot; the other run's row to reuse, or None to create as usual.
+
+    ``cancel`` cancels a superseded request (``client.requests.cancel``).
+    """
+    slot = _slot_ns(row)
+    if slot is None or row.thread_id is None:
+        return None
+    ledger = target.ledger
+    for _ in range(16):  # racing runs each take at most one turn
+        claims = ledger.list_task(row.thread_id, slot)
+        turn = max((int(c.key.rsplit("|", 1)[1]) for c in claims), default=-1)
+        latest = next((c for c in claims if c.key == _slot_key(row.thread_id, slot, turn)), None)
+        if latest is not None:
+            owner_key = str(latest.payload.get("owner"))
+            if owner_key == row.key:
+                return None
+            owner = ledger.get(owner_key)
+            if owner is not None and owner.state in _OPEN and owner.args_hash == row.args_hash:
+                shared = _await_created(target, owner)
+                if shared is not None:
+                    _close(target, row.key, f"hitl-alias|{row.key}", owner.key)
+                    log.info(
+                        "reused the open request of a concurrent run key=%s request_id=%s",
+                        row.key,
+                        shared.request_id,
+                    )
+                    return shared
+                if ledger.get(owner.key) is None:
+                    continue  # the winner's create was refused: its row is gone
+                # The winner's create is stuck (it died mid-create, its replay reconciles it):
+                # ask separately rather than wait forever.
+                return None
+            if owner is not None and owner.state in _SUPERSEDABLE:
+                _supersede(target, cancel, owner, row)
+        _, won = ledger.record_intent(
+            _slot_key(row.thread_id, slot, turn + 1),
+            now=target.clock(),
+            thread_id=row.thread_id,
+            checkpoint_ns=slot,
+            payload={"kind": "slot", "owner": row.key},
+        )
+        if won:
+            claim = _slot_key(row.thread_id, slot, turn + 1)
+            _close(target, claim, f"hitl-slot|{claim}", row.key)
+            return None
+    log.warning("slot claim kept losing races key=%s; creating without it", row.key)
+    return None
+
+
+def _close(target: CreateTarget, key: str, marker: str, owner: str) -> None:
+    """Walk a slot claim or an alias row straight to ``resumed``, pointing at ``owner``.
+
+    list_open (the poller's input) never sees a closed row; get and list_task still do. The
+    request id is a marker, never an API id.
+    """
+    ledger, now = target.ledger, target.clock()
+    ledger.mark_created(key, marker, now=now)
+    ledger.record_decision(marker, {"kind": "alias", "owner": owner}, now=now)
+    if ledger.claim(marker, "hitl-slot", now=now, lease_seconds=1.0):
+        ledger.complete(marker, "hitl-slot", now=now)
+
+
+def alias_target(target: CreateTarget, row: ReviewRecord) -> ReviewRecord | None:
+    """The row whose request ``row`` reuses (a concurrent run's), or None for a plain row."""
+    decision = row.decision or {}
+    if decision.get("kind") != "alias" or not str(row.request_id).startswith("hitl-alias|"):
+        return None
+    return target.ledger.get(str(decision.get("owner")))
+
+
+def _await_created(target: CreateTarget, owner: ReviewRecord) -> ReviewRecord | None:
+    """``owner`` once its request exists; None if its intent was discarded or never made it."""
+    deadline = time.monotonic() + _SLOT_WAIT
+    current: ReviewRecord | None = owner
+    while current is not None and current.request_id is None:
+        if time.monotonic() > deadline:
+            log.warning("a concurrent run's create did not finish key=%s", owner.key)
+            return None
+        time.sleep(_SLOT_POLL)
+        current = target.ledger.get(owner.key)
+    return current
+
+
+def _supersede(
+    target: CreateTarget,
+    cancel: Callable[[str], CancelResult],
+    owner: ReviewRecord,
+    by: ReviewRecord,
+) -> None:
+    """A newer run asks a different question at this gate: cancel the open one, visibly."""
+    current = _await_created(target, owner)
+    if current is None or current.request_id is None:
+        return
+    if current.state == "pending":
+        try:
+            result = cancel(current.request_id)
+            refunded = result.refund_info is not None
+        except APIError as err:
+            refunded = False
+            log.warning(
+                "could not cancel a superseded request request_id=%s error=%s",
+                current.request_id,
+                type(err).__name__,
+            )
+        decision = Decision(
+            request_id=current.request_id,
+            status="cancelled",
+            outcome="cancelled",
+            reason=(
+                "Superseded: a newer run of the same thread asked a different question at "
+                "this gate; this request was cancelled and is not approved."
+            ),
+            response_type=current.payload.get("response_type"),
+        )
+        target.ledger.record_decision(
+            current.request_id, decision.model_dump(mode="json"), now=target.clock()
+        )
+        log.warning(
+            "superseded an open review request_id=%s key=%s by key=%s refunded=%s",
+            current.request_id,
+            current.key,
+            by.key,
+            refunded,
+        )
+    else:
+        log.warning(
+            "a newer run of the thread asks a different question; the answer to "
+            "request_id=%s (state=%s) will not be used by it",
+            current.request_id,
+            current.state,
         )
 
 
@@ -218,6 +425,19 @@ async def aensure_request(
         )
     ledger = target.ledger
     row, inserted = await asyncio.to_thread(_intent, target, key, spec, thread_id, checkpoint_ns)
+    shared = await asyncio.to_thread(alias_target, target, row)
+    if shared is None and inserted and thread_id is not None and checkpoint_ns is not None:
+        loop = asyncio.get_running_loop()
+        async_client = client
+
+        def cancel(request_id: str) -> CancelResult:
+            # join_slot runs in a worker thread; the async client belongs to this loop.
+            coro = async_client.requests.cancel(request_id)
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+        shared = await asyncio.to_thread(join_slot, target, cancel, row)
+    if shared is not None:
+        return shared
     if row.state != "intent":
         return row
     checkpoint("gate.after_intent")
@@ -248,9 +468,12 @@ async def _areconcile(
     target: CreateTarget, client: AsyncHITLClient, key: str, since: float
 ) -> Request | None:
     seen = 0
+    cutoff: float | None = None
     async for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
         seen += 1
-        if _too_old(request, since):
+        if seen == 1:
+            cutoff = _reconcile_cutoff(client, since, target.clock())
+        if _too_old(request, cutoff):
             break
         if request.context is None:
             request = await client.requests.get(request.id)

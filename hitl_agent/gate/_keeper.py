@@ -3,7 +3,7 @@
 ::
 
     keeper = Gatekeeper(client=HITLClient(...), loop_id="...", ledger="sqlite:///hitl.db",
-                        callback_url="https://my.app/hitl")      # + HITL_CALLBACK_SECRET
+                        callback_url="https://my.app/hitl")
     decision = keeper.review("Refund $250 to order 1234?", response_type="single_select",
                              response_config={"options": ["Approve", "Reject"]},
                              default_response="reject", priority="high")
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, overload
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -32,6 +32,7 @@ from .._exceptions import ConfigError
 from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
 from ..dispatch._hooks import checkpoint
+from ..dispatch._paths import canonical_callback_url
 from ..ledger import Ledger, ReviewRecord, open_ledger
 from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
@@ -62,8 +63,12 @@ class Gatekeeper:
             (``sqlite:///hitl.db``, ``postgresql://...``); a URL-opened ledger is closed by
             :meth:`close`.
         callback_url: the public base URL of the dispatcher's receiver; each request gets
-            ``{callback_url}/{token}``. None: no callbacks, polling only.
-        callback_secret: the HMAC secret for callback tokens; default ``HITL_CALLBACK_SECRET``.
+            ``{callback_url}/{token}``. Any path works, the root included
+            (``http://host:8000``: tokens at ``/<token>``); the dispatcher answers under it.
+            None: no callbacks, polling only.
+        callback_secret: the HMAC secret for callback tokens (32 bytes or more); default
+            ``HITL_CALLBACK_SECRET``. Without either, the keeper generates one and keeps it in
+            the ledger, so every replica on a shared ledger derives the same tokens.
         async_client: optional async client for ``areview`` creates.
         approve_on_timeout: opt-in default for reviews: a timeout whose default approves,
             approves. Off by default (fail closed).
@@ -72,7 +77,9 @@ class Gatekeeper:
         priority, timeout_seconds: defaults for reviews (medium, 3600 s).
         clock: epoch seconds (inject a FakeClock in tests).
         budget: the hourly call budget shared by every dispatcher of this keeper.
-        poll_interval: seconds between blocking-mode sweeps.
+        poll_interval: the shortest gap between sweeps (default: 1 s); the schedule comes
+            from the open rows and the budget (about a second against the local server, the
+            budget's steady rate on HITL.sh; see ``docs/durable-reviews.md#quota``).
     """
 
     def __init__(
@@ -90,32 +97,22 @@ class Gatekeeper:
         timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
         budget: CallBudget | None = None,
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
     ) -> None:
         if not loop_id:
             raise ConfigError("loop_id", "missing", "pass the id of the loop to create reviews in")
         secret = callback_secret or os.environ.get("HITL_CALLBACK_SECRET") or None
-        if callback_url is not None:
-            parts = urlsplit(callback_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-                raise ConfigError(
-                    "callback_url",
-                    "not an absolute http(s) URL without a query",
-                    "pass e.g. https://my.app/hitl",
-                )
-            if secret is None:
-                raise ConfigError(
-                    "callback_secret",
-                    "callback_url is set but no callback_secret was given and "
-                    "HITL_CALLBACK_SECRET is unset",
-                    "pass callback_secret=... or set HITL_CALLBACK_SECRET (32+ random bytes)",
-                )
+        canonical = canonical_callback_url(callback_url) if callback_url is not None else None
+        if secret is not None:
+            _check_secret(secret, "callback_secret" if callback_secret else "HITL_CALLBACK_SECRET")
         self._owns_ledger = isinstance(ledger, str)
         self.ledger: Ledger = open_ledger(ledger) if isinstance(ledger, str) else ledger
+        if canonical is not None and secret is None:
+            secret = self._shared_secret()
         self.client = client
         self.async_client = async_client
         self.loop_id = loop_id
-        self.callback_url = callback_url.rstrip("/") if callback_url else None
+        self.callback_url = canonical
         self.clock = clock
         self.approve_on_timeout = approve_on_timeout
         self.approve_values = tuple(approve_values) if approve_values is not None else None
@@ -139,6 +136,7 @@ class Gatekeeper:
             clock=clock,
             poll_interval=poll_interval,
             row_filter=lambda row: row.thread_id is None,
+            webhooks=self.callback_url is not None,
         )
 
     def __repr__(self) -> str:
@@ -146,6 +144,22 @@ class Gatekeeper:
             f"Gatekeeper(loop_id={self.loop_id!r}, ledger={self.ledger!r}, "
             f"callback_url={self.callback_url!r})"
         )
+
+    def _shared_secret(self) -> str:
+        """The ledger's callback secret, generated by whichever replica starts first."""
+        try:
+            return self.ledger.ensure_meta(CALLBACK_SECRET_META, secrets.token_urlsafe(32))
+        except BaseException as exc:
+            if self._owns_ledger:
+                self.ledger.close()
+            if not isinstance(exc, NotImplementedError):
+                raise
+            raise ConfigError(
+                "callback_secret",
+                f"callback_url is set, no secret was given, and {type(self.ledger).__name__} "
+                "cannot keep a generated one",
+                "pass callback_secret=... or set HITL_CALLBACK_SECRET (32+ random bytes)",
+            ) from None
 
     def close(self) -> None:
         """Close the ledger if this keeper opened it from a URL."""
@@ -204,11 +218,12 @@ class Gatekeeper:
 
         Graph rows go to ``resumer`` (e.g. ``GraphResumer(graph)``); rows of blocking reviews
         complete the callers waiting in this process. The receiver answers under the path of
-        ``callback_url`` unless ``callback_path`` is given.
+        ``callback_url`` (``/hitl`` without one).
+
+        Raises:
+            ConfigError: ``callback_path`` disagrees with ``callback_url``'s path (every
+                callback would be a 404).
         """
-        path = callback_path
-        if path is None:
-            path = urlsplit(self.callback_url).path if self.callback_url else "/hitl"
         return Dispatcher(
             ledger=self.ledger,
             client=self.client,
@@ -216,9 +231,11 @@ class Gatekeeper:
             loop_id=self.loop_id,
             budget=self.budget,
             clock=self.clock,
-            callback_path=path or "/hitl",
+            callback_path=callback_path,
+            callback_url=self.callback_url,
             poll_interval=self.poll_interval if poll_interval is None else poll_interval,
             deadline_grace=deadline_grace,
+            webhooks=self.callback_url is not None,
         )
 
     def review_node(self, **kwargs: Any) -> Callable[[Any], Any]:
@@ -292,10 +309,14 @@ class Gatekeeper:
                 checkpoint_ns=ctx.checkpoint_ns,
             )
             record = await self.ledger.aget_by_request_id(row.request_id or "")
-            return self._wait_in_graph(ctx, record or row, spec, tool_call_id)
+            row = record or row
+            assert row.request_id is not None
+            delivered = self._interrupt(ctx, row, spec, tool_call_id)
+            # The ledger read runs in a worker thread: never block the event loop (W5).
+            return await asyncio.to_thread(self._trusted, row.request_id, delivered)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
         assert row.request_id is not None
-        future = self._register(row)
+        future = await asyncio.to_thread(self._register, row)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), wait_timeout)
         except TimeoutError:
@@ -308,6 +329,13 @@ class Gatekeeper:
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
     ) -> Decision:
         assert row.request_id is not None
+        return self._trusted(row.request_id, self._interrupt(ctx, row, spec, tool_call_id))
+
+    def _interrupt(
+        self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
+    ) -> dict[str, Any]:
+        """Interrupt until the row's decision is delivered (no IO); its JSON."""
+        assert row.request_id is not None
         payload = review_payload(
             request_id=row.request_id,
             key=row.key,
@@ -318,8 +346,7 @@ class Gatekeeper:
             tool_call_id=tool_call_id,
         )
         checkpoint("gate.before_interrupt")
-        delivered = wait_for_decision(ctx, row.request_id, dict(payload))
-        return self._trusted(row.request_id, delivered)
+        return wait_for_decision(ctx, row.request_id, dict(payload))
 
     def _trusted(self, request_id: str, delivered: dict[str, Any]) -> Decision:
         """The ledger's decision for ``request_id``; a resume value alone is never trusted."""
@@ -343,7 +370,10 @@ class Gatekeeper:
         future = hub.register(self._blocking, row.request_id)
         current = self.ledger.get_by_request_id(row.request_id)
         if current is not None and current.decision is not None:
-            if current.state == "resumed":
+            if current.state in ("resumed", "resuming"):
+                # Delivered already, or being delivered to the waiters registered before us
+                # (a delivery in flight does not see a future registered after it): the
+                # recorded decision is final, so hand it over here.
                 hub.complete(row.request_id, Decision.model_validate(current.decision))
             else:
                 self._blocking.resolver.deliver(row.request_id)
@@ -445,6 +475,58 @@ class Gatekeeper:
             description=description,
             priority=priority,
             timeout_seconds=timeout_seconds,
+        )
+
+    # -- the HumanInTheLoopMiddleware bridge ----------------------------------------------
+
+    def bridge(
+        self,
+        agent: Any = None,
+        *,
+        langgraph_url: str | None = None,
+        assistant_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Serve an unchanged ``HumanInTheLoopMiddleware`` agent's interrupts on HITL.sh.
+
+        ``keeper.bridge(agent)`` for a compiled graph with its checkpointer, or
+        ``keeper.bridge(langgraph_url=URL, assistant_id=ID)`` for one served by a LangGraph
+        Server. ``options``: ``priority``, ``timeout_seconds``, ``durability``, ``config``
+        (remote: ``api_key``, ``headers``, ``client``, ``aclient``). See docs/bridge.md.
+        """
+        if agent is None:
+            if not langgraph_url or not assistant_id:
+                raise ConfigError(
+                    "agent",
+                    "neither a graph nor langgraph_url and assistant_id were given",
+                    "pass keeper.bridge(agent) or keeper.bridge(langgraph_url=..., "
+                    "assistant_id=...)",
+                )
+            from ..langchain._bridge_remote import RemoteMiddlewareBridge
+
+            return RemoteMiddlewareBridge(
+                self, self._target, langgraph_url, assistant_id, **options
+            )
+        from ..langchain._bridge import MiddlewareBridge
+
+        return MiddlewareBridge(self, self._target, agent, **options)
+
+
+#: The ledger setting that holds a generated callback secret.
+CALLBACK_SECRET_META = "callback_secret"
+_MIN_SECRET_BYTES = 32
+
+
+def _check_secret(secret: str, field: str) -> None:
+    # The secret never appears in the message: only its length.
+    size = len(secret.encode("utf-8", "surrogatepass"))
+    if size < _MIN_SECRET_BYTES:
+        raise ConfigError(
+            field,
+            f"a callback secret of {size} bytes is too short to keep callback tokens "
+            f"unguessable (at least {_MIN_SECRET_BYTES} bytes)",
+            "use secrets.token_urlsafe(32), or pass none and let the keeper generate one "
+            "in the ledger",
         )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from langgraph.types import Command
-
 if TYPE_CHECKING:
+    from langgraph.types import Command
+
     from ._keeper import Gatekeeper
 
 __all__ = ["review_node"]
@@ -36,6 +36,9 @@ def review_node(
             build=lambda s: {"request_text": f"Refund {s['amount']}?", "priority": "high"},
             approved="refund", rejected="explain"))
     """
+
+    # Imported here so that ``import hitl_agent`` does not load LangGraph.
+    from langgraph.types import Command
 
     def node(state: Any) -> Command[str]:
         kwargs = dict(build(state))

@@ -1,7 +1,10 @@
 """How a review waits inside a LangGraph node: correlation keys and content-addressed resumes.
 
 This is the one module that reads LangGraph's private run state (the ``__pregel_*`` config
-keys); ``tests/langgraph/test_lg_contract.py`` asserts each assumption on the installed version.
+keys), knows the checkpoint-namespace format and how a waiting thread shows in a
+``StateSnapshot``; ``tests/langgraph/test_lg_contract.py`` asserts each assumption on the
+installed version, and ``make test`` runs it (with the gate, dispatch and langgraph suites)
+on the lowest and the newest LangGraph the pins allow.
 
 LangGraph re-runs a node from the top on resume and hands resume values to a task's
 ``interrupt()`` calls **by position**. Two things follow:
@@ -24,18 +27,39 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError
 from ..protocol import DECISIONS_KEY
 
-__all__ = ["GraphContext", "graph_context", "wait_for_decision"]
+if TYPE_CHECKING:
+    from langgraph.types import PregelTask, StateSnapshot
+
+__all__ = [
+    "NS_SEPARATOR",
+    "NS_TASK_SEPARATOR",
+    "GraphContext",
+    "graph_context",
+    "has_work",
+    "node_path",
+    "task_namespace",
+    "wait_for_decision",
+    "walk_tasks",
+    "written_at",
+]
 
 log = logging.getLogger("hitl_agent.gate")
 
 _SCRATCHPAD = "__pregel_scratchpad"  # LangGraph's per-task-run scratchpad (config key)
 _CHECKPOINTER = "__pregel_checkpointer"
+#: A task's checkpoint namespace is ``<node name>:<task id>``; a subgraph task's namespace is
+#: its parent's, ``|``, then its own (``outer:<id>|inner:<id>``). It is what the node sees as
+#: ``config["configurable"]["checkpoint_ns"]`` and what the ledger stores per row.
+NS_SEPARATOR = "|"
+NS_TASK_SEPARATOR = ":"
 _MAX_RUNS = 4096
 
 
@@ -150,3 +174,54 @@ def wait_for_decision(
         while request_id not in ctx.run.received:
             _merge(ctx.run, interrupt(payload))
         return ctx.run.received[request_id]
+
+
+# -- reading a thread's StateSnapshot (the resumer's side) ---------------------------------
+
+
+def task_namespace(parent: str, task: PregelTask) -> str:
+    """The checkpoint namespace of ``task`` inside the snapshot whose namespace is ``parent``
+    (``""`` for the root graph)."""
+    own = f"{task.name}{NS_TASK_SEPARATOR}{task.id}"
+    return f"{parent}{NS_SEPARATOR}{own}" if parent else own
+
+
+def walk_tasks(state: StateSnapshot, parent: str = "") -> Iterator[tuple[str, PregelTask]]:
+    """Every task of ``state`` with its namespace, depth first: a task, then the tasks of its
+    subgraph (``get_state(..., subgraphs=True)`` nests their snapshots in ``task.state``)."""
+    from langgraph.types import StateSnapshot
+
+    for task in state.tasks:
+        ns = task_namespace(parent, task)
+        yield ns, task
+        if isinstance(task.state, StateSnapshot):
+            yield from walk_tasks(task.state, ns)
+
+
+def node_path(checkpoint_ns: str) -> str:
+    """A namespace without its task ids (``outer|inner``): the same gate in another run."""
+    return NS_SEPARATOR.join(
+        part.split(NS_TASK_SEPARATOR, 1)[0] for part in checkpoint_ns.split(NS_SEPARATOR)
+    )
+
+
+def has_work(state: StateSnapshot) -> bool:
+    """True while the thread has anything left: a next node or a task (waiting or not).
+
+    Both are read: on langgraph 1.2.4 (the lowest the pins allow) a task that interrupts
+    again after a resume shows ``next == ()`` while the task and its interrupt are there.
+    """
+    return bool(state.next or state.tasks)
+
+
+def written_at(state: StateSnapshot) -> float | None:
+    """When the snapshot's checkpoint was written (epoch seconds), or None if unknown.
+
+    ``created_at`` is an ISO-8601 string with an offset on every supported version.
+    """
+    if not state.created_at:
+        return None
+    try:
+        return datetime.fromisoformat(state.created_at).timestamp()
+    except ValueError:
+        return None

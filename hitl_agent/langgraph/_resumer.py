@@ -13,13 +13,21 @@ own interrupt format (the middleware bridge) passes its own.
 Anything else (unknown thread, finished thread, a task that is not waiting yet) returns False
 and invokes nothing; the dispatcher keeps the row ``decided`` and tries again later, which is
 what makes a decision that arrives before the interrupt is durable safe (T15).
+
+A thread can also stop *after* its gate: the resume ran the gate's step and was killed in the
+next node (``gate -> act``, the ``review_node`` shape). Its interrupt is consumed, so nothing
+waits, yet the approved action never ran. :meth:`GraphResumer.proceed` drives such a thread on
+with ``graph.invoke(None, config)``, and only when :func:`consumed_gate` says so: the thread has
+work left and no pending interrupt, the row's gate task has finished (it is no longer among the
+current tasks, or its writes are saved), and the checkpoints from the one that held the gate
+task to the current one are one run (a ``Command(resume=...)`` run writes no ``input``
+checkpoint; a new message on the thread does).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -27,30 +35,71 @@ from langgraph.types import Command, StateSnapshot
 
 from .._exceptions import ConfigError
 from ..decision import Decision
+from ..gate._pregel import has_work, walk_tasks, written_at
 from ..ledger import ReviewRecord
-from ..protocol import REVIEW_CODEC, InterruptCodec
+from ..protocol import REVIEW_CODEC, InterruptCodec, read_payload
 
-__all__ = ["GraphResumer", "check_durability", "find_interrupt", "thread_finished_since"]
+__all__ = [
+    "GraphResumer",
+    "check_durability",
+    "consumed_gate",
+    "find_interrupt",
+    "thread_finished_since",
+]
+
+# How many checkpoints back the gate's step is looked for (it is usually 1 or 2 back).
+_HISTORY_LIMIT = 200
+
+Consumed = Literal["run", "done", "no", "abandoned"]
 
 
 def find_interrupt(
-    state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec = REVIEW_CODEC
+    state: StateSnapshot,
+    record: ReviewRecord,
+    codec: InterruptCodec = REVIEW_CODEC,
+    *,
+    reused: bool = False,
 ) -> tuple[str, Any] | None:
-    """The id and value of the pending interrupt of the row's task that ``codec`` matches."""
-    return _find(state, record, codec, "")
+    """The id and value of the pending interrupt of the row's task that ``codec`` matches.
+
+    With ``reused``, failing the row's own task (same checkpoint namespace), also the same
+    gate in another task of the thread that waits on this very request id: a concurrent run
+    of the thread (double texting) that reused the row's request, on the branch LangGraph
+    kept. Only local graphs need it: a LangGraph Server runs one run per thread at a time.
+    """
+    found = _find(state, record, codec, "")
+    if found is None and reused and record.request_id and record.checkpoint_ns is not None:
+        found = _find_reused(state, record, _names(record.checkpoint_ns), "")
+    return found
+
+
+def _names(checkpoint_ns: str) -> str:
+    return "|".join(part.split(":", 1)[0] for part in checkpoint_ns.split("|"))
 
 
 def _find(
     state: StateSnapshot, record: ReviewRecord, codec: InterruptCodec, prefix: str
 ) -> tuple[str, Any] | None:
-    for task in state.tasks:
-        ns = f"{prefix}{task.name}:{task.id}"
+    for ns, task in walk_tasks(state, prefix):
         if ns == record.checkpoint_ns:
             for interrupt in task.interrupts:
                 if codec.matches(interrupt.value, record):
                     return interrupt.id, interrupt.value
+    return None
+
+
+def _find_reused(
+    state: StateSnapshot, record: ReviewRecord, names: str, prefix: str
+) -> tuple[str, Any] | None:
+    for task in state.tasks:
+        ns = f"{prefix}{task.name}:{task.id}"
+        if _names(ns) == names:
+            for interrupt in task.interrupts:
+                stamp = read_payload(interrupt.value)
+                if stamp is not None and stamp.get("request_id") == record.request_id:
+                    return interrupt.id, interrupt.value
         if isinstance(task.state, StateSnapshot):
-            found = _find(task.state, record, codec, f"{ns}|")
+            found = _find_reused(task.state, record, names, f"{ns}|")
             if found is not None:
                 return found
     return None
@@ -79,13 +128,84 @@ def thread_finished_since(state: StateSnapshot, since: float) -> bool:
     thread that runs a new turn can still show the previous turn's finished checkpoint, so
     the checkpoint must also be newer than the decision.
     """
-    if state.next or state.tasks or state.created_at is None:
+    if has_work(state):
         return False
-    try:
-        written = datetime.fromisoformat(state.created_at).timestamp()
-    except ValueError:
-        return False
-    return written > since
+    written = written_at(state)
+    return written is not None and written > since
+
+
+def _ns(task: Any) -> str:
+    return f"{task.name}:{task.id}"
+
+
+def _has_interrupts(state: StateSnapshot) -> bool:
+    if state.interrupts:
+        return True
+    for task in state.tasks:
+        if task.interrupts:
+            return True
+        if isinstance(task.state, StateSnapshot) and _has_interrupts(task.state):
+            return True
+    return False
+
+
+def _checkpoint_id(config: Any) -> str | None:
+    value = ((config or {}).get("configurable") or {}).get("checkpoint_id")
+    return str(value) if value else None
+
+
+def consumed_gate(
+    state: StateSnapshot, history: Iterable[StateSnapshot], record: ReviewRecord
+) -> Consumed:
+    """Whether a thread that is not waiting for ``record`` passed its gate and stopped short.
+
+    Args:
+        state: the thread's current state (``get_state(config, subgraphs=True)``).
+        history: the thread's checkpoints, newest first (``get_state_history``); only the
+            current checkpoint's ancestors are read, so sibling branches do not count.
+        record: the decided row.
+
+    Returns:
+        ``"run"``: drive the thread on (``invoke(None)``); ``"done"``: the gate was passed
+        and the thread now waits on another interrupt, so nothing is left for this row;
+        ``"abandoned"``: a new turn (an ``input`` checkpoint) started on the thread after the
+        gate's step, so nothing will ever wait for this row again; ``"no"``: the gate was not
+        passed on this thread's current branch (not reached yet, still running, an unknown
+        thread or another branch): do nothing.
+    """
+    if record.checkpoint_ns is None or not (state.next or state.tasks):
+        return "no"
+    # A gate inside a subgraph is driven through its root task, the parent graph's node.
+    root = record.checkpoint_ns.split("|", 1)[0]
+    current = next((task for task in state.tasks if _ns(task) == root), None)
+    if current is not None and (current.result is None or current.interrupts):
+        # Not finished: still running, not run yet (a decision recorded before its
+        # interrupt was durable), or waiting on an interrupt the resume did not match.
+        return "no"
+    if current is None:
+        where = _ancestor_with(state, history, root)
+        if where != "this run":
+            return "abandoned" if where == "earlier turn" else "no"
+    return "done" if _has_interrupts(state) else "run"
+
+
+def _ancestor_with(
+    state: StateSnapshot, history: Iterable[StateSnapshot], root: str
+) -> Literal["this run", "earlier turn", "missing"]:
+    """Where on the current branch the checkpoint holding task ``root`` is."""
+    new_turn = (state.metadata or {}).get("source") == "input"
+    want = _checkpoint_id(state.parent_config)
+    for seen, snapshot in enumerate(history):
+        if want is None or seen >= _HISTORY_LIMIT:
+            break
+        if _checkpoint_id(snapshot.config) != want:
+            continue  # a sibling branch, or the current checkpoint itself
+        if any(_ns(task) == root for task in snapshot.tasks):
+            return "earlier turn" if new_turn else "this run"
+        # An ``input`` checkpoint is a new turn; a resume run writes none.
+        new_turn = new_turn or (snapshot.metadata or {}).get("source") == "input"
+        want = _checkpoint_id(snapshot.parent_config)
+    return "missing"
 
 
 class GraphResumer:
@@ -132,7 +252,7 @@ class GraphResumer:
         if record.thread_id is None or record.checkpoint_ns is None:
             return None
         state = self.graph.get_state(self._thread_config(record), subgraphs=True)
-        return find_interrupt(state, record, self.codec)
+        return find_interrupt(state, record, self.codec, reused=True)
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Resume the row's task with ``decisions``; False (nothing run) if it is not waiting."""
@@ -149,21 +269,72 @@ class GraphResumer:
         return True
 
     def finished(self, record: ReviewRecord) -> bool:
-        """True when the row's thread finished after its decision was recorded."""
+        """True when nothing will wait for the row again: its thread finished after the
+        decision was recorded, or started a new turn after the row's gate."""
         if record.thread_id is None or record.decided_at is None:
             return False
-        state = self.graph.get_state(self._thread_config(record))
-        return thread_finished_since(state, record.decided_at)
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        if thread_finished_since(state, record.decided_at):
+            return True
+        history = self.graph.get_state_history(config)
+        return consumed_gate(state, history, record) == "abandoned"
 
     async def afinished(self, record: ReviewRecord) -> bool:
         """Async twin of :meth:`finished`."""
         if record.thread_id is None or record.decided_at is None:
             return False
+        config = self._thread_config(record)
         try:
-            state = await self.graph.aget_state(self._thread_config(record))
+            state = await self.graph.aget_state(config, subgraphs=True)
         except NotImplementedError:  # a sync-only checkpointer
             return await asyncio.to_thread(self.finished, record)
-        return thread_finished_since(state, record.decided_at)
+        if thread_finished_since(state, record.decided_at):
+            return True
+        history = [snapshot async for snapshot in self._ahistory(config)]
+        return consumed_gate(state, history, record) == "abandoned"
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on a thread that consumed the row's interrupt and stopped short of the end.
+
+        Returns True when it ran the rest of the thread (``invoke(None)``) or nothing is left
+        for this row; False (nothing run) unless :func:`consumed_gate` allows it.
+        """
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        verdict = consumed_gate(state, self.graph.get_state_history(config), record)
+        if verdict in ("no", "abandoned"):
+            return False
+        if verdict == "run":
+            self.graph.invoke(None, config, durability=self.durability)
+        return True
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed` (``aget_state`` / ``ainvoke``)."""
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        config = self._thread_config(record)
+        try:
+            state = await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer
+            return await asyncio.to_thread(self.proceed, record)
+        history = [snapshot async for snapshot in self._ahistory(config)]
+        verdict = consumed_gate(state, history, record)
+        if verdict in ("no", "abandoned"):
+            return False
+        if verdict == "run":
+            await self.graph.ainvoke(None, config, durability=self.durability)
+        return True
+
+    async def _ahistory(self, config: RunnableConfig) -> Any:
+        seen = 0
+        async for snapshot in self.graph.aget_state_history(config):
+            yield snapshot
+            seen += 1
+            if seen >= _HISTORY_LIMIT:
+                return
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume` (``aget_state`` / ``ainvoke``)."""
@@ -175,7 +346,7 @@ class GraphResumer:
         except NotImplementedError:
             # A sync-only checkpointer (SqliteSaver): run the sync path off the event loop.
             return await asyncio.to_thread(self.resume, record, decisions)
-        found = find_interrupt(state, record, self.codec)
+        found = find_interrupt(state, record, self.codec, reused=True)
         if found is None:
             return False
         interrupt_id, pending = found

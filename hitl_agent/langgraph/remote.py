@@ -9,6 +9,11 @@ run that answers that interrupt by id and wait for it::
     {"assistant_id": ..., "command": {"resume": {interrupt_id: {"hitl_agent_decisions": [...]}}},
      "multitask_strategy": "reject", "if_not_exists": "reject", "durability": "sync"}
 
+A thread that consumed the row's interrupt and stopped short of the end (the server's worker
+died after the gate's step) is driven on by :meth:`RemoteGraphResumer.proceed` under the same
+rule as the local resumer's (:func:`~hitl_agent.langgraph._resumer.consumed_gate` over
+``GET /threads/{id}/history``): one run with no input, ``multitask_strategy="reject"``.
+
 An unknown thread (404), a finished thread or a task that is not waiting returns False and
 creates no run: a run on a thread that is not waiting would *start* it. The run is created
 with ``if_not_exists="reject"`` (a thread deleted in between is not re-created) and
@@ -36,7 +41,7 @@ from .._exceptions import HITLError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec
-from ._resumer import check_durability, find_interrupt, thread_finished_since
+from ._resumer import check_durability, consumed_gate, find_interrupt, thread_finished_since
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -74,9 +79,9 @@ class RemoteResumeError(HITLError):
 def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
     """The parts of a ``ThreadState`` JSON that find a pending interrupt, as a StateSnapshot.
 
-    Tasks, their interrupts (id and value), ``next``, the checkpoint's ``created_at`` and,
-    with ``subgraphs=True``, the nested states of subgraph tasks are kept; values, configs and
-    metadata are not needed and left empty.
+    Tasks (with their interrupts and results), ``next``, the checkpoint's ``created_at``, its
+    id and its parent's id, its metadata and, with ``subgraphs=True``, the nested states of
+    subgraph tasks are kept; values are not needed and left empty.
     """
     created_at = state.get("created_at")
     tasks = []
@@ -100,18 +105,27 @@ def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:
                     if isinstance(nested, Mapping) and "tasks" in nested
                     else None
                 ),
+                result=task.get("result"),
             )
         )
+    metadata = state.get("metadata")
     return StateSnapshot(
         values={},
         next=tuple(state.get("next") or ()),
-        config={},
-        metadata=None,
+        config=_config_of(state.get("checkpoint")),
+        metadata=dict(metadata) if isinstance(metadata, Mapping) else None,  # type: ignore[arg-type]
         created_at=created_at if isinstance(created_at, str) else None,
-        parent_config=None,
+        parent_config=_config_of(state.get("parent_checkpoint")) or None,
         tasks=tuple(tasks),
         interrupts=(),
     )
+
+
+def _config_of(checkpoint: Any) -> Any:
+    """A ``{"configurable": {"checkpoint_id": ...}}`` config for a ThreadState checkpoint."""
+    if isinstance(checkpoint, Mapping) and checkpoint.get("checkpoint_id"):
+        return {"configurable": {"checkpoint_id": str(checkpoint["checkpoint_id"])}}
+    return {}
 
 
 def _check_run(thread_id: str, result: Any) -> None:
@@ -240,28 +254,124 @@ class RemoteGraphResumer:
         return find_interrupt(snapshot_from_thread_state(state), record, self.codec)
 
     def finished(self, record: ReviewRecord) -> bool:
-        """True when the row's thread finished on the server after its decision was recorded."""
+        """True when nothing on the server will wait for the row again: its thread finished
+        after the decision was recorded, or started a new turn after the row's gate."""
         if record.thread_id is None or record.decided_at is None:
             return False
         try:
-            state = self.client.threads.get_state(record.thread_id)
+            state = snapshot_from_thread_state(self.client.threads.get_state(record.thread_id))
+            if thread_finished_since(state, record.decided_at):
+                return True
+            history = self.client.threads.get_history(record.thread_id, limit=self._history_limit())
         except NotFoundError:
             return False
         except Exception as exc:
             raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return thread_finished_since(snapshot_from_thread_state(state), record.decided_at)
+        snapshots = [snapshot_from_thread_state(item) for item in history]
+        return consumed_gate(state, snapshots, record) == "abandoned"
 
     async def afinished(self, record: ReviewRecord) -> bool:
         """Async twin of :meth:`finished`."""
         if record.thread_id is None or record.decided_at is None:
             return False
         try:
-            state = await self.aclient.threads.get_state(record.thread_id)
+            raw = await self.aclient.threads.get_state(record.thread_id)
+            state = snapshot_from_thread_state(raw)
+            if thread_finished_since(state, record.decided_at):
+                return True
+            history = await self.aclient.threads.get_history(
+                record.thread_id, limit=self._history_limit()
+            )
         except NotFoundError:
             return False
         except Exception as exc:
             raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return thread_finished_since(snapshot_from_thread_state(state), record.decided_at)
+        snapshots = [snapshot_from_thread_state(item) for item in history]
+        return consumed_gate(state, snapshots, record) == "abandoned"
+
+    # -- proceed -------------------------------------------------------------------------
+
+    def _history_limit(self) -> int:
+        return 50
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on a thread that consumed the row's interrupt and stopped short of the end.
+
+        Returns True when one input-less run finished the thread (or nothing is left for
+        the row); False (no run) unless the consumed-gate rule of the local resumer allows
+        it.
+
+        Raises:
+            RemoteResumeError: the server refused the run (409 busy...) or it ended in error.
+        """
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        try:
+            state = self.client.threads.get_state(record.thread_id, subgraphs=True)
+            history = self.client.threads.get_history(record.thread_id, limit=self._history_limit())
+        except NotFoundError:
+            return False
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
+        verdict = consumed_gate(
+            snapshot_from_thread_state(state),
+            [snapshot_from_thread_state(item) for item in history],
+            record,
+        )
+        if verdict in ("no", "abandoned"):
+            return False
+        if verdict == "run":
+            try:
+                result = self.client.runs.wait(
+                    record.thread_id, self.assistant_id, **self._continue_kwargs()
+                )
+            except Exception as exc:
+                raise RemoteResumeError.wrap(f"continuing thread {record.thread_id}", exc) from exc
+            _check_run(record.thread_id, result)
+        return True
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed`."""
+        if record.thread_id is None or record.checkpoint_ns is None:
+            return False
+        try:
+            state = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
+            history = await self.aclient.threads.get_history(
+                record.thread_id, limit=self._history_limit()
+            )
+        except NotFoundError:
+            return False
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
+        verdict = consumed_gate(
+            snapshot_from_thread_state(state),
+            [snapshot_from_thread_state(item) for item in history],
+            record,
+        )
+        if verdict in ("no", "abandoned"):
+            return False
+        if verdict == "run":
+            try:
+                result = await self.aclient.runs.wait(
+                    record.thread_id, self.assistant_id, **self._continue_kwargs()
+                )
+            except Exception as exc:
+                raise RemoteResumeError.wrap(f"continuing thread {record.thread_id}", exc) from exc
+            _check_run(record.thread_id, result)
+        return True
+
+    def _continue_kwargs(self) -> dict[str, Any]:
+        # No input and no command: the server continues the thread from its checkpoint.
+        kwargs: dict[str, Any] = {
+            "input": None,
+            "multitask_strategy": "reject",
+            "if_not_exists": "reject",
+            "durability": self.durability,
+            "raise_error": False,
+        }
+        if self._config is not None:
+            kwargs["config"] = self._config
+        return kwargs
 
     # -- resume --------------------------------------------------------------------------
 

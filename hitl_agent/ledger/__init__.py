@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ._base import Ledger, LedgerState, ReviewRecord
+from ._base import Ledger, LedgerError, LedgerState, ReviewRecord
 from .sqlite import SqliteLedger
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Ledger",
+    "LedgerError",
     "LedgerState",
     "PostgresLedger",
     "ReviewRecord",

@@ -10,8 +10,10 @@ replicas and manual resumes agree on a single outcome::
       └─discard_intent (create refused for sure)         └───release────┘ (resume failed)
 
 ``claim`` takes a lease: a resumer that dies mid-resume leaves a ``resuming`` row whose lease
-expires, and the next claim takes it over. Timestamps are seconds since the epoch (UTC) and
-come from the caller, so tests can drive time.
+expires, and the next claim takes it over. A live resumer renews its lease (``renew``) while
+the resume runs (an approved action may take longer than any lease), so a takeover only ever
+happens to a claim whose owner stopped renewing it. Timestamps are seconds since the epoch
+(UTC) and come from the caller, so tests can drive time.
 """
 
 from __future__ import annotations
@@ -21,9 +23,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
-__all__ = ["Ledger", "LedgerState", "ReviewRecord"]
+from .._exceptions import HITLError
+
+__all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord"]
 
 LedgerState: TypeAlias = Literal["intent", "pending", "decided", "resuming", "resumed"]
+
+
+class LedgerError(HITLError):
+    """The ledger's store failed (after retrying what is safe to retry).
+
+    The message names the backend and the operation; the original error (``sqlite3`` or
+    ``psycopg``) is the ``__cause__``.
+    """
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,15 @@ class Ledger(ABC):
         lease expired. Exactly one of any number of concurrent callers gets True."""
 
     @abstractmethod
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s claim to ``now + lease_seconds`` (a heartbeat while it resumes).
+
+        Returns True when ``owner`` still holds the ``resuming`` row (also when its lease ran
+        out but nobody took it over); False when the row is not ``resuming`` or another
+        owner holds it: the caller lost its claim.
+        """
+
+    @abstractmethod
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim (the resume failed)."""
 
@@ -215,6 +236,14 @@ class Ledger(ABC):
             lambda: self.claim(request_id, owner, now=now, lease_seconds=lease_seconds)
         )
 
+    async def arenew(
+        self, request_id: str, owner: str, *, now: float, lease_seconds: float
+    ) -> bool:
+        """Async twin of :meth:`renew`."""
+        return await asyncio.to_thread(
+            lambda: self.renew(request_id, owner, now=now, lease_seconds=lease_seconds)
+        )
+
     async def arelease(self, request_id: str, owner: str, *, now: float) -> bool:
         """Async twin of :meth:`release`."""
         return await asyncio.to_thread(lambda: self.release(request_id, owner, now=now))
@@ -222,3 +251,19 @@ class Ledger(ABC):
     async def acomplete(self, request_id: str, owner: str, *, now: float) -> bool:
         """Async twin of :meth:`complete`."""
         return await asyncio.to_thread(lambda: self.complete(request_id, owner, now=now))
+
+    # -- settings shared by every replica ----------------------------------------------
+
+    def ensure_meta(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is stored; return the stored one.
+
+        Concurrent first callers agree: exactly one value is ever stored under a name, and
+        every caller gets it back. The generated callback secret lives here, so replicas on a
+        shared ledger derive the same callback tokens. Values are settings, possibly secret:
+        backends never log them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared settings")
+
+    def get_meta(self, name: str) -> str | None:
+        """The value stored under ``name`` by :meth:`ensure_meta`, or None."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared settings")

@@ -4,25 +4,38 @@ Every transition is one statement in its own transaction (the pool's connections
 autocommit). A compare-and-set ``UPDATE … WHERE request_id = %s AND state = …`` takes the
 row lock; a concurrent one waits for it, then re-checks its ``WHERE`` against the committed
 row (READ COMMITTED's re-evaluation) and matches nothing, so exactly one caller wins.
+
+Dropped connections (a restarted server, ``pg_terminate_backend``, a proxy's idle timeout)
+are retried on a fresh connection: every operation is idempotent in effect, and a
+compare-and-set whose first attempt may have committed before the connection died checks
+whether it did (the row carries its owner and timestamp) instead of reporting a lost race.
+Whatever still fails is a :class:`~hitl_agent.ledger.LedgerError`, never a raw psycopg error.
 """
 
 from __future__ import annotations
 
-from typing import Any, LiteralString
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, LiteralString, TypeVar
 
 try:
     import psycopg
     from psycopg import sql
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'hitl-agent[postgres]'"
     ) from exc
 
-from ._base import Ledger, ReviewRecord
+from ._base import Ledger, LedgerError, ReviewRecord
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
 __all__ = ["MIGRATIONS", "PostgresLedger"]
+
+log = logging.getLogger("hitl_agent.ledger")
+
+_T = TypeVar("_T")
 
 #: The schema, one entry per version: the position of an entry is its version number.
 #: Append, never edit. ``{table}``, ``{migrations}`` and the ``*_index`` names are identifiers
@@ -56,6 +69,8 @@ MIGRATIONS: list[LiteralString] = [
     "CREATE INDEX {task_index} ON {table} (thread_id, checkpoint_ns)",
     # when the decision was recorded (updated_at moves with every claim and release).
     "ALTER TABLE {table} ADD COLUMN decided_at double precision",
+    # settings every replica must share (the generated callback secret); see ensure_meta.
+    "CREATE TABLE {meta} (name text PRIMARY KEY, value text NOT NULL)",
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -73,7 +88,8 @@ class PostgresLedger(Ledger):
         timeout: seconds to wait for a connection (and for the pool to open).
 
     Raises:
-        psycopg_pool.PoolTimeout: the server could not be reached within ``timeout``.
+        LedgerError: the server could not be reached within ``timeout`` (the cause is
+            ``psycopg_pool.PoolTimeout``).
     """
 
     def __init__(
@@ -90,10 +106,17 @@ class PostgresLedger(Ledger):
         self._ids = {
             "table": sql.Identifier(*prefix, "hitl_ledger"),
             "migrations": sql.Identifier(*prefix, "hitl_ledger_migrations"),
+            "meta": sql.Identifier(*prefix, "hitl_ledger_meta"),
             "open_index": sql.Identifier("hitl_ledger_open"),
             "task_index": sql.Identifier("hitl_ledger_task"),
         }
         self._table = self._ids["table"]
+        # Dropped connections are retried for as long as a caller would wait for a free one.
+        # A server restart or failover leaves every pooled connection dead at once: the
+        # first max_size retries take the next one at once (each failure discards one),
+        # later ones back off while the pool reconnects.
+        self._retry_for = timeout
+        self._instant_retries = max_size
         self._select = sql.SQL("SELECT {} FROM {}").format(_COLS, self._table)
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             conninfo,
@@ -106,6 +129,9 @@ class PostgresLedger(Ledger):
         )
         try:
             self._pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise self._error("open", exc) from exc
         except BaseException:
             self._pool.close()
             raise
@@ -120,22 +146,78 @@ class PostgresLedger(Ledger):
     def _q(self, template: LiteralString) -> sql.Composed:
         return sql.SQL(template).format(**self._ids)
 
+    def _error(self, what: str, exc: Exception) -> LedgerError:
+        return LedgerError(
+            f"PostgreSQL ledger (schema={self.schema!r}): {what} failed: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        )
+
+    def _run(
+        self, what: str, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], _T]
+    ) -> tuple[_T, bool]:
+        """Run ``fn`` on a pooled connection, retrying dropped connections.
+
+        Returns ``fn``'s result and whether an earlier attempt died mid-way (its statement
+        may have committed).
+        """
+        ambiguous = False
+        deadline = time.monotonic() + self._retry_for
+        attempt = 0
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn), ambiguous
+            except PoolTimeout as exc:  # no connection within ``timeout``: the server is gone
+                raise self._error(what, exc) from exc
+            except psycopg.OperationalError as exc:
+                # A broken connection goes back to the pool, which discards it and opens a
+                # new one; anything else (a constraint, bad data) is not retried.
+                late = attempt - self._instant_retries
+                delay = 0.0 if late < 0 else min(0.1, 0.005 * 2**late)
+                if time.monotonic() + delay > deadline:
+                    raise self._error(what, exc) from exc
+                ambiguous = True
+                attempt += 1
+                log.warning(
+                    "PostgreSQL ledger connection lost during %s (%s); retrying",
+                    what,
+                    type(exc).__name__,
+                )
+                time.sleep(delay)
+            except psycopg.Error as exc:
+                raise self._error(what, exc) from exc
+
     def _fetch(self, query: sql.Composed, args: tuple[Any, ...]) -> ReviewRecord | None:
-        with self._pool.connection() as conn:
-            row = conn.execute(query, args).fetchone()
+        row, _ = self._run("read", lambda conn: conn.execute(query, args).fetchone())
         return None if row is None else to_record(row)
 
-    def _cas(self, query: sql.Composed, args: tuple[Any, ...]) -> bool:
-        with self._pool.connection() as conn:
-            return bool(conn.execute(query, args).rowcount == 1)
+    def _cas(
+        self,
+        query: sql.Composed,
+        args: tuple[Any, ...],
+        landed: Callable[[ReviewRecord], bool] | None = None,
+        request_id: str | None = None,
+    ) -> bool:
+        done, ambiguous = self._run(
+            "update", lambda conn: bool(conn.execute(query, args).rowcount == 1)
+        )
+        if done or not ambiguous or landed is None or request_id is None:
+            return done
+        # The first attempt may have committed before its connection died: then this
+        # attempt matched nothing, and the row shows our own write.
+        row = self.get_by_request_id(request_id)
+        return row is not None and landed(row)
 
     # -- schema ------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Create or migrate the tables. Idempotent; concurrent callers are serialised by a
         transaction-scoped advisory lock."""
+        self._run("setup", self._migrate)
+
+    def _migrate(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         lock_name = f"hitl_agent.ledger:{self.schema or ''}"
-        with self._pool.connection() as conn, conn.transaction():
+        with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_name,))
             if self.schema:
                 conn.execute(
@@ -165,16 +247,18 @@ class PostgresLedger(Ledger):
         query = self._select + sql.SQL(
             " WHERE state <> 'resumed' ORDER BY created_at, seq LIMIT %s"
         )
-        with self._pool.connection() as conn:
-            return [to_record(row) for row in conn.execute(query, (limit,))]
+        rows, _ = self._run("read", lambda conn: conn.execute(query, (limit,)).fetchall())
+        return [to_record(row) for row in rows]
 
     def list_task(self, thread_id: str, checkpoint_ns: str) -> list[ReviewRecord]:
         """Every row of one task, oldest first."""
         query = self._select + sql.SQL(
             " WHERE thread_id = %s AND checkpoint_ns = %s ORDER BY created_at, seq"
         )
-        with self._pool.connection() as conn:
-            return [to_record(row) for row in conn.execute(query, (thread_id, checkpoint_ns))]
+        rows, _ = self._run(
+            "read", lambda conn: conn.execute(query, (thread_id, checkpoint_ns)).fetchall()
+        )
+        return [to_record(row) for row in rows]
 
     # -- transitions -------------------------------------------------------------------
 
@@ -233,7 +317,9 @@ class PostgresLedger(Ledger):
         )
         try:
             row = self._fetch(update, (request_id, deadline, now, key))
-        except psycopg.errors.UniqueViolation as exc:
+        except LedgerError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise
             other = self.get_by_request_id(request_id)
             owner = other.key if other is not None else "another row"
             raise ValueError(
@@ -280,6 +366,23 @@ class PostgresLedger(Ledger):
                       AND (state = 'decided' OR (state = 'resuming' AND lease_until <= %s))"""
             ),
             (owner, now + lease_seconds, now, request_id, now),
+            lambda row: (
+                row.state == "resuming"
+                and row.claimed_by == owner
+                and row.lease_until == now + lease_seconds
+            ),
+            request_id,
+        )
+
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        check_lease(lease_seconds)
+        return self._cas(
+            self._q(
+                """UPDATE {table} SET lease_until = %s, updated_at = %s
+                    WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
+            ),
+            (now + lease_seconds, now, request_id, owner),
         )
 
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
@@ -291,6 +394,8 @@ class PostgresLedger(Ledger):
                     WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
             ),
             (now, request_id, owner),
+            lambda row: row.state == "decided" and row.claimed_by is None and row.updated_at == now,
+            request_id,
         )
 
     def complete(self, request_id: str, owner: str, *, now: float) -> bool:
@@ -302,4 +407,28 @@ class PostgresLedger(Ledger):
                     WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
             ),
             (now, request_id, owner),
+            lambda row: row.state == "resumed" and row.claimed_by == owner,
+            request_id,
         )
+
+    # -- shared settings ---------------------------------------------------------------
+
+    def ensure_meta(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is stored; the stored value."""
+        insert = self._q("INSERT INTO {meta} (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING")
+        select = self._q("SELECT value FROM {meta} WHERE name = %s")
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+            conn.execute(insert, (name, value))
+            row = conn.execute(select, (name,)).fetchone()
+            assert row is not None  # inserted by us or by the caller that won
+            return str(row[0])
+
+        stored, _ = self._run("ensure_meta", run)
+        return stored
+
+    def get_meta(self, name: str) -> str | None:
+        """The value stored under ``name``, or None."""
+        select = self._q("SELECT value FROM {meta} WHERE name = %s")
+        row, _ = self._run("read", lambda conn: conn.execute(select, (name,)).fetchone())
+        return None if row is None else str(row[0])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._base import Ledger, ReviewRecord
+from ._base import Ledger, LedgerError, ReviewRecord
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
 __all__ = ["MIGRATIONS", "SqliteLedger"]
@@ -55,6 +55,8 @@ MIGRATIONS: list[str] = [
     f"CREATE INDEX hitl_ledger_task ON {_TABLE} (thread_id, checkpoint_ns)",
     # 4: when the decision was recorded (updated_at moves with every claim and release).
     f"ALTER TABLE {_TABLE} ADD COLUMN decided_at REAL",
+    # 5: settings every replica must share (the generated callback secret); see ensure_meta.
+    "CREATE TABLE hitl_ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 
 
@@ -186,6 +188,9 @@ class SqliteLedger(Ledger):
             self._inflight += 1
         try:
             yield self._conn()
+        except sqlite3.Error as exc:
+            # Past busy_timeout, a full disk, a corrupt file: one typed error naming the file.
+            raise LedgerError(f"SQLite ledger {self.path!r}: {type(exc).__name__}: {exc}") from exc
         finally:
             with self._idle:
                 self._inflight -= 1
@@ -363,6 +368,15 @@ class SqliteLedger(Ledger):
             (owner, now + lease_seconds, now, request_id, now),
         )
 
+    def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        check_lease(lease_seconds)
+        return self._cas(
+            f"""UPDATE {_TABLE} SET lease_until = ?, updated_at = ?
+                WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
+            (now + lease_seconds, now, request_id, owner),
+        )
+
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim."""
         return self._cas(
@@ -380,3 +394,25 @@ class SqliteLedger(Ledger):
                 WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
             (now, request_id, owner),
         )
+
+    # -- shared settings ---------------------------------------------------------------
+
+    def ensure_meta(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is stored; the stored value."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO hitl_ledger_meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, value),
+            )
+            row = conn.execute("SELECT value FROM hitl_ledger_meta WHERE name = ?", (name,))
+            stored = row.fetchone()
+        return str(stored[0])
+
+    def get_meta(self, name: str) -> str | None:
+        """The value stored under ``name``, or None."""
+        with self._use() as conn:
+            row = conn.execute(
+                "SELECT value FROM hitl_ledger_meta WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else str(row[0])

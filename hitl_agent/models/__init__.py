@@ -27,6 +27,7 @@ from .requests import (
     RequestStatus,
     Reviewer,
     SortOrder,
+    UpdateRequestParams,
 )
 from .response_types import (
     RESPONSE_TYPES,
@@ -87,6 +88,7 @@ __all__ = [
     "SortOrder",
     "TextConfig",
     "UpdateLoopParams",
+    "UpdateRequestParams",
     "check_value",
     "normalize_response_data",
     "option_value",

@@ -35,6 +35,7 @@ __all__ = [
     "RequestStatus",
     "Reviewer",
     "SortOrder",
+    "UpdateRequestParams",
 ]
 
 ProcessingType: TypeAlias = Literal["time-sensitive", "deferred"]
@@ -89,7 +90,8 @@ class CreateRequestParams(StrictModel):
     default_response: Any
     platform: Annotated[str, Field(min_length=1)] = "api"
     platform_version: str | None = None
-    callback_url: str | None = None
+    # repr=False: a callback URL carries a per-request capability token.
+    callback_url: str | None = Field(default=None, repr=False)
 
     _urls = field_validator("image_url", "file_url", "video_url", "audio_url", "callback_url")(
         _check_url
@@ -150,6 +152,66 @@ class CreateRequestParams(StrictModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class UpdateRequestParams(StrictModel):
+    """The body of ``PATCH /requests/{id}``: the fields of a pending request to change.
+
+    Build it with :meth:`build`. HITL.sh's docs do not list this endpoint; its own MCP
+    server sends it (reference §6.6). The server checks the merged request as a create.
+    """
+
+    processing_type: ProcessingType | None = None
+    type: ContentType | None = None
+    priority: Priority | None = None
+    request_text: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    image_url: str | None = None
+    context: dict[str, Any] | None = None
+    timeout_seconds: Integer | None = None
+    response_type: str | None = None
+    response_config: dict[str, Any] | None = None
+    default_response: Any = None
+    platform: Annotated[str, Field(min_length=1)] | None = None
+    platform_version: str | None = None
+    callback_url: str | None = None
+
+    _urls = field_validator("image_url", "callback_url")(_check_url)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: int | None) -> int | None:
+        if value is not None and not 60 <= value <= 86400:
+            raise problem(
+                f"timeout_seconds {value} is outside 60..86400",
+                "pass timeout_seconds between 60 (1 minute) and 86400 (24 hours)",
+            )
+        return value
+
+    @classmethod
+    def build(cls, **fields: Any) -> UpdateRequestParams:
+        """Validate the fields given (``None`` = unchanged); raise ConfigError naming one."""
+        fields = {name: value for name, value in fields.items() if value is not None}
+        if not fields:
+            raise ConfigError(
+                "update", "no field to change", "pass at least one field, e.g. priority='high'"
+            )
+        response_type = fields.get("response_type")
+        if "response_config" in fields and response_type is None:
+            raise ConfigError(
+                "response_type",
+                "needed to check response_config",
+                "pass response_type together with response_config",
+            )
+        if response_type is not None:
+            config = parse_response_config(response_type, fields.get("response_config"))
+            if "default_response" in fields:
+                check_value(config, fields["default_response"], field="default_response")
+            fields["response_config"] = config.model_dump(mode="json", exclude_none=True)
+        return validate_strict(cls, fields)
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body: only the fields that change."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class Reviewer(HITLModel):
     """Who answered: from ``response_by_user``, ``response_by`` (an id or email) or a webhook."""
 
@@ -180,7 +242,8 @@ class Request(HITLModel):
     response_config: dict[str, Any] | None = None
     default_response: Any = None
     timeout_at: datetime | None = None
-    callback_url: str | None = None
+    # repr=False: a callback URL carries a per-request capability token.
+    callback_url: str | None = Field(default=None, repr=False)
     broadcasted_to: Any = None
     response_by: Any = None
     response_by_user: Reviewer | None = None

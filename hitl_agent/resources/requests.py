@@ -1,14 +1,15 @@
-"""``client.requests``: create, get, list, iter, cancel, add_feedback."""
+"""``client.requests``: create, get, update, list, iter, cancel, add_feedback."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .._base_client import APICall, api_path, path_param
-from ..models._base import StrictModel, validate_strict
+from ..models._base import StrictModel, problem, validate_strict
 from ..models.requests import (
     CancelResult,
     ContentType,
@@ -22,6 +23,7 @@ from ..models.requests import (
     RequestPage,
     RequestStatus,
     SortOrder,
+    UpdateRequestParams,
 )
 from ..models.response_types import ResponseConfig
 
@@ -40,6 +42,34 @@ class ListRequestsParams(StrictModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 50
     offset: Annotated[int, Field(ge=0)] = 0
     sort: SortOrder | None = None
+    created_before: datetime | str | None = None
+    created_after: datetime | str | None = None
+
+    @field_validator("created_before", "created_after")
+    @classmethod
+    def _aware(cls, value: datetime | str | None) -> datetime | str | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise problem(
+                "a naive datetime has no time zone",
+                "pass an aware datetime, e.g. datetime.now(UTC), or an ISO 8601 string",
+            )
+        return value
+
+    def query(self) -> dict[str, Any]:
+        """The query string values: times as ISO 8601 UTC with milliseconds."""
+        params: dict[str, Any] = self.model_dump(exclude_none=True)
+        for name in ("created_before", "created_after"):
+            value = params.get(name)
+            if isinstance(value, datetime):
+                moment = value.astimezone(UTC)
+                params[name] = moment.strftime("%Y-%m-%dT%H:%M:%S.") + (
+                    f"{moment.microsecond // 1000:03d}Z"
+                )
+        return params
+
+
+TimeFilter = datetime | str | None
+"""A ``created_before``/``created_after`` bound: an aware datetime or an ISO 8601 string."""
 
 
 def _create(loop_id: str, fields: dict[str, Any]) -> APICall[CreatedRequest]:
@@ -54,8 +84,14 @@ def _get(request_id: str) -> APICall[Request]:
     return APICall("GET", path, Request.from_data)
 
 
+def _update(request_id: str, fields: dict[str, Any]) -> APICall[Request]:
+    params = UpdateRequestParams.build(**fields)
+    path = api_path("requests", path_param("request_id", request_id))
+    return APICall("PATCH", path, Request.from_data, json=params.to_body())
+
+
 def _list(**query: Any) -> APICall[RequestPage]:
-    params = validate_strict(ListRequestsParams, query).model_dump(exclude_none=True)
+    params = validate_strict(ListRequestsParams, query).query()
     return APICall("GET", api_path("requests"), RequestPage.model_validate, params=params)
 
 
@@ -139,6 +175,38 @@ class Requests:
         """One request with its status and, once answered, its ``response_value``."""
         return self._client._execute(_get(request_id))
 
+    def update(
+        self,
+        request_id: str,
+        *,
+        request_text: str | None = None,
+        priority: Priority | None = None,
+        response_type: str | None = None,
+        response_config: ResponseConfig | Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        processing_type: ProcessingType | None = None,
+        timeout_seconds: int | None = None,
+        type: ContentType | None = None,
+        image_url: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        platform: str | None = None,
+        platform_version: str | None = None,
+        callback_url: str | None = None,
+    ) -> Request:
+        """Change fields of a pending request (``None`` leaves a field as it is).
+
+        Returns the updated request. Only pending requests can be updated: a claimed or
+        finished one is a BadRequestError. ``response_config`` needs ``response_type``.
+        """
+        fields = dict(
+            request_text=request_text, priority=priority, response_type=response_type,
+            response_config=response_config, default_response=default_response,
+            processing_type=processing_type, timeout_seconds=timeout_seconds, type=type,
+            image_url=image_url, context=dict(context) if context is not None else None,
+            platform=platform, platform_version=platform_version, callback_url=callback_url,
+        )  # fmt: skip
+        return self._client._execute(_update(request_id, fields))
+
     def list(
         self,
         *,
@@ -148,11 +216,14 @@ class Requests:
         limit: int = 50,
         offset: int = 0,
         sort: SortOrder | None = None,
+        created_before: TimeFilter = None,
+        created_after: TimeFilter = None,
     ) -> RequestPage:
-        """One page of this key's requests (``limit`` 1-100)."""
+        """One page of this key's requests (``limit`` 1-100), created in a time window
+        when ``created_after`` / ``created_before`` are given (both exclusive)."""
         return self._client._execute(
             _list(status=status, priority=priority, loop_id=loop_id, limit=limit, offset=offset,
-                  sort=sort)
+                  sort=sort, created_before=created_before, created_after=created_after)
         )  # fmt: skip
 
     def iter(
@@ -163,13 +234,16 @@ class Requests:
         loop_id: str | None = None,
         page_size: int = 100,
         sort: SortOrder | None = None,
+        created_before: TimeFilter = None,
+        created_after: TimeFilter = None,
     ) -> Iterator[Request]:
         """Every matching request, fetching one page at a time as the loop goes."""
         offset: int | None = 0
         while offset is not None:
             page = self.list(
                 status=status, priority=priority, loop_id=loop_id, limit=page_size,
-                offset=offset, sort=sort,
+                offset=offset, sort=sort, created_before=created_before,
+                created_after=created_after,
             )  # fmt: skip
             yield from page.requests
             offset = _next_offset(page, offset, page_size)
@@ -230,6 +304,38 @@ class AsyncRequests:
         """One request with its status and, once answered, its ``response_value``."""
         return await self._client._execute(_get(request_id))
 
+    async def update(
+        self,
+        request_id: str,
+        *,
+        request_text: str | None = None,
+        priority: Priority | None = None,
+        response_type: str | None = None,
+        response_config: ResponseConfig | Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        processing_type: ProcessingType | None = None,
+        timeout_seconds: int | None = None,
+        type: ContentType | None = None,
+        image_url: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        platform: str | None = None,
+        platform_version: str | None = None,
+        callback_url: str | None = None,
+    ) -> Request:
+        """Change fields of a pending request (``None`` leaves a field as it is).
+
+        Returns the updated request. Only pending requests can be updated: a claimed or
+        finished one is a BadRequestError. ``response_config`` needs ``response_type``.
+        """
+        fields = dict(
+            request_text=request_text, priority=priority, response_type=response_type,
+            response_config=response_config, default_response=default_response,
+            processing_type=processing_type, timeout_seconds=timeout_seconds, type=type,
+            image_url=image_url, context=dict(context) if context is not None else None,
+            platform=platform, platform_version=platform_version, callback_url=callback_url,
+        )  # fmt: skip
+        return await self._client._execute(_update(request_id, fields))
+
     async def list(
         self,
         *,
@@ -239,11 +345,14 @@ class AsyncRequests:
         limit: int = 50,
         offset: int = 0,
         sort: SortOrder | None = None,
+        created_before: TimeFilter = None,
+        created_after: TimeFilter = None,
     ) -> RequestPage:
-        """One page of this key's requests (``limit`` 1-100)."""
+        """One page of this key's requests (``limit`` 1-100), created in a time window
+        when ``created_after`` / ``created_before`` are given (both exclusive)."""
         return await self._client._execute(
             _list(status=status, priority=priority, loop_id=loop_id, limit=limit, offset=offset,
-                  sort=sort)
+                  sort=sort, created_before=created_before, created_after=created_after)
         )  # fmt: skip
 
     async def iter(
@@ -254,13 +363,16 @@ class AsyncRequests:
         loop_id: str | None = None,
         page_size: int = 100,
         sort: SortOrder | None = None,
+        created_before: TimeFilter = None,
+        created_after: TimeFilter = None,
     ) -> AsyncIterator[Request]:
         """Every matching request, fetching one page at a time as the loop goes."""
         offset: int | None = 0
         while offset is not None:
             page = await self.list(
                 status=status, priority=priority, loop_id=loop_id, limit=page_size,
-                offset=offset, sort=sort,
+                offset=offset, sort=sort, created_before=created_before,
+                created_after=created_after,
             )  # fmt: skip
             for request in page.requests:
                 yield request

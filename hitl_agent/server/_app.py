@@ -68,6 +68,8 @@ def create_app(
     callback_base_delay: float = 1.0,
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = 1.0,
+    callback_timeout: float = 10.0,
+    allow_private_callbacks: bool = False,
 ) -> Starlette:
     """The embedded, HITL.sh-compatible server as an ASGI app; state on ``app.state.hitl``.
 
@@ -83,6 +85,11 @@ def create_app(
         claim_timeout_seconds: how long a reviewer's claim lasts before it returns to pending.
         scheduler_interval: seconds between background scheduler passes, run while the app's
             lifespan is active; None runs none (call ``await app.state.hitl.tick()``).
+        callback_timeout: seconds one callback delivery may take before it counts as a failed
+            attempt; deliveries run concurrently and never hold up a scheduler pass.
+        allow_private_callbacks: let ``callback_url`` point at private ranges (10/8,
+            172.16/12, 192.168/16, 100.64/10, fc00::/7). Loopback is always allowed;
+            link-local and cloud metadata addresses never are. See docs/server.md.
 
     The database stays open after the lifespan ends; call ``app.state.hitl.close()``.
     """
@@ -94,6 +101,8 @@ def create_app(
         callback_client=callback_client,
         callback_base_delay=callback_base_delay,
         claim_timeout_seconds=claim_timeout_seconds,
+        callback_timeout=callback_timeout,
+        allow_private_callbacks=allow_private_callbacks,
     )
 
     @contextlib.asynccontextmanager
@@ -108,6 +117,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await server.deliverer.aclose()
 
     routes: list[BaseRoute] = [
         *api_routes(),

@@ -4,58 +4,75 @@ POSTed afterwards by the scheduler, retried with exponential backoff.
 Delivery is at least once. Each row is leased before its POST, so two tickers (the background
 task and a test calling ``tick()``) never send the same row at once; a crash mid-POST lets the
 lease lapse and the row is sent again. ``UNIQUE (request_id, event)`` keeps it to one row per
-finished request. Errors are recorded by type and status only: a callback URL may carry a
-capability token, so it never reaches a log line or the ``last_error`` column.
+finished request. Each POST runs as its own task with its own timeout and records its own
+outcome, so one slow receiver delays no other callback and no scheduler pass. Targets are
+checked by the SSRF policy (``_url_policy``) again at delivery. Errors are recorded by type and
+status only: a callback URL may carry a capability token, so it never reaches a log line or
+the ``last_error`` column.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
 
+from ._callback_transport import PinnedCallbackTransport
 from ._documents import REQUEST_SELECT, callback_payload
 from ._signing import SIGNATURE_HEADER, sign
 from ._storage import Storage
+from ._url_policy import CallbackPolicy, RefusedCallback
 from ._util import dumps
 
 __all__ = ["MAX_ATTEMPTS", "CallbackDeliverer", "enqueue_callback"]
 
 log = logging.getLogger("hitl_agent.server")
 
+_DELIVERING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hitl_callback_delivery", default=False
+)
+
 
 class _RedactCallbackURLs(logging.Filter):
-    """Masks the URLs being delivered to in httpx's own request log line.
+    """Masks every URL in log records made while a callback is being delivered.
 
-    httpx logs every request's full URL at INFO, and a callback URL carries its receiver's
-    capability token; whoever turns INFO logging on must not collect tokens.
+    httpx logs each request's URL at INFO, and a callback URL carries its receiver's
+    capability token. httpx normalizes the URL first (``HTTP://`` -> ``http://``, upper-case
+    host, ``:80`` dropped, spaces and non-ASCII percent-encoded), so matching the text we sent
+    misses; instead each delivery runs in a context flagged here, and any URL-like argument
+    of a record made inside it is replaced.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: set[str] = set()
-
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.urls and isinstance(record.args, tuple):
+        if _DELIVERING.get() and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
             record.args = tuple(
-                "<callback url>" if str(arg) in self.urls else arg for arg in record.args
+                "<callback url>" if isinstance(arg, httpx.URL) or _looks_like_url(arg) else arg
+                for arg in args
             )
         return True
 
 
+def _looks_like_url(value: object) -> bool:
+    return isinstance(value, str | bytes) and "://" in str(value)
+
+
 _REDACT = _RedactCallbackURLs()
-logging.getLogger("httpx").addFilter(_REDACT)
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACT)
 
 MAX_ATTEMPTS = 4
 """The first POST plus the 3 documented retries."""
 _LEASE_SECONDS = 60.0
 _BATCH = 50
 _USER_AGENT = "hitl-agent-local-server/0.1.0"
+_REFUSED = "refused by the callback URL policy"
 
 
 def enqueue_callback(conn: sqlite3.Connection, now: float, request_id: str) -> None:
@@ -81,17 +98,19 @@ class _Item:
     payload: str
 
 
-def _lease_due(conn: sqlite3.Connection, now: float) -> list[_Item]:
+def _lease_due(
+    conn: sqlite3.Connection, now: float, lease: float, skip: Iterable[int]
+) -> list[_Item]:
+    busy = set(skip)
     rows = conn.execute(
         "SELECT id, request_id, event, url, payload FROM outbox WHERE state = 'pending' "
         "AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
         "ORDER BY next_attempt_at, id LIMIT ?",
-        (now, now, _BATCH),
+        (now, now, _BATCH + len(busy)),
     ).fetchall()
+    rows = [row for row in rows if row["id"] not in busy][:_BATCH]
     for row in rows:
-        conn.execute(
-            "UPDATE outbox SET lease_until = ? WHERE id = ?", (now + _LEASE_SECONDS, row["id"])
-        )
+        conn.execute("UPDATE outbox SET lease_until = ? WHERE id = ?", (now + lease, row["id"]))
     return [_Item(r["id"], r["request_id"], r["event"], r["url"], r["payload"]) for r in rows]
 
 
@@ -100,14 +119,19 @@ def _retryable(status: int) -> bool:
 
 
 class CallbackDeliverer:
-    """Sends due outbox rows.
+    """Sends due outbox rows, each as its own task with its own timeout.
 
     Args:
         storage: the database.
         clock: epoch seconds.
         signing_secret: when set, each POST carries ``X-HITL-Signature-256``.
-        client: what POSTs go through; None opens a short-lived client per batch.
+        client: what POSTs go through, used as is (tests pass one over
+            ``httpx.MockTransport``); None for the deliverer's own shared client, whose
+            transport resolves each host and connects only to addresses ``policy`` allows.
         base_delay: seconds before the first retry; doubles for each further retry.
+        timeout: seconds one delivery may take, connect to response, before it counts as a
+            failed attempt.
+        policy: the SSRF policy (checked at create and again at delivery).
     """
 
     def __init__(
@@ -118,32 +142,95 @@ class CallbackDeliverer:
         signing_secret: str | None,
         client: httpx.AsyncClient | None,
         base_delay: float,
+        timeout: float = 10.0,
+        policy: CallbackPolicy | None = None,
     ) -> None:
+        if timeout <= 0:
+            raise ValueError("callback timeout: must be positive. Fix: pass e.g. 10")
         self._storage = storage
         self._clock = clock
         self._secret = signing_secret
         self._client = client
         self._base_delay = base_delay
+        self.timeout = timeout
+        self.policy = policy or CallbackPolicy()
+        self._own: httpx.AsyncClient | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight: dict[int, asyncio.Task[bool]] = {}
+
+    def start_due(self) -> list[asyncio.Task[bool]]:
+        """Start one delivery task per due row not already in flight; return the new tasks.
+
+        Returns at once: the caller (a scheduler pass) never waits on a receiver.
+        """
+        # A lease outlives the delivery's own timeout, so no other ticker re-sends it meanwhile.
+        lease = max(_LEASE_SECONDS, self.timeout * 2)
+        with self._storage.transaction() as conn:
+            items = _lease_due(conn, self._clock(), lease, self._in_flight)
+        tasks = []
+        for item in items:
+            task = asyncio.create_task(self._deliver(item), name=f"hitl-callback-{item.id}")
+            self._in_flight[item.id] = task
+            task.add_done_callback(self._finished(item.id))
+            tasks.append(task)
+        return tasks
+
+    def _finished(self, outbox_id: int) -> Callable[[asyncio.Task[bool]], None]:
+        def forget(task: asyncio.Task[bool]) -> None:
+            self._in_flight.pop(outbox_id, None)
+
+        return forget
 
     async def deliver_due(self) -> int:
-        """POST every due row once; return how many were delivered."""
-        with self._storage.transaction() as conn:
-            items = _lease_due(conn, self._clock())
-        if not items:
+        """Start every due row's delivery and wait for those; return how many were delivered."""
+        tasks = self.start_due()
+        if not tasks:
             return 0
-        if self._client is not None:
-            outcomes = await asyncio.gather(*(self._post(self._client, i) for i in items))
-        else:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                outcomes = await asyncio.gather(*(self._post(client, i) for i in items))
-        delivered = 0
-        with self._storage.transaction() as conn:
-            for item, (ok, retry, error) in zip(items, outcomes, strict=True):
-                delivered += ok
-                self._record(conn, item, ok=ok, retry=retry, error=error)
-        return delivered
+        return sum(await asyncio.gather(*tasks))
 
-    async def _post(self, client: httpx.AsyncClient, item: _Item) -> tuple[bool, bool, str]:
+    async def wait_idle(self) -> None:
+        """Wait until no delivery is in flight (tests; shutdown)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel deliveries in flight (their leases lapse: sent again later) and close the
+        shared client."""
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        own, self._own, self._own_loop = self._own, None, None
+        if own is not None:
+            await own.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        if self._own is None or self._own_loop is not loop:
+            # A client's pool belongs to the loop it was first used on; a scheduler on a new
+            # loop (a restarted lifespan, asyncio.run in a script) gets a client of its own.
+            self._own = httpx.AsyncClient(
+                transport=PinnedCallbackTransport(self.policy),
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+            )
+            self._own_loop = loop
+        return self._own
+
+    async def _deliver(self, item: _Item) -> bool:
+        outcome = await self._post(item)
+        with self._storage.transaction() as conn:
+            self._record(conn, item, ok=outcome[0], retry=outcome[1], error=outcome[2])
+        return outcome[0]
+
+    async def _post(self, item: _Item) -> tuple[bool, bool, str]:
+        try:
+            self.policy.check_url(item.url)
+        except RefusedCallback:
+            return False, False, _REFUSED
         body = item.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -153,13 +240,16 @@ class CallbackDeliverer:
         }
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(body, self._secret)
-        _REDACT.urls.add(item.url)
+        _DELIVERING.set(True)  # this task's own context: see _RedactCallbackURLs
         try:
-            response = await client.post(item.url, content=body, headers=headers)
+            async with asyncio.timeout(self.timeout):
+                response = await self._http().post(item.url, content=body, headers=headers)
+        except RefusedCallback:
+            return False, False, _REFUSED
         except Exception as err:  # any failure to deliver is a retry, never a crash
             return False, True, type(err).__name__
         finally:
-            _REDACT.urls.discard(item.url)
+            _DELIVERING.set(False)
         if 200 <= response.status_code < 300:
             return True, False, ""
         return False, _retryable(response.status_code), f"HTTP {response.status_code}"

@@ -75,6 +75,10 @@ def request_doc(row: sqlite3.Row) -> dict[str, Any]:
     for name in _MEDIA_FIELDS:
         if body.get(name) is not None:
             doc[name] = body[name]
+    # Fields the docs do not list (``tags``, ...) come back as they were sent; they never
+    # shadow a field the server sets.
+    for name, value in body.items():
+        doc.setdefault(name, value)
     return doc
 
 

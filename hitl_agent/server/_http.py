@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
+from email.utils import formatdate
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .._json_limits import JSONTooDeep, loads_bounded
 from . import _quota
 from ._accounts import Caller, ReviewerAccount
 from ._errors import ServerError
+from ._limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, too_large
 from ._server import LocalHITLServer
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "ReviewerHandler",
     "api_endpoint",
     "envelope",
+    "read_body",
     "read_json",
     "reviewer_endpoint",
 ]
@@ -36,21 +39,56 @@ def envelope(
     body: dict[str, Any] = {"error": status >= 400, "msg": msg}
     if data is not _NO_DATA:
         body["data"] = data
+    if status == 413:
+        # The rest of the body is left unread on the socket, so the connection cannot carry
+        # another request: say so rather than let the client find out by a reset.
+        headers = {**(headers or {}), "Connection": "close"}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, read in chunks and refused with 413 as soon as it passes ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read; a body
+    that streams past it (chunked, or lying about its length) stops being read there.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def read_json(request: Request) -> Any:
-    """The body as JSON; 400 ``Invalid request body`` naming what is wrong with it."""
-    raw = await request.body()
+    """The body as JSON; 400 ``Invalid request body`` naming what is wrong with it.
+
+    Limits (docs/server.md): at most :data:`MAX_BODY_BYTES` (413 beyond), UTF-8, nested at
+    most :data:`MAX_JSON_DEPTH` deep, checked before the parser runs so that no body can make
+    it recurse.
+    """
+    raw = await read_body(request)
     if not raw.strip():
         raise ServerError(400, "Invalid request body", "the body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as err:
+        return loads_bounded(raw, max_depth=MAX_JSON_DEPTH)
+    except JSONTooDeep:
+        raise ServerError(
+            400,
+            "Invalid request body",
+            f"the body nests arrays/objects deeper than the limit of {MAX_JSON_DEPTH} levels; "
+            "send flatter JSON",
+        ) from None
+    except UnicodeDecodeError:
+        raise ServerError(
+            400, "Invalid request body", "the body is not UTF-8; send UTF-8 encoded JSON"
+        ) from None
+    except ValueError as err:
         raise ServerError(
             400, "Invalid request body", f"the body is not valid JSON ({err}); send a JSON object"
         ) from None
@@ -70,6 +108,23 @@ def _server(request: Request) -> LocalHITLServer:
     return server
 
 
+def _edge_headers(
+    server: LocalHITLServer, state: _quota.QuotaState | None = None
+) -> dict[str, str]:
+    # Every API response, as HITL.sh: the quota figures, and the server's clock (clients
+    # judge deadlines by it, not by their own possibly skewed clock). Without a known key
+    # (401) nothing was counted: the window's full figures.
+    if state is None:
+        now = server.clock()
+        limit = server.rate_limit
+        state = (
+            _quota.unlimited(now)
+            if limit is None
+            else _quota.QuotaState(limit, 0, _quota.unlimited(now).reset)
+        )
+    return {**state.headers(), "Date": formatdate(server.clock(), usegmt=True)}
+
+
 def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with API-key auth, the hourly quota and the envelope."""
 
@@ -77,10 +132,12 @@ def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]
         server = _server(request)
         token = _bearer(request)
         if token is None:
-            return envelope(401, "Missing or invalid authorization header")
+            return envelope(
+                401, "Missing or invalid authorization header", headers=_edge_headers(server)
+            )
         caller = server.authenticate_key(token)
         if caller is None:
-            return envelope(401, "Invalid API key")
+            return envelope(401, "Invalid API key", headers=_edge_headers(server))
         limit = server.rate_limit
         if limit is not None:
             allowed, state = server.run(
@@ -88,19 +145,23 @@ def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]
             )
             if not allowed:
                 return envelope(
-                    429, "API key request limit exceeded", state.exceeded_data(), state.headers()
+                    429,
+                    "API key request limit exceeded",
+                    state.exceeded_data(),
+                    _edge_headers(server, state),
                 )
         try:
             status, msg, data = await handler(request, caller, server)
         except ServerError as err:
             status, msg, data = err.status, err.msg, (_NO_DATA if err.data is None else err.data)
-        headers = None
         if limit is not None:
             # Read after the handler: a cancel may have refunded the call it just counted.
-            headers = server.run(
+            state = server.run(
                 lambda conn, now: _quota.current(conn, caller.api_key_id, now, limit)
-            ).headers()
-        return envelope(status, msg, data, headers)
+            )
+        else:
+            state = _quota.unlimited(server.clock())
+        return envelope(status, msg, data, _edge_headers(server, state))
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__

@@ -12,8 +12,8 @@ from functools import cache
 from typing import Any
 
 from ..models.loops import CreateLoopParams, UpdateLoopParams
-from ..models.requests import CreateRequestParams, FeedbackParams
-from ._requests import PRIORITIES, SORTS, STATUSES
+from ..models.requests import CreateRequestParams, FeedbackParams, UpdateRequestParams
+from ._requests import MAX_OFFSET, PRIORITIES, SORTS, STATUSES
 from ._util import ID_PATTERN
 
 __all__ = ["openapi_document"]
@@ -165,17 +165,21 @@ def _op(
     return operation
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": _STR}
+def _path_param(name: str, schema: dict[str, Any] = _ID) -> dict[str, Any]:
+    # Loop and request ids are 24-hex ids; anything else is a 400 "Invalid ... ID format".
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
-def _model_schema(model: Any) -> dict[str, Any]:
+def _model_schema(model: Any, *, open_ended: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("description", None)
+    if open_ended:
+        # Request bodies are tolerant on input: fields the docs do not list are kept.
+        schema["additionalProperties"] = True
     return schema
 
 
@@ -200,8 +204,10 @@ def _document() -> dict[str, Any]:
         _query("priority", {"enum": list(PRIORITIES)}),
         _query("loop_id", _ID),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}),
-        _query("offset", {"type": "integer", "minimum": 0, "default": 0}),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
         _query("sort", {"enum": list(SORTS), "default": "created_at_desc"}),
+        _query("created_before", _TIME),
+        _query("created_after", _TIME),
     ]
     loop_created = _obj(
         {"loop": _ref("Loop"), "invite_code": _STR},
@@ -238,6 +244,7 @@ def _document() -> dict[str, Any]:
     )
     created = _obj(
         {
+            "id": _ID,
             "request_id": _ID,
             "status": {"const": "pending"},
             "processing_type": _STR,
@@ -289,7 +296,7 @@ def _document() -> dict[str, Any]:
         "properties": {"feedback": _ref("FeedbackParams")},
         "additionalProperties": False,
     }
-    loop_paths = [*loop_id, _path_param("user_id")]
+    loop_paths = [*loop_id, _path_param("user_id", _STR)]
     review = "/v1/reviewer/requests/{request_id}"
     return {
         "openapi": "3.1.0",
@@ -350,6 +357,13 @@ def _document() -> dict[str, Any]:
             "/v1/api/requests/{request_id}": {
                 "get": _op("Get a request", _ok(one_request), "400 403 404", params=request_id),
                 "delete": _op("Cancel a request", _ok(cancelled), "400 403 404", params=request_id),
+                "patch": _op(
+                    "Update a pending request",
+                    _ok(one_request),
+                    "400 403 404",
+                    params=request_id,
+                    body=_ref("UpdateRequestParams"),
+                ),
             },
             "/v1/api/requests/{request_id}/feedback": {
                 "post": _op(
@@ -411,7 +425,8 @@ def _document() -> dict[str, Any]:
                 "Loop": _LOOP,
                 "Request": _REQUEST,
                 "ReviewItem": _REVIEW_ITEM,
-                "CreateRequestParams": _model_schema(CreateRequestParams),
+                "CreateRequestParams": _model_schema(CreateRequestParams, open_ended=True),
+                "UpdateRequestParams": _model_schema(UpdateRequestParams, open_ended=True),
                 "CreateLoopParams": _model_schema(CreateLoopParams),
                 "UpdateLoopParams": _model_schema(UpdateLoopParams),
                 "FeedbackParams": _model_schema(FeedbackParams),

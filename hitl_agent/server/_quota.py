@@ -2,6 +2,10 @@
 
 Every authenticated call counts, errors included (HITL.sh counts calls, not successes); a
 call refused with 429 does not. Cancelling a pending request gives one call back.
+
+Every authenticated response carries ``X-RateLimit-Limit / -Remaining / -Reset``, as HITL.sh
+sends them. A server without a rate limit says so with :data:`NO_QUOTA_LIMIT` (remaining
+stays at that figure), so clients that size their polling from the headers poll fast.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from dataclasses import dataclass
 
 from ._util import iso
 
-__all__ = ["QuotaState", "consume", "current", "refund"]
+__all__ = ["NO_QUOTA_LIMIT", "QuotaState", "consume", "current", "refund", "unlimited"]
 
 _HOUR = 3600
+
+NO_QUOTA_LIMIT = 100_000
+"""The ``X-RateLimit-Limit`` a server without a rate limit sends: "no quota to speak of"."""
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,8 @@ def current(conn: sqlite3.Connection, api_key_id: str, now: float, limit: int) -
         "SELECT count FROM usage WHERE api_key_id = ? AND window_start = ?", (api_key_id, window)
     ).fetchone()
     return QuotaState(limit, 0 if row is None else int(row["count"]), window + _HOUR)
+
+
+def unlimited(now: float) -> QuotaState:
+    """The headers' figures when no rate limit is set: nothing is counted."""
+    return QuotaState(NO_QUOTA_LIMIT, 0, _window(now) + _HOUR)

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 from .._exceptions import ConfigError
 from ..models._base import validate_strict
-from ..models.requests import CreateRequestParams, FeedbackParams, Priority, RequestStatus
+from ..models.requests import FeedbackParams, Priority, RequestStatus
 from . import _quota
 from ._accounts import Caller
 from ._callbacks import enqueue_callback
 from ._documents import REQUEST_SELECT, request_doc
 from ._errors import ServerError, validation_error
+from ._limits import MAX_BODY_BYTES, MAX_PAGE_BYTES, too_large
 from ._loops import check_loop_id
+from ._request_fields import IMMUTABLE_FIELDS, parse_create_body
 from ._storage import PRIORITY_RANK
 from ._util import dumps, is_id, iso, new_id
 
 __all__ = [
     "DEFERRED_TIMEOUT_SECONDS",
+    "MAX_OFFSET",
     "SORTS",
     "cancel_request",
     "check_request_id",
@@ -29,11 +35,14 @@ __all__ = [
     "get_request",
     "list_requests",
     "load_request",
+    "update_request",
 ]
 
 DEFERRED_TIMEOUT_SECONDS = 30 * 24 * 3600
 """A deferred request without ``timeout_seconds`` times out after 30 days (documented)."""
 
+MAX_OFFSET = 2**62
+"""The largest ``offset`` a list accepts (the OpenAPI document says so too)."""
 STATUSES: tuple[str, ...] = get_args(RequestStatus)
 PRIORITIES: tuple[str, ...] = get_args(Priority)
 SORTS: dict[str, str] = {
@@ -71,20 +80,6 @@ def _is_member(conn: sqlite3.Connection, loop_id: str, user_id: str) -> bool:
     )
 
 
-def _params(body: Any) -> CreateRequestParams:
-    if not isinstance(body, dict):
-        raise ServerError(
-            400, "Invalid request body", "the body must be a JSON object of request fields"
-        )
-    try:
-        return CreateRequestParams.build(**body)
-    except ConfigError as err:
-        head = err.field.split(".", 1)[0]
-        if head in ("response_type", "response_config"):
-            raise validation_error(err, "Invalid response configuration") from None
-        raise validation_error(err) from None
-
-
 def create_request(
     conn: sqlite3.Connection, now: float, caller: Caller, loop_id: str, body: Any
 ) -> dict[str, Any]:
@@ -95,7 +90,7 @@ def create_request(
         raise ServerError(404, "Loop not found")
     if loop["creator_id"] != caller.user_id:
         raise ServerError(403, "Only loop creators can create requests")
-    params = _params(body)
+    params, stored = parse_create_body(body)
     members = conn.execute(
         "SELECT m.user_id, m.role, u.email FROM loop_members m JOIN users u ON u.id = m.user_id "
         "WHERE m.loop_id = ? AND m.status = 'active' ORDER BY m.joined_at, m.user_id",
@@ -126,14 +121,16 @@ def create_request(
             caller.user_id,
             params.priority,
             PRIORITY_RANK[params.priority],
-            dumps(params.to_body()),
+            dumps(stored),
             dumps(broadcast),
             now + timeout_seconds,
             now,
             now,
         ),
     )
+    # HITL.sh documents ``request_id``; its own MCP scripts read ``id``: send both.
     return {
+        "id": request_id,
         "request_id": request_id,
         "status": "pending",
         "processing_type": params.processing_type,
@@ -179,6 +176,51 @@ def _choice(query: Mapping[str, str], name: str, allowed: tuple[str, ...], msg: 
     return value
 
 
+_OFFSET = re.compile(r" (\d\d(?::?\d\d)?)$")
+
+
+def _time_param(query: Mapping[str, str], name: str) -> int | None:
+    """``created_before``/``created_after`` as whole milliseconds since the epoch.
+
+    Takes ISO 8601 (``2024-03-15T10:30:00Z``, an offset, or naive = UTC) or epoch seconds.
+    Milliseconds, because that is the precision the API prints: passing back a request's
+    own ``created_at`` then excludes exactly that request.
+    """
+    raw = query.get(name)
+    if raw is None:
+        return None
+    # An unencoded "+00:00" arrives as " 00:00".
+    text = _OFFSET.sub(r"+\1", raw.strip())
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() if moment is not None else math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds < 2**42:
+        raise ServerError(
+            400,
+            "Invalid date filter value",
+            f"{name} must be an ISO 8601 time such as 2024-03-15T10:30:00Z (or epoch seconds)",
+        )
+    return math.floor(seconds * 1000)
+
+
+def _within_page_bytes(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The leading rows whose stored bodies fit in MAX_PAGE_BYTES (always at least one); the
+    page then ends early with ``has_more`` true, so a client just follows ``next_offset``."""
+    size = 0
+    for count, row in enumerate(rows):
+        size += len(row["body"])
+        if count and size > MAX_PAGE_BYTES:
+            return rows[:count]
+    return rows
+
+
 def list_requests(
     conn: sqlite3.Connection, caller: Caller, query: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -189,20 +231,30 @@ def list_requests(
     loop_id = query.get("loop_id")
     if loop_id is not None:
         check_loop_id(loop_id)
+    before = _time_param(query, "created_before")
+    after = _time_param(query, "created_after")
     limit = _int_param(query, "limit", 50, 1, 100)
-    offset = _int_param(query, "offset", 0, 0, 2**62)
+    offset = _int_param(query, "offset", 0, 0, MAX_OFFSET)
     where = ["r.api_key_id = ?"]
     args: list[Any] = [caller.api_key_id]
     for column, value in (("status", status), ("priority", priority), ("loop_id", loop_id)):
         if value is not None:
             where.append(f"r.{column} = ?")
             args.append(value)
+    # Compared at the millisecond the API prints: created_at shown as .123 is "at .123".
+    if before is not None:
+        where.append("r.created_at < ?")
+        args.append(before / 1000)
+    if after is not None:
+        where.append("r.created_at >= ?")
+        args.append((after + 1) / 1000)
     clause = " WHERE " + " AND ".join(where)
     total = conn.execute("SELECT COUNT(*) FROM requests r" + clause, args).fetchone()[0]
     order = ", ".join("r." + part for part in SORTS[sort].split(", "))
     rows = conn.execute(
         REQUEST_SELECT + clause + f" ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset]
     ).fetchall()
+    rows = _within_page_bytes(rows)
     has_more = offset + len(rows) < total
     return {
         "requests": [request_doc(row) for row in rows],
@@ -249,6 +301,64 @@ def cancel_request(
         "previous_status": previous,
         "refund_info": refund,
     }
+
+
+def update_request(
+    conn: sqlite3.Connection, now: float, caller: Caller, request_id: str, body: Any
+) -> dict[str, Any]:
+    """``PATCH``: change mutable fields of a pending request of this key.
+
+    HITL.sh's MCP server sends a partial create body; the merged body is checked as a create
+    would be, so a new ``response_type`` needs a matching config and default. The timeout
+    still counts from creation.
+    """
+    row = load_request(conn, request_id)
+    if row["api_key_id"] != caller.api_key_id:
+        raise ServerError(403, "Access denied to this request")
+    if not isinstance(body, dict):
+        raise ServerError(
+            400, "Invalid request body", "the body must be a JSON object of fields to change"
+        )
+    if not body:
+        raise ServerError(
+            400,
+            "At least one field must be provided for update",
+            'send the fields to change, e.g. {"priority": "high"}',
+        )
+    fixed = sorted(set(body) & IMMUTABLE_FIELDS)
+    if fixed:
+        fix = "cancel with DELETE instead" if fixed[0] == "status" else "leave it out of the update"
+        raise ServerError(
+            400, "Validation failed", f"{fixed[0]}: set by the server, not by an update. Fix: {fix}"
+        )
+    if row["status"] != "pending":
+        raise ServerError(
+            400,
+            "Request cannot be updated in current state",
+            f"the request is {row['status']}; only pending requests can be updated",
+        )
+    merged = {**json.loads(row["body"]), **body}
+    if "response_type" in body and "response_config" not in body:
+        merged.pop("response_config", None)
+    params, stored = parse_create_body(merged)
+    text = dumps(stored)
+    if len(text.encode("utf-8")) > MAX_BODY_BYTES:
+        # Each PATCH is bounded; fields added by many of them must be bounded too.
+        raise too_large(MAX_BODY_BYTES, "the updated request")
+    timeout_seconds = params.timeout_seconds or DEFERRED_TIMEOUT_SECONDS
+    conn.execute(
+        "UPDATE requests SET priority = ?, priority_rank = ?, body = ?, timeout_at = ?, "
+        "updated_at = ? WHERE id = ?",
+        (
+            params.priority,
+            PRIORITY_RANK[params.priority],
+            text,
+            float(row["created_at"]) + timeout_seconds,
+            now,
+            request_id,
+        ),
+    )
+    return {"request": request_doc(load_request(conn, request_id))}
 
 
 _SCORE_FIELDS = ("rating", "accuracy", "timeliness", "helpfulness")

@@ -11,11 +11,12 @@ import sqlite3
 from typing import Any
 
 from .._exceptions import ConfigError
-from ..models.response_types import EditedText, check_value, parse_response_config
+from ..models.response_types import EditedText
 from ._accounts import ReviewerAccount
 from ._callbacks import enqueue_callback
 from ._documents import REQUEST_SELECT, request_doc
 from ._errors import ServerError, validation_error
+from ._request_fields import check_answer, server_config
 from ._requests import load_request
 from ._util import dumps, iso_or_none
 
@@ -138,8 +139,9 @@ def release(
 
 
 def _stored_answer(body: dict[str, Any], value: Any) -> Any:
-    config = parse_response_config(body["response_type"], body["response_config"])
-    typed = check_value(config, value, field="response_data")
+    raw_config = body["response_config"]
+    config = server_config(body["response_type"], raw_config)
+    typed = check_answer(config, raw_config, value, field="response_data")
     if isinstance(typed, EditedText):
         draft = body["response_config"].get("draft_text")
         return {"revised_text": typed.text, "was_edited": typed.text != draft}

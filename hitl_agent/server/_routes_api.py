@@ -111,6 +111,7 @@ async def create_request(request: Request, caller: Caller, server: LocalHITLServ
     loop_id = _path(request, "loop_id")
     _loops.check_loop_id(loop_id)
     body = await read_json(request)
+    server.check_create_body(body)
     data = server.run(_requests.create_request, caller, loop_id, body)
     server.wake()
     return 201, "Request created and broadcasted successfully", data
@@ -135,6 +136,18 @@ async def cancel_request(request: Request, caller: Caller, server: LocalHITLServ
     data = server.run(_requests.cancel_request, caller, _path(request, "request_id"))
     server.wake()
     return 200, "Request cancelled successfully", data
+
+
+async def update_request(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """PATCH /v1/api/requests/{request_id}: change a pending request (HITL.sh's MCP tool)."""
+    request_id = _path(request, "request_id")
+    _requests.check_request_id(request_id)
+    body = await read_json(request)
+    # The same size limits and callback_url policy as a create: PATCH can set callback_url.
+    server.check_create_body(body)
+    data = server.run(_requests.update_request, caller, request_id, body)
+    server.wake()  # a new timeout may be due sooner
+    return 200, "Request updated successfully", data
 
 
 async def add_feedback(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
@@ -165,6 +178,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/api/requests", api_endpoint(list_requests), methods=["GET"]),
         Route("/v1/api/requests/{request_id}", api_endpoint(get_request), methods=["GET"]),
         Route("/v1/api/requests/{request_id}", api_endpoint(cancel_request), methods=["DELETE"]),
+        Route("/v1/api/requests/{request_id}", api_endpoint(update_request), methods=["PATCH"]),
         Route(
             "/v1/api/requests/{request_id}/feedback", api_endpoint(add_feedback), methods=["POST"]
         ),

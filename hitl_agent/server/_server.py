@@ -22,8 +22,11 @@ from ..models.loops import CreateLoopParams
 from . import _accounts, _reviewing
 from ._accounts import Caller, KeyAccount, ReviewerAccount
 from ._callbacks import CallbackDeliverer
+from ._errors import ServerError
+from ._limits import check_request_sizes
 from ._loops import create_loop
 from ._storage import Storage
+from ._url_policy import CallbackPolicy, RefusedCallback
 from ._util import hash_secret, new_secret
 
 __all__ = ["Bootstrap", "LocalHITLServer", "render_request_html"]
@@ -66,6 +69,7 @@ class LocalHITLServer:
         clock: the time source (epoch seconds).
         rate_limit: calls per hour per API key, or None for no limit.
         claim_timeout_seconds: how long a reviewer's claim lasts.
+        callback_policy: where callbacks may go (``allow_private`` opens private ranges).
     """
 
     def __init__(
@@ -78,6 +82,8 @@ class LocalHITLServer:
         callback_client: httpx.AsyncClient | None = None,
         callback_base_delay: float = 1.0,
         claim_timeout_seconds: float = 300.0,
+        callback_timeout: float = 10.0,
+        allow_private_callbacks: bool = False,
     ) -> None:
         if rate_limit is not None and rate_limit < 1:
             raise ValueError(f"rate_limit: {rate_limit} is below 1. Fix: pass None or >= 1")
@@ -87,12 +93,15 @@ class LocalHITLServer:
         self.clock: Callable[[], float] = clock or time.time
         self.rate_limit = rate_limit
         self.claim_timeout_seconds = claim_timeout_seconds
+        self.callback_policy = CallbackPolicy(allow_private=allow_private_callbacks)
         self.deliverer = CallbackDeliverer(
             self.storage,
             self.clock,
             signing_secret=signing_secret,
             client=callback_client,
             base_delay=callback_base_delay,
+            timeout=callback_timeout,
+            policy=self.callback_policy,
         )
         self._wake_loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
@@ -225,16 +234,40 @@ class LocalHITLServer:
 
     # Scheduler ------------------------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """One scheduler pass: time out due requests, expire stale claims, send due callbacks.
+    def check_create_body(self, body: Any) -> None:
+        """Refuse a create body by a field's size or by its ``callback_url`` (the SSRF policy).
 
-        Each due callback gets one attempt per tick; a failed one is retried on a later tick
-        once its backoff has passed.
+        Runs before the request model validates the body; ServerError names the field.
         """
+        check_request_sizes(body)
+        url = body.get("callback_url") if isinstance(body, dict) else None
+        if isinstance(url, str):
+            try:
+                self.callback_policy.check_url(url)
+            except RefusedCallback as err:
+                raise ServerError(
+                    400,
+                    "Validation failed",
+                    f"callback_url: refused because {err}. Fix: give a public http(s) URL "
+                    "(or a loopback one for local development)",
+                ) from None
+
+    def sweep(self) -> None:
+        """Time out due requests and expire stale claims (one transaction, no network)."""
         with self.storage.transaction() as conn:
             now = self.clock()
             _reviewing.time_out_due(conn, now)
             _reviewing.expire_claims(conn, now)
+
+    async def tick(self) -> None:
+        """One scheduler pass: time out due requests, expire stale claims, send due callbacks,
+        and wait for the deliveries this pass started (tests; the background scheduler does
+        not wait).
+
+        Each due callback gets one attempt per tick; a failed one is retried on a later tick
+        once its backoff has passed.
+        """
+        self.sweep()
         await self.deliverer.deliver_due()
 
     def wake(self) -> None:
@@ -251,7 +284,10 @@ class LocalHITLServer:
         try:
             while True:
                 try:
-                    await self.tick()
+                    # Deliveries run as their own tasks with their own timeout: a slow
+                    # receiver never holds up the next sweep or another callback.
+                    self.sweep()
+                    self.deliverer.start_due()
                 except Exception:
                     log.exception("local HITL scheduler pass failed; retrying next interval")
                 with contextlib.suppress(TimeoutError):

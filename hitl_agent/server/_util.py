@@ -24,7 +24,8 @@ __all__ = [
 ]
 
 ID_PATTERN = "^[0-9a-f]{24}$"
-_ID_RE = re.compile(ID_PATTERN)
+# ``$`` also matches before a trailing newline; ``\Z`` only at the very end.
+_ID_RE = re.compile(r"[0-9a-f]{24}\Z")
 
 
 def new_id(now: float) -> str:

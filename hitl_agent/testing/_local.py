@@ -201,4 +201,5 @@ async def alocal_hitl(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await server.deliverer.aclose()  # deliveries the scheduler left in flight
         server.close()

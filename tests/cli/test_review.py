@@ -247,3 +247,37 @@ def test_server_refusal_is_printed_and_the_reviewer_can_retry() -> None:
         result.output
     )
     assert answers == ["second"]
+
+
+def test_watch_waits_for_a_new_request_instead_of_quitting(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        # The first wait is when a request arrives (an agent asks while the reviewer waits).
+        naps.append(seconds)
+        if len(naps) == 1:
+            local.create(
+                "single_select",
+                {"options": [{"value": "rej", "label": "Reject refund"}, "Approve"]},
+                "rej",
+                context={"order": 7, "hitl_agent": {"key": "lg|t|gate:1|node|0"}},
+            )
+
+    monkeypatch.setattr("hitl_agent.cli._review.time.sleep", nap)
+    result = local.run("--watch", "--interval", "2", "--once", input="1\n1\n")
+    assert result.exit_code == 0, result.output
+    assert naps == [2.0]
+    assert "waiting for new requests" in result.output
+    assert "Nothing to review.\n" not in result.output
+    assert "If nobody answers in time: Reject refund" in result.output
+    assert '"order": 7' in result.output
+    assert "lg|t|gate:1" not in result.output  # the correlation key is not for reviewers
+    assert "Answer sent" in result.output
+
+
+def test_watch_interval_is_validated(local: Local) -> None:
+    result = local.run("--watch", "--interval", "0", input="")
+    assert result.exit_code == 2
+    assert "--interval" in result.output

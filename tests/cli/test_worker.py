@@ -87,3 +87,19 @@ def test_once_runs_one_sweep(
         )
     assert result.exit_code == 0, result.output
     assert "resumed 0 review(s)" in result.output
+
+
+def test_graph_module_is_found_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As installed, ``hitl-agent``'s sys.path starts at its bin directory, not the cwd."""
+    import sys
+
+    (tmp_path / "cwd_graph_mod.py").write_text(GRAPH_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_graph_mod", raising=False)
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver: Any = InMemorySaver()
+    assert load_graph("cwd_graph_mod:build", saver).checkpointer is saver

@@ -51,24 +51,15 @@ def _broken_client(kind: str, request_id: str, loop_id: str) -> HITLClient:
     )
 
 
-@pytest.mark.parametrize(
-    "cell",
-    ["5xx", "timeout", "429", "garbage_json", "claimed", "mystery_status", "budget_exhausted"],
-)
+@pytest.mark.parametrize("cell", ["5xx", "timeout", "garbage_json", "claimed", "mystery_status"])
 def test_api_failures_past_the_deadline_fail_closed(env: Env, cell: str) -> None:
     effects: list[str] = []
     graph = refund_graph(env, InMemorySaver(), effects)
     graph.invoke({"amount": 9}, {"configurable": {"thread_id": "t9"}})
     request_id = env.only_request_id()
     dispatcher = env.keeper.dispatcher(GraphResumer(graph))
-    if cell == "budget_exhausted":
-        dispatcher.resolver.budget = dispatcher.poller.resolver.budget = CallBudget(
-            1, clock=env.clock
-        )
-        assert dispatcher.resolver.budget.try_spend(1)
-    else:
-        status = "mystery" if cell == "mystery_status" else cell
-        dispatcher.resolver.client = _broken_client(status, request_id, env.hitl.loop_id)
+    status = "mystery" if cell == "mystery_status" else cell
+    dispatcher.resolver.client = _broken_client(status, request_id, env.hitl.loop_id)
     env.hitl.reviewer.respond(request_id, "approve")  # the truth is unreachable for us
     assert dispatcher.poll_once() == []
     assert effects == []
@@ -78,6 +69,35 @@ def test_api_failures_past_the_deadline_fail_closed(env: Env, cell: str) -> None
     assert effects == []
     decision = graph.get_state({"configurable": {"thread_id": "t9"}}).values["decision"]
     assert decision["approved"] is False and "failed closed" in decision["reason"]
+
+
+@pytest.mark.parametrize("cell", ["429", "budget_exhausted"])
+def test_a_spent_quota_past_the_deadline_never_fails_closed(env: Env, cell: str) -> None:
+    """Issue 8 H3: our quota being spent is no reason to deny; the approval is found later."""
+    effects: list[str] = []
+    graph = refund_graph(env, InMemorySaver(), effects)
+    graph.invoke({"amount": 9}, {"configurable": {"thread_id": "t9"}})
+    request_id = env.only_request_id()
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    real_client = dispatcher.resolver.client
+    budget = CallBudget(1, clock=env.clock)
+    if cell == "budget_exhausted":
+        dispatcher.resolver.budget = budget
+        assert budget.try_spend(1)  # someone else spent the hour
+    else:
+        dispatcher.resolver.client = _broken_client("429", request_id, env.hitl.loop_id)
+    env.hitl.reviewer.respond(request_id, "approve")  # the server holds the answer
+    assert dispatcher.poll_once() == []
+    env.clock.advance(3600 + 301)  # past deadline + grace on every clock
+    if cell == "budget_exhausted":
+        assert budget.try_spend(1)  # ... and spent the next hour too
+    assert dispatcher.poll_once() == [] and effects == []
+    row = env.ledger.get_by_request_id(request_id)
+    assert row is not None and row.state == "pending"  # not failed closed
+    dispatcher.resolver.client = real_client
+    env.clock.advance(3600)  # the quota is back
+    delivered = dispatcher.poll_once()
+    assert [d.outcome for d in delivered] == ["approved"] and effects == ["refund 9"]
 
 
 @pytest.mark.parametrize("answer", ["timeout_default_approve", "cancelled", "not_in_allow_list"])

@@ -95,7 +95,8 @@ def test_forged_resume_values_are_not_trusted(env: Env) -> None:
     forged = Decision(request_id=request_id, status="completed", outcome="approved", approved=True)
     # Plain values and foreign ids are ignored: the node keeps waiting.
     graph.invoke(Command(resume={interrupt.id: "approve"}), config)
-    assert graph.get_state(config).next == ("gate",)
+    # Still waiting in the gate (read from the tasks: langgraph 1.2.4 shows next == () here).
+    assert [t.name for t in graph.get_state(config).tasks if t.interrupts] == ["gate"]
     # A well-formed approval that the ledger never recorded is not trusted.
     (interrupt,) = graph.get_state(config).interrupts
     graph.invoke(

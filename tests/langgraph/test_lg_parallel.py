@@ -106,7 +106,8 @@ def test_two_reviews_in_one_node(env: Env) -> None:
     (first,) = env.requests()
     env.hitl.reviewer.respond(first.id, True)
     assert [d.outcome for d in dispatcher.poll_once()] == ["approved"]
-    assert graph.get_state(config).next == ("node",)  # now waiting on the second
+    # Now waiting on the second (read from the tasks: langgraph 1.2.4 shows next == () here).
+    assert [t.name for t in graph.get_state(config).tasks if t.interrupts] == ["node"]
     second = next(r for r in env.requests() if r.id != first.id)
     assert second.request_text == "Second?"
     env.hitl.reviewer.respond(second.id, False)

@@ -31,3 +31,26 @@ def race_worker(spec: Any, index: int, barrier: Any, inbox: Any, outbox: Any) ->
             outbox.put((index, ok))
     finally:
         ledger.close()
+
+
+def first_start_worker(ledger_url: str, barrier: Any, outbox: Any) -> None:
+    """Start a keeper on a (possibly fresh) ledger at the same moment as the others, with
+    ``callback_url`` and no secret; report the callback token it derives for one key."""
+    from hitl_agent import HITLClient
+    from hitl_agent.dispatch._tokens import derive_token
+    from hitl_agent.gate import Gatekeeper
+
+    try:
+        with HITLClient("k", base_url="http://mock.invalid/v1") as client:
+            barrier.wait(timeout=60)
+            with Gatekeeper(
+                client=client,
+                loop_id="loop",
+                ledger=ledger_url,
+                callback_url="https://my.app/hitl",
+            ) as keeper:
+                secret = keeper._target.callback_secret
+                assert secret is not None
+                outbox.put(derive_token(secret, "the-key"))
+    except Exception as exc:  # reported to the parent, which fails the test
+        outbox.put(f"error: {exc!r}")

@@ -247,6 +247,41 @@ def test_expired_lease_is_taken_over(ledger: Ledger) -> None:
     assert ledger.complete("req-1", "b", now=end + 2) is True
 
 
+def test_renew_extends_only_the_owners_live_claim(ledger: Ledger) -> None:
+    """A heartbeat keeps a long resume's claim: renewed leases are never taken over."""
+    make_row(ledger, "resuming", request_id="req-1")
+    end = CLAIMED_AT + LEASE
+    assert ledger.renew("req-1", "other", now=end - 1, lease_seconds=LEASE) is False
+    assert ledger.renew("req-1", OWNER, now=end - 1, lease_seconds=LEASE) is True
+    row = ledger.get("k")
+    assert row is not None
+    assert (row.state, row.claimed_by, row.lease_until) == ("resuming", OWNER, end - 1 + LEASE)
+    # Past the original lease, the renewed claim holds.
+    assert ledger.claim("req-1", "b", now=end + 1, lease_seconds=LEASE) is False
+    # A lease that ran out but was not taken over is still the owner's to renew.
+    assert ledger.renew("req-1", OWNER, now=end + 2 * LEASE, lease_seconds=LEASE) is True
+    assert ledger.claim("req-1", "b", now=end + 2 * LEASE + 1, lease_seconds=LEASE) is False
+
+
+def test_renew_after_a_takeover_or_outside_resuming_is_false(ledger: Ledger) -> None:
+    """An owner whose claim was taken over (or that completed/released) renews nothing."""
+    make_row(ledger, "resuming", request_id="req-1")
+    end = CLAIMED_AT + LEASE
+    assert ledger.claim("req-1", "b", now=end, lease_seconds=LEASE) is True
+    taken = ledger.get("k")
+    assert ledger.renew("req-1", OWNER, now=end + 1, lease_seconds=LEASE) is False
+    assert ledger.get("k") == taken
+    assert ledger.complete("req-1", "b", now=end + 2) is True
+    assert ledger.renew("req-1", "b", now=end + 3, lease_seconds=LEASE) is False
+    for state, request_id, key in (("decided", "req-2", "k2"), ("pending", "req-3", "k3")):
+        stored = make_row(ledger, state, key=key, request_id=request_id)
+        assert ledger.renew(request_id, OWNER, now=end, lease_seconds=LEASE) is False
+        assert ledger.get(key) == stored
+    assert ledger.renew("missing", OWNER, now=end, lease_seconds=LEASE) is False
+    with pytest.raises(ValueError, match="lease_seconds"):
+        ledger.renew("req-1", "b", now=end, lease_seconds=0.0)
+
+
 def test_release_returns_the_row_to_decided(ledger: Ledger) -> None:
     """A failed resume gives the row back; anyone may claim it again."""
     make_row(ledger, "resuming", request_id="req-1")

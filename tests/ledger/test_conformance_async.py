@@ -29,6 +29,10 @@ def test_async_twins_walk_the_whole_path(ledger: Ledger) -> None:
         assert await ledger.arecord_decision("req-1", {"approved": False}, now=4.0) is False
         assert await ledger.aclaim("req-1", "w", now=5.0, lease_seconds=10.0) is True
         assert await ledger.aclaim("req-1", "x", now=5.0, lease_seconds=10.0) is False
+        assert await ledger.arenew("req-1", "x", now=5.5, lease_seconds=10.0) is False
+        assert await ledger.arenew("req-1", "w", now=5.5, lease_seconds=10.0) is True
+        renewed = await ledger.aget("k")
+        assert renewed is not None and renewed.lease_until == 15.5
         assert await ledger.arelease("req-1", "w", now=6.0) is True
         assert await ledger.aclaim("req-1", "x", now=7.0, lease_seconds=10.0) is True
         assert [r.key for r in await ledger.alist_open(limit=5)] == ["k"]

@@ -79,16 +79,17 @@ def test_concurrent_setup_is_serialised(schema: str) -> None:
 
 
 def test_unreachable_server_fails_fast_and_cleanly() -> None:
-    """No server: PoolTimeout within the timeout, and nothing left running."""
+    """No server: a LedgerError (from PoolTimeout) within the timeout, nothing left running."""
     require_postgres()  # psycopg must be importable for this test to mean anything
     from psycopg_pool import PoolTimeout
 
-    from hitl_agent.ledger import PostgresLedger
+    from hitl_agent.ledger import LedgerError, PostgresLedger
 
     before = threading.active_count()
     start = time.monotonic()
-    with pytest.raises(PoolTimeout):
+    with pytest.raises(LedgerError, match="PostgreSQL ledger") as raised:
         PostgresLedger("postgresql://postgres@127.0.0.1:1/test?connect_timeout=1", timeout=1.0)
+    assert isinstance(raised.value.__cause__, PoolTimeout)
     assert time.monotonic() - start < 10
     deadline = time.monotonic() + 5
     while threading.active_count() > before and time.monotonic() < deadline:

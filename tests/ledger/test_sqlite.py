@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hitl_agent.ledger import SqliteLedger
+from hitl_agent import HITLError
+from hitl_agent.ledger import LedgerError, SqliteLedger
 from hitl_agent.ledger.sqlite import MIGRATIONS
 
 
@@ -140,8 +141,10 @@ def test_busy_timeout_bounds_the_wait(db: str) -> None:
         blocker = sqlite3.connect(db, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
+            with pytest.raises(LedgerError, match="locked") as raised:
                 ledger.discard_intent("k")
+            assert isinstance(raised.value, HITLError)
+            assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
             blocker.execute("ROLLBACK")
         finally:
             blocker.close()

@@ -224,3 +224,22 @@ def test_feedback_extra_keys_pass_through() -> None:
     # The MCP schema allows extra keys (.catchall).
     params = validate_strict(FeedbackParams, {"rating": 5, "source": "agent"})
     assert params.model_dump(exclude_none=True) == {"rating": 5, "source": "agent"}
+
+
+def test_callback_urls_stay_out_of_reprs() -> None:
+    from hitl_agent.models.requests import CreateRequestParams, Request
+
+    token = "f" * 64
+    url = f"https://my.app/hitl/{token}"
+    request = Request.model_validate({"id": "r1", "status": "pending", "callback_url": url})
+    params = CreateRequestParams(
+        request_text="Ship?",
+        response_type="boolean",
+        response_config={},
+        default_response=False,
+        timeout_seconds=60,
+        callback_url=url,
+    )
+    for model in (request, params):
+        assert token not in repr(model) and token not in str(model)
+        assert model.callback_url == url  # still there for whoever needs it

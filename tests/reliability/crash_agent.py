@@ -3,19 +3,26 @@
 A child process runs one *role* against a :class:`Store` (ledger + checkpointer + the action's
 effects table, on SQLite files or in one PostgreSQL schema) and the local HITL server:
 
-* ``start``: the agent. Starts the thread (or continues it after a crash, like a restarted
-  agent would: ``invoke(None)`` when a task is pending without an interrupt).
+* ``start``: the agent. Starts the thread, or, restarted after *its own* crash, continues the
+  run it was in (``invoke(None)`` when a task is pending without an interrupt: LangGraph's
+  documented restart of a crashed run; the agent's job, since nothing else can tell a dead
+  agent from a slow one before its interrupt is durable).
 * ``worker``: the dispatcher, one pass: a poll sweep, or the callback of every open row posted
   to its own receiver (the webhook path, through the ASGI app).
-* ``recover``: a restarted agent and worker: the ``start`` step, then poll sweeps until the
-  thread is finished (at most ``MAX_SWEEPS``); writes how many sweeps it took.
+* ``recover``: a restarted worker and nothing else: ``keeper.dispatcher(GraphResumer(graph))``
+  sweeps until the thread is finished (at most ``MAX_SWEEPS``); writes how many sweeps it took.
+  The harness never invokes the graph to help a recovery: a thread that a crashed worker left
+  half-way is the dispatcher's to finish (C1).
 
 A crash point kills the process with SIGKILL when reached: the gate's and the resolver's named
-points (``hitl_agent.gate.set_hook``) plus three of this harness:
+points (``hitl_agent.gate.set_hook``) plus these of the harness:
 
 * ``client.after_create_sent``: the create POST was processed by the server, its response not
   yet seen by the gate (a transport that dies after the round trip);
 * ``agent.after_interrupt``: the thread is parked and checkpointed, the agent dies before exit;
+* ``action.before_execute``: the resume ran the gate's step (checkpointed) and the process dies
+  as the next node, ``act``, starts: the interrupt is consumed and the thread stops short of
+  its action (the C1 window);
 * ``action.after_execute``: the approved action committed its effect row; the process dies
   before the node returns, so the checkpoint after the action is never written (window (c)).
 
@@ -74,11 +81,13 @@ RESUME_POINTS = (
     "resolver.after_record_decision",
     "resolver.after_claim",
     "gate.before_interrupt@resume",  # the gate node replaying inside the resume run
+    "action.before_execute",
     "action.after_execute",
     "resolver.after_resume",
 )
 POINTS = GATE_POINTS + RESUME_POINTS
 WINDOW_C = "action.after_execute"
+IN_ACT = ("action.before_execute", WINDOW_C)  # reached only once the gate's step is saved
 PRELOAD = (
     "httpx",
     "langchain_core.runnables",
@@ -248,6 +257,8 @@ def build_graph(
         return {"decision": decision.model_dump(mode="json")}
 
     def act(state: State, config: RunnableConfig) -> dict[str, Any]:
+        if crash_point == "action.before_execute":
+            die()
         decision = Decision.model_validate(state["decision"])
         if decision.approved:
             thread_id = config["configurable"]["thread_id"]
@@ -401,13 +412,15 @@ def child_main(
         else:
             result["statuses"] = asyncio.run(_ring(dispatcher, ledger, thread_id))
     elif role == "recover":
+        # A restarted worker: sweeps only. Reading the thread's state decides when to stop
+        # looking, it never moves the thread.
         dispatcher = keeper.dispatcher(GraphResumer(graph, durability=cfg.durability))
-        result["step"] = agent_step(graph, thread_id, amount, cfg.durability)
         sweeps = 0
         while unfinished(graph.get_state(thread_config(thread_id))) and sweeps < MAX_SWEEPS:
             sweeps += 1
             dispatcher.poll_once()
         result["sweeps"] = sweeps
+        result["stats"] = dict(dispatcher.resolver.stats)
         # The next regular sweep closes rows whose thread finished without their resume
         # (a crash between a resume and its ledger write).
         dispatcher.poll_once()

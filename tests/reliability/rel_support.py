@@ -94,11 +94,17 @@ class HITLServer:
 
 
 def serve_asgi(app: Any) -> tuple[Any, threading.Thread, int]:
-    """Run ``app`` with uvicorn in a daemon thread on 127.0.0.1:<free port>."""
+    """Run ``app`` with uvicorn in a daemon thread on 127.0.0.1:<free port>.
+
+    The socket is made with ``IPPROTO_TCP``: asyncio sets ``TCP_NODELAY`` only on accepted
+    sockets whose ``proto`` is TCP, and with ``proto == 0`` every response written in two
+    pieces waited ≈ 40 ms for the client's delayed ACK (bench/bench_loopback.py).
+    """
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

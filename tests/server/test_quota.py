@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hitl_agent.server._quota import NO_QUOTA_LIMIT
+
 from .conftest import MakeEnv
 
 
@@ -57,14 +59,27 @@ def test_cancelling_a_pending_request_refunds_one_call(make_env: MakeEnv) -> Non
     assert no_refund.headers["X-RateLimit-Remaining"] == "7"
 
 
-def test_keys_have_separate_quotas_and_no_limit_means_no_headers(make_env: MakeEnv) -> None:
+def test_keys_have_separate_quotas_and_no_limit_says_so_in_the_headers(
+    make_env: MakeEnv,
+) -> None:
     env = make_env(rate_limit=1)
     env.server.add_api_key("key-two")
     assert env.api("GET", "/test").status_code == 200
-    assert env.api("GET", "/test").status_code == 429
+    refused = env.api("GET", "/test")
+    assert refused.status_code == 429 and refused.headers["X-RateLimit-Remaining"] == "0"
     assert env.api("GET", "/test", key="key-two").status_code == 200
     unlimited = make_env(db=":memory:")
-    response = unlimited.api("GET", "/test")
-    assert response.status_code == 200
-    assert "X-RateLimit-Limit" not in response.headers
+    # Every authenticated response carries the headers, as on HITL.sh (issue 7 W2): without
+    # a rate limit, the documented "no quota" figure, which never counts down.
+    for _ in range(3):
+        response = unlimited.api("GET", "/test")
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] == str(NO_QUOTA_LIMIT) == "100000"
+        assert response.headers["X-RateLimit-Remaining"] == "100000"
+        assert int(response.headers["X-RateLimit-Reset"]) % 3600 == 0
+        assert response.headers["Date"].endswith("GMT")
+    missing = unlimited.api("GET", "/api/requests/" + "0" * 24)
+    assert missing.status_code == 404 and missing.headers["X-RateLimit-Limit"] == "100000"
+    wrong_key = env.api("GET", "/test", key="not-a-key")
+    assert wrong_key.status_code == 401 and wrong_key.headers["X-RateLimit-Limit"] == "1"
     assert response.json()["data"]["rate_limit"]["limit"] is None

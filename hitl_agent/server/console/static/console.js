@@ -11,6 +11,9 @@
   // The console is mounted at /console next to /v1; resolve the API relative to the page.
   const API = new URL("../v1/reviewer/", window.location.href);
   const PRIORITIES = ["critical", "high", "medium", "low"];
+  // hitl_agent stamps its correlation key into context under this key: routing data for the
+  // library, meaningless (and misleading) to a reviewer, so the console never shows it.
+  const INTERNAL_CONTEXT_KEY = "hitl_agent";
 
   const $ = (id) => document.getElementById(id);
   const cards = new Map(); // request id -> {item, el, claimed, answered}
@@ -200,6 +203,7 @@
         countdown,
       ),
     );
+    card.append(el("p", { class: "times", text: timesLine(item) }));
     entry.statusEl = status;
 
     // Request text: the one place HTML from data is inserted (server-rendered, inert).
@@ -211,15 +215,16 @@
 
     if (item.type === "image" && item.image_url) card.append(buildImage(item.image_url));
 
-    if (item.context !== null && item.context !== undefined) {
+    const context = reviewerContext(item.context);
+    if (context !== undefined) {
       card.append(el("div", { class: "section-label", text: "Context" }));
-      card.append(el("pre", { class: "context", text: JSON.stringify(item.context, null, 2) }));
+      card.append(el("pre", { class: "context", text: JSON.stringify(context, null, 2) }));
     }
     if (item.default_response !== null && item.default_response !== undefined) {
       card.append(
         el("p", {
           class: "default",
-          text: "If nobody answers in time: " + JSON.stringify(item.default_response),
+          text: "If nobody answers in time: " + describeDefault(item),
         }),
       );
     }
@@ -241,6 +246,51 @@
     updateStatus(entry);
     tickCountdown(countdown);
     return card;
+  }
+
+  function reviewerContext(context) {
+    // The context without the library's internal routing data; undefined when nothing is left.
+    if (context === null || context === undefined) return undefined;
+    if (typeof context !== "object" || Array.isArray(context)) return context;
+    const shown = {};
+    for (const [key, value] of Object.entries(context)) {
+      if (key !== INTERNAL_CONTEXT_KEY) shown[key] = value;
+    }
+    return Object.keys(shown).length ? shown : undefined;
+  }
+
+  function describeDefault(item) {
+    // A reviewer reads labels ("Reject"), not stored values ("reject").
+    const value = item.default_response;
+    const config = item.response_config && typeof item.response_config === "object" ? item.response_config : {};
+    if (item.response_type === "boolean") {
+      const label = value ? config.true_label : config.false_label;
+      return typeof label === "string" ? label : value ? "True" : "False";
+    }
+    if (item.response_type === "single_select" || item.response_type === "multi_select") {
+      const labels = new Map(options(config).map((option) => [option.value, option.label]));
+      const values = Array.isArray(value) ? value : [value];
+      return values.map((v) => labels.get(String(v)) ?? String(v)).join(", ");
+    }
+    if (item.response_type === "editable_text" || item.response_type === "text") {
+      return typeof value === "string" ? "“" + value + "”" : JSON.stringify(value);
+    }
+    return JSON.stringify(value);
+  }
+
+  function absolute(iso) {
+    const at = Date.parse(iso || "");
+    return Number.isNaN(at) ? null : new Date(at).toLocaleString();
+  }
+
+  function timesLine(item) {
+    // The countdown alone hides *when*: show both instants in the reviewer's own time zone.
+    const parts = [];
+    const created = absolute(item.created_at);
+    const deadline = absolute(item.timeout_at);
+    if (created) parts.push("Created " + created);
+    parts.push(deadline ? "deadline " + deadline : "no deadline");
+    return parts.join(" · ");
   }
 
   function buildImage(url) {
@@ -407,6 +457,12 @@
     editable_text(form, config, entry) {
       const draft = typeof config.draft_text === "string" ? config.draft_text : "";
       form.append(el("div", { class: "hint", text: "Edit the draft, then send the revised text." }));
+      form.append(
+        el("div", {
+          class: "hint approves",
+          text: "Sending the revised text approves it: the agent will use exactly the text you send.",
+        }),
+      );
       return textArea(form, config, draft, entry);
     },
 
@@ -526,20 +582,41 @@
 
     boolean(form, config, entry) {
       const row = el("div", { class: "bool" });
+      // One click answers, except on critical requests: there the click only arms the answer
+      // and a second, explicit confirmation sends it (a stray tap must not move money).
+      const critical = entry.item.priority === "critical";
+      const confirm = el("div", { class: "confirm-row", hidden: true });
+      const confirmText = el("span", { class: "confirm-text" });
+      const confirmBtn = el("button", { type: "button", class: "primary confirm", text: "Confirm" });
+      const cancelBtn = el("button", { type: "button", class: "cancel-confirm", text: "Cancel" });
+      confirm.append(confirmText, confirmBtn, cancelBtn);
+      let armed = null;
+      confirmBtn.addEventListener("click", () => {
+        if (armed !== null) submitAnswer(entry, armed);
+      });
+      cancelBtn.addEventListener("click", () => {
+        armed = null;
+        confirm.hidden = true;
+      });
       const make = (value, label, color, fallback) => {
         const button = el("button", { type: "button", class: "bool-" + value, dataset: { value: String(value) }, text: label });
         // Colors come from the config; only a strict #rrggbb is applied (CSSOM, not inline HTML).
         const hex = typeof color === "string" && /^#[0-9a-fA-F]{6}$/.test(color) ? color : fallback;
         button.style.borderColor = hex;
-        button.addEventListener("click", () => submitAnswer(entry, value));
+        button.addEventListener("click", () => {
+          if (!critical) return submitAnswer(entry, value);
+          armed = value;
+          confirmText.textContent = "Critical request: send “" + label + "”?";
+          confirm.hidden = false;
+        });
         return button;
       };
       row.append(
         make(true, typeof config.true_label === "string" ? config.true_label : "True", config.true_color, "#16a34a"),
         make(false, typeof config.false_label === "string" ? config.false_label : "False", config.false_color, "#dc2626"),
       );
-      form.append(row);
-      return null; // the two buttons send the answer themselves
+      form.append(row, confirm);
+      return null; // the buttons send the answer themselves
     },
   };
 

@@ -1,0 +1,236 @@
+"""The ``HumanInTheLoopMiddleware`` bridge: an unchanged LangChain agent gets HITL.sh reviewers.
+
+::
+
+    agent = create_agent(model, tools, middleware=[HumanInTheLoopMiddleware(...)],
+                         checkpointer=saver)                  # the app's agent, unchanged
+    bridge = keeper.bridge(agent)
+    out = agent.invoke(inputs, config)                         # stops on the middleware's interrupt
+    bridge.submit(config)                                      # one HITL request per gated action
+    dispatcher = keeper.dispatcher(bridge.resumer)             # webhook + poll: resumes once
+    bridge.sweep()                                             # or: find every interrupted thread
+
+The reviewers' answers come back in LangChain's own format (``{"decisions": [...]}`` in
+batched mode, one decision per interrupt id in per_call mode), validated first: see
+:mod:`hitl_agent.langchain._bridge_form` and docs/bridge.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+try:
+    import langchain.agents.middleware  # noqa: F401  (the extra this module serves)
+except ImportError as err:  # pragma: no cover - exercised by a test with the module hidden
+    raise ImportError(
+        "The HumanInTheLoopMiddleware bridge needs LangChain: pip install 'hitl-agent[langchain]'"
+    ) from err
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.prebuilt import ToolNode
+
+from .._exceptions import ConfigError
+from ..gate._create import CreateTarget, aensure_request, ensure_request
+from ..langgraph import GraphResumer
+from ._bridge_codec import MiddlewareCodec
+from ._bridge_core import (
+    _UNSET,
+    BridgeResumer,
+    PendingAction,
+    SpecBuilder,
+    in_flight,
+    pending_actions,
+)
+
+if TYPE_CHECKING:
+    from ..gate import Gatekeeper
+    from ..ledger import ReviewRecord
+
+__all__ = ["MiddlewareBridge", "agent_tools"]
+
+log = logging.getLogger("hitl_agent.bridge")
+
+
+def agent_tools(graph: Any) -> dict[str, Any]:
+    """Every tool of the graph's ToolNodes, its subgraphs' included (nested agents)."""
+    graphs: list[Any] = [graph]
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        graphs += [sub for _, sub in graph.get_subgraphs(recurse=True)]
+    tools: dict[str, Any] = {}
+    for each in graphs:
+        for node in (getattr(each, "nodes", None) or {}).values():
+            bound = getattr(node, "bound", None)
+            if isinstance(bound, ToolNode):
+                for name, tool in bound.tools_by_name.items():
+                    tools.setdefault(name, tool)
+    return tools
+
+
+def _thread_id(config: RunnableConfig) -> str:
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    if thread_id is None:
+        raise ConfigError(
+            "config.configurable.thread_id",
+            "missing",
+            'pass the config the agent ran with: {"configurable": {"thread_id": "..."}}',
+        )
+    return str(thread_id)
+
+
+class MiddlewareBridge:
+    """Serves a compiled graph's ``HumanInTheLoopMiddleware`` (and agent-inbox) interrupts.
+
+    Built by :meth:`hitl_agent.gate.Gatekeeper.bridge`. Args as there:
+
+    Args:
+        keeper: the keeper whose loop, ledger and callback the requests use.
+        target: the keeper's create target.
+        graph: the compiled agent (or a parent graph holding it), with its checkpointer.
+        priority: the requests' priority (default: the keeper's).
+        timeout_seconds: how long reviewers have (default: the keeper's); a timeout is a
+            reject saying *timed out*.
+        durability: the resume runs' durability (``"sync"`` or ``"async"``).
+        config: extra config merged into every resume.
+    """
+
+    def __init__(
+        self,
+        keeper: Gatekeeper,
+        target: CreateTarget,
+        graph: Any,
+        *,
+        priority: str | None = None,
+        timeout_seconds: int | None = _UNSET,
+        durability: Literal["sync", "async"] = "sync",
+        config: RunnableConfig | None = None,
+    ) -> None:
+        if not (hasattr(graph, "get_state") and hasattr(graph, "invoke")):
+            raise ConfigError(
+                "agent", f"{type(graph).__name__} is not a compiled graph", "pass create_agent(...)"
+            )
+        self.keeper = keeper
+        self.graph = graph
+        self._target = target
+        self.tools = agent_tools(graph)
+        self.spec = SpecBuilder(
+            keeper, priority=priority, timeout_seconds=timeout_seconds, tools=self.tools
+        )
+        self.codec = MiddlewareCodec(keeper.ledger, self.spec, self.tools)
+        self.resumer = BridgeResumer(
+            GraphResumer(graph, durability=durability, config=config, codec=self.codec),
+            GraphResumer(graph, durability=durability, config=config),
+            codec=self.codec,
+        )
+
+    def __repr__(self) -> str:
+        return f"MiddlewareBridge({type(self.graph).__name__}, tools={sorted(self.tools)})"
+
+    # -- finding -------------------------------------------------------------------------
+
+    def pending(self, config: RunnableConfig) -> list[PendingAction]:
+        """The gated actions this thread waits on (nothing is created)."""
+        thread_id = _thread_id(config)
+        state = self.graph.get_state(config, subgraphs=True)
+        return pending_actions(state, thread_id)
+
+    async def apending(self, config: RunnableConfig) -> list[PendingAction]:
+        """Async twin of :meth:`pending`."""
+        thread_id = _thread_id(config)
+        try:
+            state = await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer (SqliteSaver)
+            state = await asyncio.to_thread(self.graph.get_state, config, subgraphs=True)
+        return pending_actions(state, thread_id)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _create(self, item: PendingAction) -> ReviewRecord:
+        busy = in_flight(self.keeper.ledger, item.key, self.keeper.clock())
+        if busy is not None:
+            return busy
+        return ensure_request(
+            self._target,
+            self.keeper.client,
+            item.key,
+            self.spec(item.action),
+            thread_id=item.thread_id,
+            checkpoint_ns=item.checkpoint_ns,
+        )
+
+    def submit(self, config: RunnableConfig) -> list[ReviewRecord]:
+        """Create one HITL request per pending action of this thread (at most once each).
+
+        Repeating it, or running it on several replicas, creates nothing new: each action's
+        correlation key is its thread, namespace, interrupt id and index.
+
+        Returns:
+            The actions' ledger rows (existing ones included).
+        """
+        return [self._create(item) for item in self.pending(config)]
+
+    async def asubmit(self, config: RunnableConfig) -> list[ReviewRecord]:
+        """Async twin of :meth:`submit` (the keeper's async client when it has one)."""
+        client = self.keeper.async_client or self.keeper.client
+        rows: list[ReviewRecord] = []
+        for item in await self.apending(config):
+            busy = await asyncio.to_thread(
+                in_flight, self.keeper.ledger, item.key, self.keeper.clock()
+            )
+            if busy is not None:
+                rows.append(busy)
+                continue
+            rows.append(
+                await aensure_request(
+                    self._target,
+                    client,
+                    item.key,
+                    self.spec(item.action),
+                    thread_id=item.thread_id,
+                    checkpoint_ns=item.checkpoint_ns,
+                )
+            )
+        return rows
+
+    def _thread_ids(self) -> Iterator[str]:
+        saver = getattr(self.graph, "checkpointer", None)
+        if saver is None or not hasattr(saver, "list"):
+            raise ConfigError(
+                "checkpointer",
+                "sweep needs the graph's checkpointer to find interrupted threads",
+                "compile the agent with checkpointer=SqliteSaver(...) or PostgresSaver(...)",
+            )
+        seen: set[str] = set()
+        for checkpoint in saver.list(None):
+            thread_id = (checkpoint.config.get("configurable") or {}).get("thread_id")
+            if thread_id is not None and str(thread_id) not in seen:
+                seen.add(str(thread_id))
+                yield str(thread_id)
+
+    def sweep(self) -> list[ReviewRecord]:
+        """Submit every interrupted thread in the graph's checkpointer.
+
+        Reads each thread's latest state once (the checkpointer has no index of interrupted
+        threads, so this lists its checkpoints); a failing thread is logged and skipped.
+        """
+        rows: list[ReviewRecord] = []
+        for thread_id in list(self._thread_ids()):
+            try:
+                rows += self.submit({"configurable": {"thread_id": thread_id}})
+            except Exception:
+                log.exception("bridge sweep failed thread_id=%s", thread_id)
+        return rows
+
+    async def asweep(self) -> list[ReviewRecord]:
+        """Async twin of :meth:`sweep`."""
+        thread_ids = await asyncio.to_thread(lambda: list(self._thread_ids()))
+        rows: list[ReviewRecord] = []
+        for thread_id in thread_ids:
+            try:
+                rows += await self.asubmit({"configurable": {"thread_id": thread_id}})
+            except Exception:
+                log.exception("bridge sweep failed thread_id=%s", thread_id)
+        return rows

@@ -1,0 +1,181 @@
+"""The bridge's :class:`~hitl_agent.protocol.InterruptCodec`: LangChain's interrupts in, its
+resume values out, validated before anything is sent.
+
+The resolver hands a codec every decided row of one task (thread + checkpoint namespace):
+
+* batched — all actions of the turn's ``HITLRequest``; :meth:`MiddlewareCodec.encode` puts
+  one decision per action in ``action_requests`` order (``{"decisions": [...]}``), and refuses
+  (:class:`IncompleteDecisions`, nothing sent) while any action has no decided row;
+* per_call — each gated call is its own task, so a row is resumed alone, by its own
+  interrupt id, as soon as it is decided; the row is matched to the interrupt by
+  ``tool_call_id``, never by position;
+* inbox — one ``HumanResponse`` in a list.
+
+A row is bound to what the reviewer saw: if the action in the pending interrupt no longer
+renders to the question stored with the row (args changed in the checkpoint), its answer is
+replaced by a reject saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from ._bridge_form import Answer, read_answer, refusal
+from ._bridge_schema import BridgeAction, parse_interrupt, parse_key
+
+if TYPE_CHECKING:
+    from ..decision import Decision
+    from ..gate import ReviewSpec
+    from ..ledger import Ledger, ReviewRecord
+
+__all__ = ["IncompleteDecisions", "MiddlewareCodec", "to_inbox_response"]
+
+log = logging.getLogger("hitl_agent.bridge")
+
+_CHANGED = (
+    "The tool call changed after it was sent for review; the reviewed answer does not apply "
+    "and the tool call was not run."
+)
+
+
+# Rows read ahead by an async resume (off the event loop), for the encode that follows in the
+# same task; a context variable keeps concurrent resumes apart.
+_PREFETCHED: ContextVar[Mapping[str, ReviewRecord | None] | None] = ContextVar(
+    "hitl_bridge_rows", default=None
+)
+
+
+class IncompleteDecisions(Exception):
+    """A batched interrupt's decisions do not cover every action yet: send nothing."""
+
+
+def to_inbox_response(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """A LangChain decision as agent-inbox's ``HumanResponse``."""
+    kind = decision["type"]
+    if kind == "approve":
+        return {"type": "accept", "args": None}
+    if kind == "edit":
+        action = decision["edited_action"]
+        return {"type": "edit", "args": {"action": action["name"], "args": action["args"]}}
+    if kind == "respond":
+        return {"type": "response", "args": decision["message"]}
+    return {"type": "ignore", "args": decision.get("message")}
+
+
+class MiddlewareCodec:
+    """Recognises the bridge's rows' interrupts and encodes the reviewers' decisions.
+
+    Args:
+        ledger: the keeper's ledger (a decision's row gives its action index).
+        spec_of: the review spec the bridge sends for an action (binds answers to calls).
+        tools: the agent's tools by name, for edit validation; None for a remote graph.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        spec_of: Callable[[BridgeAction], ReviewSpec],
+        tools: Mapping[str, Any] | None,
+    ) -> None:
+        self.ledger = ledger
+        self.spec_of = spec_of
+        self.tools = tools
+        self._refusals: dict[str, str] = {}
+
+    def refuse_next(self, request_id: str, reason: str) -> None:
+        """Encode the next answer for ``request_id`` as a refusal saying ``reason`` (once).
+
+        Used when a server refused the encoded answer without saving it (per_call's schema
+        check on a LangGraph Server), so the same interrupt can be answered again.
+        """
+        self._refusals[request_id] = reason
+
+    def __repr__(self) -> str:
+        return f"MiddlewareCodec(tools={sorted(self.tools) if self.tools is not None else None})"
+
+    def matches(self, value: Any, record: ReviewRecord) -> bool:
+        """True when ``value`` is a middleware interrupt and holds ``record``'s action."""
+        parts = parse_key(record.key)
+        parsed = parse_interrupt(value)
+        if parts is None or parsed is None:
+            return False
+        kind, actions = parsed
+        if kind == "per_call":
+            return actions[0].tool_call_id == parts.tool_call_id
+        return parts.index < len(actions)
+
+    async def aprefetch(self, decisions: Sequence[Decision]) -> None:
+        """Read the decisions' rows in a worker thread, so an async resume's encode does not
+        touch the ledger on the event loop (call it in the task that then resumes)."""
+
+        def read() -> dict[str, ReviewRecord | None]:
+            return {d.request_id: self.ledger.get_by_request_id(d.request_id) for d in decisions}
+
+        _PREFETCHED.set(await asyncio.to_thread(read))
+
+    def _answer(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Answer:
+        forced = self._refusals.pop(decision.request_id, None)
+        if forced is not None:
+            return Answer(refusal(action, forced), forced)
+        if row.args_hash is not None and row.args_hash != self.spec_of(action).spec_hash():
+            return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
+        return read_answer(decision, action, self.tools)
+
+    def encode(self, value: Any, decisions: Sequence[Decision]) -> Any:
+        """The resume value for the middleware interrupt ``value``.
+
+        Raises:
+            IncompleteDecisions: a batched action has no decision yet.
+            UndeliverableDecision: a refusal for a tool that allows neither reject nor
+                respond (nothing can be sent).
+            ValueError: ``value`` is not a middleware interrupt.
+        """
+        parsed = parse_interrupt(value)
+        if parsed is None:
+            raise ValueError("not a HumanInTheLoopMiddleware or agent-inbox interrupt")
+        kind, actions = parsed
+        prefetched = _PREFETCHED.get()
+        by_index: dict[int, tuple[BridgeAction, ReviewRecord, Decision]] = {}
+        for decision in decisions:
+            row = (
+                prefetched[decision.request_id]
+                if prefetched is not None and decision.request_id in prefetched
+                else self.ledger.get_by_request_id(decision.request_id)
+            )
+            parts = parse_key(row.key) if row is not None else None
+            if row is None or parts is None or parts.index >= len(actions):
+                continue
+            action = actions[parts.index]
+            if kind == "per_call":
+                if action.tool_call_id != parts.tool_call_id:
+                    continue
+                # The interrupt value does not carry the allowed decisions; the key does.
+                action = BridgeAction(**{**action.__dict__, "allowed": parts.allowed})
+            by_index.setdefault(parts.index, (action, row, decision))
+        missing = [i for i in range(len(actions)) if i not in by_index]
+        if missing:
+            raise IncompleteDecisions(
+                f"{len(missing)} of {len(actions)} actions have no decision yet (indexes {missing})"
+            )
+        answers: list[dict[str, Any]] = []
+        for index in range(len(actions)):
+            action, row, decision = by_index[index]
+            answer = self._answer(action, row, decision)
+            if answer.problem is not None:
+                log.warning(
+                    "bridge sends a %s for tool=%s request_id=%s: %s",
+                    answer.decision["type"],
+                    action.name,
+                    decision.request_id,
+                    answer.problem,
+                )
+            answers.append(answer.decision)
+        if kind == "batched":
+            return {"decisions": answers}
+        if kind == "per_call":
+            return answers[0]
+        return [to_inbox_response(answers[0])]

@@ -1,0 +1,245 @@
+"""What the local and the remote bridge share: finding pending actions, creating their
+requests once, the spec of an action and the resumer that routes rows.
+
+Framework-light: LangGraph's ``StateSnapshot`` shape is read duck-typed, so the remote bridge
+(which gets JSON from a LangGraph Server) goes through the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
+from ._bridge_form import form_for
+from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
+
+if TYPE_CHECKING:
+    from ..decision import Decision
+    from ..dispatch import Resumer
+    from ..gate import Gatekeeper, ReviewSpec
+    from ..ledger import Ledger, ReviewRecord
+
+__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "in_flight", "pending_actions"]
+
+log = logging.getLogger("hitl_agent.bridge")
+
+_UNSET: Any = object()
+
+IN_FLIGHT_SECONDS = 60.0
+"""How long an ``intent`` row written by someone else counts as a create in progress."""
+
+
+def in_flight(ledger: Ledger, key: str, now: float) -> ReviewRecord | None:
+    """The row of a create another submit is making right now, or None.
+
+    Two replicas sweeping the same new interrupt both reach the gate's create path; the one
+    that did not write the intent would reconcile, find nothing yet and create a second
+    request. A young ``intent`` row is therefore left to its writer; an old one (its writer
+    crashed) goes through the create path, which reconciles before creating.
+    """
+    row = ledger.get(key)
+    if row is not None and row.state == "intent" and now - row.created_at < IN_FLIGHT_SECONDS:
+        return row
+    return None
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """One action of a pending middleware interrupt, with where it waits."""
+
+    thread_id: str
+    checkpoint_ns: str
+    interrupt_id: str
+    action: BridgeAction
+
+    @property
+    def key(self) -> str:
+        """The action's correlation key."""
+        return action_key(
+            thread_id=self.thread_id,
+            checkpoint_ns=self.checkpoint_ns,
+            interrupt_id=self.interrupt_id,
+            action=self.action,
+        )
+
+
+def _interrupts(state: Any, prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """Every pending interrupt by id, with the namespace of the task that raised it.
+
+    With ``subgraphs=True`` a parent task may list its subgraph's interrupts too; the deepest
+    namespace (the one the resumer matches on) wins.
+    """
+    found: dict[str, tuple[str, Any]] = {}
+    for task in getattr(state, "tasks", ()) or ():
+        ns = f"{prefix}{task.name}:{task.id}"
+        for interrupt in task.interrupts:
+            found[str(interrupt.id)] = (ns, interrupt)
+        nested = getattr(task, "state", None)
+        if nested is not None and hasattr(nested, "tasks"):
+            found.update(_interrupts(nested, f"{ns}|"))
+    return found
+
+
+def pending_actions(
+    state: Any, thread_id: str, schemas: Mapping[str, Any] | None = None
+) -> list[PendingAction]:
+    """The bridge's actions waiting in a thread's state (``get_state(..., subgraphs=True)``).
+
+    Args:
+        state: the thread's StateSnapshot.
+        thread_id: its thread id.
+        schemas: per_call ``response_schema`` by interrupt id, when the interrupt objects
+            do not carry it (a remote server's JSON).
+    """
+    pending: list[PendingAction] = []
+    for interrupt_id, (ns, interrupt) in sorted(_interrupts(state).items()):
+        schema = getattr(interrupt, "response_schema", None)
+        if schema is None and schemas is not None:
+            schema = schemas.get(interrupt_id)
+        parsed = parse_interrupt(interrupt.value, schema)
+        if parsed is None:
+            continue
+        for action in parsed[1]:
+            pending.append(PendingAction(thread_id, ns, interrupt_id, action))
+    return pending
+
+
+class SpecBuilder:
+    """Builds the review spec of an action (the same every time: it is the row's identity)."""
+
+    def __init__(
+        self,
+        keeper: Gatekeeper,
+        *,
+        priority: str | None = None,
+        timeout_seconds: int | None = _UNSET,
+        tools: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.keeper = keeper
+        self.priority = priority
+        self.timeout_seconds = timeout_seconds
+        self.tools = tools
+
+    def __call__(self, action: BridgeAction) -> ReviewSpec:
+        tool = (self.tools or {}).get(action.name)
+        what = getattr(tool, "description", None)
+        form = form_for(action, what if isinstance(what, str) and what else None)
+        extra: dict[str, Any] = {}
+        if self.timeout_seconds is not _UNSET:
+            extra["timeout_seconds"] = self.timeout_seconds
+        context: dict[str, Any] = {"tool": action.name, "action_index": action.index}
+        if action.tool_call_id is not None:
+            context["tool_call_id"] = action.tool_call_id
+        return self.keeper.spec(
+            form["request_text"],
+            response_type=form["response_type"],
+            response_config=form["response_config"],
+            default_response=form["default_response"],
+            priority=self.priority,
+            context={"langchain_bridge": context},
+            summary=f"Approve {action.name}?",
+            # The form's own values decide, and a bridged call never runs without a
+            # reviewer's explicit answer.
+            approve_values=("approve",),
+            approve_on_timeout=False,
+            **extra,
+        )
+
+
+class BridgeResumer:
+    """The bridge's resumer: its rows go to the codec's resumer, other graph rows (gates of
+    ``keeper.review`` in the same graph) to a plain one.
+
+    A batched row whose siblings are not all decided yet (e.g. a create still in flight on
+    another replica) is "not waiting": nothing is sent and the dispatcher retries.
+
+    With ``codec``, a per_call answer LangGraph refused without saving it (its
+    ``response_schema`` check failed, e.g. edited args the tool does not accept: checked by
+    the server for a remote graph, whose tools the bridge cannot see) is sent once more as a
+    refusal naming the reason, so the thread never waits on an answer that can never be
+    valid. Async resumes read the rows off the event loop first.
+    """
+
+    def __init__(
+        self, bridged: Resumer, plain: Resumer | None = None, codec: MiddlewareCodec | None = None
+    ) -> None:
+        self.bridged = bridged
+        self.plain = plain
+        self.codec = codec
+
+    def _schema_refusal(self, record: ReviewRecord, err: Exception) -> str | None:
+        """The reason to refuse with when ``err`` is a per_call schema refusal, else None."""
+        parts = parse_key(record.key)
+        if self.codec is None or parts is None or not parts.tool_call_id:
+            return None
+        text = str(err)
+        # Locally LangGraph raises pydantic's error itself; a server names it in the run's
+        # error. Either way per_call saved nothing, so the interrupt can be answered again.
+        if not isinstance(err, ValidationError) and "ValidationError" not in text:
+            return None
+        detail = " ".join(text.split())[:300]
+        return (
+            "The reviewer's answer could not be used (the server refused it: "
+            f"{detail}); the tool call was not run."
+        )
+
+    def __repr__(self) -> str:
+        return f"BridgeResumer({self.bridged!r})"
+
+    def _pick(self, record: ReviewRecord) -> Resumer | None:
+        return self.bridged if record.key.startswith(KEY_PREFIX) else self.plain
+
+    def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Resume the row's task; False when it is not waiting or not every action is decided."""
+        target = self._pick(record)
+        if target is None:
+            return False
+        try:
+            return target.resume(record, decisions)
+        except IncompleteDecisions as err:
+            log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
+            return False
+        except Exception as err:
+            reason = self._schema_refusal(record, err)
+            if reason is None or self.codec is None:
+                raise
+            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
+            for decision in decisions:
+                self.codec.refuse_next(decision.request_id, reason)
+            return target.resume(record, decisions)
+
+    async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
+        """Async twin of :meth:`resume`."""
+        target = self._pick(record)
+        if target is None:
+            return False
+        if target is self.bridged and self.codec is not None:
+            await self.codec.aprefetch(decisions)
+        try:
+            return await target.aresume(record, decisions)
+        except IncompleteDecisions as err:
+            log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
+            return False
+        except Exception as err:
+            reason = self._schema_refusal(record, err)
+            if reason is None or self.codec is None:
+                raise
+            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
+            for decision in decisions:
+                self.codec.refuse_next(decision.request_id, reason)
+            return await target.aresume(record, decisions)
+
+    def finished(self, record: ReviewRecord) -> bool:
+        """True when the row's thread finished after its decision."""
+        target = self._pick(record)
+        return target.finished(record) if target is not None else False
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`finished`."""
+        target = self._pick(record)
+        return await target.afinished(record) if target is not None else False

@@ -1,0 +1,316 @@
+"""What the reviewer sees for one bridged action, and how their answer becomes LangChain's.
+
+The form follows the tool's ``allowed_decisions``:
+
+* approve and/or reject only — a ``single_select`` with *Approve* / *Reject* (default
+  *reject*);
+* anything with edit or respond — an ``editable_text`` whose draft lists the allowed
+  decisions, a message line and, when edit is allowed, the tool name and its args as JSON::
+
+      decision: approve | edit | reject | respond
+      message:
+      tool: write_file
+      args:
+      {"content": "hello", "filename": "notes.txt"}
+
+  The reviewer keeps one word after ``decision:``. A draft submitted with more than one (or
+  none) is not an answer: it is read as a reject saying why. Changed args under ``approve``
+  are refused the same way (only ``edit`` runs changed args).
+
+:func:`read_answer` turns a :class:`~hitl_agent.decision.Decision` into one LangChain decision
+and validates it (type against ``allowed_decisions``, ``message`` for respond, an edit's tool
+and args against the agent's tools). Whatever cannot be made valid becomes a reject whose
+message says why; timeouts and cancellations become rejects saying *timed out* /
+*cancelled*. A tool that allows neither reject nor respond cannot be refused in LangChain's
+format at all: such an answer raises :class:`UndeliverableDecision` and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..decision import Decision
+from ..gate._render import ToolCallView, escape_markdown, render_tool_call, reveal_invisible
+from ..models.response_types import EditedText
+from ._bridge_schema import DECISION_TYPES, BridgeAction
+
+__all__ = [
+    "CANCELLED",
+    "TIMED_OUT",
+    "Answer",
+    "UndeliverableDecision",
+    "form_for",
+    "read_answer",
+    "refusal",
+    "render_request",
+]
+
+TIMED_OUT = "No reviewer answered before the deadline (timed out); the tool call was not run."
+CANCELLED = "The review was cancelled before a reviewer answered; the tool call was not run."
+
+_EDITABLE_MAX = 5000
+_HEADER_MAX = 300
+_DEFAULT_FORMAT = re.compile(r"\A(?P<prefix>.*)\n\nTool: (?P<tool>.*)\nArgs: (?P<args>.*)\Z", re.S)
+
+
+class UndeliverableDecision(Exception):
+    """The answer is a refusal but the tool allows neither reject nor respond."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A LangChain decision for one action, and why it differs from the reviewer's answer.
+
+    Attributes:
+        decision: ``{"type": "approve"}``, ``{"type": "edit", "edited_action": {...}}``,
+            ``{"type": "reject", "message": ...}`` or ``{"type": "respond", "message": ...}``.
+        problem: None when this is what the reviewer answered; otherwise the reason the
+            answer was replaced (logged by the bridge).
+    """
+
+    decision: dict[str, Any]
+    problem: str | None = None
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def header_of(action: BridgeAction) -> str:
+    """The trusted part of the description: the middleware's prefix, or the app's text.
+
+    The middleware's default description is ``"{description_prefix}\\n\\nTool: {name}\\nArgs:
+    {args}"``; its tail repeats what the model sent, so only the prefix is used as the header
+    (the args are rendered apart, fenced).
+    """
+    match = _DEFAULT_FORMAT.match(action.description)
+    if match and match["tool"] == action.name and match["args"] == str(action.args):
+        return match["prefix"]
+    return action.description
+
+
+def render_request(action: BridgeAction, *, what_it_does: str | None = None, note: str = "") -> str:
+    """The request text (the gate's renderer): header, tool, fenced args, how to answer.
+
+    The header is the middleware's ``description`` (or ``description_prefix``), escaped: a
+    description callable may quote the model's words.
+    """
+    header = " ".join(header_of(action).split()) or "Tool execution requires approval"
+    if len(header) > _HEADER_MAX:
+        header = header[: _HEADER_MAX - 1] + "…"
+    view = ToolCallView(
+        tool=action.name,
+        args=action.args,
+        description=what_it_does,
+        asked_by="an AI agent (LangChain HumanInTheLoopMiddleware)",
+        tool_call_id=action.tool_call_id,
+        call_index=action.index + 1 if action.count > 1 else None,
+        call_count=action.count if action.count > 1 else None,
+    )
+    footer = [note] if note else []
+    footer.append("No answer before the deadline: the tool does not run (timed out).")
+    return render_tool_call(view, footer=footer, title=escape_markdown(header, one_line=True))
+
+
+def _args_json(args: Mapping[str, Any]) -> str:
+    """The args as the draft shows them; ``\\u`` escapes when they hide invisible characters
+    (a text box would not show them)."""
+    text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    if reveal_invisible(text) != text:
+        text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=True, default=str)
+    return text
+
+
+# -- the form --------------------------------------------------------------------------
+
+
+def _uses_text_form(action: BridgeAction) -> bool:
+    return "edit" in action.allowed or "respond" in action.allowed
+
+
+def _draft(action: BridgeAction, *, with_args: bool) -> str:
+    lines = ["decision: " + " | ".join(action.allowed)]
+    if "reject" in action.allowed or "respond" in action.allowed:
+        lines.append("message: ")
+    if with_args:
+        lines.append(f"tool: {action.name}")
+        lines.append("args:")
+        lines.append(_args_json(action.args))
+    return "\n".join(lines)
+
+
+def _instructions(action: BridgeAction, *, with_args: bool) -> str:
+    parts = ["Keep exactly one word after `decision:` and submit."]
+    if "reject" in action.allowed or "respond" in action.allowed:
+        parts.append("For reject or respond, write your message after `message:`.")
+    if with_args:
+        other = " (or `tool:`, to another tool of the agent)" if action.kind == "batched" else ""
+        parts.append(f"For edit, change `args:`{other}; the edited call is what runs.")
+    elif "edit" in action.allowed:
+        parts.append("Edit is unavailable: the arguments are too long to edit here.")
+    return " ".join(parts)
+
+
+def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str, Any]:
+    """``request_text``, ``response_type``, ``response_config`` and ``default_response``.
+
+    Args:
+        action: the action.
+        what_it_does: the tool's own description, when the agent's tools are known.
+    """
+    if not _uses_text_form(action):
+        note = "**Approve** runs the call once with exactly these arguments; **Reject** does not."
+        return {
+            "request_text": render_request(action, what_it_does=what_it_does, note=note),
+            "response_type": "single_select",
+            "response_config": {
+                "options": [
+                    {"value": "approve", "label": "Approve"},
+                    {"value": "reject", "label": "Reject"},
+                ]
+            },
+            "default_response": "reject",
+        }
+    with_args = "edit" in action.allowed
+    draft = _draft(action, with_args=with_args)
+    if len(draft) > _EDITABLE_MAX:
+        with_args = False
+        draft = _draft(action, with_args=False)
+    return {
+        "request_text": render_request(
+            action, what_it_does=what_it_does, note=_instructions(action, with_args=with_args)
+        ),
+        "response_type": "editable_text",
+        "response_config": {"draft_text": draft, "max_length": _EDITABLE_MAX},
+        "default_response": "decision: reject",
+    }
+
+
+# -- reading the answer ----------------------------------------------------------------
+
+
+def refusal(action: BridgeAction, reason: str) -> dict[str, Any]:
+    """A refusal the tool's config accepts: reject, else respond, else nothing."""
+    if "reject" in action.allowed:
+        return {"type": "reject", "message": reason}
+    if "respond" in action.allowed:
+        return {"type": "respond", "message": reason}
+    raise UndeliverableDecision(
+        f"tool {action.name!r} allows only {list(action.allowed)}, so it cannot be refused in "
+        f"LangChain's format ({reason})"
+    )
+
+
+def _refused(action: BridgeAction, problem: str) -> Answer:
+    reason = f"The reviewer's answer could not be used ({problem}); the tool call was not run."
+    return Answer(refusal(action, reason), problem)
+
+
+def _check_edit(
+    action: BridgeAction, name: str, args: Any, tools: Mapping[str, Any] | None
+) -> str | None:
+    """Why an edited call cannot run, or None when it is valid."""
+    if not isinstance(args, dict):
+        return "the edited args are not a JSON object"
+    # per_call pins the tool in its response schema; an agent-inbox action need not be a
+    # tool at all; without the agent's tools (a remote graph) the only tool known to exist
+    # is the one the model called.
+    if (action.kind != "batched" or tools is None) and name != action.name:
+        return f"the edit names {name!r}; only {action.name!r} can be edited here"
+    if tools is None or (action.kind == "inbox" and name not in tools):
+        return None
+    if name not in tools:
+        return f"the edit names tool {name!r}, which the agent does not have"
+    schema = getattr(tools[name], "tool_call_schema", None)
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        try:
+            schema.model_validate(args)
+        except ValidationError as err:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "(args)" for e in err.errors())
+            return f"the edited args are invalid for {name!r} (field {fields})"
+    return None
+
+
+def _sections(text: str) -> dict[str, str]:
+    """``decision`` / ``message`` / ``tool`` / ``args`` sections of a submitted draft."""
+    found: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        head, sep, rest = line.partition(":")
+        label = head.strip().lower()
+        if sep and label in ("decision", "message", "tool", "args") and label not in found:
+            current = label
+            found[label] = [rest.strip()] if rest.strip() else []
+        elif current is not None:
+            found[current].append(line)
+    return {label: "\n".join(lines).strip() for label, lines in found.items()}
+
+
+def _from_draft(text: str, action: BridgeAction, tools: Mapping[str, Any] | None) -> Answer:
+    sections = _sections(text)
+    # Words of letters only: "Approve." and "approve" are the same choice.
+    words = re.findall(r"[a-z]+", sections.get("decision", "").lower())
+    chosen = [w for w in words if w in DECISION_TYPES]
+    if len(chosen) != 1 or len(words) != 1:
+        return _refused(action, "keep exactly one decision word after 'decision:'")
+    kind = chosen[0]
+    if kind not in action.allowed:
+        return _refused(action, f"{kind!r} is not allowed for {action.name!r}")
+    message = sections.get("message", "")
+    name = sections.get("tool", action.name) or action.name
+    raw_args = sections.get("args")
+    args: Any = action.args
+    if raw_args is not None:
+        try:
+            args = json.loads(raw_args)
+        except ValueError:
+            return _refused(action, "the args are not valid JSON")
+    changed = name != action.name or args != action.args
+    if kind == "approve":
+        if changed:
+            return _refused(action, "the call was changed under 'approve'; choose 'edit'")
+        return Answer({"type": "approve"})
+    if kind == "edit":
+        problem = _check_edit(action, name, args, tools)
+        if problem is not None:
+            return _refused(action, problem)
+        return Answer({"type": "edit", "edited_action": {"name": name, "args": args}})
+    if kind == "respond":
+        if not message:
+            return _refused(action, "'respond' needs a message")
+        return Answer({"type": "respond", "message": message})
+    return Answer({"type": "reject", "message": message} if message else {"type": "reject"})
+
+
+def read_answer(
+    decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+) -> Answer:
+    """The LangChain decision for ``action`` given the reviewer's ``decision``, validated.
+
+    Args:
+        decision: the recorded decision of the action's HITL request.
+        action: the action as the pending interrupt describes it now.
+        tools: the agent's tools by name (edit validation); None for a remote graph.
+
+    Raises:
+        UndeliverableDecision: a refusal for a tool that allows neither reject nor respond.
+    """
+    if decision.status == "cancelled":
+        return Answer(refusal(action, CANCELLED), "cancelled")
+    if decision.status == "timeout":  # never approves: the bridge's specs do not opt in
+        return Answer(refusal(action, TIMED_OUT), "timed out")
+    value = decision.value
+    if isinstance(value, EditedText):
+        return _from_draft(value.text, action, tools)
+    # The single_select's option values are the bridge's own, whatever the keeper's
+    # approve_values say.
+    if value == "approve" and "approve" in action.allowed:
+        return Answer({"type": "approve"})
+    if value == "reject" and "reject" in action.allowed:
+        return Answer({"type": "reject"})
+    return _refused(action, f"{value!r} is not one of this form's answers")
