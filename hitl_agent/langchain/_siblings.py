@@ -141,10 +141,17 @@ def _step(
 ) -> bool:
     """True: act now. Raises GraphInterrupt to suspend. False: look again shortly."""
     started = _started(ctx)
-    if waited < _START_GRACE and not set(siblings) <= started:
-        return False
+    suspended = bool(getattr(ctx.run, _SUSPENDED, False))
+    missing = [call_id for call_id in siblings if call_id not in started]
+    if missing and not suspended:
+        # One sibling started here: they share this task, so wait for the others to start
+        # (or for the run to suspend). None started: wait a moment, then take them to run
+        # in tasks of their own.
+        same_task = len(missing) < len(siblings)
+        if waited < (_APPEAR_SECONDS if same_task else _START_GRACE):
+            return False
     why = unsettled(rows, [call_id for call_id in siblings if call_id in started])
-    if why is None and not getattr(ctx.run, _SUSPENDED, False):
+    if why is None and not suspended:
         return True
     if why is None or _open(rows):
         own = next(row for row in rows if row.request_id == own_id)
