@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ._exceptions import ResponseShapeError
 from .models.requests import Request, Reviewer
@@ -33,9 +33,14 @@ from .models.response_types import EditedText, ResponseValue, normalize_response
 __all__ = [
     "DEFAULT_APPROVE_VALUES",
     "DEFAULT_REJECT_VALUES",
+    "ApproveAction",
     "Decision",
+    "DecisionAction",
     "DecisionStatus",
+    "EditAction",
     "Outcome",
+    "RejectAction",
+    "RespondAction",
 ]
 
 DecisionStatus: TypeAlias = Literal["completed", "timeout", "cancelled"]
@@ -48,6 +53,45 @@ DEFAULT_REJECT_VALUES: frozenset[str] = frozenset(
     {"reject", "rejected", "no", "deny", "denied", "decline", "declined"}
 )
 """``single_select`` values that reject; any other option is an ``answered`` decision."""
+
+
+class ApproveAction(BaseModel):
+    """Run the action exactly as it was reviewed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["approve"] = "approve"
+
+
+class EditAction(BaseModel):
+    """Run the action with the reviewer's arguments instead (validated before they run)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["edit"] = "edit"
+    args: dict[str, Any]
+
+
+class RejectAction(BaseModel):
+    """Do not run the action; ``message`` is the reviewer's reason ("" when none was given)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["reject"] = "reject"
+    message: str = ""
+
+
+class RespondAction(BaseModel):
+    """Do not run the action; ``text`` is the reviewer's answer, given back in its place."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type: Literal["respond"] = "respond"
+    text: str
+
+
+DecisionAction: TypeAlias = Annotated[
+    ApproveAction | EditAction | RejectAction | RespondAction, Field(discriminator="type")
+]
+"""What the reviewer told the agent to do: approve, edit (with args), reject (with a message)
+or respond (with text). None on a decision no reviewer made (timeout, cancellation) and on an
+answer to a plain question."""
 
 
 class Decision(BaseModel):
@@ -66,6 +110,10 @@ class Decision(BaseModel):
         response_time_seconds: how long the reviewer took.
         used_default: True when the value is the request's default (timeout).
         response_type: the request's response type.
+        action: the typed action (see :data:`DecisionAction`): ``approve`` for an approving
+            answer, ``reject`` for a rejecting one; the tool wrappers also set ``edit`` and
+            ``respond``. None when no reviewer decided (timed out, cancelled) or the answer
+            is not an approval question's. Only ``approved`` says whether something may run.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -81,6 +129,7 @@ class Decision(BaseModel):
     response_time_seconds: float | None = None
     used_default: bool = False
     response_type: str | None = None
+    action: DecisionAction | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -160,12 +209,18 @@ class Decision(BaseModel):
                 **common,
             )
         outcome = _outcome(request.response_type, value, approve, reject)
+        action: DecisionAction | None = None
+        if outcome == "approved":
+            action = ApproveAction()
+        elif outcome == "rejected":
+            action = RejectAction()
         return cls(
             status="completed",
             outcome=outcome,
             value=value,
             approved=outcome in ("approved", "edited"),
             reason=_REASONS[outcome],
+            action=action,
             **common,
         )
 

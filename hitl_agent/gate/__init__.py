@@ -12,9 +12,10 @@ from ..dispatch._tokens import derive_token, token_hash, token_matches
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewMismatchError, ReviewTimeoutError
 from ._keeper import Gatekeeper
-from ._spec import CONTEXT_KEY, ReviewSpec, args_hash, canonical_json
+from ._spec import ARGS_HASH_KEY, CONTEXT_KEY, ReviewSpec, args_hash, canonical_json
 
 __all__ = [
+    "ARGS_HASH_KEY",
     "CONTEXT_KEY",
     "CRASH_POINTS",
     "CreateTarget",

@@ -120,6 +120,8 @@ def _intent(
             "priority": spec.priority,
             "response_type": spec.response_type,
             "interpretation": spec.interpretation(),
+            # What the reviewer approves, bound apart from the spec hash (see ARGS_HASH_KEY).
+            **({"args_hash": spec.args_hash} if spec.args_hash else {}),
         },
     )
     _check_same_question(row, key, spec)

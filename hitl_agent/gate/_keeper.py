@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import ValidationError
 
@@ -43,7 +43,10 @@ from ._pregel import GraphContext, graph_context, wait_for_decision
 from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec
 
 if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
     from .._client import AsyncHITLClient, HITLClient
+    from ..langchain import ApprovalTool, AskHumanTool
 
 __all__ = ["Gatekeeper"]
 
@@ -388,6 +391,91 @@ class Gatekeeper:
                 "review again with the same key to keep waiting"
             ) from None
         return decision
+
+    # -- tools ---------------------------------------------------------------------------
+
+    @overload
+    def require_approval(
+        self,
+        tool_or_fn: BaseTool | Callable[..., Any],
+        /,
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        allow_edit: bool = False,
+        allow_respond: bool = False,
+        description: str | None = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> ApprovalTool: ...
+
+    @overload
+    def require_approval(
+        self,
+        tool_or_fn: None = None,
+        /,
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        allow_edit: bool = False,
+        allow_respond: bool = False,
+        description: str | None = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> Callable[[BaseTool | Callable[..., Any]], ApprovalTool]: ...
+
+    def require_approval(
+        self,
+        tool_or_fn: BaseTool | Callable[..., Any] | None = None,
+        /,
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        allow_edit: bool = False,
+        allow_respond: bool = False,
+        description: str | None = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> ApprovalTool | Callable[[BaseTool | Callable[..., Any]], ApprovalTool]:
+        """The tool (or function) behind a human decision: same name, description and schema.
+
+        ``keeper.require_approval(tool)``, ``@keeper.require_approval`` or
+        ``@keeper.require_approval(when=..., priority="high")``. See
+        :func:`hitl_agent.langchain.require_approval` and docs/tools.md.
+        """
+        from ..langchain import require_approval
+
+        def wrap(target: BaseTool | Callable[..., Any]) -> ApprovalTool:
+            return require_approval(
+                self,
+                target,
+                when=when,
+                allow_edit=allow_edit,
+                allow_respond=allow_respond,
+                description=description,
+                priority=priority,
+                timeout_seconds=timeout_seconds,
+            )
+
+        return wrap if tool_or_fn is None else wrap(tool_or_fn)
+
+    def ask_human_tool(
+        self,
+        *,
+        name: str = "ask_human",
+        description: str | None = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> AskHumanTool:
+        """A tool the model calls to ask a person (args: question, response_type="text",
+        options=None) and get the typed answer; see :func:`hitl_agent.langchain.ask_human_tool`.
+        """
+        from ..langchain import ask_human_tool
+
+        return ask_human_tool(
+            self,
+            name=name,
+            description=description,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+        )
 
     # -- the HumanInTheLoopMiddleware bridge ----------------------------------------------
 

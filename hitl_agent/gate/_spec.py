@@ -19,10 +19,19 @@ from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES
 from ..models.requests import CreateRequestParams
 from ..models.response_types import option_value
 
-__all__ = ["CONTEXT_KEY", "ReviewSpec", "args_hash", "canonical_json"]
+__all__ = ["ARGS_HASH_KEY", "CONTEXT_KEY", "ReviewSpec", "args_hash", "canonical_json"]
 
 CONTEXT_KEY = "hitl_agent"
 """The key under which a gate stamps its correlation key into the request's ``context``."""
+
+ARGS_HASH_KEY = "hitl_agent_args_hash"
+"""A ``context`` entry that binds a review to one tool call: its :func:`args_hash`.
+
+It is lifted out of the context (never sent, never shown to the reviewer, not part of the
+spec hash) into :attr:`ReviewSpec.args_hash`, and the gate keeps it in the ledger row's
+``payload["args_hash"]``, so the tool wrapper can check, right before it runs anything, that
+what runs is what was reviewed. It travels in ``context`` because that is the one channel from
+``Gatekeeper.review(...)`` to the row."""
 
 DEFAULT_TIMEOUT_SECONDS = 3600
 DEFAULT_PRIORITY = "medium"
@@ -63,6 +72,7 @@ class ReviewSpec:
     approve_values: tuple[str, ...] = tuple(sorted(DEFAULT_APPROVE_VALUES))
     reject_values: tuple[str, ...] = tuple(sorted(DEFAULT_REJECT_VALUES))
     approve_on_timeout: bool = False
+    args_hash: str | None = None
 
     @classmethod
     def build(
@@ -92,6 +102,13 @@ class ReviewSpec:
         if default_response is None:
             default_response = _safe_default(response_type, config)
         ctx = dict(context or {})
+        bound = ctx.pop(ARGS_HASH_KEY, None)
+        if bound is not None and not _is_sha256_hex(bound):
+            raise ConfigError(
+                f"context.{ARGS_HASH_KEY}",
+                "not a sha256 hex digest",
+                "pass args_hash(tool_name, args) from hitl_agent.gate",
+            )
         if CONTEXT_KEY in ctx:
             raise ConfigError(
                 f"context.{CONTEXT_KEY}",
@@ -127,6 +144,7 @@ class ReviewSpec:
             approve_values=tuple(sorted(approve_values or DEFAULT_APPROVE_VALUES)),
             reject_values=tuple(sorted(reject_values or DEFAULT_REJECT_VALUES)),
             approve_on_timeout=approve_on_timeout,
+            args_hash=bound,
         )
 
     def spec_hash(self) -> str:
@@ -180,6 +198,14 @@ def _safe_default(response_type: str, config: dict[str, Any]) -> Any:
         "default_response",
         f"no safe default can be chosen for response_type {response_type!r}",
         "pass default_response explicitly (the answer recorded on timeout)",
+    )
+
+
+def _is_sha256_hex(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(ch in "0123456789abcdef" for ch in value)
     )
 
 

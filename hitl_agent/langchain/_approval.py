@@ -1,0 +1,477 @@
+"""``require_approval``: the same tool, but a human decides each call first.
+
+::
+
+    safe_refund = keeper.require_approval(refund, when=lambda args: args["amount"] > 100)
+    agent = create_agent(model, tools=[safe_refund], checkpointer=SqliteSaver(conn))
+
+The wrapper is a :class:`~langchain_core.tools.BaseTool` with the wrapped tool's name,
+description and argument schema (``tool_call_schema`` is the same: the model sees the same
+tool). Each call asks a reviewer (see :mod:`hitl_agent.langchain._forms` for the forms) through
+``keeper.review(..., tool_call_id=..., mode="auto")``: inside a graph run it suspends the
+thread durably, one review per tool call keyed by the call's id; outside one it blocks on the
+process's shared poll loop.
+
+The tool call id comes from LangChain's documented path: ``BaseTool.invoke`` hands a ``ToolCall``
+dict's ``id`` to :meth:`BaseTool.run` as ``tool_call_id=`` (the id that also names the
+resulting ``ToolMessage``). The wrapper's ``run`` reads it there and keeps it in a context
+variable for its ``_run``, so no parameter is added to the tool's schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
+from langgraph.errors import GraphInterrupt
+from langgraph.prebuilt import ToolRuntime
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import to_jsonable_python
+
+from ..gate._errors import ReviewMismatchError
+from ..gate._render import ToolCallView
+from ..gate._spec import args_hash
+from ._callid import CALL_ID as _CALL_ID
+from ._flow import ApprovalFlow, Ask, Verdict, not_run
+from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
+
+if TYPE_CHECKING:
+    from ..gate import Gatekeeper
+
+__all__ = ["ApprovalTool", "Policy", "require_approval"]
+
+log = logging.getLogger("hitl_agent.langchain")
+
+Policy = Callable[[dict[str, Any]], bool]
+"""``when=``: the call's arguments (as the model sent them) -> True to ask a human."""
+
+
+# The parameter name under which ToolNode hands the wrapper its ToolRuntime (the call's
+# position in the model turn comes from the state's messages). Injected, so never in the
+# model-visible schema.
+_RUNTIME = "hitl_agent_runtime"
+
+_MISMATCH = (
+    "the arguments of this call are not the ones the reviewer saw (their hash differs from "
+    "the one stored with the review); the approval does not cover them."
+)
+
+
+def _v2(schema: Any) -> type[BaseModel] | None:
+    """``schema`` when it is a pydantic v2 model class (else a JSON schema or a v1 model)."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema
+    return None
+
+
+def _model_fields(tool: BaseTool) -> tuple[list[str], dict[str, Any]]:
+    """The model-visible argument names and their JSON-schema properties."""
+    schema = tool.tool_call_schema
+    model = _v2(schema)
+    if model is None:
+        raw = schema if isinstance(schema, dict) else schema.schema()
+        properties = dict(raw.get("properties") or {})
+        return list(properties), properties
+    properties = dict(model.model_json_schema().get("properties") or {})
+    return list(model.model_fields), properties
+
+
+def _input_schema(inner: BaseTool) -> Any:
+    schema = inner.args_schema
+    if schema is None:
+        return inner.get_input_schema()
+    return schema
+
+
+class ApprovalTool(BaseTool):
+    """A tool whose every call (or every call ``when`` selects) waits for a human decision.
+
+    Build it with :func:`require_approval` / ``Gatekeeper.require_approval``. Results:
+
+    * approve: the wrapped tool's own result (run once, with exactly the reviewed args);
+    * edit: the wrapped tool's result with the reviewer's args (validated against the schema
+      first; invalid edits do not run and the message names the field);
+    * reject: a ``ToolMessage`` with ``status="error"`` saying *rejected* and the reason;
+    * timeout / cancel: ``status="error"``, saying *timed out* / *cancelled*;
+    * respond: the reviewer's text as the tool result;
+    * args changed since the review: not run, ``status="error"``, saying why.
+
+    Each not-run result carries the typed :class:`~hitl_agent.Decision` (``action`` set) as
+    the message's ``artifact["decision"]``. Called without a tool call id (``tool.invoke(
+    {...})``), the result is the message text.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    inner: BaseTool
+    keeper: Any = Field(exclude=True, repr=False)
+    when: Policy | None = Field(default=None, exclude=True)
+    allow_edit: bool = False
+    allow_respond: bool = False
+    gate_description: str | None = None
+    priority: str | None = None
+    timeout_seconds: int | None = None
+    fields_: list[str] = Field(default_factory=list, exclude=True, repr=False)
+    properties_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    extended_schema_: tuple[Any, Any] | None = Field(default=None, exclude=True, repr=False)
+
+    def model_post_init(self, context: Any) -> None:
+        """Record the model-visible argument names once."""
+        super().model_post_init(context)
+        self.fields_, self.properties_ = _model_fields(self.inner)
+
+    # -- the schema the model sees is the wrapped tool's ------------------------------------
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        """The wrapped tool's input schema plus an injected ToolRuntime (never model-visible).
+
+        ``ToolNode`` reads this schema to decide what to inject; the runtime's state gives the
+        call's position in its model turn, shown to the reviewer.
+        """
+        inner_schema = self.inner.get_input_schema(config)
+        base = _v2(inner_schema)
+        if base is None or _RUNTIME in base.model_fields or isinstance(self.args_schema, dict):
+            return inner_schema
+        cached = self.extended_schema_
+        if cached is None or cached[0] is not base:
+            extended: type[BaseModel] = create_model(
+                base.__name__,
+                __base__=base,
+                **{_RUNTIME: (ToolRuntime | None, None)},  # type: ignore[call-overload]
+            )
+            cached = self.extended_schema_ = (base, extended)
+        return cached[1]
+
+    @property
+    def tool_call_schema(self) -> Any:
+        """Exactly the wrapped tool's: the model sees the same tool."""
+        return self.inner.tool_call_schema
+
+    # -- policy and the tool call id, before LangChain's run machinery ----------------------
+
+    def _asks(self, tool_input: Any) -> bool:
+        when = self.when
+        if when is None:
+            return True
+        if isinstance(tool_input, dict):
+            args = {k: v for k, v in tool_input.items() if k in self.properties_}
+        else:
+            args = {self.fields_[0]: tool_input} if self.fields_ else {}
+        try:
+            return bool(when(args))
+        except Exception:  # a policy that cannot decide asks a human (fail closed)
+            log.warning("when= policy of tool %s raised; asking a reviewer", self.name)
+            return True
+
+    def run(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run through the gate, or straight through when ``when`` says no review."""
+        if not self._asks(tool_input):
+            if isinstance(tool_input, dict):
+                tool_input = {k: v for k, v in tool_input.items() if k != _RUNTIME}
+            return self.inner.run(tool_input, *args, **kwargs)
+        token = _CALL_ID.set(kwargs.get("tool_call_id"))
+        try:
+            return super().run(tool_input, *args, **kwargs)
+        finally:
+            _CALL_ID.reset(token)
+
+    async def arun(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        """Async twin of :meth:`run`."""
+        if not self._asks(tool_input):
+            if isinstance(tool_input, dict):
+                tool_input = {k: v for k, v in tool_input.items() if k != _RUNTIME}
+            return await self.inner.arun(tool_input, *args, **kwargs)
+        token = _CALL_ID.set(kwargs.get("tool_call_id"))
+        try:
+            return await super().arun(tool_input, *args, **kwargs)
+        finally:
+            _CALL_ID.reset(token)
+
+    # -- the gated call ----------------------------------------------------------------------
+
+    def _flow(self, full: dict[str, Any], runtime: Any, config: RunnableConfig) -> ApprovalFlow:
+        model_args = to_jsonable_python(
+            {k: v for k, v in full.items() if k in self.properties_}, fallback=repr
+        )
+        call_id = _CALL_ID.get()
+        index, count = _position(runtime, call_id)
+        thread = (config.get("configurable") or {}).get("thread_id")
+        asked_by = "an AI agent" + (f" (thread {thread})" if thread else "")
+        view = ToolCallView(
+            tool=self.name,
+            args=model_args,
+            description=self.gate_description or self.description,
+            asked_by=asked_by,
+            tool_call_id=call_id,
+            call_index=index,
+            call_count=count,
+        )
+        return ApprovalFlow(
+            view=view,
+            properties=self.properties_,
+            validate=self._validate,
+            allow_edit=self.allow_edit,
+            allow_respond=self.allow_respond,
+            priority=self.priority,
+            timeout_seconds=self.timeout_seconds,
+        )
+
+    def _validate(self, edited: dict[str, Any]) -> dict[str, Any]:
+        schema = self.inner.tool_call_schema
+        missing = [
+            name
+            for name, prop in self.properties_.items()
+            if name not in edited and _required(schema, name, prop)
+        ]
+        if missing:
+            raise ValueError(f"field `{missing[0]}` is required")
+        model_class = _v2(schema)
+        if model_class is None:
+            return edited
+        try:
+            model = model_class.model_validate(edited)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(part) for part in first.get("loc", ())) or "(arguments)"
+            raise ValueError(f"field `{loc}`: {first.get('msg', 'invalid')}") from None
+        return {name: getattr(model, name) for name in edited}
+
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        full = dict(kwargs)
+        if args and self.fields_:
+            full[self.fields_[0]] = args[0]
+        full.pop(_RUNTIME, None)
+        return full
+
+    def _invoke_args(self, full: dict[str, Any], args: dict[str, Any]) -> Any:
+        merged = {**{k: v for k, v in full.items() if k not in self.properties_}, **args}
+        call_id = _CALL_ID.get()
+        if call_id is None:
+            return merged
+        return {"type": "tool_call", "id": call_id, "name": self.inner.name, "args": merged}
+
+    def _result(self, verdict: Verdict) -> Any:
+        call_id = _CALL_ID.get()
+        if call_id is None:
+            return verdict.message
+        decision = verdict.decision
+        artifact = {"decision": decision.model_dump(mode="json") if decision else None}
+        return ToolMessage(
+            verdict.message,
+            tool_call_id=call_id,
+            name=self.name,
+            status="error" if verdict.error else "success",
+            artifact=artifact,
+        )
+
+    def _run(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        hitl_agent_runtime: Annotated[ToolRuntime | None, InjectedToolArg()] = None,
+        **kwargs: Any,
+    ) -> Any:
+        full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        note_started(_CALL_ID.get())
+        flow = self._flow(full, runtime, config)
+        step: Ask | Verdict = flow.first()
+        while isinstance(step, Ask):
+            try:
+                decision = self.keeper.review(step.text, tool_call_id=_CALL_ID.get(), **step.kwargs)
+            except ReviewMismatchError:
+                return self._result(not_run(_MISMATCH))
+            except GraphInterrupt:
+                note_suspended()
+                raise
+            step = flow.next(step, decision)
+        if not step.run:
+            return self._result(step)
+        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        hold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
+        row = self.keeper.ledger.get_by_request_id(flow.first_request_id or "")
+        if not flow.bound(row.payload.get("args_hash") if row is not None else None):
+            return self._result(not_run(_MISMATCH, step.decision))
+        _log_run(self.name, step)
+        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
+        return self.inner.invoke(self._invoke_args(full, step.args), child)
+
+    async def _arun(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        hitl_agent_runtime: Annotated[ToolRuntime | None, InjectedToolArg()] = None,
+        **kwargs: Any,
+    ) -> Any:
+        full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        note_started(_CALL_ID.get())
+        flow = self._flow(full, runtime, config)
+        step: Ask | Verdict = flow.first()
+        while isinstance(step, Ask):
+            try:
+                decision = await self.keeper.areview(
+                    step.text, tool_call_id=_CALL_ID.get(), **step.kwargs
+                )
+            except ReviewMismatchError:
+                return self._result(not_run(_MISMATCH))
+            except GraphInterrupt:
+                note_suspended()
+                raise
+            step = flow.next(step, decision)
+        if not step.run:
+            return self._result(step)
+        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        await ahold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
+        row = await self.keeper.ledger.aget_by_request_id(flow.first_request_id or "")
+        if not flow.bound(row.payload.get("args_hash") if row is not None else None):
+            return self._result(not_run(_MISMATCH, step.decision))
+        _log_run(self.name, step)
+        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
+        return await self.inner.ainvoke(self._invoke_args(full, step.args), child)
+
+
+def _required(schema: Any, name: str, prop: Mapping[str, Any]) -> bool:
+    model = _v2(schema)
+    if model is None:
+        raw = schema if isinstance(schema, dict) else schema.schema()
+        return name in (raw.get("required") or [])
+    field = model.model_fields.get(name)
+    return field is not None and field.is_required()
+
+
+def _log_run(tool: str, verdict: Verdict) -> None:
+    action = verdict.decision.action if verdict.decision else None
+    log.info(
+        "running tool=%s action=%s request_id=%s args_hash=%s",
+        tool,
+        action.type if action else None,
+        verdict.decision.request_id if verdict.decision else None,
+        args_hash(tool, to_jsonable_python(verdict.args, fallback=repr)),
+    )
+
+
+def _turn(runtime: Any, call_id: str | None) -> list[Any]:
+    """The tool calls of the model turn that made this call (from the ToolRuntime's state)."""
+    if call_id is None or runtime is None:
+        return []
+    state = getattr(runtime, "state", None)
+    if isinstance(state, dict):
+        messages = state.get("messages")
+    else:
+        messages = getattr(state, "messages", None)
+    for message in reversed(messages or []):
+        calls = message.tool_calls if isinstance(message, AIMessage) else []
+        if any(call.get("id") == call_id for call in calls):
+            return list(calls)
+    return []
+
+
+def _position(runtime: Any, call_id: str | None) -> tuple[int | None, int | None]:
+    """This call's 1-based position among the tool calls of its model turn, when known."""
+    ids = [call.get("id") for call in _turn(runtime, call_id)]
+    if call_id is None or call_id not in ids:
+        return None, None
+    return ids.index(call_id) + 1, len(ids)
+
+
+def _reviews(tool: BaseTool | None, args: Any) -> bool:
+    """Whether a sibling call will ask a reviewer (so this call must not act before it has)."""
+    from ._ask import AskHumanTool
+
+    if isinstance(tool, AskHumanTool):
+        return True
+    if not isinstance(tool, ApprovalTool) or not tool._asks(args):
+        return False
+    model = _v2(tool.tool_call_schema)
+    if model is not None:
+        try:
+            model.model_validate(args)
+        except ValidationError:
+            return False  # ToolNode answers it with a validation error; no review comes
+    return True
+
+
+def _gated_siblings(runtime: Any, call_id: str | None) -> list[str]:
+    """The ids of this turn's other calls that will ask a reviewer, in the same ToolNode."""
+    tools = {tool.name: tool for tool in getattr(runtime, "tools", None) or []}
+    return [
+        call["id"]
+        for call in _turn(runtime, call_id)
+        if call.get("id") != call_id and _reviews(tools.get(call.get("name")), call.get("args"))
+    ]
+
+
+def _check_settings(keeper: Gatekeeper, priority: str | None, timeout_seconds: int | None) -> None:
+    """A bad priority or timeout is a ConfigError now, not on the first call an agent makes."""
+    kwargs: dict[str, Any] = {}
+    if priority is not None:
+        kwargs["priority"] = priority
+    if timeout_seconds is not None:
+        kwargs["timeout_seconds"] = timeout_seconds
+    keeper.spec("check", response_type="boolean", **kwargs)
+
+
+def _as_tool(tool_or_fn: BaseTool | Callable[..., Any]) -> BaseTool:
+    if isinstance(tool_or_fn, ApprovalTool):
+        raise TypeError(f"tool {tool_or_fn.name!r} already requires approval")
+    if isinstance(tool_or_fn, BaseTool):
+        return tool_or_fn
+    if callable(tool_or_fn):
+        return StructuredTool.from_function(tool_or_fn)
+    raise TypeError(f"require_approval expects a BaseTool or a function, got {tool_or_fn!r}")
+
+
+def require_approval(
+    keeper: Gatekeeper,
+    tool_or_fn: BaseTool | Callable[..., Any],
+    *,
+    when: Policy | None = None,
+    allow_edit: bool = False,
+    allow_respond: bool = False,
+    description: str | None = None,
+    priority: str | None = None,
+    timeout_seconds: int | None = None,
+) -> ApprovalTool:
+    """Wrap a tool (or a plain function, made a tool first) so a human decides each call.
+
+    Args:
+        keeper: the Gatekeeper whose loop, ledger and defaults the reviews use.
+        tool_or_fn: the tool, or a function with type hints and a docstring.
+        when: ``args -> bool``; False lets the call run without a review (no request, no
+            ledger row). None: every call is reviewed. A policy that raises asks a reviewer.
+        allow_edit: offer "Edit the arguments" (a second request with the args as text).
+        allow_respond: offer "Answer instead" (a second request for the reply).
+        description: what the reviewer reads under the tool's name (default: the tool's
+            description).
+        priority, timeout_seconds: for these reviews (None: the keeper's defaults).
+    """
+    inner = _as_tool(tool_or_fn)
+    _check_settings(keeper, priority, timeout_seconds)
+    schema = _input_schema(inner)
+    fields: dict[str, Any] = {}
+    extras = getattr(inner, "extras", None)
+    if extras is not None:
+        fields["extras"] = extras
+    return ApprovalTool(
+        name=inner.name,
+        description=inner.description,
+        args_schema=schema,
+        return_direct=inner.return_direct,
+        handle_validation_error=inner.handle_validation_error,
+        inner=inner,
+        keeper=keeper,
+        when=when,
+        allow_edit=allow_edit,
+        allow_respond=allow_respond,
+        gate_description=description,
+        priority=priority,
+        timeout_seconds=timeout_seconds,
+        **fields,
+    )

@@ -1,0 +1,224 @@
+"""One gated tool call as a sequence of reviews: which form comes next, and what the answers mean.
+
+No IO: :class:`ApprovalFlow` says which review to ask (:class:`Ask`) and, given its Decision,
+either the next review or the :class:`Verdict`. The tool wrapper's sync and async paths drive
+the same flow, so they cannot disagree about what an answer means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
+from ..gate._render import ToolCallView, code_span, render_tool_call
+from ..gate._spec import ARGS_HASH_KEY, args_hash
+from ..models.response_types import EditedText
+from . import _forms as forms
+
+__all__ = ["ApprovalFlow", "Ask", "Verdict"]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One review to make: ``keeper.review(text, **kwargs)``; ``step`` names the form."""
+
+    step: Literal["choice", "reason", "edit", "respond"]
+    text: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the tool call ends in.
+
+    Attributes:
+        run: True to run the tool with ``args``.
+        args: the arguments to run with (the reviewed ones, or the reviewer's edit).
+        message: the tool result when it does not run (``error`` says which status).
+        error: the result is an error (rejected, timed out, cancelled, invalid edit).
+        decision: the typed decision (``action`` set), for the result's artifact.
+    """
+
+    run: bool
+    decision: Decision | None
+    args: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    error: bool = True
+
+
+def not_run(reason: str, decision: Decision | None = None) -> Verdict:
+    """A verdict that does not run the tool."""
+    return Verdict(run=False, decision=decision, message=f"Not run: {reason}")
+
+
+@dataclass
+class ApprovalFlow:
+    """The reviews of one tool call (see :mod:`hitl_agent.langchain._forms` for the forms).
+
+    Args:
+        view: the call as the reviewer sees it.
+        properties: the JSON-schema properties of the tool's model-visible arguments.
+        validate: checks edited arguments against the tool's schema; returns them coerced or
+            raises ``ValueError`` naming the field.
+        allow_edit, allow_respond: offer those choices.
+        priority, timeout_seconds: passed to every review (None: the keeper's defaults).
+    """
+
+    view: ToolCallView
+    properties: Mapping[str, Any]
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    allow_edit: bool = False
+    allow_respond: bool = False
+    priority: str | None = None
+    timeout_seconds: int | None = None
+    binding: str = ""
+    first_request_id: str | None = None
+    _draft: str = ""
+    _edit: bool = False
+
+    def __post_init__(self) -> None:
+        self.binding = args_hash(self.view.tool, self.view.args)
+        draft = forms.edit_draft(self.view.args, self.properties) if self.allow_edit else ""
+        self._edit = self.allow_edit and len(draft) <= forms.EDIT_MAX_CHARS
+        self._draft = draft if self._edit else ""
+
+    @property
+    def _tool(self) -> str:
+        return code_span(self.view.tool)
+
+    def _common(self, summary: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "approve_on_timeout": False,  # a tool call never runs because nobody answered
+            "summary": summary,
+            "context": {ARGS_HASH_KEY: self.binding},
+        }
+        if self.priority is not None:
+            kwargs["priority"] = self.priority
+        if self.timeout_seconds is not None:
+            kwargs["timeout_seconds"] = self.timeout_seconds
+        return kwargs
+
+    def first(self) -> Ask:
+        """The first form: approve, reject, reject and say why[, edit][, answer instead]."""
+        note = ""
+        if self.allow_edit and not self._edit:
+            note = "Editing is not offered: the arguments are too long to edit in one request."
+        footer = forms.choice_footer(
+            self._tool, edit=self._edit, respond=self.allow_respond, edit_note=note
+        )
+        options = forms.choice_options(edit=self._edit, respond=self.allow_respond)
+        kwargs = self._common(f"Approve tool call {self.view.tool}?")
+        kwargs.update(
+            response_type="single_select",
+            response_config={"options": options},
+            default_response=forms.REJECT,
+            approve_values=[forms.APPROVE],
+        )
+        return Ask("choice", render_tool_call(self.view, footer=footer), kwargs)
+
+    def _follow_up(self, step: Literal["reason", "edit", "respond"]) -> Ask:
+        if step == "edit":
+            title = "Edit the arguments of"
+            footer = [
+                f"Change the values in the text box, one `name: value` per line, and submit: "
+                f"{self._tool} runs once with what you submit, if it passes the tool's checks. "
+                "Submit an empty text to not run it."
+            ]
+            config: dict[str, Any] = {"draft_text": self._draft, "max_length": 5000}
+            kwargs = self._common(f"Edit the arguments of {self.view.tool}")
+            kwargs.update(
+                response_type="editable_text", response_config=config, default_response=""
+            )
+        else:
+            if step == "reason":
+                title = "Say why you reject"
+                what = "Type why you reject this call; the agent reads it. It does not run."
+                placeholder = "Why not? The agent reads this."
+            else:
+                title = "Answer instead of running"
+                what = (
+                    f"Type the answer the agent gets instead of running {self._tool}. "
+                    "The tool does not run."
+                )
+                placeholder = "Your answer is returned to the agent as the tool's result."
+            footer = [what]
+            kwargs = self._common(f"{title}: {self.view.tool}")
+            kwargs.update(
+                response_type="text",
+                response_config={"max_length": 5000, "placeholder": placeholder},
+                default_response="",
+            )
+        return Ask(step, render_tool_call(self.view, footer=footer, title=title), kwargs)
+
+    def next(self, ask: Ask, decision: Decision) -> Ask | Verdict:
+        """The next review after ``decision`` answered ``ask``, or the verdict."""
+        if decision.outcome == "timed_out":
+            return not_run(
+                "timed out: no reviewer answered before the deadline.",
+                decision.model_copy(update={"action": None}),
+            )
+        if decision.outcome == "cancelled":
+            return not_run("the review was cancelled before a reviewer answered.", decision)
+        if ask.step == "choice":
+            self.first_request_id = decision.request_id
+            return self._after_choice(decision)
+        if ask.step == "reason":
+            message = (decision.text or "").strip()
+            return self._rejected(decision, message)
+        if ask.step == "respond":
+            text = decision.text or ""
+            if not text.strip():
+                return self._rejected(decision, "")
+            answered = decision.model_copy(update={"action": RespondAction(text=text)})
+            return Verdict(run=False, decision=answered, message=text, error=False)
+        return self._after_edit(decision)
+
+    def _rejected(self, decision: Decision, message: str) -> Verdict:
+        rejected = decision.model_copy(
+            update={"approved": False, "action": RejectAction(message=message)}
+        )
+        why = f" Reason: {message}" if message else " No reason was given."
+        return not_run(f"a reviewer rejected this call of {self.view.tool}.{why}", rejected)
+
+    def _after_choice(self, decision: Decision) -> Ask | Verdict:
+        value = decision.value if isinstance(decision.value, str) else None
+        if decision.approved and value == forms.APPROVE:
+            approved = decision.model_copy(update={"action": ApproveAction()})
+            return Verdict(run=True, decision=approved, args=dict(self.view.args))
+        if value == forms.REJECT or decision.outcome == "rejected":
+            return self._rejected(decision, "")
+        if value == forms.REJECT_WITH_REASON:
+            return self._follow_up("reason")
+        if value == forms.EDIT and self._edit:
+            return self._follow_up("edit")
+        if value == forms.RESPOND and self.allow_respond:
+            return self._follow_up("respond")
+        return not_run(f"the review's answer {value!r} is not one of this form's choices.")
+
+    def _after_edit(self, decision: Decision) -> Verdict:
+        value = decision.value
+        text = value.text if isinstance(value, EditedText) else None
+        if not decision.approved or text is None or not text.strip():
+            return self._rejected(decision, "The reviewer cleared the arguments.")
+        try:
+            edited = forms.parse_edit(text, self.properties)
+            edited = self.validate(edited)
+        except ValueError as err:
+            return not_run(
+                f"the reviewer's edited arguments are invalid: {err}",
+                decision.model_copy(update={"approved": False}),
+            )
+        edit = decision.model_copy(update={"action": EditAction(args=edited)})
+        return Verdict(run=True, decision=edit, args=edited)
+
+    def bound(self, stored: str | None) -> bool:
+        """True when the hash stored with the first review is the hash of this call.
+
+        The first review's ledger row keeps ``args_hash(tool, args)`` of the call the reviewer
+        saw; this flow's ``binding`` is the hash of the call about to run. They differ when
+        the arguments changed after the review was made (an edited checkpoint, a replayed
+        model turn whose arguments differ past what the text shows).
+        """
+        return stored is not None and stored == self.binding
