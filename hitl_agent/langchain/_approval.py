@@ -353,7 +353,9 @@ def _log_run(tool: str, verdict: Verdict) -> None:
         tool,
         action.type if action else None,
         verdict.decision.request_id if verdict.decision else None,
-        args_hash(tool, to_jsonable_python(verdict.args, fallback=repr)),
+        # 16 hex digits name the args in a log; the full 64 look like a capability token to
+        # every redaction filter and log scanner.
+        args_hash(tool, to_jsonable_python(verdict.args, fallback=repr))[:16],
     )
 
 
