@@ -159,3 +159,23 @@ def test_worker_graph_is_resumed_by_the_worker_cli(
     assert module.ISSUED == [(1234, 250)]
     with HITLClient(credentials.api_key, base_url=base_url) as client:
         assert client.requests.list(loop_id=credentials.loop_id).total == 2
+
+
+def test_approval_tool_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("approval_tool_agent")
+    result = module.main()
+
+    results = result.tool_results
+    assert results["call_a1"] == ("success", "Refunded $40 for order A-1.")  # under the limit
+    assert results["call_a2"] == ("success", "Refunded $250 for order A-2.")  # approved
+    status, content = results["call_a3"]  # rejected with a reason: not run, the agent told why
+    assert status == "error" and "rejected" in content and module.REJECT_REASON in content
+    assert results["call_q"] == ("success", module.LEAD_ANSWER)  # ask_human: the human's words
+    assert result.issued == [("A-1", 40), ("A-2", 250)]  # each ran once; A-3 never
+    assert sorted(map(str, result.answers)) == sorted(
+        ["approve", "reject_with_reason", module.REJECT_REASON, module.LEAD_ANSWER]
+    )
+    # A-2, A-3, A-3's reason, the question: the $40 refund made no request.
+    assert result.requests_created == 4
+    assert result.final == "Refunds handled; I will offer the voucher."
+    assert "refunds run without review: [('A-1', 40)]" in capsys.readouterr().out
