@@ -179,3 +179,22 @@ def test_approval_tool_agent(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.requests_created == 4
     assert result.final == "Refunds handled; I will offer the voucher."
     assert "refunds run without review: [('A-1', 40)]" in capsys.readouterr().out
+
+
+def test_middleware_bridge(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("middleware_bridge")
+    result = module.main()
+
+    # The form follows allowed_decisions: approve/reject only -> a select; all -> the draft.
+    assert result.forms == {"execute_sql": "single_select", "write_file": "editable_text"}
+    assert result.ran == [  # the approved query as proposed; the file with the reviewer's edit
+        "execute_sql: DELETE FROM carts WHERE age_days > 30",
+        f"write_file: notes.txt: {module.EDITED_CONTENT}",
+    ]
+    assert result.tool_results["call_sql"] == "3 rows deleted"
+    assert "replaced this tool call" in result.tool_results["call_file"]  # LangChain's notice
+    assert result.tool_results["call_file"].endswith(
+        f"wrote {len(module.EDITED_CONTENT)} characters to notes.txt"
+    )
+    assert result.resumes == 2 and result.final == "Done."
+    assert "interrupted, nothing ran yet: []" in capsys.readouterr().out
