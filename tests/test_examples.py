@@ -198,3 +198,18 @@ def test_middleware_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert result.resumes == 2 and result.final == "Done."
     assert "interrupted, nothing ran yet: []" in capsys.readouterr().out
+
+
+def test_moderation_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    result = example("moderation_graph").main()
+
+    assert result.outcomes == {
+        "post-1": ("published", "automatically"),  # clean: never reviewed
+        "post-2": ("published", "by a moderator"),
+        "post-3": ("removed", "rejected: A reviewer rejected."),
+        "post-4": ("published", "by a moderator"),
+    }
+    assert result.answers == {"post-2": "approve", "post-3": "reject", "post-4": "approve"}
+    assert result.requests_created == 3  # one per flagged post, across the resume replays
+    assert result.sweeps == 1  # one batched sweep resumed all three
+    assert "poll_once(): 3 decision(s) delivered" in capsys.readouterr().out
