@@ -213,3 +213,17 @@ def test_moderation_graph(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.requests_created == 3  # one per flagged post, across the resume replays
     assert result.sweeps == 1  # one batched sweep resumed all three
     assert "poll_once(): 3 decision(s) delivered" in capsys.readouterr().out
+
+
+def test_chat_escalation() -> None:
+    module = example("chat_escalation")
+    result = module.main()
+
+    text, choice, unanswered = (result.chats[t] for t in ("chat-1", "chat-2", "chat-3"))
+    assert (text.tool_status, text.tool_result) == ("success", module.STAFF_ANSWERS["chat-1"])
+    assert text.reply == f"I checked with the team: {module.STAFF_ANSWERS['chat-1']}"
+    assert (choice.tool_status, choice.tool_result) == ("success", "Team")  # the model's option
+    assert unanswered.tool_status == "error"
+    assert unanswered.tool_result == "No one answered before the deadline (timed out): no answer."
+    assert unanswered.reply.startswith("I'm sorry: nobody from the team could answer")
+    assert result.requests == {"chat-1": "completed", "chat-2": "completed", "chat-3": "timeout"}
