@@ -227,3 +227,19 @@ def test_chat_escalation() -> None:
     assert unanswered.tool_result == "No one answered before the deadline (timed out): no answer."
     assert unanswered.reply.startswith("I'm sorry: nobody from the team could answer")
     assert result.requests == {"chat-1": "completed", "chat-2": "completed", "chat-3": "timeout"}
+
+
+def test_starlette_receiver_resumes_by_webhook() -> None:
+    result = example("starlette_receiver").main()
+
+    assert result.order == {"order_id": "1234", "item": "boots, delivered broken"}
+    assert {o: s["state"] for o, s in result.started.items()} == {
+        "1234": "waiting",
+        "5678": "waiting",
+    }
+    assert result.finished == {
+        "1234": {"state": "finished", "result": "refunded $250"},
+        "5678": {"state": "finished", "result": "not refunded (rejected)"},
+    }
+    assert result.callbacks_accepted == 2  # no poller: the mounted receiver resumed both
+    assert result.paid == ["1234"]
