@@ -19,7 +19,7 @@ It shows:
    the tool result.
 
 Each resume is one ``dispatcher.poll_once()`` sweep (no webhook needed; mount
-``dispatcher.asgi_app`` for callbacks, see fastapi_receiver.py).
+``dispatcher.asgi_app`` for callbacks, see starlette_receiver.py).
 
 Run it offline (an in-process local HITL server; the script plays the reviewer through the
 reviewer API)::
