@@ -166,7 +166,7 @@ def main() -> Result:
                 time.sleep(20)
 
         messages = agent.get_state(config).values["messages"]
-        results = {
+        results: dict[str, tuple[str, str]] = {
             m.tool_call_id: (m.status, str(m.content))
             for m in messages
             if isinstance(m, ToolMessage)

@@ -160,8 +160,10 @@ def main() -> Result:
         forms: dict[str, str] = {}
         for row in rows:
             request = client.requests.get(str(row.request_id))
-            tool_name = "execute_sql" if "execute_sql" in request.request_text else "write_file"
-            forms[tool_name] = request.response_type
+            tool_name = (
+                "execute_sql" if "execute_sql" in (request.request_text or "") else "write_file"
+            )
+            forms[tool_name] = str(request.response_type)
             print(f"{tool_name}: request {row.request_id} ({request.response_type})")
         print(f"interrupted, nothing ran yet: {ran}")
 

@@ -95,11 +95,12 @@ def build_graph(keeper: Gatekeeper, checkpointer: Any) -> Any:
         decision = Decision.model_validate(state["hitl_decision"])
         return {"status": "removed", "note": f"{decision.outcome}: {decision.reason}"}
 
+    review: Any = keeper.review_node(build=ask, approved="publish", rejected="remove")
     builder = StateGraph(State)
     builder.add_node("screen", screen)
     builder.add_node(
         "review",
-        keeper.review_node(build=ask, approved="publish", rejected="remove"),
+        review,
         destinations=("publish", "remove"),  # where its Command(goto=...) may go
     )
     builder.add_node("publish", publish)
@@ -179,7 +180,7 @@ def main() -> Result:
             values = graph.get_state(config(thread_id)).values
             outcomes[thread_id] = (values["status"], values["note"])
             if "hitl_decision" in values:
-                answers[thread_id] = Decision.model_validate(values["hitl_decision"]).value
+                answers[thread_id] = str(Decision.model_validate(values["hitl_decision"]).value)
         requests_created = client.requests.list(loop_id=loop_id).total
     for thread_id, (status, note) in outcomes.items():
         print(f"{thread_id}: {status} ({note})")
