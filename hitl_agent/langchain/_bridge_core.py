@@ -7,6 +7,7 @@ Framework-light: LangGraph's ``StateSnapshot`` shape is read duck-typed, so the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ..gate._create import CreateTarget, aensure_request, ensure_request
 from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import form_for
 from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
@@ -66,6 +68,41 @@ class PendingAction:
             interrupt_id=self.interrupt_id,
             action=self.action,
         )
+
+
+def send_action(
+    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+) -> ReviewRecord:
+    """The HITL request of one pending action, created at most once (or the row another
+    replica is creating right now)."""
+    busy = in_flight(keeper.ledger, item.key, keeper.clock())
+    if busy is not None:
+        return busy
+    return ensure_request(
+        target,
+        keeper.client,
+        item.key,
+        spec(item.action),
+        thread_id=item.thread_id,
+        checkpoint_ns=item.checkpoint_ns,
+    )
+
+
+async def asend_action(
+    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+) -> ReviewRecord:
+    """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
+    busy = await asyncio.to_thread(in_flight, keeper.ledger, item.key, keeper.clock())
+    if busy is not None:
+        return busy
+    return await aensure_request(
+        target,
+        keeper.async_client or keeper.client,
+        item.key,
+        spec(item.action),
+        thread_id=item.thread_id,
+        checkpoint_ns=item.checkpoint_ns,
+    )
 
 
 def _interrupts(state: Any, prefix: str = "") -> dict[str, tuple[str, Any]]:
