@@ -7,7 +7,6 @@ Framework-light: LangGraph's ``StateSnapshot`` shape is read duck-typed, so the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ if TYPE_CHECKING:
     from ..decision import Decision
     from ..dispatch import Resumer
     from ..gate import Gatekeeper, ReviewSpec
-    from ..ledger import Ledger, ReviewRecord
+    from ..ledger import ReviewRecord
 
-__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "in_flight", "pending_actions"]
+__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "pending_actions"]
 
 log = logging.getLogger("hitl_agent.bridge")
 
@@ -34,20 +33,6 @@ _UNSET: Any = object()
 
 IN_FLIGHT_SECONDS = 60.0
 """How long an ``intent`` row written by someone else counts as a create in progress."""
-
-
-def in_flight(ledger: Ledger, key: str, now: float) -> ReviewRecord | None:
-    """The row of a create another submit is making right now, or None.
-
-    Two replicas sweeping the same new interrupt both reach the gate's create path; the one
-    that did not write the intent would reconcile, find nothing yet and create a second
-    request. A young ``intent`` row is therefore left to its writer; an old one (its writer
-    crashed) goes through the create path, which reconciles before creating.
-    """
-    row = ledger.get(key)
-    if row is not None and row.state == "intent" and now - row.created_at < IN_FLIGHT_SECONDS:
-        return row
-    return None
 
 
 @dataclass(frozen=True)
@@ -74,10 +59,7 @@ def send_action(
     keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
 ) -> ReviewRecord:
     """The HITL request of one pending action, created at most once (or the row another
-    replica is creating right now)."""
-    busy = in_flight(keeper.ledger, item.key, keeper.clock())
-    if busy is not None:
-        return busy
+    replica is creating right now: replicas sweep the same interrupts by design)."""
     return ensure_request(
         target,
         keeper.client,
@@ -85,6 +67,7 @@ def send_action(
         spec(item.action),
         thread_id=item.thread_id,
         checkpoint_ns=item.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
     )
 
 
@@ -92,9 +75,6 @@ async def asend_action(
     keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
 ) -> ReviewRecord:
     """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
-    busy = await asyncio.to_thread(in_flight, keeper.ledger, item.key, keeper.clock())
-    if busy is not None:
-        return busy
     return await aensure_request(
         target,
         keeper.async_client or keeper.client,
@@ -102,6 +82,7 @@ async def asend_action(
         spec(item.action),
         thread_id=item.thread_id,
         checkpoint_ns=item.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
     )
 
 
