@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +12,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
+from server.loopback import serve_app  # tests/server: the loopback uvicorn helper
 
 from hitl_agent import HITLClient
 from hitl_agent.cli import main as cli
@@ -76,35 +74,14 @@ def test_review_node_graph_resumes_by_polling(capsys: pytest.CaptureFixture[str]
 # -- worker_graph: a loopback server, the agent side, then the real worker CLI -------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def loopback_hitl(tmp_path: Path) -> Iterator[tuple[str, Bootstrap]]:
     """``hitl-agent serve`` in a thread: the embedded server on 127.0.0.1."""
-    import uvicorn
-
     app = create_app(tmp_path / "server.db", scheduler_interval=None)
     credentials = app.state.hitl.bootstrap()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serve_app(app, lifespan="on") as port:
         yield f"http://127.0.0.1:{port}/v1", credentials
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        app.state.hitl.close()
+    app.state.hitl.close()
 
 
 def _answer(base_url: str, token: str, request_id: str, value: Any) -> None:

@@ -502,6 +502,9 @@ class Gatekeeper:
                     "pass keeper.bridge(agent) or keeper.bridge(langgraph_url=..., "
                     "assistant_id=...)",
                 )
+            from .._extras import require
+
+            require("remote", "keeper.bridge(langgraph_url=...)", "langgraph_sdk")
             from ..langchain._bridge_remote import RemoteMiddlewareBridge
 
             return RemoteMiddlewareBridge(
