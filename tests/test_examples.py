@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -220,3 +221,32 @@ def test_starlette_receiver_resumes_by_webhook() -> None:
     }
     assert result.callbacks_accepted == 2  # no poller: the mounted receiver resumed both
     assert result.paid == ["1234"]
+
+
+def _remote_unavailable(reason: str) -> NoReturn:
+    # The rule of tests/langgraph_remote: skip without the LangGraph server, unless required.
+    if os.environ.get("HITL_REQUIRE_REMOTE") == "1":
+        pytest.fail(f"LangGraph API server required (HITL_REQUIRE_REMOTE=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.mark.timeout(120)
+def test_remote_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("remote_resume")
+    try:
+        result = module.main()
+    except module.ServerUnavailable as exc:
+        _remote_unavailable(str(exc))
+
+    assert result.before_answer == []  # nothing resumed before the reviewer answered
+    assert result.delivered == ["approved"]
+    assert result.result == "refunded $250"
+    assert result.runs == ["success", "success"]  # the first run, then the resume
+    assert result.refunds == ["refund 250 for order 1234"]  # approved: the action ran once
+    assert result.requests_created == 1  # the replayed node created no second request
+    assert result.after == []  # a later sweep is a no-op
+    with pytest.raises(httpx.TransportError):  # the server was stopped
+        httpx.get(f"{result.server_url}/ok", timeout=2)
+    out = capsys.readouterr().out
+    assert "poll_once(): ['approved'] delivered" in out
+    assert out.rstrip().endswith("langgraph dev stopped")
