@@ -40,7 +40,8 @@ DEFAULT_PRIORITY = "medium"
 _SUMMARY_CHARS = 160
 # Built specs by their exact arguments: a replayed gate (every resume re-runs its node from
 # the top) asks the same question again, and validating it again was a third of the replay.
-_CACHE_SIZE = 1024
+_CACHE_SIZE = 256
+_CACHE_VALUE_BUDGET = 16_384  # characters (and items) of one spec's arguments, at most
 _built: OrderedDict[tuple[Any, ...], ReviewSpec] = OrderedDict()
 _built_lock = threading.Lock()
 
@@ -103,8 +104,9 @@ class ReviewSpec:
         Defaults are the safe ones: a boolean question ("Approve"/"Reject") whose default is
         ``False``, medium priority, one hour to answer, reject on timeout.
 
-        The same arguments give the same spec: one built from plain JSON values is kept
-        (a bounded cache) and returned again. Only a successful build is kept.
+        The same arguments give the same spec: one built from plain JSON values of modest
+        size is kept (a bounded cache) and returned again, so treat a spec as immutable
+        (its dicts included). Only a successful build is kept.
         """
         args = (
             request_text, response_type, response_config, default_response, priority,
@@ -112,7 +114,7 @@ class ReviewSpec:
         )  # fmt: skip
         try:
             key = (
-                tuple(_freeze(arg) for arg in args),
+                _freeze(args),
                 _freeze_values(approve_values),
                 _freeze_values(reject_values),
             )
@@ -264,15 +266,20 @@ class _Uncacheable(Exception):
     """An argument that is not plain JSON: build it every time."""
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, budget: list[int] | None = None) -> Any:
     """A hashable, type-exact image of a plain JSON value (``1``, ``1.0``, ``True`` and
-    ``"1"`` stay apart), or _Uncacheable."""
+    ``"1"`` stay apart), or _Uncacheable. Large values are not cached (``budget``: the
+    characters and items still allowed), so the cache stays small whatever is reviewed."""
+    budget = [_CACHE_VALUE_BUDGET] if budget is None else budget
+    budget[0] -= len(value) + 1 if type(value) is str else 1
+    if budget[0] < 0:
+        raise _Uncacheable
     if value is None or type(value) in (str, int, float, bool):
         return (type(value), value)
     if type(value) in (list, tuple):
-        return (type(value), tuple(_freeze(item) for item in value))
+        return (type(value), tuple(_freeze(item, budget) for item in value))
     if type(value) is dict and all(type(k) is str for k in value):
-        return (dict, tuple(sorted((k, _freeze(v)) for k, v in value.items())))
+        return (dict, tuple(sorted((k, _freeze(v, budget)) for k, v in value.items())))
     raise _Uncacheable
 
 

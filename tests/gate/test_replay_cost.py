@@ -97,3 +97,11 @@ def test_iterators_and_failures_are_never_cached() -> None:
     for _ in range(2):
         with pytest.raises(ConfigError):
             ReviewSpec.build("Pick?", response_type="single_select")
+
+
+def test_large_arguments_are_built_every_time() -> None:
+    # The cache holds small specs only: a huge context is never kept alive by it.
+    big = {"rows": [{"id": i, "note": "x" * 100} for i in range(200)]}
+    assert ReviewSpec.build("Refund?", context=big) is not ReviewSpec.build("Refund?", context=big)
+    small = {"rows": [{"id": i, "note": "x" * 100} for i in range(20)]}
+    assert ReviewSpec.build("Refund?", context=small) is ReviewSpec.build("Refund?", context=small)
