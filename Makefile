@@ -25,7 +25,7 @@ LG_LOWEST_TESTS := tests/langgraph tests/gate tests/dispatch
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres]'
+	$(BIN)/python -m pip install -q -e '.[dev,server,remote,postgres,langchain,plot]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +33,7 @@ install: $(STAMP)
 $(LG_STAMP): pyproject.toml
 	test -x $(LG_VENV)/bin/python || $(PYTHON) -m venv $(LG_VENV)
 	$(LG_VENV)/bin/python -m pip install -q -U pip
-	$(LG_VENV)/bin/python -m pip install -q -e '.[langgraph-server]'
+	$(LG_VENV)/bin/python -m pip install -q -e '.[langgraph-server,server,remote]'
 	touch $(LG_STAMP)
 
 langgraph-server: $(LG_STAMP)
@@ -41,7 +41,7 @@ langgraph-server: $(LG_STAMP)
 $(LG_LOWEST_STAMP): pyproject.toml Makefile
 	test -x $(LG_LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LG_LOWEST_VENV)
 	$(LG_LOWEST_VENV)/bin/python -m pip install -q -U pip
-	$(LG_LOWEST_VENV)/bin/python -m pip install -q -e '.[postgres]' $(LG_LOWEST) \
+	$(LG_LOWEST_VENV)/bin/python -m pip install -q -e '.[server,remote,postgres]' $(LG_LOWEST) \
 	  'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
 	touch $(LG_LOWEST_STAMP)
 
@@ -57,7 +57,7 @@ test-langgraph-lowest: langgraph-lowest
 # The benchmarks' optional peer (humanlayer 0.7.9) on top of the dev install.
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,bench]'
+	$(BIN)/python -m pip install -q -e '.[dev,server,remote,postgres,langchain,plot,bench]'
 	touch $(BENCH_STAMP)
 
 # Debian's chromium drives the reviewer-console browser test (browsers cannot be downloaded).

@@ -18,9 +18,7 @@ import importlib
 import inspect
 import os
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from markdown_it import MarkdownIt
+from server.loopback import serve_app  # tests/server: the loopback uvicorn helper
 
 from hitl_agent.server import Bootstrap, create_app
 
@@ -62,12 +61,6 @@ def blocks(path: Path) -> list[Block]:
         if token.type in ("fence", "paragraph_open", "heading_open"):
             pending_skip = None
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _APPROVING = ("approve", "approved", "yes", "allow")
@@ -123,37 +116,24 @@ class _Reviewer(threading.Thread):
 @pytest.fixture
 def live_hitl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bootstrap]:
     """The embedded server on 127.0.0.1, a reviewer, and the environment a user would set."""
-    import uvicorn
-
     app = create_app(tmp_path / "server.db", scheduler_interval=0.2)
     credentials = app.state.hitl.bootstrap()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    reviewer = _Reviewer(base_url, credentials.reviewer_token)
-    reviewer.start()
-    for name in ("HITL_CALLBACK_URL", "HITL_CALLBACK_SECRET", "HITL_LEDGER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HITL_BASE_URL", base_url)
-    monkeypatch.setenv("HITL_API_KEY", credentials.api_key)
-    monkeypatch.setenv("HITL_LOOP_ID", credentials.loop_id)
-    monkeypatch.chdir(tmp_path)
-    try:
-        yield credentials
-    finally:
-        reviewer.stop.set()
-        reviewer.join(timeout=5)
-        server.should_exit = True
-        thread.join(timeout=10)
-        app.state.hitl.close()
+    with serve_app(app, lifespan="on") as port:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        reviewer = _Reviewer(base_url, credentials.reviewer_token)
+        reviewer.start()
+        for name in ("HITL_CALLBACK_URL", "HITL_CALLBACK_SECRET", "HITL_LEDGER"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HITL_BASE_URL", base_url)
+        monkeypatch.setenv("HITL_API_KEY", credentials.api_key)
+        monkeypatch.setenv("HITL_LOOP_ID", credentials.loop_id)
+        monkeypatch.chdir(tmp_path)
+        try:
+            yield credentials
+        finally:
+            reviewer.stop.set()
+            reviewer.join(timeout=5)
+    app.state.hitl.close()
 
 
 def _run_file(path: Path) -> None:

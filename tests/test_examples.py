@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +12,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from langgraph.checkpoint.memory import InMemorySaver
+from server.loopback import serve_app  # tests/server: the loopback uvicorn helper
 
 from hitl_agent import HITLClient
 from hitl_agent.cli import main as cli
@@ -76,35 +74,14 @@ def test_review_node_graph_resumes_by_polling(capsys: pytest.CaptureFixture[str]
 # -- worker_graph: a loopback server, the agent side, then the real worker CLI -------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def loopback_hitl(tmp_path: Path) -> Iterator[tuple[str, Bootstrap]]:
     """``hitl-agent serve`` in a thread: the embedded server on 127.0.0.1."""
-    import uvicorn
-
     app = create_app(tmp_path / "server.db", scheduler_interval=None)
     credentials = app.state.hitl.bootstrap()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serve_app(app, lifespan="on") as port:
         yield f"http://127.0.0.1:{port}/v1", credentials
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        app.state.hitl.close()
+    app.state.hitl.close()
 
 
 def _answer(base_url: str, token: str, request_id: str, value: Any) -> None:
@@ -159,3 +136,87 @@ def test_worker_graph_is_resumed_by_the_worker_cli(
     assert module.ISSUED == [(1234, 250)]
     with HITLClient(credentials.api_key, base_url=base_url) as client:
         assert client.requests.list(loop_id=credentials.loop_id).total == 2
+
+
+def test_approval_tool_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("approval_tool_agent")
+    result = module.main()
+
+    results = result.tool_results
+    assert results["call_a1"] == ("success", "Refunded $40 for order A-1.")  # under the limit
+    assert results["call_a2"] == ("success", "Refunded $250 for order A-2.")  # approved
+    status, content = results["call_a3"]  # rejected with a reason: not run, the agent told why
+    assert status == "error" and "rejected" in content and module.REJECT_REASON in content
+    assert results["call_q"] == ("success", module.LEAD_ANSWER)  # ask_human: the human's words
+    assert result.issued == [("A-1", 40), ("A-2", 250)]  # each ran once; A-3 never
+    assert sorted(map(str, result.answers)) == sorted(
+        ["approve", "reject_with_reason", module.REJECT_REASON, module.LEAD_ANSWER]
+    )
+    # A-2, A-3, A-3's reason, the question: the $40 refund made no request.
+    assert result.requests_created == 4
+    assert result.final == "Refunds handled; I will offer the voucher."
+    assert "refunds run without review: [('A-1', 40)]" in capsys.readouterr().out
+
+
+def test_middleware_bridge(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("middleware_bridge")
+    result = module.main()
+
+    # The form follows allowed_decisions: approve/reject only -> a select; all -> the draft.
+    assert result.forms == {"execute_sql": "single_select", "write_file": "editable_text"}
+    assert result.ran == [  # the approved query as proposed; the file with the reviewer's edit
+        "execute_sql: DELETE FROM carts WHERE age_days > 30",
+        f"write_file: notes.txt: {module.EDITED_CONTENT}",
+    ]
+    assert result.tool_results["call_sql"] == "3 rows deleted"
+    assert "replaced this tool call" in result.tool_results["call_file"]  # LangChain's notice
+    assert result.tool_results["call_file"].endswith(
+        f"wrote {len(module.EDITED_CONTENT)} characters to notes.txt"
+    )
+    assert result.resumes == 2 and result.final == "Done."
+    assert "interrupted, nothing ran yet: []" in capsys.readouterr().out
+
+
+def test_moderation_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    result = example("moderation_graph").main()
+
+    assert result.outcomes == {
+        "post-1": ("published", "automatically"),  # clean: never reviewed
+        "post-2": ("published", "by a moderator"),
+        "post-3": ("removed", "rejected: A reviewer rejected."),
+        "post-4": ("published", "by a moderator"),
+    }
+    assert result.answers == {"post-2": "approve", "post-3": "reject", "post-4": "approve"}
+    assert result.requests_created == 3  # one per flagged post, across the resume replays
+    assert result.sweeps == 1  # one batched sweep resumed all three
+    assert "poll_once(): 3 decision(s) delivered" in capsys.readouterr().out
+
+
+def test_chat_escalation() -> None:
+    module = example("chat_escalation")
+    result = module.main()
+
+    text, choice, unanswered = (result.chats[t] for t in ("chat-1", "chat-2", "chat-3"))
+    assert (text.tool_status, text.tool_result) == ("success", module.STAFF_ANSWERS["chat-1"])
+    assert text.reply == f"I checked with the team: {module.STAFF_ANSWERS['chat-1']}"
+    assert (choice.tool_status, choice.tool_result) == ("success", "Team")  # the model's option
+    assert unanswered.tool_status == "error"
+    assert unanswered.tool_result == "No one answered before the deadline (timed out): no answer."
+    assert unanswered.reply.startswith("I'm sorry: nobody from the team could answer")
+    assert result.requests == {"chat-1": "completed", "chat-2": "completed", "chat-3": "timeout"}
+
+
+def test_starlette_receiver_resumes_by_webhook() -> None:
+    result = example("starlette_receiver").main()
+
+    assert result.order == {"order_id": "1234", "item": "boots, delivered broken"}
+    assert {o: s["state"] for o, s in result.started.items()} == {
+        "1234": "waiting",
+        "5678": "waiting",
+    }
+    assert result.finished == {
+        "1234": {"state": "finished", "result": "refunded $250"},
+        "5678": {"state": "finished", "result": "not refunded (rejected)"},
+    }
+    assert result.callbacks_accepted == 2  # no poller: the mounted receiver resumed both
+    assert result.paid == ["1234"]

@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from .._extras import MissingExtraError
+
 __all__ = ["main"]
 
 _COMMANDS: dict[str, str] = {
@@ -34,6 +36,8 @@ class _LazyGroup(click.Group):
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)
+        except MissingExtraError as err:
+            return _missing_extra(cmd_name, err)
         except ModuleNotFoundError as err:
             if err.name != module_name:
                 raise
@@ -41,6 +45,20 @@ class _LazyGroup(click.Group):
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return command
+
+
+def _missing_extra(name: str, err: MissingExtraError) -> click.Command:
+    """A stand-in for a command whose optional extra is not installed: it says which."""
+
+    def fail(**_: object) -> None:
+        raise click.ClickException(str(err))
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(needs: pip install 'hitl-agent[{err.extra}]')",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=_LazyGroup)

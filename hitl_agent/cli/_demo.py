@@ -51,29 +51,36 @@ _ORDER, _AMOUNT = "1234", 250
 _STORY = "Order 1234 arrived broken; the customer sent a photo and asks for $250 back."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _listen() -> socket.socket:
+    """A listening loopback socket on a free port, bound now so no other process can take the
+    port between choosing it and serving on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A pre-bound socket misses asyncio's TCP_NODELAY: without it each loopback call waits
+    # ~40 ms for delayed ACKs.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
 
 
 @contextlib.contextmanager
-def _serve(app: Any, port: int) -> Iterator[None]:
-    """Run an ASGI app with uvicorn on 127.0.0.1:port in a thread until the block ends."""
+def _serve(app: Any, sock: socket.socket) -> Iterator[None]:
+    """Run an ASGI app with uvicorn on ``sock`` (see :func:`_listen`) until the block ends."""
     import uvicorn
 
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host="127.0.0.1",
-            port=port,
             log_level="warning",
             lifespan="on",
             access_log=False,  # callback paths carry capability tokens
         )
     )
-    thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -294,12 +301,15 @@ def _run(
     timeout: float,
 ) -> None:
     clock = _Clock()
-    hitl_port, receiver_port = _free_port(), _free_port()
+    hitl_sock, receiver_sock = _listen(), _listen()
+    stack.callback(hitl_sock.close)
+    stack.callback(receiver_sock.close)
+    hitl_port, receiver_port = hitl_sock.getsockname()[1], receiver_sock.getsockname()[1]
     app = create_app(workdir / "hitl-server.db", scheduler_interval=0.05, callback_base_delay=0.05)
     stack.callback(app.state.hitl.close)
     credentials = app.state.hitl.bootstrap()
     base_url = f"http://127.0.0.1:{hitl_port}/v1"
-    stack.enter_context(_serve(app, hitl_port))
+    stack.enter_context(_serve(app, hitl_sock))
     clock.step(f"local HITL server {base_url}  (console http://127.0.0.1:{hitl_port}/console/)")
 
     client = stack.enter_context(HITLClient(credentials.api_key, base_url=base_url))
@@ -326,7 +336,7 @@ def _run(
         resumer = GraphResumer(graph)
         shape = "ToolNode([keeper.require_approval(refund)])"
     dispatcher = keeper.dispatcher(resumer)
-    stack.enter_context(_serve(dispatcher.asgi_app, receiver_port))
+    stack.enter_context(_serve(dispatcher.asgi_app, receiver_sock))
     clock.step(f"webhook receiver http://127.0.0.1:{receiver_port}/hitl/<token>; agent: {shape}")
 
     config: Any = {"configurable": {"thread_id": f"refund-{_ORDER}"}}

@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from .._extras import MissingExtraError, require
+
 __all__ = ["serve"]
 
 
@@ -106,13 +108,11 @@ def serve(
 ) -> None:
     """Run the local HITL server and the reviewer console."""
     try:
-        import uvicorn
-
         from hitl_agent.server import create_app
-    except ImportError as err:  # pragma: no cover - the server deps are core today
-        raise click.ClickException(
-            f"the local server needs its dependencies ({err.name}): pip install 'hitl-agent'"
-        ) from err
+
+        (uvicorn,) = require("server", "hitl-agent serve", "uvicorn")
+    except MissingExtraError as err:
+        raise click.ClickException(str(err)) from err
 
     for name, value in (("--api-key", api_key), ("--reviewer-token", reviewer_token)):
         if value is not None and len(value.strip()) < 16:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from .._extras import require
 from ._budget import CallBudget
 from ._paths import check_callback_path
 from ._poller import Poller
@@ -207,7 +208,7 @@ class Dispatcher:
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000, *, poll: bool = True) -> None:
         """Run the receiver (uvicorn) and, unless ``poll=False``, the poller, until stopped."""
-        import uvicorn
+        (uvicorn,) = require("server", "dispatcher.serve()", "uvicorn")
 
         self.poll_on_startup = poll
         # No access log: every callback path carries a capability token.
@@ -231,8 +232,7 @@ class Dispatcher:
             RuntimeError: the server did not start within ``startup_timeout`` (e.g. the port
                 is taken).
         """
-        import uvicorn
-
+        (uvicorn,) = require("server", "dispatcher.running()", "uvicorn")
         self.poll_on_startup = poll
         server = uvicorn.Server(
             uvicorn.Config(

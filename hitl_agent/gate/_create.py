@@ -183,11 +183,19 @@ def ensure_request(
     *,
     thread_id: str | None = None,
     checkpoint_ns: str | None = None,
+    defer_seconds: float | None = None,
 ) -> ReviewRecord:
     """Return the gate's row with a request id, creating the request only if it never was.
 
     For a graph gate that concurrent runs of its thread also reached, the row returned may be
     another run's (same question, one request): see the module docstring.
+
+    Args:
+        defer_seconds: for callers that race on one key by design (replicas sweeping the same
+            interrupts): an ``intent`` another caller wrote less than this long ago is left to
+            it and returned as is (no request id yet). Decided after ``record_intent``'s
+            compare-and-set, so two racing callers can never both create. An older intent
+            (its writer died) is reconciled and created as usual.
     """
     row, inserted = _intent(target, key, spec, thread_id, checkpoint_ns)
     shared = alias_target(target, row)
@@ -195,7 +203,7 @@ def ensure_request(
         shared = join_slot(target, client.requests.cancel, row)
     if shared is not None:
         return shared
-    if row.state != "intent":
+    if row.state != "intent" or _deferred(target, row, inserted, defer_seconds):
         return row
     checkpoint("gate.after_intent")
     if not inserted:
@@ -218,6 +226,15 @@ def ensure_request(
     )
     checkpoint("gate.after_mark_created")
     return row
+
+
+def _deferred(
+    target: CreateTarget, row: ReviewRecord, inserted: bool, defer_seconds: float | None
+) -> bool:
+    """True when ``row`` is another caller's young intent that it is creating right now."""
+    if inserted or defer_seconds is None:
+        return False
+    return target.clock() - row.created_at < defer_seconds
 
 
 def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
@@ -412,6 +429,7 @@ async def aensure_request(
     *,
     thread_id: str | None = None,
     checkpoint_ns: str | None = None,
+    defer_seconds: float | None = None,
 ) -> ReviewRecord:
     """Async twin of :func:`ensure_request` (a sync client runs in a worker thread)."""
     from .._client import HITLClient
@@ -420,7 +438,13 @@ async def aensure_request(
         sync_client = client
         return await asyncio.to_thread(
             lambda: ensure_request(
-                target, sync_client, key, spec, thread_id=thread_id, checkpoint_ns=checkpoint_ns
+                target,
+                sync_client,
+                key,
+                spec,
+                thread_id=thread_id,
+                checkpoint_ns=checkpoint_ns,
+                defer_seconds=defer_seconds,
             )
         )
     ledger = target.ledger
@@ -438,7 +462,7 @@ async def aensure_request(
         shared = await asyncio.to_thread(join_slot, target, cancel, row)
     if shared is not None:
         return shared
-    if row.state != "intent":
+    if row.state != "intent" or _deferred(target, row, inserted, defer_seconds):
         return row
     checkpoint("gate.after_intent")
     if not inserted:

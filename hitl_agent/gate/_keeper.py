@@ -187,9 +187,15 @@ class Gatekeeper:
         context: Mapping[str, Any] | None = None,
         summary: str | None = None,
         approve_values: Iterable[str] | None = None,
+        reject_values: Iterable[str] | None = None,
         approve_on_timeout: bool | None = None,
     ) -> ReviewSpec:
-        """The validated :class:`ReviewSpec` a review with these arguments would send."""
+        """The validated :class:`ReviewSpec` a review with these arguments would send.
+
+        ``approve_values`` / ``reject_values``: the ``single_select`` values that approve or
+        reject (e.g. ``reject_values=["remove"]``); any other answer is ``answered``, never an
+        approval.
+        """
         return ReviewSpec.build(
             request_text,
             response_type=response_type,
@@ -201,6 +207,7 @@ class Gatekeeper:
             context=context,
             summary=summary,
             approve_values=approve_values or self.approve_values,
+            reject_values=reject_values,
             approve_on_timeout=(
                 self.approve_on_timeout if approve_on_timeout is None else approve_on_timeout
             ),
@@ -511,6 +518,9 @@ class Gatekeeper:
                     "pass keeper.bridge(agent) or keeper.bridge(langgraph_url=..., "
                     "assistant_id=...)",
                 )
+            from .._extras import require
+
+            require("remote", "keeper.bridge(langgraph_url=...)", "langgraph_sdk")
             from ..langchain._bridge_remote import RemoteMiddlewareBridge
 
             return RemoteMiddlewareBridge(

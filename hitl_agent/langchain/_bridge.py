@@ -34,7 +34,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 
 from .._exceptions import ConfigError
-from ..gate._create import CreateTarget, aensure_request, ensure_request
+from ..gate._create import CreateTarget
 from ..langgraph import GraphResumer
 from ._bridge_codec import MiddlewareCodec
 from ._bridge_core import (
@@ -42,8 +42,9 @@ from ._bridge_core import (
     BridgeResumer,
     PendingAction,
     SpecBuilder,
-    in_flight,
+    asend_action,
     pending_actions,
+    send_action,
 )
 
 if TYPE_CHECKING:
@@ -148,19 +149,6 @@ class MiddlewareBridge:
 
     # -- sending -------------------------------------------------------------------------
 
-    def _create(self, item: PendingAction) -> ReviewRecord:
-        busy = in_flight(self.keeper.ledger, item.key, self.keeper.clock())
-        if busy is not None:
-            return busy
-        return ensure_request(
-            self._target,
-            self.keeper.client,
-            item.key,
-            self.spec(item.action),
-            thread_id=item.thread_id,
-            checkpoint_ns=item.checkpoint_ns,
-        )
-
     def submit(self, config: RunnableConfig) -> list[ReviewRecord]:
         """Create one HITL request per pending action of this thread (at most once each).
 
@@ -170,30 +158,16 @@ class MiddlewareBridge:
         Returns:
             The actions' ledger rows (existing ones included).
         """
-        return [self._create(item) for item in self.pending(config)]
+        return [
+            send_action(self.keeper, self._target, self.spec, item) for item in self.pending(config)
+        ]
 
     async def asubmit(self, config: RunnableConfig) -> list[ReviewRecord]:
         """Async twin of :meth:`submit` (the keeper's async client when it has one)."""
-        client = self.keeper.async_client or self.keeper.client
-        rows: list[ReviewRecord] = []
-        for item in await self.apending(config):
-            busy = await asyncio.to_thread(
-                in_flight, self.keeper.ledger, item.key, self.keeper.clock()
-            )
-            if busy is not None:
-                rows.append(busy)
-                continue
-            rows.append(
-                await aensure_request(
-                    self._target,
-                    client,
-                    item.key,
-                    self.spec(item.action),
-                    thread_id=item.thread_id,
-                    checkpoint_ns=item.checkpoint_ns,
-                )
-            )
-        return rows
+        return [
+            await asend_action(self.keeper, self._target, self.spec, item)
+            for item in await self.apending(config)
+        ]
 
     def _thread_ids(self) -> Iterator[str]:
         saver = getattr(self.graph, "checkpointer", None)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ..gate._create import CreateTarget, aensure_request, ensure_request
 from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import form_for
 from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
     from ..decision import Decision
     from ..dispatch import Resumer
     from ..gate import Gatekeeper, ReviewSpec
-    from ..ledger import Ledger, ReviewRecord
+    from ..ledger import ReviewRecord
 
-__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "in_flight", "pending_actions"]
+__all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "pending_actions"]
 
 log = logging.getLogger("hitl_agent.bridge")
 
@@ -32,20 +33,6 @@ _UNSET: Any = object()
 
 IN_FLIGHT_SECONDS = 60.0
 """How long an ``intent`` row written by someone else counts as a create in progress."""
-
-
-def in_flight(ledger: Ledger, key: str, now: float) -> ReviewRecord | None:
-    """The row of a create another submit is making right now, or None.
-
-    Two replicas sweeping the same new interrupt both reach the gate's create path; the one
-    that did not write the intent would reconcile, find nothing yet and create a second
-    request. A young ``intent`` row is therefore left to its writer; an old one (its writer
-    crashed) goes through the create path, which reconciles before creating.
-    """
-    row = ledger.get(key)
-    if row is not None and row.state == "intent" and now - row.created_at < IN_FLIGHT_SECONDS:
-        return row
-    return None
 
 
 @dataclass(frozen=True)
@@ -66,6 +53,37 @@ class PendingAction:
             interrupt_id=self.interrupt_id,
             action=self.action,
         )
+
+
+def send_action(
+    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+) -> ReviewRecord:
+    """The HITL request of one pending action, created at most once (or the row another
+    replica is creating right now: replicas sweep the same interrupts by design)."""
+    return ensure_request(
+        target,
+        keeper.client,
+        item.key,
+        spec(item.action),
+        thread_id=item.thread_id,
+        checkpoint_ns=item.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
+    )
+
+
+async def asend_action(
+    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+) -> ReviewRecord:
+    """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
+    return await aensure_request(
+        target,
+        keeper.async_client or keeper.client,
+        item.key,
+        spec(item.action),
+        thread_id=item.thread_id,
+        checkpoint_ns=item.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
+    )
 
 
 def _interrupts(state: Any, prefix: str = "") -> dict[str, tuple[str, Any]]:

@@ -14,7 +14,6 @@ against the tool's schema before saving anything.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph_sdk.errors import NotFoundError
 
 from .._exceptions import ConfigError
-from ..gate._create import CreateTarget, aensure_request, ensure_request
+from ..gate._create import CreateTarget
 from ..langgraph.remote import RemoteGraphResumer, RemoteResumeError, snapshot_from_thread_state
 from ._bridge_codec import MiddlewareCodec
 from ._bridge_core import (
@@ -30,8 +29,9 @@ from ._bridge_core import (
     BridgeResumer,
     PendingAction,
     SpecBuilder,
-    in_flight,
+    asend_action,
     pending_actions,
+    send_action,
 )
 
 if TYPE_CHECKING:
@@ -160,45 +160,16 @@ class RemoteMiddlewareBridge:
 
     def submit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """One HITL request per pending action of the thread (a thread id or its config)."""
-        rows: list[ReviewRecord] = []
-        for item in self.pending(config):
-            busy = in_flight(self.keeper.ledger, item.key, self.keeper.clock())
-            rows.append(
-                busy
-                if busy is not None
-                else ensure_request(
-                    self._target,
-                    self.keeper.client,
-                    item.key,
-                    self.spec(item.action),
-                    thread_id=item.thread_id,
-                    checkpoint_ns=item.checkpoint_ns,
-                )
-            )
-        return rows
+        return [
+            send_action(self.keeper, self._target, self.spec, item) for item in self.pending(config)
+        ]
 
     async def asubmit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """Async twin of :meth:`submit`."""
-        client = self.keeper.async_client or self.keeper.client
-        rows: list[ReviewRecord] = []
-        for item in await self.apending(config):
-            busy = await asyncio.to_thread(
-                in_flight, self.keeper.ledger, item.key, self.keeper.clock()
-            )
-            if busy is not None:
-                rows.append(busy)
-                continue
-            rows.append(
-                await aensure_request(
-                    self._target,
-                    client,
-                    item.key,
-                    self.spec(item.action),
-                    thread_id=item.thread_id,
-                    checkpoint_ns=item.checkpoint_ns,
-                )
-            )
-        return rows
+        return [
+            await asend_action(self.keeper, self._target, self.spec, item)
+            for item in await self.apending(config)
+        ]
 
     def interrupted_threads(self) -> list[str]:
         """Ids of the server's interrupted threads of this assistant (``threads.search``)."""

@@ -11,10 +11,25 @@
     dispatcher = keeper.dispatcher(RemoteGraphResumer("http://127.0.0.1:2024", "agent"))
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ..gate._node import review_node
 from ..protocol import DECISIONS_KEY, PAYLOAD_KEY, resume_value
 from ._resumer import GraphResumer
-from .remote import RemoteGraphResumer, RemoteResumeError
+
+if TYPE_CHECKING:
+    from .remote import RemoteGraphResumer, RemoteResumeError
+
+
+def __getattr__(name: str) -> Any:
+    # The remote resumer needs the `remote` extra (langgraph-sdk): loaded on first use, so
+    # GraphResumer works without it.
+    if name in ("RemoteGraphResumer", "RemoteResumeError"):
+        from . import remote
+
+        return getattr(remote, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DECISIONS_KEY",

@@ -34,8 +34,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from langgraph.types import Interrupt, PregelTask, StateSnapshot
-from langgraph_sdk import get_client, get_sync_client
-from langgraph_sdk.errors import NotFoundError
+
+from .._extras import MissingExtraError
+
+try:
+    from langgraph_sdk import get_client, get_sync_client
+    from langgraph_sdk.errors import NotFoundError
+except ImportError as err:
+    raise MissingExtraError("remote", "RemoteGraphResumer", "langgraph-sdk") from err
 
 from .._exceptions import HITLError
 from ..decision import Decision

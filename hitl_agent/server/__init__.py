@@ -5,8 +5,16 @@
     creds = app.state.hitl.bootstrap()           # API key, loop, reviewer token
     # uvicorn.run(app, port=8765)  or  hitl-agent serve
 
-See ``docs/server.md``.
+See ``docs/server.md``. Needs the ``server`` extra (``pip install 'hitl-agent[server]'``).
 """
+
+from .._extras import MissingExtraError
+
+try:
+    import markdown_it  # noqa: F401  (what the `server` extra installs)
+    import starlette  # noqa: F401
+except ImportError as err:
+    raise MissingExtraError("server", "The local HITL server", err.name or "starlette") from err
 
 from ._accounts import Caller, KeyAccount, ReviewerAccount
 from ._app import create_app

@@ -14,6 +14,13 @@ reviewer and a clock that moves only when told to.
         assert hitl.client.requests.get(created.request_id).status == "timeout"
 """
 
+from .._extras import MissingExtraError
+
+try:
+    import starlette  # noqa: F401  (local_hitl serves the local server: the `server` extra)
+except ImportError as err:
+    raise MissingExtraError("server", "hitl_agent.testing", err.name or "starlette") from err
+
 from ._clock import FakeClock
 from ._local import AsyncLocalHITL, LocalHITL, alocal_hitl, local_hitl
 from ._reviewer import AsyncScriptedReviewer, ScriptedReviewer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hitl_harness import Env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,3 +151,22 @@ def test_idempotency_key_is_stable_for_a_decision_and_distinct_between_decisions
     assert replayed.idempotency_key == first.idempotency_key
     assert other.idempotency_key != first.idempotency_key
     assert first.request_id in first.idempotency_key
+
+
+def test_a_review_can_name_its_own_reject_values(env: Env) -> None:
+    spec = env.keeper.spec(
+        "Publish this post?",
+        response_type="single_select",
+        response_config={"options": ["Publish", "Remove"]},
+        default_response="remove",
+        approve_values=["publish"],
+        reject_values=["remove"],
+    )
+    assert spec.reject_values == ("remove",) and spec.approve_values == ("publish",)
+    plain = env.keeper.spec(
+        "Publish this post?",
+        response_type="single_select",
+        response_config={"options": ["Publish", "Remove"]},
+        default_response="remove",
+    )
+    assert "remove" not in plain.reject_values  # without it, "Remove" is only "answered"
