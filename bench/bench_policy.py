@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _harness import Result, Target
 from langchain_core.tools import BaseTool, tool
 
 from hitl_agent.gate import Gatekeeper
@@ -70,6 +71,44 @@ def run_once(
         statistics.median(wrapped_samples),
         statistics.median(ratios),
     )
+
+
+def run(quick: bool) -> list[Result]:
+    """One row per input kind (a dict of args; a ToolCall, which returns a ToolMessage): per
+    run, the median per-call time of each tool over its blocks (the note adds the median of
+    the adjacent-pair ratios, the figure ``main`` prints)."""
+    runs, calls = (3, 1_000) if quick else (5, 10_000)
+    rows: list[Result] = []
+    with local_hitl() as hitl, tempfile.TemporaryDirectory() as tmp:
+        ledger = SqliteLedger(Path(tmp) / "ledger.db")
+        ledger.setup()
+        try:
+            keeper = Gatekeeper(client=hitl.client, loop_id=hitl.loop_id, ledger=ledger)
+            wrapped = keeper.require_approval(refund, when=lambda a: a["amount"] > 100)
+            plain = {"order_id": "A-1", "amount": 5}
+            call = {"type": "tool_call", "id": "c1", "name": "refund", "args": plain}
+            for kind, value in (("dict args", plain), ("ToolCall", call)):
+                assert wrapped.invoke(value) == refund.invoke(value)
+                run_once(refund, wrapped, lambda v=value: v, 1_000)  # warm up both paths
+                row = Result(
+                    f"policy-skipped gate vs bare BaseTool.invoke ({kind})", "µs",
+                    Target("ratio<=", 1.05), baseline_name="bare BaseTool.invoke",
+                    note=f"{calls:,} calls per tool per run, alternating blocks of {_BLOCK}",
+                )  # fmt: skip
+                pairs = []
+                for _ in range(runs):
+                    bare_ns, wrapped_ns, ratio = run_once(refund, wrapped, lambda v=value: v, calls)
+                    row.ours_runs.append(wrapped_ns / 1000)
+                    row.baseline_runs.append(bare_ns / 1000)
+                    pairs.append(ratio)
+                row.note += f"; median per-pair ratio {statistics.median(pairs):.3f}"
+                rows.append(row)
+            # Skipped means skipped: no request was created, no ledger row written.
+            assert hitl.client.requests.list(loop_id=hitl.loop_id).requests == []
+            assert ledger.list_open() == []
+        finally:
+            ledger.close()
+    return rows
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Poll sweeps under the quota: calls per sweep, and a 3-hour simulation at 100 calls/hour.
 
-``measure``: API calls of one sweep at N pending (10 % answered), against per-request polling
-(what peers do: one GET per pending request per tick), on the embedded local server.
+``measure_steps``: API calls of one sweep at N pending with 1 % answered, then with 50 % of
+the rest answered, against per-request polling (what peers do: one GET per pending request
+per tick), on the embedded local server. ``run(quick)`` gives the rows ``bench/run.py``
+shows: N ∈ {10, 100, 1,000} (and 10,000 in the full run), each against its bound
+ceil(pending/100) + ceil(answered/100), and the simulation at 1,000 (and 10,000) pending.
 
 ``simulate``: N reviews pending on the local server with its rate limit on (100/h, 429s past
 it), reviewers answering at random (seeded) times, the dispatcher sweeping on its own
@@ -10,6 +13,7 @@ schedule (``Dispatcher.next_interval``) on a FakeClock for 3 simulated hours. Re
 
     .venv/bin/python bench/bench_poller.py [N ...]            # calls per sweep
     .venv/bin/python bench/bench_poller.py --simulate [N ...]  # the 3-hour simulation
+    .venv/bin/python bench/bench_poller.py --quick | --full   # the rows bench/run.py shows
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from _harness import INFO, Result, Target, single
 
 from hitl_agent import HITLClient, RetryPolicy
 from hitl_agent.decision import Decision
@@ -38,16 +43,20 @@ class _Counting:
     """Counts every request sent through the local server's TestClient (HITLClient needs
     only ``send``, ``build_request`` and ``close``)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, clock: Any = None) -> None:
         self.inner = inner
         self.calls = 0
         self.statuses: dict[int, int] = {}
+        self.clock = clock
+        self.times: list[float] = []  # when each call was sent (on ``clock``, if given)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         self.calls += 1
+        if self.clock is not None:
+            self.times.append(self.clock())
         response = self.inner.send(request, **kwargs)
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
         return response
@@ -55,6 +64,16 @@ class _Counting:
 
 def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
     """Create ``pending`` reviews, answer a fraction, and count the calls of one sweep."""
+    return measure_steps(pending, [answered_fraction])[0]
+
+
+def measure_steps(pending: int, fractions: Sequence[float]) -> list[dict[str, float]]:
+    """Create ``pending`` reviews once; then, for each fraction in turn, answer that fraction
+    of the reviews still open and count the calls of one sweep (the sweep resolves what it
+    found, so each step starts from the rows the previous ones left open). Per step: the
+    sweep's calls, an idle sweep's (nothing new: the listing alone), the per-request
+    baseline (one GET per open review) and the bound ceil(open/100) + ceil(answered/100)."""
+    rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp, local_hitl() as hitl:
         counting = _Counting(hitl.http)
         http = cast(httpx.Client, counting)
@@ -70,25 +89,33 @@ def measure(pending: int, answered_fraction: float = 0.1) -> dict[str, float]:
             for index in range(pending):
                 spec = ReviewSpec.build(f"Review {index}?")
                 ids.append(ensure_request(keeper._target, client, f"k{index}", spec).request_id)
-            answered = ids[: max(1, int(pending * answered_fraction))]
-            for request_id in answered:
-                hitl.reviewer.respond(request_id, True)
             dispatcher = keeper.dispatcher()
-            counting.calls = 0
-            dispatcher.poll_once()
-            sweep = counting.calls
-            counting.calls = 0
-            dispatcher.poll_once()  # nothing new: the listing alone
-            idle = counting.calls
-            counting.calls = 0
-            for request_id in ids:  # the baseline: one GET per pending request
-                client.requests.get(request_id)
-            baseline = counting.calls
+            for fraction in fractions:
+                rows_open = ledger.list_open(limit=pending + 10)
+                still_open = {r.request_id for r in rows_open if r.state == "pending"}
+                open_ids = [rid for rid in ids if rid in still_open]
+                answered = open_ids[: max(1, int(len(open_ids) * fraction))]
+                for request_id in answered:
+                    hitl.reviewer.respond(request_id, True)
+                counting.calls = 0
+                dispatcher.poll_once()
+                sweep = counting.calls
+                counting.calls = 0
+                dispatcher.poll_once()  # nothing new: the listing alone
+                idle = counting.calls
+                counting.calls = 0
+                for request_id in open_ids:  # the baseline: one GET per pending request
+                    client.requests.get(str(request_id))
+                baseline = counting.calls
+                bound = math.ceil(len(open_ids) / 100) + math.ceil(len(answered) / 100)
+                rows.append({
+                    "pending": len(open_ids), "answered": len(answered), "sweep_calls": sweep,
+                    "idle_calls": idle, "bound": bound, "baseline_calls": baseline,
+                    "ratio": baseline / max(1, sweep),
+                })  # fmt: skip
         finally:
             ledger.close()
-    bound = math.ceil(pending / 100) + len(answered)
-    return {"pending": pending, "answered": len(answered), "sweep_calls": sweep, "idle_calls": idle,
-            "bound": bound, "baseline_calls": baseline, "ratio": baseline / sweep}  # fmt: skip
+    return rows
 
 
 class _Forward:
@@ -167,7 +194,7 @@ def simulate(
                 for i in range(pending)
             ]
             hitl.server.rate_limit = rate_limit
-            counting = _Counting(hitl.http)
+            counting = _Counting(hitl.http, clock)
             client = HITLClient(
                 hitl.api_key, base_url=hitl.base_url, http_client=cast(httpx.Client, counting),
                 retry=RetryPolicy(max_retries=0),
@@ -227,8 +254,20 @@ def simulate(
         "latency_p50": statistics.median(latencies) if latencies else math.inf,
         "latency_max": max(latencies) if latencies else math.inf,
         "calls_per_hour": counting.calls / hours,
+        "busiest_hour": _busiest_window(counting.times, 3600.0),
         "wall_seconds": wall,
     }
+
+
+def _busiest_window(times: Sequence[float], width: float) -> int:
+    """The most calls sent in any window of ``width`` seconds (sliding, not clock hours)."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while ordered[first] <= at - width:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def main_simulate(sizes: list[int], callbacks: bool = False) -> None:
@@ -252,9 +291,56 @@ def main(sizes: list[int]) -> None:
               f"{row['ratio']:>6.1f}x")  # fmt: skip
 
 
+def _sweep_rows(pending: int) -> list[Result]:
+    rows = []
+    for label, step in zip(("1 %", "50 %"), measure_steps(pending, [0.01, 0.5]), strict=True):
+        row = Result(
+            f"API calls per sweep, {pending:,} pending, {label} answered", "calls",
+            Target("ours<=", step["bound"]), baseline_name="one GET per pending request",
+            note=f"{step['pending']:,} pending, {step['answered']:,} answered; target "
+            f"ceil(pending/100) + ceil(answered/100); idle sweep {step['idle_calls']}",
+        )  # fmt: skip
+        row.ours_runs.append(step["sweep_calls"])
+        row.baseline_runs.append(step["baseline_calls"])
+        rows.append(row)
+    return rows
+
+
+def _simulation_rows(pending: int) -> list[Result]:
+    sim = simulate(pending)
+    where = f"{pending:,} pending, 3 h at 100 calls/h"
+    found = 100.0 * sim["found"] / sim["decisions"] if sim["decisions"] else 0.0
+    detection = Target("ours<=", 600) if pending <= 1000 else INFO
+    note = f"{sim['calls']} calls, {sim['sweeps']} sweeps, {sim['wall_seconds']:.1f} s wall"
+    return [
+        single(f"quota simulation: calls in the busiest hour, {where}", "calls",
+               Target("ours<=", 100), [sim["busiest_hour"]], note=note),
+        single(f"quota simulation: 429 responses, {where}", "429s", Target("ours<=", 0),
+               [sim["rate_limited"]]),
+        single(f"quota simulation: decisions found, {where}", "%", Target("ours>=", 100),
+               [found], note=f"{sim['found']} of {sim['decisions']}"),
+        single(f"quota simulation: worst answer→detection, {where}", "s", detection,
+               [sim["latency_max"]], note=f"p50 {sim['latency_p50']:.0f} s"),
+    ]  # fmt: skip
+
+
+def run(quick: bool) -> list[Result]:
+    """Calls are counts, not timings: one run each (the same on every run)."""
+    rows: list[Result] = []
+    for pending in (10, 100, 1000) if quick else (10, 100, 1000, 10_000):
+        rows += _sweep_rows(pending)
+    for pending in (1000,) if quick else (1000, 10_000):
+        rows += _simulation_rows(pending)
+    return rows
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--simulate"]:
+    if args[:1] in (["--quick"], ["--full"]):
+        from _harness import print_table
+
+        print_table(run(args[0] == "--quick"))
+    elif args[:1] == ["--simulate"]:
         callbacks = "--callbacks" in args
         sizes = [int(arg) for arg in args[1:] if arg != "--callbacks"]
         main_simulate(sizes or [100, 150, 1000, 10_000], callbacks=callbacks)

@@ -184,8 +184,8 @@ class Resolver:
         owner: this process's claim owner id.
         lease_seconds: how long a claim lasts before another resolver may take it over; a
             claim is renewed every third of it while its resume runs.
-        heartbeat_interval: real seconds between the renewal thread's wake-ups (default: a
-            third of the lease, at most 1 s).
+        heartbeat_interval: real seconds between the renewal thread's wake-ups of this
+            resolver's claims (default: a third of the lease, at most 1 s).
     """
 
     def __init__(

@@ -318,9 +318,11 @@ class Gatekeeper:
             record = await self.ledger.aget_by_request_id(row.request_id or "")
             row = record or row
             assert row.request_id is not None
-            delivered = self._interrupt(ctx, row, spec, tool_call_id)
+            self._interrupt(ctx, row, spec, tool_call_id)
+            if row.decision is not None:  # read from the ledger above: no IO left
+                return self._trusted(row.request_id, row)
             # The ledger read runs in a worker thread: never block the event loop (W5).
-            return await asyncio.to_thread(self._trusted, row.request_id, delivered)
+            return await asyncio.to_thread(self._trusted, row.request_id, None)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
         assert row.request_id is not None
         future = await asyncio.to_thread(self._register, row)
@@ -336,7 +338,10 @@ class Gatekeeper:
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
     ) -> Decision:
         assert row.request_id is not None
-        return self._trusted(row.request_id, self._interrupt(ctx, row, spec, tool_call_id))
+        self._interrupt(ctx, row, spec, tool_call_id)
+        # On a replay the row was just read from the ledger (ensure_request), decision and
+        # all: reuse it instead of reading it again.
+        return self._trusted(row.request_id, row if row.decision is not None else None)
 
     def _interrupt(
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
@@ -355,9 +360,13 @@ class Gatekeeper:
         checkpoint("gate.before_interrupt")
         return wait_for_decision(ctx, row.request_id, dict(payload))
 
-    def _trusted(self, request_id: str, delivered: dict[str, Any]) -> Decision:
-        """The ledger's decision for ``request_id``; a resume value alone is never trusted."""
-        current = self.ledger.get_by_request_id(request_id)
+    def _trusted(self, request_id: str, row: ReviewRecord | None) -> Decision:
+        """The ledger's decision for ``request_id``; a resume value alone is never trusted.
+
+        ``row``: the request's ledger row as read in this run of the node, or None to read it
+        now. The delivered resume value plays no part: it only let ``interrupt()`` return.
+        """
+        current = row if row is not None else self.ledger.get_by_request_id(request_id)
         if current is None or current.decision is None:
             return Decision(
                 request_id=request_id,

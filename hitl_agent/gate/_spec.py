@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,12 @@ what runs is what was reviewed. It travels in ``context`` because that is the on
 DEFAULT_TIMEOUT_SECONDS = 3600
 DEFAULT_PRIORITY = "medium"
 _SUMMARY_CHARS = 160
+# Built specs by their exact arguments: a replayed gate (every resume re-runs its node from
+# the top) asks the same question again, and validating it again was a third of the replay.
+_CACHE_SIZE = 256
+_CACHE_VALUE_BUDGET = 16_384  # characters (and items) of one spec's arguments, at most
+_built: OrderedDict[tuple[Any, ...], ReviewSpec] = OrderedDict()
+_built_lock = threading.Lock()
 
 
 def canonical_json(value: Any) -> str:
@@ -95,7 +103,67 @@ class ReviewSpec:
 
         Defaults are the safe ones: a boolean question ("Approve"/"Reject") whose default is
         ``False``, medium priority, one hour to answer, reject on timeout.
+
+        The same arguments give the same spec: one built from plain JSON values of modest
+        size is kept (a bounded cache) and returned again, so treat a spec as immutable
+        (its dicts included). Only a successful build is kept.
         """
+        args = (
+            request_text, response_type, response_config, default_response, priority,
+            timeout_seconds, processing_type, context, summary, approve_on_timeout,
+        )  # fmt: skip
+        try:
+            key = (
+                _freeze(args),
+                _freeze_values(approve_values),
+                _freeze_values(reject_values),
+            )
+        except _Uncacheable:
+            key = None
+        if key is not None:
+            with _built_lock:
+                hit = _built.get(key)
+                if hit is not None:
+                    _built.move_to_end(key)
+                    return hit
+        spec = cls._build(
+            request_text,
+            response_type=response_type,
+            response_config=response_config,
+            default_response=default_response,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            processing_type=processing_type,
+            context=context,
+            summary=summary,
+            approve_values=approve_values,
+            reject_values=reject_values,
+            approve_on_timeout=approve_on_timeout,
+        )
+        if key is not None:
+            with _built_lock:
+                _built[key] = spec
+                while len(_built) > _CACHE_SIZE:
+                    _built.popitem(last=False)
+        return spec
+
+    @classmethod
+    def _build(
+        cls,
+        request_text: str,
+        *,
+        response_type: str,
+        response_config: Mapping[str, Any] | None,
+        default_response: Any,
+        priority: str,
+        timeout_seconds: int | None,
+        processing_type: str,
+        context: Mapping[str, Any] | None,
+        summary: str | None,
+        approve_values: Iterable[str] | None,
+        reject_values: Iterable[str] | None,
+        approve_on_timeout: bool,
+    ) -> ReviewSpec:
         config = dict(response_config or {})
         if response_type == "boolean" and not config:
             config = {"true_label": "Approve", "false_label": "Reject"}
@@ -149,6 +217,15 @@ class ReviewSpec:
 
     def spec_hash(self) -> str:
         """sha256 hex of everything the reviewer sees and how the answer is read."""
+        known: str | None = self.__dict__.get("_spec_hash")
+        if known is None:
+            known = self._hash()
+            # Frozen, and every field is fixed at build: the hash can be kept (not a field,
+            # so equality and the repr are unchanged).
+            object.__setattr__(self, "_spec_hash", known)
+        return known
+
+    def _hash(self) -> str:
         body = canonical_json(
             {
                 "text": self.request_text,
@@ -183,6 +260,36 @@ class ReviewSpec:
             "context": {**self.context, CONTEXT_KEY: {"key": key}},
             "callback_url": callback_url,
         }
+
+
+class _Uncacheable(Exception):
+    """An argument that is not plain JSON: build it every time."""
+
+
+def _freeze(value: Any, budget: list[int] | None = None) -> Any:
+    """A hashable, type-exact image of a plain JSON value (``1``, ``1.0``, ``True`` and
+    ``"1"`` stay apart), or _Uncacheable. Large values are not cached (``budget``: the
+    characters and items still allowed), so the cache stays small whatever is reviewed."""
+    budget = [_CACHE_VALUE_BUDGET] if budget is None else budget
+    budget[0] -= len(value) + 1 if type(value) is str else 1
+    if budget[0] < 0:
+        raise _Uncacheable
+    if value is None or type(value) in (str, int, float, bool):
+        return (type(value), value)
+    if type(value) in (list, tuple):
+        return (type(value), tuple(_freeze(item, budget) for item in value))
+    if type(value) is dict and all(type(k) is str for k in value):
+        return (dict, tuple(sorted((k, _freeze(v, budget)) for k, v in value.items())))
+    raise _Uncacheable
+
+
+def _freeze_values(values: Iterable[str] | None) -> Any:
+    # Only containers: an iterator would be consumed here (and an empty one is truthy).
+    if values is None:
+        return None
+    if type(values) in (list, tuple, set, frozenset) and all(type(v) is str for v in values):
+        return (type(values), tuple(sorted(values)))
+    raise _Uncacheable
 
 
 def _safe_default(response_type: str, config: dict[str, Any]) -> Any:
