@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._text import reveal_invisible
+
 __all__ = [
     "MAX_REQUEST_TEXT",
     "ToolCallView",
@@ -49,25 +51,10 @@ _DESCRIPTION_CHARS = 300
 _MIN_ARGS_CHARS = 200
 _ID_CHARS = 100
 
-# Bidi embeddings/overrides/isolates and marks (CVE-2021-42574), zero-width and other
-# default-ignorable characters, line/paragraph separators, interlinear annotation controls,
-# and every C0/C1 control except tab and newline.
-_INVISIBLE = re.compile(
-    "[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
-    "\u200b-\u200d\u2060-\u2064\ufeff\u180e\u00ad\u034f\u115f\u1160\u3164\uffa0"
-    "\u2028\u2029"
-    "\ufff9-\ufffb"
-    "\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping them all
 # leaves no emphasis, link, image, heading, list, table, HTML or entity to parse.
 _PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 _BACKTICKS = re.compile(r"`+")
-
-
-def reveal_invisible(text: str) -> str:
-    """Replace each invisible or direction-changing character by a visible ``⟦U+XXXX⟧``."""
-    return _INVISIBLE.sub(lambda m: f"⟦U+{ord(m.group()):04X}⟧", text)
 
 
 def escape_markdown(text: str, *, one_line: bool = False) -> str:

@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..gate._render import _INVISIBLE
+from .._text import reveal_invisible
 
 __all__ = [
     "APPROVE",
@@ -100,12 +100,12 @@ def _shown(value: Any, as_string: bool) -> str:
         and value == value.strip()
         and "\n" not in value
         and not value.startswith('"')
-        and not _INVISIBLE.search(value)
+        and reveal_invisible(value) == value
     ):
         return value
     # JSON keeps everything else exact on one line; invisible characters become \\u escapes
     # (ensure_ascii), so the reviewer's text box shows them.
-    ascii_only = isinstance(value, str) and bool(_INVISIBLE.search(value))
+    ascii_only = isinstance(value, str) and reveal_invisible(value) != value
     return json.dumps(value, ensure_ascii=ascii_only)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,25 +27,18 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from ..._text import reveal_invisible as _reveal
+
 __all__ = ["MAX_RENDER_CHARS", "render_markdown", "reveal_invisible"]
 
 #: Longer text is truncated before rendering. HITL.sh caps request_text at 2000 characters,
 #: so this only bites on non-conforming input; it also bounds the parser's work.
 MAX_RENDER_CHARS = 20_000
 
-# Bidi embeddings/overrides/isolates (CVE-2021-42574), the implicit marks, zero-width and
-# other default-ignorable characters, and every C0/C1 control except tab/newline/CR.
-_INVISIBLE = re.compile(
-    "[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"  # bidi
-    "\u200b-\u200d\u2060-\u2064\ufeff\u180e\u00ad\u034f\u115f\u1160\u3164\uffa0"  # zero-width
-    "\u2028\u2029"  # line/paragraph separators (break lines invisibly in some renderers)
-    "\ufff9-\ufffb"  # interlinear annotation controls
-    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # C0/C1 controls
-)
-
 
 def reveal_invisible(text: str) -> str:
-    """Replace each invisible or direction-changing character by a visible ``⟦U+XXXX⟧`` marker.
+    """Replace each invisible or direction-changing character by a visible ``⟦U+XXXX⟧`` marker
+    (carriage returns are kept: markdown may arrive with CRLF line ends).
 
     Args:
         text: Untrusted text.
@@ -54,7 +46,7 @@ def reveal_invisible(text: str) -> str:
     Returns:
         The text with every such character made visible; everything else unchanged.
     """
-    return _INVISIBLE.sub(lambda m: f"⟦U+{ord(m.group()):04X}⟧", text)
+    return _reveal(text, keep_cr=True)
 
 
 def _link_open(
