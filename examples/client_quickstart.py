@@ -22,14 +22,11 @@ or against the real HITL.sh, where you answer on the phone app (it checks every 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hitl_agent import ConfigError, HITLClient, Request
-from hitl_agent.testing import ScriptedReviewer, local_hitl
+from hitl_agent.testing import hitl_or_local as connect  # HITL.sh or offline
 
 
 @dataclass
@@ -40,21 +37,6 @@ class Result:
     answered: Request
     listed: int
     cancelled_refunded: bool | None
-
-
-@contextlib.contextmanager
-def connect() -> Iterator[tuple[HITLClient, str, ScriptedReviewer | None]]:
-    """(client, loop id, scripted reviewer): the real HITL.sh when HITL_API_KEY is set, else
-    an in-process local server whose reviewer this script plays."""
-    if os.environ.get("HITL_API_KEY"):
-        loop_id = os.environ.get("HITL_LOOP_ID")
-        if not loop_id:
-            raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
-        with HITLClient() as client:  # reads HITL_API_KEY and HITL_BASE_URL
-            yield client, loop_id, None
-    else:
-        with local_hitl() as hitl:
-            yield hitl.client, hitl.loop_id, hitl.reviewer
 
 
 def show_config_error() -> ConfigError:

@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +45,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from hitl_agent import Gatekeeper, HITLClient
-from hitl_agent.testing import ScriptedReviewer, local_hitl
+from hitl_agent import Gatekeeper
+from hitl_agent.testing import hitl_or_local as connect  # HITL.sh or offline
 
 EDITED_CONTENT = "Carts older than 30 days were emptied (approved by the on-call lead)."
 
@@ -116,21 +114,6 @@ def answer_for(request: dict[str, Any]) -> tuple[str, Any]:
     ]
     revised = "\n".join(lines) + "args:\n" + json.dumps(edited, indent=2)
     return "write_file: decision/args form", {"revised_text": revised}
-
-
-@contextlib.contextmanager
-def connect() -> Iterator[tuple[HITLClient, str, ScriptedReviewer | None]]:
-    """(client, loop id, scripted reviewer): the real HITL.sh when HITL_API_KEY is set, else
-    an in-process local server whose reviewer this script plays."""
-    if os.environ.get("HITL_API_KEY"):
-        loop_id = os.environ.get("HITL_LOOP_ID")
-        if not loop_id:
-            raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
-        with HITLClient() as client:  # reads HITL_API_KEY and HITL_BASE_URL
-            yield client, loop_id, None
-    else:
-        with local_hitl() as hitl:
-            yield hitl.client, hitl.loop_id, hitl.reviewer
 
 
 @dataclass

@@ -27,20 +27,18 @@ or against the real HITL.sh, answering on the phone app (it sweeps every 30 s)::
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from hitl_agent import Decision, Gatekeeper, HITLClient
+from hitl_agent import Decision, Gatekeeper
 from hitl_agent.langgraph import GraphResumer
-from hitl_agent.testing import ScriptedReviewer, local_hitl
+from hitl_agent.testing import hitl_or_local as connect  # HITL.sh or offline
 
 FLAGGED = ("scam", "crypto", "idiot")
 POSTS = {
@@ -110,21 +108,6 @@ def build_graph(keeper: Gatekeeper, checkpointer: Any) -> Any:
     builder.add_edge("publish", END)
     builder.add_edge("remove", END)
     return builder.compile(checkpointer=checkpointer)
-
-
-@contextlib.contextmanager
-def connect() -> Iterator[tuple[HITLClient, str, ScriptedReviewer | None]]:
-    """(client, loop id, scripted reviewer): the real HITL.sh when HITL_API_KEY is set, else
-    an in-process local server whose reviewer this script plays."""
-    if os.environ.get("HITL_API_KEY"):
-        loop_id = os.environ.get("HITL_LOOP_ID")
-        if not loop_id:
-            raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
-        with HITLClient() as client:  # reads HITL_API_KEY and HITL_BASE_URL
-            yield client, loop_id, None
-    else:
-        with local_hitl() as hitl:
-            yield hitl.client, hitl.loop_id, hitl.reviewer
 
 
 @dataclass

@@ -22,7 +22,7 @@ except ImportError as err:
     raise MissingExtraError("server", "hitl_agent.testing", err.name or "starlette") from err
 
 from ._clock import FakeClock
-from ._local import AsyncLocalHITL, LocalHITL, alocal_hitl, local_hitl
+from ._local import AsyncLocalHITL, LocalHITL, alocal_hitl, hitl_or_local, local_hitl
 from ._reviewer import AsyncScriptedReviewer, ScriptedReviewer
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "LocalHITL",
     "ScriptedReviewer",
     "alocal_hitl",
+    "hitl_or_local",
     "local_hitl",
 ]

@@ -27,11 +27,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from .._client import AsyncHITLClient, HITLClient
+from .._exceptions import ConfigError
 from .._retry import RetryPolicy
 from ..server import Bootstrap, LocalHITLServer, create_app
 from ._reviewer import AsyncScriptedReviewer, ScriptedReviewer
 
-__all__ = ["AsyncLocalHITL", "LocalHITL", "alocal_hitl", "local_hitl"]
+__all__ = ["AsyncLocalHITL", "LocalHITL", "alocal_hitl", "hitl_or_local", "local_hitl"]
 
 BASE_URL = "http://testserver/v1"
 _NO_RETRY = RetryPolicy(max_retries=0)
@@ -203,3 +204,32 @@ async def alocal_hitl(
                 await task
         await server.deliverer.aclose()  # deliveries the scheduler left in flight
         server.close()
+
+
+@contextlib.contextmanager
+def hitl_or_local() -> Iterator[tuple[HITLClient, str, ScriptedReviewer | None]]:
+    """``(client, loop_id, reviewer)``: the real HITL.sh when ``HITL_API_KEY`` is set (with
+    ``HITL_BASE_URL`` and ``HITL_LOOP_ID``; no scripted reviewer, a person answers), else an
+    in-process local server and its :class:`ScriptedReviewer`. The same code runs both ways::
+
+        with hitl_or_local() as (client, loop_id, reviewer):
+            created = client.requests.create(loop_id, ...)
+            if reviewer is not None:          # offline: play the reviewer
+                reviewer.respond(created.request_id, True)
+
+    Raises:
+        ConfigError: ``HITL_API_KEY`` is set but ``HITL_LOOP_ID`` is not.
+    """
+    if os.environ.get("HITL_API_KEY"):
+        loop_id = os.environ.get("HITL_LOOP_ID")
+        if not loop_id:
+            raise ConfigError(
+                "HITL_LOOP_ID",
+                "HITL_API_KEY is set (the real HITL.sh) but no loop is named",
+                "set HITL_LOOP_ID to the loop to ask in, or unset HITL_API_KEY to run offline",
+            )
+        with HITLClient() as client:  # reads HITL_API_KEY and HITL_BASE_URL
+            yield client, loop_id, None
+    else:
+        with local_hitl() as hitl:
+            yield hitl.client, hitl.loop_id, hitl.reviewer

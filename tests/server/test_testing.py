@@ -158,3 +158,26 @@ def test_alocal_hitl_background_scheduler_delivers_without_tick() -> None:
     asyncio.run(scenario())
     assert len(received) == 1
     assert b'"event":"request.cancelled"' in received[0]
+
+
+def test_hitl_or_local_is_offline_without_a_key_and_strict_with_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hitl_agent import ConfigError
+    from hitl_agent.testing import hitl_or_local
+
+    with hitl_or_local() as (client, loop_id, reviewer):
+        assert reviewer is not None  # offline: the script plays the reviewer
+        created = client.requests.create(
+            loop_id,
+            request_text="Ship?",
+            response_type="boolean",
+            default_response=False,
+            timeout_seconds=60,
+        )
+        reviewer.respond(created.request_id, True)
+        assert client.requests.get(created.request_id).response_value is True
+    monkeypatch.setenv("HITL_API_KEY", "k" * 32)
+    monkeypatch.delenv("HITL_LOOP_ID", raising=False)
+    with pytest.raises(ConfigError, match="HITL_LOOP_ID"), hitl_or_local():
+        pass
