@@ -37,6 +37,7 @@ __all__ = [
     "ReviewCodec",
     "ReviewPayload",
     "WaitMode",
+    "is_marker",
     "read_payload",
     "resume_value",
     "review_payload",
@@ -47,6 +48,18 @@ PAYLOAD_KEY = "hitl_agent"
 
 DECISIONS_KEY = "hitl_agent_decisions"
 """The key of a resume bundle: ``{"hitl_agent_decisions": [decision_json, ...]}``."""
+
+ALIAS_MARKER = "hitl-alias|"
+SLOT_MARKER = "hitl-slot|"
+"""Request-id prefixes of the gate's bookkeeping rows (a run that reuses another run's request,
+a slot claim). They are walked to ``resumed`` at once and never name an API request: the
+resolver and the poller must never treat one as a decision to deliver."""
+
+
+def is_marker(request_id: str | None) -> bool:
+    """True for a bookkeeping row's request id (see :data:`ALIAS_MARKER`)."""
+    return request_id is not None and request_id.startswith((ALIAS_MARKER, SLOT_MARKER))
+
 
 WaitMode: TypeAlias = Literal["auto", "interrupt", "block"]
 """How a review waits: ``interrupt`` suspends the LangGraph thread durably, ``block`` waits in

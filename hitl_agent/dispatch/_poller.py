@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._exceptions import APIError, RateLimitError
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
+from ..protocol import is_marker
 from ._resolver import Resolver
 
 if TYPE_CHECKING:
@@ -204,7 +205,9 @@ class Poller:
         ready = [
             row.request_id
             for row in rows
-            if row.request_id is not None and row.state in ("decided", "resuming")
+            if row.request_id is not None
+            and row.state in ("decided", "resuming")
+            and not is_marker(row.request_id)
         ]
         pending = {row.request_id: row for row in rows if row.state == "pending" and row.request_id}
         self._open = len(pending)

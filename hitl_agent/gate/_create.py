@@ -38,6 +38,7 @@ from ..dispatch._hooks import checkpoint
 from ..dispatch._server_clock import server_now_bound
 from ..dispatch._tokens import derive_token, token_hash
 from ..models.requests import CancelResult, CreatedRequest, Request
+from ..protocol import ALIAS_MARKER, SLOT_MARKER
 from ._errors import ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
 
@@ -308,7 +309,7 @@ def join_slot(
             if owner is not None and owner.state in _OPEN and owner.args_hash == row.args_hash:
                 shared = _await_created(target, owner)
                 if shared is not None:
-                    _close(target, row.key, f"hitl-alias|{row.key}", owner.key)
+                    _close(target, row.key, f"{ALIAS_MARKER}{row.key}", owner.key)
                     log.info(
                         "reused the open request of a concurrent run key=%s request_id=%s",
                         row.key,
@@ -331,7 +332,7 @@ def join_slot(
         )
         if won:
             claim = _slot_key(row.thread_id, slot, turn + 1)
-            _close(target, claim, f"hitl-slot|{claim}", row.key)
+            _close(target, claim, f"{SLOT_MARKER}{claim}", row.key)
             return None
     log.warning("slot claim kept losing races key=%s; creating without it", row.key)
     return None
@@ -353,7 +354,7 @@ def _close(target: CreateTarget, key: str, marker: str, owner: str) -> None:
 def alias_target(target: CreateTarget, row: ReviewRecord) -> ReviewRecord | None:
     """The row whose request ``row`` reuses (a concurrent run's), or None for a plain row."""
     decision = row.decision or {}
-    if decision.get("kind") != "alias" or not str(row.request_id).startswith("hitl-alias|"):
+    if decision.get("kind") != "alias" or not str(row.request_id).startswith(ALIAS_MARKER):
         return None
     return target.ledger.get(str(decision.get("owner")))
 
