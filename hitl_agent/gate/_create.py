@@ -40,6 +40,7 @@ from ..dispatch._tokens import derive_token, token_hash
 from ..models.requests import CancelResult, CreatedRequest, Request
 from ..protocol import ALIAS_MARKER, SLOT_MARKER
 from ._errors import ReviewMismatchError
+from ._pregel import node_path
 from ._spec import CONTEXT_KEY, ReviewSpec
 
 if TYPE_CHECKING:
@@ -278,8 +279,7 @@ def _slot_ns(row: ReviewRecord) -> str | None:
     prefix = f"lg|{row.thread_id}|{row.checkpoint_ns}|"
     if not row.key.startswith(prefix):
         return None  # an explicit key: the caller keeps reviews apart
-    names = "|".join(part.split(":", 1)[0] for part in row.checkpoint_ns.split("|"))
-    return f"{_SLOT_NS}{names}|{row.key[len(prefix) :]}"
+    return f"{_SLOT_NS}{node_path(row.checkpoint_ns)}|{row.key[len(prefix) :]}"
 
 
 def _slot_key(thread_id: str, slot: str, turn: int) -> str:

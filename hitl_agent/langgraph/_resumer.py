@@ -35,7 +35,14 @@ from langgraph.types import Command, StateSnapshot
 
 from .._exceptions import ConfigError
 from ..decision import Decision
-from ..gate._pregel import has_work, walk_tasks, written_at
+from ..gate._pregel import (
+    NS_SEPARATOR,
+    has_work,
+    node_path,
+    task_namespace,
+    walk_tasks,
+    written_at,
+)
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec, read_payload
 
@@ -69,12 +76,8 @@ def find_interrupt(
     """
     found = _find(state, record, codec, "")
     if found is None and reused and record.request_id and record.checkpoint_ns is not None:
-        found = _find_reused(state, record, _names(record.checkpoint_ns), "")
+        found = _find_reused(state, record, node_path(record.checkpoint_ns), "")
     return found
-
-
-def _names(checkpoint_ns: str) -> str:
-    return "|".join(part.split(":", 1)[0] for part in checkpoint_ns.split("|"))
 
 
 def _find(
@@ -92,8 +95,8 @@ def _find_reused(
     state: StateSnapshot, record: ReviewRecord, names: str, prefix: str
 ) -> tuple[str, Any] | None:
     for task in state.tasks:
-        ns = f"{prefix}{task.name}:{task.id}"
-        if _names(ns) == names:
+        ns = task_namespace(prefix, task)
+        if node_path(ns) == names:
             for interrupt in task.interrupts:
                 stamp = read_payload(interrupt.value)
                 if stamp is not None and stamp.get("request_id") == record.request_id:
@@ -135,7 +138,7 @@ def thread_finished_since(state: StateSnapshot, since: float) -> bool:
 
 
 def _ns(task: Any) -> str:
-    return f"{task.name}:{task.id}"
+    return task_namespace("", task)
 
 
 def _has_interrupts(state: StateSnapshot) -> bool:
@@ -173,10 +176,10 @@ def consumed_gate(
         passed on this thread's current branch (not reached yet, still running, an unknown
         thread or another branch): do nothing.
     """
-    if record.checkpoint_ns is None or not (state.next or state.tasks):
+    if record.checkpoint_ns is None or not has_work(state):
         return "no"
     # A gate inside a subgraph is driven through its root task, the parent graph's node.
-    root = record.checkpoint_ns.split("|", 1)[0]
+    root = record.checkpoint_ns.split(NS_SEPARATOR, 1)[0]
     current = next((task for task in state.tasks if _ns(task) == root), None)
     if current is not None and (current.result is None or current.interrupts):
         # Not finished: still running, not run yet (a decision recorded before its
