@@ -206,6 +206,19 @@ class BridgeResumer:
             f"{detail}); the tool call was not run."
         )
 
+    def _refuse_next(
+        self, record: ReviewRecord, decisions: Sequence[Decision], err: Exception
+    ) -> bool:
+        """When ``err`` is the graph refusing the answer on its schema, make the next encode
+        of these decisions a reject with the reason (True: resume again); else False."""
+        reason = self._schema_refusal(record, err)
+        if reason is None or self.codec is None:
+            return False
+        log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
+        for decision in decisions:
+            self.codec.refuse_next(decision.request_id, reason)
+        return True
+
     def __repr__(self) -> str:
         return f"BridgeResumer({self.bridged!r})"
 
@@ -223,12 +236,8 @@ class BridgeResumer:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False
         except Exception as err:
-            reason = self._schema_refusal(record, err)
-            if reason is None or self.codec is None:
+            if not self._refuse_next(record, decisions, err):
                 raise
-            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
-            for decision in decisions:
-                self.codec.refuse_next(decision.request_id, reason)
             return target.resume(record, decisions)
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
@@ -244,12 +253,8 @@ class BridgeResumer:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False
         except Exception as err:
-            reason = self._schema_refusal(record, err)
-            if reason is None or self.codec is None:
+            if not self._refuse_next(record, decisions, err):
                 raise
-            log.warning("bridge refuses request_id=%s: %s", record.request_id, reason)
-            for decision in decisions:
-                self.codec.refuse_next(decision.request_id, reason)
             return await target.aresume(record, decisions)
 
     def finished(self, record: ReviewRecord) -> bool:
