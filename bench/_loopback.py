@@ -9,13 +9,24 @@ and the client's delayed ACK add ≈ 40 ms to every response written in two piec
 
 from __future__ import annotations
 
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Served", "listening_socket", "serve"]
+__all__ = [
+    "Served",
+    "ServedProcess",
+    "listening_socket",
+    "serve",
+    "serve_hitl_process",
+    "spawn",
+]
 
 
 def listening_socket(*, nodelay: bool = True) -> socket.socket:
@@ -76,3 +87,59 @@ def serve(
             raise RuntimeError("the uvicorn server did not start")
         time.sleep(0.005)
     return Served(server, thread, port)
+
+
+@dataclass
+class ServedProcess:
+    """A benchmark helper script running in a child process (see :func:`spawn`)."""
+
+    process: subprocess.Popen[str]
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def expect(self, word: str, timeout: float = 120.0) -> str:
+        """The child's next stdout line, which must start with ``word``."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith(word):
+            self.stop()
+            raise RuntimeError(f"{self.process.args!r}: expected {word!r}, got {line!r}")
+        return line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def spawn(script: str, *args: str) -> ServedProcess:
+    """Run ``bench/<script>`` with this interpreter, stdin and stdout as pipes."""
+    path = Path(__file__).resolve().parent / script
+    process = subprocess.Popen(
+        [sys.executable, str(path), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    return ServedProcess(process)
+
+
+def serve_hitl_process(db: str, *flags: str) -> ServedProcess:
+    """The local HITL server on ``db`` in a child process (``bench/_hitl_process.py``)."""
+    child = spawn("_hitl_process.py", db, *flags)
+    child.port = int(child.expect("ready").split()[1])
+    return child

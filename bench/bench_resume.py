@@ -20,8 +20,8 @@ backend's (SQLite files, or one fresh PostgreSQL schema ``hitl_bench_<hex>``, dr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import tempfile
@@ -30,13 +30,13 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
 import httpx
 from _harness import INFO, Result, Target, percentile, skipped
-from _loopback import Served, listening_socket, serve
+from _loopback import Served, ServedProcess, listening_socket, serve, serve_hitl_process, spawn
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -207,43 +207,33 @@ def open_backend(kind: str, directory: Path) -> Iterator[tuple[Any, Ledger]]:
 
 @dataclass
 class Side:
-    """One local HITL server with its keeper, graph, dispatcher and served receiver."""
+    """One local HITL server (its own process) with its keeper, graph, dispatcher and
+    served receiver."""
 
-    hitl: Served
+    hitl: ServedProcess
     receiver: Served
     http: httpx.Client
     reviewer: ScriptedReviewer
     keeper: Gatekeeper
     graph: Any
     dispatcher: Any
-    app: Any
-    closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
         self.receiver.stop()
         self.hitl.stop()
         self.http.close()
-        self.app.state.hitl.close()
 
 
 def open_side(
-    directory: Path,
-    name: str,
-    saver: Any,
-    ledger: Ledger,
-    probe: Probe,
-    *,
-    sends: bool,
-    callback_client: httpx.AsyncClient | None = None,
+    directory: Path, name: str, saver: Any, ledger: Ledger, probe: Probe, *flags: str
 ) -> Side:
-    # sends=True: the scheduler runs (woken by each answer) and POSTs callbacks.
-    app = create_app(
-        directory / f"hitl-{name}.db",
-        scheduler_interval=30.0 if sends else None,
-        callback_client=callback_client,
-    )
+    """``flags`` for ``_hitl_process.py``: ``--sends`` runs its callback scheduler,
+    ``--shared-client`` POSTs them through one long-lived AsyncClient."""
+    db = directory / f"hitl-{name}.db"
+    app = create_app(db, scheduler_interval=None)  # credentials first; the child reuses them
     creds = app.state.hitl.bootstrap()
-    hitl = serve(app)
+    app.state.hitl.close()
+    hitl = serve_hitl_process(str(db), *flags)
     base_url = f"{hitl.url}/v1"
     http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=32))
     client = HITLClient(
@@ -262,7 +252,7 @@ def open_side(
     dispatcher = keeper.dispatcher(TimedResumer(graph, probe))
     receiver = serve(dispatcher.asgi_app, sock=sock)
     reviewer = ScriptedReviewer(http, creds.reviewer_token, base_url)
-    return Side(hitl, receiver, http, reviewer, keeper, graph, dispatcher, app)
+    return Side(hitl, receiver, http, reviewer, keeper, graph, dispatcher)
 
 
 class Stack:
@@ -271,17 +261,16 @@ class Stack:
         self.probe = Probe()
         self._exit = contextlib.ExitStack()
         self.saver, self.ledger = self._exit.enter_context(open_backend(kind, directory))
-        self.quiet = open_side(directory, "quiet", self.saver, self.ledger, self.probe, sends=False)
+        self.quiet = open_side(directory, "quiet", self.saver, self.ledger, self.probe)
         self._exit.callback(self.quiet.close)
         self.sending = open_side(
-            directory, "sending", self.saver, self.ledger, self.probe, sends=True
+            directory, "sending", self.saver, self.ledger, self.probe, "--sends"
         )
         self._exit.callback(self.sending.close)
         # The same, POSTing through one long-lived AsyncClient instead of a new one per batch.
         self.shared = open_side(
-            directory, "shared", self.saver, self.ledger, self.probe, sends=True,
-            callback_client=httpx.AsyncClient(timeout=10.0),
-        )  # fmt: skip
+            directory, "shared", self.saver, self.ledger, self.probe, "--sends", "--shared-client"
+        )
         self._exit.callback(self.shared.close)
         self.bare = build_bare(self.saver, self.probe)
         self.sender = httpx.Client(timeout=60)
@@ -354,6 +343,10 @@ class Stack:
         for _, request_id in parked:
             self.quiet.reviewer.respond(request_id, True)
         threads = [t for t, _ in parked]
+        if how != "poll":  # HITL.sh's side of the callbacks: another process, as in the field
+            sender = spawn("_sender_process.py", "--in-flight", "8")
+            sender.send(json.dumps([[u, rid] for u, (_, rid) in zip(urls, parked, strict=True)]))
+            sender.expect("ready")
         start = time.perf_counter()
         if how == "poll":
             for _ in range(20):
@@ -361,8 +354,11 @@ class Stack:
                 if all(t in self.probe.done for t in threads):
                     break
         else:
-            asyncio.run(_post_all(urls, [rid for _, rid in parked], in_flight=8))
+            sender.send("go")
         end = self.probe.wait(threads)
+        if how != "poll":
+            sender.expect("done")
+            sender.stop()
         return count / (end - start)
 
     def throughput_bare(self, count: int) -> float:
@@ -372,18 +368,6 @@ class Stack:
         for thread_id in threads:
             self.resume_bare(thread_id)
         return count / (time.perf_counter() - start)
-
-
-async def _post_all(urls: list[str], request_ids: list[str], *, in_flight: int) -> None:
-    gate = asyncio.Semaphore(in_flight)
-    async with httpx.AsyncClient(timeout=60) as client:
-
-        async def post(url: str, request_id: str) -> None:
-            async with gate:
-                response = await client.post(url, json={"request_id": request_id})
-                assert response.status_code == 202, response.status_code
-
-        await asyncio.gather(*(post(u, r) for u, r in zip(urls, request_ids, strict=True)))
 
 
 # -- rows ---------------------------------------------------------------------------------

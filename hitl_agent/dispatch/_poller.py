@@ -326,6 +326,7 @@ class Poller:
         now = float(self._budget.server_clock.now())
         cutoff = min((self._server_created(row) for row in pending.values()), default=now)
         oldest: float | None = None
+        answers: dict[str, tuple[ReviewRecord, Request]] = {}
         for item in page.requests:
             created = item.created_at.timestamp() if item.created_at is not None else None
             if created is not None:
@@ -337,7 +338,16 @@ class Poller:
                 continue
             if created is not None:
                 self._created[item.id] = created
-            self._take(row, item, now, current, decided)
+            self._take(row, item, now, current, decided, answers)
+        # The page's answers are recorded together: one ledger commit, not one per answer.
+        pairs = list(answers.values())
+        for (row, _), stored in zip(pairs, self.resolver.record_many(pairs), strict=True):
+            assert row.request_id is not None
+            if stored:
+                self.resolver.stats["recorded_from_list"] += 1
+                decided.add(row.request_id)
+            else:
+                self._tried[row.request_id] = now  # terminal but not ours to record
         current.offsets[stream] = offset + len(page.requests)
         finished = page.has_more is False or len(page.requests) < _PAGE
         if newest_first and oldest is not None and oldest < cutoff:
@@ -347,8 +357,16 @@ class Poller:
         return "ok"
 
     def _take(
-        self, row: ReviewRecord, item: Request, now: float, current: _Pass, decided: set[str]
+        self,
+        row: ReviewRecord,
+        item: Request,
+        now: float,
+        current: _Pass,
+        decided: set[str],
+        answers: dict[str, tuple[ReviewRecord, Request]],
     ) -> None:
+        """Sort one list item of an open row: not answered yet, answered (into ``answers``,
+        recorded with the rest of its page), or answered without what the decision needs."""
         assert row.request_id is not None
         rid = row.request_id
         if not item.is_terminal:
@@ -356,16 +374,12 @@ class Poller:
                 current.listed_pending.add(rid)
             self._tried[rid] = now  # the server says: not answered (yet)
             return
-        if rid in decided:
+        if rid in decided or rid in answers:
             return
         if not _carries_answer(row, item):
             self._carry.setdefault(rid, None)  # the item lacks what the decision needs: GET
             return
-        if self.resolver.record(row, item):
-            self.resolver.stats["recorded_from_list"] += 1
-            decided.add(rid)
-        else:
-            self._tried[rid] = now  # terminal but not ours to record (another loop's id)
+        answers[rid] = (row, item)
 
     def _finish_pass(self, current: _Pass, pending: dict[str, ReviewRecord]) -> None:
         self._pass = None

@@ -142,21 +142,44 @@ async def _arun(plan: _Plan[T]) -> T:
         plan.close()  # also on cancellation
 
 
-async def _arun_steps(plan: _Plan[T]) -> T:
-    value: Any = None
-    error: Exception | None = None
+@dataclass
+class _Stopped:
+    value: Any
+
+
+def _advance(plan: _Plan[T], value: Any, error: Exception | None) -> _Call | _Stopped:
+    """Run the plan's blocking steps inline (in the caller's worker thread) up to its next
+    resumer call, or to its end."""
     while True:
         try:
             step = plan.throw(error) if error is not None else plan.send(value)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return _Stopped(stop.value)
+        error = None
+        if isinstance(step, _Call):
+            return step
+        try:
+            value = step.fn(*step.args)
+        except Exception as exc:
+            error = exc
+
+
+async def _arun_steps(plan: _Plan[T]) -> T:
+    # One worker thread runs each stretch of consecutive blocking steps (fetch, record,
+    # claim: one hop instead of one per step; each hop waits for the GIL and a free worker,
+    # which on a busy loop costs more than the step). The generator moves between that
+    # thread and the loop, never running in two places at once.
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        step = await asyncio.to_thread(_advance, plan, value, error)
+        if isinstance(step, _Stopped):
+            return step.value  # type: ignore[no-any-return]
         error = None
         try:
-            if isinstance(step, _Io):
-                value = await asyncio.to_thread(step.fn, *step.args)
-            else:
-                value = await getattr(step.target, f"a{step.name}")(*step.args)
+            value = await getattr(step.target, f"a{step.name}")(*step.args)
         except Exception as exc:
+            value = None
             error = exc
 
 
@@ -242,6 +265,34 @@ class Resolver:
 
     def record(self, row: ReviewRecord, request: Request) -> bool:
         """Interpret a fetched request for ``row`` and store the decision if it is terminal."""
+        return self.record_many([(row, request)]) == [True]
+
+    def record_many(self, fetched: Sequence[tuple[ReviewRecord, Request]]) -> list[bool]:
+        """:meth:`record` for each ``(row, request)`` (a list page's answers), the decisions
+        stored in one ledger transaction; one bool per item: was it stored now."""
+        decisions = [self._interpret(row, request) for row, request in fetched]
+        todo = [
+            (request.id, decision.model_dump(mode="json"))
+            for (_, request), decision in zip(fetched, decisions, strict=True)
+            if decision is not None
+        ]
+        if not todo:
+            return [False] * len(fetched)
+        now = self.clock()
+        if len(todo) == 1:
+            stored_now = [self.ledger.record_decision(todo[0][0], todo[0][1], now=now)]
+        else:
+            stored_now = self.ledger.record_decisions(todo, now=now)
+        results = iter(stored_now)
+        stored = [decision is not None and next(results) for decision in decisions]
+        if any(stored):
+            self.stats["recorded"] += sum(stored)
+            checkpoint("resolver.after_record_decision")
+        return stored
+
+    def _interpret(self, row: ReviewRecord, request: Request) -> Decision | None:
+        """The decision ``request`` holds for ``row``; None while it is not terminal, or
+        when it is not ``row``'s request."""
         if request.id != row.request_id or (
             row.loop_id is not None
             and request.loop_id is not None
@@ -250,23 +301,14 @@ class Resolver:
             # Another tenant's or another loop's request under our id: never act on it.
             self.stats["mismatch"] += 1
             log.warning("fetched request does not match its row request_id=%s", row.request_id)
-            return False
+            return None
         interpretation: dict[str, Any] = dict(row.payload.get("interpretation") or {})
-        decision = Decision.from_request(
+        return Decision.from_request(
             request,
             approve_values=interpretation.get("approve_values") or DEFAULT_APPROVE_VALUES,
             reject_values=interpretation.get("reject_values") or DEFAULT_REJECT_VALUES,
             approve_on_timeout=bool(interpretation.get("approve_on_timeout", False)),
         )
-        if decision is None:
-            return False
-        stored = self.ledger.record_decision(
-            request.id, decision.model_dump(mode="json"), now=self.clock()
-        )
-        if stored:
-            self.stats["recorded"] += 1
-            checkpoint("resolver.after_record_decision")
-        return stored
 
     # -- resolve -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
@@ -155,6 +156,15 @@ class Ledger(ABC):
         Returns True when this call stored it; False when a decision was already stored (the
         first one wins, forever) or no row has this request id.
         """
+
+    def record_decisions(
+        self, decisions: Sequence[tuple[str, dict[str, Any]]], *, now: float
+    ) -> list[bool]:
+        """:meth:`record_decision` for each ``(request_id, decision)``, in one transaction
+        where the backend can (the poller records a list page's answers together: one commit
+        instead of one per answer). One bool per item, in order; an id given twice keeps its
+        first decision."""
+        return [self.record_decision(rid, decision, now=now) for rid, decision in decisions]
 
     @abstractmethod
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:

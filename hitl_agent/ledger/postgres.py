@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, LiteralString, TypeVar
 
 try:
@@ -74,6 +74,9 @@ MIGRATIONS: list[LiteralString] = [
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
+
+_RECORD_DECISION: LiteralString = """UPDATE {table} SET state = 'decided', decision = %s::json,
+    updated_at = %s, decided_at = %s WHERE request_id = %s AND state = 'pending'"""
 
 
 class PostgresLedger(Ledger):
@@ -345,13 +348,32 @@ class PostgresLedger(Ledger):
     def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
         """``pending`` -> ``decided``; the first decision wins, forever."""
         body = dump_json(decision, "decision")
-        return self._cas(
-            self._q(
-                """UPDATE {table} SET state = 'decided', decision = %s::json, updated_at = %s,
-                    decided_at = %s WHERE request_id = %s AND state = 'pending'"""
-            ),
-            (body, now, now, request_id),
-        )
+        return self._cas(self._q(_RECORD_DECISION), (body, now, now, request_id))
+
+    def record_decisions(
+        self, decisions: Sequence[tuple[str, dict[str, Any]]], *, now: float
+    ) -> list[bool]:
+        """:meth:`record_decision` for each item, in one transaction (one commit)."""
+        bodies = [(rid, dump_json(decision, "decision")) for rid, decision in decisions]
+        query = self._q(_RECORD_DECISION)
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> list[bool]:
+            with conn.transaction():
+                return [
+                    conn.execute(query, (body, now, now, rid)).rowcount == 1 for rid, body in bodies
+                ]
+
+        stored, ambiguous = self._run("update", run)
+        if ambiguous:
+            # An attempt whose connection died may have committed: then the retry matched
+            # nothing, and the rows show this call's own decisions.
+            for index, (rid, decision) in enumerate(decisions):
+                if not stored[index]:
+                    row = self.get_by_request_id(rid)
+                    stored[index] = (
+                        row is not None and row.decided_at == now and row.decision == decision
+                    )
+        return stored
 
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
         """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,8 @@ __all__ = ["MIGRATIONS", "SqliteLedger"]
 
 _TABLE = "hitl_ledger"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {_TABLE}"
+_RECORD_DECISION = f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?,
+    decided_at = ? WHERE request_id = ? AND state = 'pending'"""
 
 #: The schema, one entry per version: the position of an entry in the list is its version
 #: number. Append, never edit: ``setup()`` applies the entries a database has not seen yet.
@@ -349,11 +351,18 @@ class SqliteLedger(Ledger):
     def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
         """``pending`` -> ``decided``; the first decision wins, forever."""
         body = dump_json(decision, "decision")
-        return self._cas(
-            f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?,
-                decided_at = ? WHERE request_id = ? AND state = 'pending'""",
-            (body, now, now, request_id),
-        )
+        return self._cas(_RECORD_DECISION, (body, now, now, request_id))
+
+    def record_decisions(
+        self, decisions: Sequence[tuple[str, dict[str, Any]]], *, now: float
+    ) -> list[bool]:
+        """:meth:`record_decision` for each item, in one transaction (one commit)."""
+        bodies = [(rid, dump_json(decision, "decision")) for rid, decision in decisions]
+        with self._write() as conn:
+            return [
+                conn.execute(_RECORD_DECISION, (body, now, now, rid)).rowcount == 1
+                for rid, body in bodies
+            ]
 
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
         """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired

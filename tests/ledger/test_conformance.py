@@ -207,6 +207,46 @@ def test_record_decision_unknown_request_id(ledger: Ledger) -> None:
     assert ledger.list_open() == []
 
 
+def test_record_decisions_stores_each_first_decision(ledger: Ledger) -> None:
+    """The batch form: one bool per item in order; a pending row is decided, an already
+    decided one keeps its first decision, an unknown id is refused, a repeated id keeps the
+    first of the two."""
+    make_row(ledger, "pending", key="a", request_id="req-a")
+    decided = make_row(ledger, "decided", key="b", request_id="req-b")
+    make_row(ledger, "pending", key="c", request_id="req-c")
+    stored = ledger.record_decisions(
+        [
+            ("req-a", {"approved": True}),
+            ("req-b", {"approved": False}),
+            ("missing", {"approved": True}),
+            ("req-c", {"approved": False, "why": "no"}),
+            ("req-c", {"approved": True}),
+        ],
+        now=60.0,
+    )
+    assert stored == [True, False, False, True, False]
+    rows = {rid: ledger.get_by_request_id(rid) for rid in ("req-a", "req-b", "req-c")}
+    assert {rid: (r.state, r.decision, r.decided_at) for rid, r in rows.items() if r} == {
+        "req-a": ("decided", {"approved": True}, 60.0),
+        "req-b": ("decided", {"approved": True}, decided.decided_at),
+        "req-c": ("decided", {"approved": False, "why": "no"}, 60.0),
+    }
+    assert ledger.get_by_request_id("missing") is None
+    assert ledger.record_decisions([], now=61.0) == []
+
+
+def test_record_decisions_is_one_transaction(ledger: Ledger) -> None:
+    """A decision that cannot be stored (not JSON) refuses the whole batch before anything
+    is written: no row of it changes."""
+    make_row(ledger, "pending", key="a", request_id="req-a")
+    with pytest.raises((TypeError, ValueError)):
+        ledger.record_decisions(
+            [("req-a", {"approved": True}), ("req-a", {"bad": object()})], now=60.0
+        )
+    row = ledger.get_by_request_id("req-a")
+    assert row is not None and row.state == "pending" and row.decision is None
+
+
 # -- claim / release / complete ------------------------------------------------------
 
 

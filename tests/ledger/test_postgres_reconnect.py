@@ -78,6 +78,7 @@ def test_every_operation_survives_a_kill_right_before_it(pg: _PgLedger) -> None:
         ("mark_created", lambda: ledger.mark_created("k", "r", now=2.0).state, "pending"),
         ("mark_created again", lambda: ledger.mark_created("k", "r", now=2.0).state, "pending"),
         ("list_open", lambda: [row.key for row in ledger.list_open()], ["k"]),
+        ("record_decisions", lambda: ledger.record_decisions([("x", {"a": 1})], now=3.0), [False]),
         ("record_decision", lambda: ledger.record_decision("r", {"a": 1}, now=3.0), True),
         ("claim", lambda: ledger.claim("r", "me", now=4.0, lease_seconds=30), True),
         ("list_task", lambda: ledger.list_task("t", "ns"), []),
@@ -291,3 +292,60 @@ def test_a_write_whose_reply_was_lost_reports_what_it_did(
     row = ledger.get("k")
     assert row is not None and row.claimed_by == "me"
     assert row.state == ("resuming" if op == "claim" else "resumed")
+
+
+def test_a_batch_whose_reply_was_lost_reports_what_it_stored(
+    pg: _PgLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``record_decisions`` commits, then the connection dies before the reply: the retry
+    matches nothing, and the ledger reads the rows to see which decisions were its own (a
+    row another writer decided first stays refused)."""
+    import contextlib
+
+    import psycopg
+
+    ledger = pg.ledger
+    for key, rid in (("k1", "r1"), ("k2", "r2"), ("k3", "r3")):
+        ledger.record_intent(key, now=1.0)
+        ledger.mark_created(key, rid, now=2.0)
+    ledger.record_decision("r3", {"approved": False}, now=2.5)  # someone else's, first
+    real = ledger._pool.connection
+    lost = [0]
+
+    @contextlib.contextmanager
+    def losing_reply(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as conn:
+            if lost[0] == 0:
+                lost[0] += 1
+
+                class _Dies:
+                    """The batch runs and commits on the real connection, then its reply is
+                    lost."""
+
+                    def transaction(self) -> Any:
+                        @contextlib.contextmanager
+                        def commit_then_die() -> Iterator[None]:
+                            with conn.transaction():
+                                yield
+                            _kill(pg.app_name)
+                            raise psycopg.OperationalError("server closed the connection")
+
+                        return commit_then_die()
+
+                    def execute(self, *a: Any, **k: Any) -> Any:
+                        return conn.execute(*a, **k)
+
+                yield _Dies()
+                return
+            yield conn
+
+    monkeypatch.setattr(ledger._pool, "connection", losing_reply)
+    decisions = [("r1", {"approved": True}), ("r2", {"approved": True}), ("r3", {"approved": True})]
+    assert ledger.record_decisions(decisions, now=3.0) == [True, True, False]
+    assert lost == [1]
+    states = {rid: ledger.get_by_request_id(rid) for rid in ("r1", "r2", "r3")}
+    assert {rid: row.decision for rid, row in states.items() if row} == {
+        "r1": {"approved": True},
+        "r2": {"approved": True},
+        "r3": {"approved": False},
+    }
