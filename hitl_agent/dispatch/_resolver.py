@@ -142,44 +142,21 @@ async def _arun(plan: _Plan[T]) -> T:
         plan.close()  # also on cancellation
 
 
-@dataclass
-class _Stopped:
-    value: Any
-
-
-def _advance(plan: _Plan[T], value: Any, error: Exception | None) -> _Call | _Stopped:
-    """Run the plan's blocking steps inline (in the caller's worker thread) up to its next
-    resumer call, or to its end."""
+async def _arun_steps(plan: _Plan[T]) -> T:
+    value: Any = None
+    error: Exception | None = None
     while True:
         try:
             step = plan.throw(error) if error is not None else plan.send(value)
         except StopIteration as stop:
-            return _Stopped(stop.value)
-        error = None
-        if isinstance(step, _Call):
-            return step
-        try:
-            value = step.fn(*step.args)
-        except Exception as exc:
-            error = exc
-
-
-async def _arun_steps(plan: _Plan[T]) -> T:
-    # One worker thread runs each stretch of consecutive blocking steps (fetch, record,
-    # claim: one hop instead of one per step; each hop waits for the GIL and a free worker,
-    # which on a busy loop costs more than the step). The generator moves between that
-    # thread and the loop, never running in two places at once.
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        step = await asyncio.to_thread(_advance, plan, value, error)
-        if isinstance(step, _Stopped):
-            return step.value  # type: ignore[no-any-return]
+            return stop.value  # type: ignore[no-any-return]
         error = None
         try:
-            value = await getattr(step.target, f"a{step.name}")(*step.args)
+            if isinstance(step, _Io):
+                value = await asyncio.to_thread(step.fn, *step.args)
+            else:
+                value = await getattr(step.target, f"a{step.name}")(*step.args)
         except Exception as exc:
-            value = None
             error = exc
 
 
