@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any
@@ -122,7 +123,13 @@ def _edge_headers(
             if limit is None
             else _quota.QuotaState(limit, 0, _quota.unlimited(now).reset)
         )
-    return {**state.headers(), "Date": formatdate(server.clock(), usegmt=True)}
+    return {**state.headers(), "Date": _http_date(int(server.clock()))}
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    # An HTTP date has whole seconds: every response within one shares the same text.
+    return formatdate(second, usegmt=True)
 
 
 def api_endpoint(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:

@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 _OWNER_EMAIL = "developer@localhost"
 _REVIEWER_EMAIL = "reviewer@localhost"
+_MAX_KNOWN_KEYS = 1024
 
 
 def render_request_html(text: str) -> str:
@@ -90,6 +91,7 @@ class LocalHITLServer:
         if claim_timeout_seconds <= 0:
             raise ValueError("claim_timeout_seconds: must be positive. Fix: pass e.g. 300")
         self.storage = Storage(db)
+        self._callers: dict[str, Caller] = {}
         self.clock: Callable[[], float] = clock or time.time
         self.rate_limit = rate_limit
         self.claim_timeout_seconds = claim_timeout_seconds
@@ -191,9 +193,21 @@ class LocalHITLServer:
             return _accounts.add_reviewer(conn, self.clock(), email, token, loop_ids, name)
 
     def authenticate_key(self, api_key: str) -> Caller | None:
-        """The caller owning ``api_key``, or None."""
+        """The caller owning ``api_key``, or None.
+
+        Every API call asks this. A key once found stays valid (nothing here deactivates or
+        reassigns a key), so found callers are kept by the key's hash; an unknown key is
+        looked up every time and never kept (junk keys cannot grow the memo).
+        """
+        digest = hash_secret(api_key)
+        known = self._callers.get(digest)
+        if known is not None:
+            return known
         with self.storage.read() as conn:
-            return _accounts.authenticate_key(conn, api_key)
+            caller = _accounts.authenticate_key(conn, api_key)
+        if caller is not None and len(self._callers) < _MAX_KNOWN_KEYS:
+            self._callers[digest] = caller
+        return caller
 
     def authenticate_reviewer(self, token: str) -> ReviewerAccount | None:
         """The reviewer holding ``token``, or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -53,8 +54,14 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
+@functools.lru_cache(maxsize=8192)
 def iso(epoch: float) -> str:
-    """``2024-03-15T10:30:00Z``, with milliseconds only when there are any."""
+    """``2024-03-15T10:30:00Z``, with milliseconds only when there are any.
+
+    Memoised: every document prints the same few instants of its row (created, updated,
+    timeout) each time it is read or listed, and formatting a datetime is most of a GET's
+    rendering.
+    """
     moment = datetime.fromtimestamp(epoch, tz=UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if moment.microsecond:

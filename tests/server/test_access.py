@@ -107,3 +107,19 @@ def test_secrets_never_appear_in_reprs_or_errors(env: Env) -> None:
         dump = "\n".join(conn.iterdump())
     for secret in ("key-secret-value", "token-secret-value", "key-one", "reviewer-one"):
         assert secret not in dump
+
+
+def test_found_keys_are_remembered_and_junk_keys_are_not(env: Env) -> None:
+    """The key memo (every API call authenticates) keeps only keys that exist: 300 junk
+    keys stay 401 and leave it as it was; a key added after a miss is found at once."""
+    assert env.api("GET", "/test").status_code == 200
+    before = dict(env.server._callers)
+    assert len(before) == 1
+    for index in range(300):
+        assert env.api("GET", "/test", key=f"junk-{index}").status_code == 401
+    assert env.server._callers == before
+    assert env.api("GET", "/test", key="late-key").status_code == 401
+    env.server.add_api_key("late-key", email="late@localhost")
+    late = env.api("GET", "/test", key="late-key")
+    assert late.status_code == 200
+    assert late.json()["data"]["user_id"] != env.api("GET", "/test").json()["data"]["user_id"]

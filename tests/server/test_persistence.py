@@ -69,3 +69,45 @@ def test_bootstrap_is_idempotent_without_arguments(tmp_path: Path) -> None:
     finally:
         for app in apps:
             app.state.hitl.close()
+
+
+def test_commits_are_checkpointed_off_the_request_path(tmp_path: Path) -> None:
+    """The checkpoint thread copies the WAL back into the database file within moments of
+    the commits (the writer itself would only at ~80 MiB of WAL): the main file alone,
+    without its ``-wal``, holds the rows. Closing the server stops the thread."""
+    import contextlib
+    import shutil
+    import sqlite3
+    import threading
+    import time
+
+    db = tmp_path / "local.db"
+    app = create_app(db, scheduler_interval=None)
+    server = app.state.hitl
+    creds = server.bootstrap()
+    caller = server.authenticate_key(creds.api_key)
+    from hitl_agent.server import _requests
+
+    body = {
+        "processing_type": "time-sensitive", "type": "markdown", "priority": "low",
+        "request_text": "ok?", "response_type": "single_select",
+        "response_config": {"options": ["Yes", "No"]}, "default_response": "No",
+        "timeout_seconds": 60, "platform": "api",
+    }  # fmt: skip
+    for _ in range(40):
+        server.run(_requests.create_request, caller, creds.loop_id, body)
+    copied = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        shutil.copy(db, tmp_path / "alone.db")  # the main file only: no -wal beside it
+        with contextlib.closing(sqlite3.connect(tmp_path / "alone.db")) as conn:
+            try:
+                copied = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+            except sqlite3.OperationalError:  # not even the schema copied back yet
+                copied = 0
+        if copied == 40:
+            break
+        time.sleep(0.05)
+    assert copied == 40
+    server.close()
+    assert not [t for t in threading.enumerate() if t.name == "hitl-local-checkpoint"]
