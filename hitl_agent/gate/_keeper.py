@@ -326,12 +326,13 @@ class Gatekeeper:
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
         request_id = row.request_id
         assert request_id is not None
-        future = await asyncio.to_thread(self._register, row)
+        future = hub.register_async(self._blocking, request_id)  # no IO: on the loop
         # The wait may last hours, thousands at a time in one loop: it keeps the request id
         # and the future, not the row (its decoded payload) or the spec, ≈ 2.5 KB a wait.
         del row, spec
+        await asyncio.to_thread(self._settle, request_id)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), wait_timeout)
+            return await asyncio.wait_for(future, wait_timeout)
         except TimeoutError:
             hub.forget(request_id, future)
             raise ReviewTimeoutError(
@@ -388,16 +389,21 @@ class Gatekeeper:
     def _register(self, row: ReviewRecord) -> Any:
         assert row.request_id is not None
         future = hub.register(self._blocking, row.request_id)
-        current = self.ledger.get_by_request_id(row.request_id)
+        self._settle(row.request_id)
+        return future
+
+    def _settle(self, request_id: str) -> None:
+        """Right after registering a waiter: hand it a decision the ledger already holds
+        (registered first, so a decision recorded meanwhile reaches it either way)."""
+        current = self.ledger.get_by_request_id(request_id)
         if current is not None and current.decision is not None:
             if current.state in ("resumed", "resuming"):
                 # Delivered already, or being delivered to the waiters registered before us
                 # (a delivery in flight does not see a future registered after it): the
                 # recorded decision is final, so hand it over here.
-                hub.complete(row.request_id, Decision.model_validate(current.decision))
+                hub.complete(request_id, Decision.model_validate(current.decision))
             else:
-                self._blocking.resolver.deliver(row.request_id)
-        return future
+                self._blocking.resolver.deliver(request_id)
 
     def _wait_blocking(self, row: ReviewRecord, wait_timeout: float | None) -> Decision:
         assert row.request_id is not None
