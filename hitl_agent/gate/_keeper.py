@@ -330,14 +330,19 @@ class Gatekeeper:
         # The wait may last hours, thousands at a time in one loop: it keeps the request id
         # and the future, not the row (its decoded payload) or the spec, ≈ 2.5 KB a wait.
         del row, spec
-        await asyncio.to_thread(self._settle, request_id)
         try:
-            return await asyncio.wait_for(future, wait_timeout)
-        except TimeoutError:
+            await asyncio.to_thread(self._settle, request_id)
+            try:
+                return await asyncio.wait_for(future, wait_timeout)
+            except TimeoutError:
+                raise ReviewTimeoutError(
+                    f"no decision for request {request_id} within {wait_timeout} s"
+                ) from None
+        except BaseException:
+            # Timed out, cancelled (the caller gave up) or the ledger failed: nobody waits on
+            # the future now, and left in the hub it would be swept for until a decision.
             hub.forget(request_id, future)
-            raise ReviewTimeoutError(
-                f"no decision for request {request_id} within {wait_timeout} s"
-            ) from None
+            raise
 
     def _wait_in_graph(
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
