@@ -324,15 +324,25 @@ class Gatekeeper:
             # The ledger read runs in a worker thread: never block the event loop (W5).
             return await asyncio.to_thread(self._trusted, row.request_id, None)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
-        assert row.request_id is not None
-        future = await asyncio.to_thread(self._register, row)
+        request_id = row.request_id
+        assert request_id is not None
+        future = hub.register_async(self._blocking, request_id)  # no IO: on the loop
+        # The wait may last hours, thousands at a time in one loop: it keeps the request id
+        # and the future, not the row (its decoded payload) or the spec, ≈ 2.5 KB a wait.
+        del row, spec
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), wait_timeout)
-        except TimeoutError:
-            hub.forget(row.request_id, future)
-            raise ReviewTimeoutError(
-                f"no decision for request {row.request_id} within {wait_timeout} s"
-            ) from None
+            await asyncio.to_thread(self._settle, request_id)
+            try:
+                return await asyncio.wait_for(future, wait_timeout)
+            except TimeoutError:
+                raise ReviewTimeoutError(
+                    f"no decision for request {request_id} within {wait_timeout} s"
+                ) from None
+        except BaseException:
+            # Timed out, cancelled (the caller gave up) or the ledger failed: nobody waits on
+            # the future now, and left in the hub it would be swept for until a decision.
+            hub.forget(request_id, future)
+            raise
 
     def _wait_in_graph(
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
@@ -384,16 +394,21 @@ class Gatekeeper:
     def _register(self, row: ReviewRecord) -> Any:
         assert row.request_id is not None
         future = hub.register(self._blocking, row.request_id)
-        current = self.ledger.get_by_request_id(row.request_id)
+        self._settle(row.request_id)
+        return future
+
+    def _settle(self, request_id: str) -> None:
+        """Right after registering a waiter: hand it a decision the ledger already holds
+        (registered first, so a decision recorded meanwhile reaches it either way)."""
+        current = self.ledger.get_by_request_id(request_id)
         if current is not None and current.decision is not None:
             if current.state in ("resumed", "resuming"):
                 # Delivered already, or being delivered to the waiters registered before us
                 # (a delivery in flight does not see a future registered after it): the
                 # recorded decision is final, so hand it over here.
-                hub.complete(row.request_id, Decision.model_validate(current.decision))
+                hub.complete(request_id, Decision.model_validate(current.decision))
             else:
-                self._blocking.resolver.deliver(row.request_id)
-        return future
+                self._blocking.resolver.deliver(request_id)
 
     def _wait_blocking(self, row: ReviewRecord, wait_timeout: float | None) -> Decision:
         assert row.request_id is not None

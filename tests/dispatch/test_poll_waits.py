@@ -6,8 +6,10 @@ sweeps that spent the whole budget while registering, and 10,000 waits took 54â€
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -168,3 +170,36 @@ def test_a_bulk_answer_resolves_every_wait_within_the_budget() -> None:
 @pytest.mark.skipif(not _FULL, reason="10,000 waits run under HITL_STRESS=full (make stress)")
 def test_a_bulk_answer_resolves_every_wait_within_the_budget_full() -> None:
     _check_bulk(10_000)
+
+
+def test_async_waiters_are_set_through_their_loop(ledger: SqliteLedger) -> None:
+    """``register_async``: an event loop's waiter, completed from another thread (the poll
+    thread's sweep) through the loop; a waiter given up meanwhile, or one whose loop has
+    closed, is left alone."""
+    wait_hub = WaitHub(autostart=False)
+    with local_hitl() as hitl:
+        dispatcher = Dispatcher(
+            ledger=ledger,
+            client=hitl.client,
+            resumer=BlockingResumer(wait_hub),
+            loop_id=hitl.loop_id,
+        )
+        decision = Decision(request_id="r1", status="completed", outcome="approved")
+
+        async def main() -> asyncio.Future[Decision]:
+            first = wait_hub.register_async(dispatcher, "r1")
+            given_up = wait_hub.register_async(dispatcher, "r1")
+            given_up.cancel()
+            orphan = wait_hub.register_async(dispatcher, "r2")
+            assert wait_hub.waiting == 2
+            done = threading.Thread(target=wait_hub.complete, args=("r1", decision))
+            done.start()
+            assert (await asyncio.wait_for(first, 5)) == decision
+            done.join()
+            assert given_up.cancelled() and wait_hub.waiting == 1
+            return orphan
+
+        orphan = asyncio.run(main())
+        # Its loop is closed: completing it neither raises nor sets it.
+        assert wait_hub.complete("r2", decision) is True
+        assert not orphan.done() and wait_hub.waiting == 0

@@ -108,6 +108,29 @@ def test_blocking_review_timeout_and_async_twin(env: Env) -> None:
     assert asyncio.run(main()) == "approved"
 
 
+def test_a_cancelled_async_wait_leaves_the_hub(env: Env) -> None:
+    from hitl_agent.gate._blocking import hub
+
+    before = hub.waiting
+
+    async def main() -> None:
+        task = asyncio.create_task(env.keeper.areview("Cancel me?", key="cancelled"))
+        while hub.waiting == before:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    # Nobody waits any more: the hub no longer holds the waiter nor sweeps for it.
+    assert hub.waiting == before
+    # The request stays open; the same key waits for it again and gets its answer.
+    row = env.ledger.get("cancelled")
+    assert row is not None and row.request_id is not None
+    env.hitl.reviewer.respond(row.request_id, True)
+    assert env.keeper.review("Cancel me?", key="cancelled", wait_timeout=30).approved
+
+
 def test_config_errors_name_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HITL_CALLBACK_SECRET", raising=False)
     from hitl_agent import HITLClient
