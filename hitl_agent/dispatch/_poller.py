@@ -386,10 +386,16 @@ class Poller:
         if current.mode == "pending":
             missing = [rid for rid in pending if rid not in current.listed_pending]
             self._missing_last = len(missing)
-            for rid in missing:
-                self._carry.setdefault(rid, None)
+            listing = self._estimates(len(pending))
+            if len(missing) <= min(listing["all"], listing["terminal"]):
+                for rid in missing:
+                    self._carry.setdefault(rid, None)  # a GET each is the cheapest way
+            # Else the next pass lists the answers (100 a call) instead of a GET per row
+            # that left the pending list: ``_missing_last`` prices the pending listing above
+            # the others, so the next pass is a terminal or full listing.
         else:
             self._terminal = dict(current.terminal)
+            self._missing_last = 1  # this listing found whatever had left the pending list
             # A complete pass that did not show a row terminal is the server saying "not
             # answered": that counts as an attempt for the fail-closed rule.
             for rid in pending:

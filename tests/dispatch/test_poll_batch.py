@@ -79,3 +79,66 @@ def test_a_pages_answers_are_recorded_in_one_transaction(ledger: _CountingLedger
         assert [d.request_id for d in dispatcher.poll_once()] == [ids[50]]
         assert ledger.single == 1  # one new answer alone: the single-row write
         assert futures[50].result(0).approved
+
+
+def test_answers_that_left_the_pending_list_are_listed_not_fetched_one_by_one(
+    ledger: _CountingLedger,
+) -> None:
+    """A pending-list pass (the cheapest while the loop holds many newer answered requests:
+    1,000 of other callers here) that sees many rows gone (answered meanwhile) leaves them to a
+    listing of answers, 100 a call, instead of one GET each (seen in bench_blocking: 2,954
+    GETs after answers landed between sweeps). A few gone rows are still fetched alone."""
+    from hitl_agent.server import _requests
+
+    with local_hitl() as hitl:
+        server = hitl.server
+        caller = server.authenticate_key(hitl.api_key)
+        target = CreateTarget(
+            ledger=ledger, loop_id=hitl.loop_id, callback_url=None, callback_secret=None,
+            clock=time.time,
+        )  # fmt: skip
+        spec = ReviewSpec.build("Deploy?", timeout_seconds=86_400)
+        ids = [
+            str(ensure_request(target, hitl.client, f"k{i}", spec).request_id) for i in range(150)
+        ]
+        history = [
+            server.run(_requests.create_request, caller, hitl.loop_id, _BODY)["id"]
+            for _ in range(1_000)
+        ]
+        with server.storage.transaction() as conn:  # the loop's other requests, answered
+            conn.executemany(
+                "UPDATE requests SET status = 'completed', response_data = '\"Yes\"', "
+                "response_at = created_at WHERE id = ?",
+                [(rid,) for rid in history],
+            )
+        hub = WaitHub(autostart=False)
+        dispatcher = Dispatcher(
+            ledger=ledger, client=hitl.client, resumer=BlockingResumer(hub), loop_id=hitl.loop_id
+        )
+        futures = {rid: hub.register(dispatcher, rid) for rid in ids}
+        poller = dispatcher.poller
+        assert dispatcher.poll_once() == []  # a full listing: it learns the 1,000 answered
+        first = poller.calls
+        for rid in ids[:120]:
+            hitl.reviewer.respond(rid, True)
+        delivered = dispatcher.poll_once()  # the pending list is now the cheapest pass
+        delivered += dispatcher.poll_once()
+        assert sorted(d.request_id for d in delivered) == sorted(ids[:120])
+        assert all(futures[rid].result(0).approved for rid in ids[:120])
+        # One pending page, then a listing that carries the answers among the loop's 1,000
+        # others (12 pages here). A GET each would be 120 calls on top of the pending page.
+        assert poller.calls - first <= 15, poller.calls - first
+        # One row answered: fetched alone (one GET is cheaper than any listing).
+        hitl.reviewer.respond(ids[120], True)
+        before = poller.calls
+        delivered = dispatcher.poll_once() + dispatcher.poll_once()
+        assert [d.request_id for d in delivered] == [ids[120]]
+        assert poller.calls - before <= 4
+
+
+_BODY = {
+    "processing_type": "time-sensitive", "type": "markdown", "priority": "low",
+    "request_text": "Old request", "response_type": "single_select",
+    "response_config": {"options": ["Yes", "No"]}, "default_response": "No",
+    "timeout_seconds": 60, "platform": "api",
+}  # fmt: skip
