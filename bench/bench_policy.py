@@ -77,7 +77,7 @@ def run(quick: bool) -> list[Result]:
     """One row per input kind (a dict of args; a ToolCall, which returns a ToolMessage): per
     run, the median per-call time of each tool over its blocks (the note adds the median of
     the adjacent-pair ratios, the figure ``main`` prints)."""
-    runs, calls = (3, 1_000) if quick else (5, 10_000)
+    runs, calls = (2, 500) if quick else (5, 10_000)
     rows: list[Result] = []
     with local_hitl() as hitl, tempfile.TemporaryDirectory() as tmp:
         ledger = SqliteLedger(Path(tmp) / "ledger.db")
@@ -89,7 +89,7 @@ def run(quick: bool) -> list[Result]:
             call = {"type": "tool_call", "id": "c1", "name": "refund", "args": plain}
             for kind, value in (("dict args", plain), ("ToolCall", call)):
                 assert wrapped.invoke(value) == refund.invoke(value)
-                run_once(refund, wrapped, lambda v=value: v, 1_000)  # warm up both paths
+                run_once(refund, wrapped, lambda v=value: v, min(calls, 1_000))  # warm up both
                 row = Result(
                     f"policy-skipped gate vs bare BaseTool.invoke ({kind})", "µs",
                     Target("ratio<=", 1.05), baseline_name="bare BaseTool.invoke",

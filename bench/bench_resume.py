@@ -256,7 +256,7 @@ def open_side(
 
 
 class Stack:
-    def __init__(self, kind: str, directory: Path) -> None:
+    def __init__(self, kind: str, directory: Path, *, quick: bool = False) -> None:
         self.kind = kind
         self.probe = Probe()
         self._exit = contextlib.ExitStack()
@@ -267,11 +267,15 @@ class Stack:
             directory, "sending", self.saver, self.ledger, self.probe, "--sends"
         )
         self._exit.callback(self.sending.close)
-        # The same, POSTing through one long-lived AsyncClient instead of a new one per batch.
-        self.shared = open_side(
-            directory, "shared", self.saver, self.ledger, self.probe, "--sends", "--shared-client"
-        )
-        self._exit.callback(self.shared.close)
+        # The same, POSTing through one long-lived AsyncClient instead of a new one per batch
+        # (full runs only).
+        self.shared: Side | None = None
+        if not quick:
+            self.shared = open_side(
+                directory, "shared", self.saver, self.ledger, self.probe, "--sends",
+                "--shared-client",
+            )  # fmt: skip
+            self._exit.callback(self.shared.close)
         self.bare = build_bare(self.saver, self.probe)
         self.sender = httpx.Client(timeout=60)
         self._exit.callback(self.sender.close)
@@ -320,6 +324,7 @@ class Stack:
         return self._answer_to_resumed(self.sending)
 
     def latency_server_sends_shared(self) -> float:
+        assert self.shared is not None
         return self._answer_to_resumed(self.shared)
 
     def _answer_to_resumed(self, side: Side) -> float:
@@ -392,11 +397,11 @@ def _latency_rows(
 
 def bench_backend(kind: str, quick: bool) -> list[Result]:
     runs = 3 if not quick else 2
-    samples = 6 if quick else 30
-    count = 20 if quick else 500
+    samples = 4 if quick else 30
+    count = 10 if quick else 500
     rows: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(kind, Path(tmp))
+        stack = Stack(kind, Path(tmp), quick=quick)
         try:
             for _ in range(2 if quick else 3):  # warm up imports, connections, caches
                 stack.latency_benchmark_sends()

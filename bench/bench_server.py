@@ -122,7 +122,7 @@ def latencies(seeded: Seeded, samples: int) -> dict[str, list[float]]:
 
 def latency_rows(quick: bool) -> list[Result]:
     small, large = 1_000, (10_000 if quick else 100_000)
-    runs, samples = (2, 60) if quick else (3, 200)
+    runs, samples = (2, 40) if quick else (3, 200)
     targets = {
         ("create", 50): Target("ours<=", 2.0),
         ("list", 99): Target("ours<=", 10.0),
