@@ -31,36 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from _harness import INFO, Result, Target, single
+from _seeding import DirectCreates, answer_all
 
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import CallBudget
 from hitl_agent.gate import Gatekeeper, ensure_request
 from hitl_agent.gate._blocking import hub
 from hitl_agent.ledger import SqliteLedger
-from hitl_agent.models.requests import CreatedRequest, CreateRequestParams
-from hitl_agent.server import _requests, _reviewing, render_request_html
 from hitl_agent.testing import local_hitl
 
 FULL_WAITS, QUICK_WAITS = 10_000, 1_000
 FULL_THREADS, QUICK_THREADS = 1_000, 100
 _TICK = 0.005  # seconds between looks at the hub while waits register
-
-
-class _DirectCreates:
-    """Seeding only: ``requests.create`` through the local server's own create operation,
-    in this thread, for :func:`ensure_request`. Through the TestClient each create costs
-    ≈ 7 ms of portal hops, so seeding 2 × 10,000 that way would take the module's whole
-    budget; this builds the same body (``CreateRequestParams``) and stores the same row."""
-
-    def __init__(self, hitl: Any) -> None:
-        self._server = hitl.server
-        self._caller = hitl.server.authenticate_key(hitl.api_key)
-        self.requests = self
-
-    def create(self, loop_id: str, **fields: Any) -> CreatedRequest:
-        body = CreateRequestParams.build(**fields).to_body()
-        data = self._server.run(_requests.create_request, self._caller, loop_id, body)
-        return CreatedRequest.model_validate(data)
 
 
 class Stack:
@@ -80,10 +62,7 @@ class Stack:
             client=self.hitl.client, loop_id=self.hitl.loop_id, ledger=self.ledger,
             budget=CallBudget(limit=10**9),
         )  # fmt: skip
-        self._creates = _DirectCreates(self.hitl)
-        self._reviewer = self.hitl.server.authenticate_reviewer(
-            self.hitl.credentials.reviewer_token
-        )
+        self._creates = DirectCreates(self.hitl)
         self._seeded = 0
 
     def __enter__(self) -> Stack:
@@ -114,14 +93,8 @@ class Stack:
         """Approve every request as the loop's reviewer: its respond operation (what the
         reviewer endpoint and the console run) for each, in one transaction, so that all
         the answers appear at once, as a bulk approval's would. (One call each would take
-        ≈ 10 s for 10,000 while the sweeps run; answers landing across sweeps cost a GET
-        each, see bench/README.md.)"""
-
-        def approve_all(conn: Any, now: float) -> None:
-            for request_id in request_ids:
-                _reviewing.respond(conn, now, self._reviewer, request_id, True, render_request_html)
-
-        self.hitl.server.run(approve_all)
+        ≈ 10 s for 10,000 while the sweeps run.)"""
+        answer_all(self.hitl, request_ids)
 
 
 def _rss() -> int | None:

@@ -77,7 +77,7 @@ def run(quick: bool) -> list[Result]:
     """One row per input kind (a dict of args; a ToolCall, which returns a ToolMessage): per
     run, the median per-call time of each tool over its blocks (the note adds the median of
     the adjacent-pair ratios, the figure ``main`` prints)."""
-    runs, calls = (2, 500) if quick else (5, 10_000)
+    runs, calls = (2, 500) if quick else (3, 5_000)
     rows: list[Result] = []
     with local_hitl() as hitl, tempfile.TemporaryDirectory() as tmp:
         ledger = SqliteLedger(Path(tmp) / "ledger.db")

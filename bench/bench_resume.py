@@ -227,8 +227,7 @@ class Side:
 def open_side(
     directory: Path, name: str, saver: Any, ledger: Ledger, probe: Probe, *flags: str
 ) -> Side:
-    """``flags`` for ``_hitl_process.py``: ``--sends`` runs its callback scheduler,
-    ``--shared-client`` POSTs them through one long-lived AsyncClient."""
+    """``flags`` for ``_hitl_process.py``: ``--sends`` runs its callback scheduler."""
     db = directory / f"hitl-{name}.db"
     app = create_app(db, scheduler_interval=None)  # credentials first; the child reuses them
     creds = app.state.hitl.bootstrap()
@@ -256,7 +255,7 @@ def open_side(
 
 
 class Stack:
-    def __init__(self, kind: str, directory: Path, *, quick: bool = False) -> None:
+    def __init__(self, kind: str, directory: Path) -> None:
         self.kind = kind
         self.probe = Probe()
         self._exit = contextlib.ExitStack()
@@ -267,15 +266,6 @@ class Stack:
             directory, "sending", self.saver, self.ledger, self.probe, "--sends"
         )
         self._exit.callback(self.sending.close)
-        # The same, POSTing through one long-lived AsyncClient instead of a new one per batch
-        # (full runs only).
-        self.shared: Side | None = None
-        if not quick:
-            self.shared = open_side(
-                directory, "shared", self.saver, self.ledger, self.probe, "--sends",
-                "--shared-client",
-            )  # fmt: skip
-            self._exit.callback(self.shared.close)
         self.bare = build_bare(self.saver, self.probe)
         self.sender = httpx.Client(timeout=60)
         self._exit.callback(self.sender.close)
@@ -322,10 +312,6 @@ class Stack:
 
     def latency_server_sends(self) -> float:
         return self._answer_to_resumed(self.sending)
-
-    def latency_server_sends_shared(self) -> float:
-        assert self.shared is not None
-        return self._answer_to_resumed(self.shared)
 
     def _answer_to_resumed(self, side: Side) -> float:
         thread_id, request_id = self.park(side)
@@ -397,11 +383,11 @@ def _latency_rows(
 
 def bench_backend(kind: str, quick: bool) -> list[Result]:
     runs = 3 if not quick else 2
-    samples = 4 if quick else 30
+    samples = 4 if quick else 24
     count = 10 if quick else 500
     rows: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(kind, Path(tmp), quick=quick)
+        stack = Stack(kind, Path(tmp))
         try:
             for _ in range(2 if quick else 3):  # warm up imports, connections, caches
                 stack.latency_benchmark_sends()
@@ -418,11 +404,6 @@ def bench_backend(kind: str, quick: bool) -> list[Result]:
                 stack, runs, samples, "answer→resumed, local server sends",
                 stack.latency_server_sends, Target("ours<=", 10),
             )  # fmt: skip
-            if not quick:  # what the local server's per-batch httpx.AsyncClient costs
-                rows += _latency_rows(
-                    stack, runs, samples, "answer→resumed, local server sends via a shared "
-                    "callback_client", stack.latency_server_sends_shared, Target("ours<=", 10),
-                )  # fmt: skip
             replay = Result(
                 f"replayed review in the resumed node ({kind})", "µs", Target("over<=", 50),
                 baseline_name="bare interrupt()",
@@ -433,15 +414,23 @@ def bench_backend(kind: str, quick: bool) -> list[Result]:
                 replay.ours_runs.append(percentile(replay_ours[chunk], 50) * 1e6)
                 replay.baseline_runs.append(percentile(replay_bare[chunk], 50) * 1e6)
             rows.append(replay)
-            for how in ("poll", "callbacks"):
-                row = Result(
-                    f"resumes/s, {count} decisions at once, by {how} ({kind})", "1/s",
-                    Target("ratio>=", 0.8), baseline_name="bare resume loop",
-                )  # fmt: skip
-                for _ in range(runs):
-                    row.ours_runs.append(stack.throughput(count, how))
-                    row.baseline_runs.append(stack.throughput_bare(count))
-                rows.append(row)
+            throughput = {
+                how: Result(
+                    f"resumes/s, {count} decisions at once, by {how} ({kind})",
+                    "1/s",
+                    Target("ratio>=", 0.8),
+                    baseline_name="bare resume loop",
+                )
+                for how in ("poll", "callbacks")
+            }
+            for _ in range(runs):  # one bare loop per run, between the two of ours
+                poll = stack.throughput(count, "poll")
+                bare = stack.throughput_bare(count)
+                callbacks = stack.throughput(count, "callbacks")
+                for how, ours in (("poll", poll), ("callbacks", callbacks)):
+                    throughput[how].ours_runs.append(ours)
+                    throughput[how].baseline_runs.append(bare)
+            rows += throughput.values()
         finally:
             stack.close()
     return rows

@@ -204,7 +204,7 @@ def load_rows(quick: bool) -> list[Result]:
         reason = "wrk is not installed (apt-get install wrk, or make bench installs it)"
         pairs = zip(names, targets, strict=True)
         return [skipped(f"{label}, {n}", "1/s", t, reason) for n, t in pairs]
-    runs, seconds = (1, 1) if quick else (3, 4)
+    runs, seconds = (1, 1) if quick else (3, 3)
     rows = [
         Result(f"{label}, {n}", "1/s", t, baseline_name="plain Starlette, same uvicorn")
         for n, t in zip(names, targets, strict=True)
