@@ -1,8 +1,9 @@
 """Answer → resumed graph: latency, throughput and the replayed review, SQLite and PostgreSQL.
 
-Everything runs on loopback: two local HITL servers on uvicorn (one that never sends
-callbacks, one whose scheduler sends them as a real HITL.sh would), each with its keeper and a
-dispatcher whose receiver is served on uvicorn too. The ledger and the checkpointer are the
+Everything runs on loopback: two local HITL servers on uvicorn, each in a process of its own
+as HITL.sh is another machine (``_hitl_process.py``; one that never sends callbacks, one whose
+scheduler sends them as a real HITL.sh would), each with its keeper and a dispatcher whose
+receiver is served on uvicorn in this process. The ledger and the checkpointer are the
 backend's (SQLite files, or one fresh PostgreSQL schema ``hitl_bench_<hex>``, dropped after).
 
 * **webhook → resume** (issue 12, item 2): a parked thread's request is answered, then the
@@ -12,7 +13,8 @@ backend's (SQLite files, or one fresh PostgreSQL schema ``hitl_bench_<hex>``, dr
   ``graph.invoke(Command(resume=True))`` of a thread parked at a bare ``interrupt()``, same
   graph shape, same checkpointer, interleaved with ours.
 * **throughput** (item 3): N parked threads, all answered, then resumed by poll sweeps or by
-  N callbacks (8 in flight); resumes/s against a loop of bare resumes.
+  N callbacks (8 in flight, sent from another process: ``_sender_process.py``); resumes/s
+  against a loop of bare resumes (one per run, measured between the two of ours).
 * **replayed review** (item 4b): the time ``keeper.review()`` takes in the resumed node (it
   finds its ledger row and returns the decision) against a bare ``interrupt()`` returning its
   resume value in the same position.
