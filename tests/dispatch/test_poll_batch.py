@@ -21,7 +21,12 @@ from hitl_agent.dispatch import Dispatcher
 from hitl_agent.gate import CreateTarget, ReviewSpec, ensure_request
 from hitl_agent.gate._blocking import BlockingResumer, WaitHub
 from hitl_agent.ledger import SqliteLedger
+from hitl_agent.models.requests import CreateRequestParams
 from hitl_agent.testing import local_hitl
+
+_OLD_BODY = CreateRequestParams.build(
+    **ReviewSpec.build("Old request", timeout_seconds=60).create_kwargs("old", None)
+).to_body()
 
 
 class _CountingLedger(SqliteLedger):
@@ -50,16 +55,21 @@ def ledger() -> Iterator[_CountingLedger]:
         ledger.close()
 
 
+def _open_requests(hitl: Any, ledger: SqliteLedger, count: int) -> list[str]:
+    """``count`` pending reviews created through the gate's create path."""
+    target = CreateTarget(
+        ledger=ledger, loop_id=hitl.loop_id, callback_url=None, callback_secret=None,
+        clock=time.time,
+    )  # fmt: skip
+    spec = ReviewSpec.build("Deploy?", timeout_seconds=86_400)
+    return [
+        str(ensure_request(target, hitl.client, f"k{i}", spec).request_id) for i in range(count)
+    ]
+
+
 def test_a_pages_answers_are_recorded_in_one_transaction(ledger: _CountingLedger) -> None:
     with local_hitl() as hitl:
-        target = CreateTarget(
-            ledger=ledger, loop_id=hitl.loop_id, callback_url=None, callback_secret=None,
-            clock=time.time,
-        )  # fmt: skip
-        spec = ReviewSpec.build("Deploy?", timeout_seconds=86_400)
-        ids = [
-            str(ensure_request(target, hitl.client, f"k{i}", spec).request_id) for i in range(60)
-        ]
+        ids = _open_requests(hitl, ledger, 60)
         hub = WaitHub(autostart=False)
         dispatcher = Dispatcher(
             ledger=ledger, client=hitl.client, resumer=BlockingResumer(hub), loop_id=hitl.loop_id
@@ -93,16 +103,9 @@ def test_answers_that_left_the_pending_list_are_listed_not_fetched_one_by_one(
     with local_hitl() as hitl:
         server = hitl.server
         caller = server.authenticate_key(hitl.api_key)
-        target = CreateTarget(
-            ledger=ledger, loop_id=hitl.loop_id, callback_url=None, callback_secret=None,
-            clock=time.time,
-        )  # fmt: skip
-        spec = ReviewSpec.build("Deploy?", timeout_seconds=86_400)
-        ids = [
-            str(ensure_request(target, hitl.client, f"k{i}", spec).request_id) for i in range(150)
-        ]
+        ids = _open_requests(hitl, ledger, 150)
         history = [
-            server.run(_requests.create_request, caller, hitl.loop_id, _BODY)["id"]
+            server.run(_requests.create_request, caller, hitl.loop_id, _OLD_BODY)["id"]
             for _ in range(1_000)
         ]
         with server.storage.transaction() as conn:  # the loop's other requests, answered
@@ -134,11 +137,3 @@ def test_answers_that_left_the_pending_list_are_listed_not_fetched_one_by_one(
         delivered = dispatcher.poll_once() + dispatcher.poll_once()
         assert [d.request_id for d in delivered] == [ids[120]]
         assert poller.calls - before <= 4
-
-
-_BODY = {
-    "processing_type": "time-sensitive", "type": "markdown", "priority": "low",
-    "request_text": "Old request", "response_type": "single_select",
-    "response_config": {"options": ["Yes", "No"]}, "default_response": "No",
-    "timeout_seconds": 60, "platform": "api",
-}  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hitl_agent.server import create_app
 
-from .conftest import MakeEnv
+from .conftest import MakeEnv, request_body
 
 
 def test_restart_keeps_requests_and_delivers_the_pending_callback(
@@ -88,14 +88,8 @@ def test_commits_are_checkpointed_off_the_request_path(tmp_path: Path) -> None:
     caller = server.authenticate_key(creds.api_key)
     from hitl_agent.server import _requests
 
-    body = {
-        "processing_type": "time-sensitive", "type": "markdown", "priority": "low",
-        "request_text": "ok?", "response_type": "single_select",
-        "response_config": {"options": ["Yes", "No"]}, "default_response": "No",
-        "timeout_seconds": 60, "platform": "api",
-    }  # fmt: skip
     for _ in range(40):
-        server.run(_requests.create_request, caller, creds.loop_id, body)
+        server.run(_requests.create_request, caller, creds.loop_id, request_body())
     copied = 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
