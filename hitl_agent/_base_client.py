@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-import httpx
 import pydantic
 
 from ._constants import API_PREFIX, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, USER_AGENT
@@ -34,6 +33,17 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+)
+from ._http import (
+    DEFAULT_STACK,
+    TIMEOUT_ERRORS,
+    AnyAsyncClient,
+    AnyClient,
+    AnyRequest,
+    AnyResponse,
+    AnyTimeout,
+    stack_of,
+    timeout_for,
 )
 from ._retry import RetryPolicy
 from .models.account import RateLimit
@@ -84,7 +94,7 @@ class BaseClient:
         api_key: str | None,
         *,
         base_url: str | None,
-        timeout: float | httpx.Timeout | None,
+        timeout: float | AnyTimeout | None,
         retry: RetryPolicy | None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get("HITL_API_KEY")
@@ -111,10 +121,8 @@ class BaseClient:
                 "base_url", f"{base!r} is not an http(s) URL", "use e.g. https://api.hitl.sh/v1"
             )
         self.base_url = base.rstrip("/")
-        self.timeout = (
-            (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
-            if timeout is not None
-            else DEFAULT_TIMEOUT
+        self.timeout: AnyTimeout = (
+            DEFAULT_TIMEOUT if timeout is None else timeout_for(DEFAULT_STACK, timeout)
         )
         self.retry = retry or RetryPolicy()
         self.rate_limit: RateLimit | None = None
@@ -133,30 +141,36 @@ class BaseClient:
             "User-Agent": USER_AGENT,
         }
 
-    def _build_request(
-        self, http_client: httpx.Client | httpx.AsyncClient, call: APICall[Any]
-    ) -> httpx.Request:
+    def _bind(self, http_client: AnyClient | AnyAsyncClient, *, asynchronous: bool) -> None:
+        """Send through ``http_client``, with requests and timeouts of its own library."""
+        stack = stack_of(http_client, asynchronous=asynchronous)
+        # Typed as Any: the two libraries' clients have the same API but their objects must
+        # not mix, which the union type cannot express; _build_request keeps them apart.
+        self._http: Any = http_client
+        self._request_timeout = timeout_for(stack, self.timeout)
+
+    def _build_request(self, call: APICall[Any]) -> Any:
         params = {key: value for key, value in (call.params or {}).items() if value is not None}
-        return http_client.build_request(
+        return self._http.build_request(
             call.method,
             self.base_url + call.path,
             params=params or None,
             json=call.json,
             headers=self._headers(),
-            timeout=self.timeout,
+            timeout=self._request_timeout,
         )
 
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC)
 
-    def _wrap_transport_error(self, err: Exception, request: httpx.Request) -> APIConnectionError:
+    def _wrap_transport_error(self, err: Exception, request: AnyRequest) -> APIConnectionError:
         # httpx messages carry the URL but not headers; the key is masked anyway in case a
         # transport quotes a header back.
         detail = str(err).replace(self._api_key, "***")
         # Name the host: "connection refused" alone does not say which server was meant.
         where = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}{request.url.path}"
-        if isinstance(err, httpx.TimeoutException):
+        if isinstance(err, TIMEOUT_ERRORS):
             return APITimeoutError(
                 f"{request.method} {where} timed out"
                 + (
@@ -171,7 +185,7 @@ class BaseClient:
             request=request,
         )
 
-    def _log_response(self, response: httpx.Response) -> None:
+    def _log_response(self, response: AnyResponse) -> None:
         request = response.request
         log.debug(
             'HTTP Request: %s %s "%d %s"',
@@ -181,7 +195,7 @@ class BaseClient:
             response.reason_phrase,
         )
 
-    def _observe(self, response: httpx.Response) -> None:
+    def _observe(self, response: AnyResponse) -> None:
         """Log ``response`` and keep its ``X-RateLimit-*`` figures (retried ones included)."""
         self._log_response(response)
         rate_limit = RateLimit.from_headers(response.headers)
@@ -191,7 +205,7 @@ class BaseClient:
         if date is not None:
             self.server_date = date
 
-    def _parse_response(self, call: APICall[T], response: httpx.Response) -> T:
+    def _parse_response(self, call: APICall[T], response: AnyResponse) -> T:
         self._observe(response)
         try:
             body = response.json()
@@ -221,7 +235,7 @@ class BaseClient:
                 request=response.request,
             ) from None
 
-    def _status_error(self, response: httpx.Response, msg: str, data: Any) -> APIStatusError:
+    def _status_error(self, response: AnyResponse, msg: str, data: Any) -> APIStatusError:
         status = response.status_code
         if status == 429:
             headers = RateLimit.from_headers(response.headers) or RateLimit()

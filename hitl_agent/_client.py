@@ -17,9 +17,10 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-import httpx
+import httpx2
 
 from ._base_client import APICall, BaseClient
+from ._http import HTTP_ERRORS, AnyAsyncClient, AnyClient, AnyTimeout
 from ._retry import RetryPolicy
 from .models.account import KeyInfo
 
@@ -33,7 +34,6 @@ T = TypeVar("T")
 # Module-level so tests can make backoff instant without patching the stdlib for everyone.
 _sleep = time.sleep
 _async_sleep = asyncio.sleep
-_HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 
 
 def _key_check() -> APICall[KeyInfo]:
@@ -46,11 +46,12 @@ class HITLClient(BaseClient):
     Args:
         api_key: the API key; defaults to ``HITL_API_KEY``.
         base_url: defaults to ``HITL_BASE_URL``, else ``https://api.hitl.sh/v1``.
-        timeout: seconds or an ``httpx.Timeout`` (default 30 s, 5 s to connect).
+        timeout: seconds or a ``Timeout`` of httpx2 or httpx (default 30 s, 5 s to connect).
         retry: the :class:`RetryPolicy` (default: 2 retries, never re-sending a create
             that may have arrived).
-        http_client: an ``httpx.Client`` to send through (its transport is the test seam);
-            the caller keeps ownership of it.
+        http_client: an ``httpx2.Client`` or ``httpx.Client`` to send through (Starlette's
+            ``TestClient`` too; its transport is the test seam); the caller keeps ownership of
+            it. Without one, the client opens an ``httpx2.Client`` (docs/client.md says why).
     """
 
     def __init__(
@@ -58,13 +59,13 @@ class HITLClient(BaseClient):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | AnyTimeout | None = None,
         retry: RetryPolicy | None = None,
-        http_client: httpx.Client | None = None,
+        http_client: AnyClient | None = None,
     ) -> None:
         super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client()
+        self._bind(http_client if http_client is not None else httpx2.Client(), asynchronous=False)
 
     @cached_property
     def requests(self) -> Requests:
@@ -87,10 +88,10 @@ class HITLClient(BaseClient):
     def _execute(self, call: APICall[T]) -> T:
         attempt = 0
         while True:
-            request = self._build_request(self._http, call)
+            request = self._build_request(call)
             try:
                 response = self._http.send(request)
-            except _HTTPX_ERRORS as err:
+            except HTTP_ERRORS as err:
                 delay = self.retry.delay_after_error(call.method, err, attempt)
                 if delay is None:
                     raise self._wrap_transport_error(err, request) from err
@@ -130,13 +131,15 @@ class AsyncHITLClient(BaseClient):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | AnyTimeout | None = None,
         retry: RetryPolicy | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: AnyAsyncClient | None = None,
     ) -> None:
         super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient()
+        self._bind(
+            http_client if http_client is not None else httpx2.AsyncClient(), asynchronous=True
+        )
 
     @cached_property
     def requests(self) -> AsyncRequests:
@@ -159,10 +162,10 @@ class AsyncHITLClient(BaseClient):
     async def _execute(self, call: APICall[T]) -> T:
         attempt = 0
         while True:
-            request = self._build_request(self._http, call)
+            request = self._build_request(call)
             try:
                 response = await self._http.send(request)
-            except _HTTPX_ERRORS as err:
+            except HTTP_ERRORS as err:
                 delay = self.retry.delay_after_error(call.method, err, attempt)
                 if delay is None:
                     raise self._wrap_transport_error(err, request) from err

@@ -14,7 +14,7 @@ Every error the library raises on purpose derives from :class:`HITLError`::
           NotFoundError 404 · ConflictError 409 · RateLimitError 429
           InternalServerError >= 500
 
-Raw ``httpx`` exceptions never escape the client: they are wrapped into
+Raw ``httpx2``/``httpx`` exceptions never escape the client: they are wrapped into
 :class:`APIConnectionError` or :class:`APITimeoutError` with the original as ``__cause__``.
 Messages never contain the API key.
 """
@@ -22,9 +22,10 @@ Messages never contain the API key.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    from ._http import AnyRequest, AnyResponse
 
 __all__ = [
     "APIConnectionError",
@@ -72,10 +73,10 @@ class APIError(HITLError):
     """A call to the HITL API failed.
 
     Attributes:
-        request: the ``httpx.Request`` that failed, when there was one.
+        request: the ``AnyRequest`` that failed, when there was one.
     """
 
-    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+    def __init__(self, message: str, *, request: AnyRequest | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.request = request
@@ -85,7 +86,7 @@ class APIConnectionError(APIError):
     """No response arrived: DNS, refused connection, reset, protocol error."""
 
     def __init__(
-        self, message: str = "Connection error.", *, request: httpx.Request | None = None
+        self, message: str = "Connection error.", *, request: AnyRequest | None = None
     ) -> None:
         super().__init__(message, request=request)
 
@@ -94,7 +95,7 @@ class APITimeoutError(APIConnectionError):
     """The request timed out. For a create, the request may or may not exist on the server."""
 
     def __init__(
-        self, message: str = "Request timed out.", *, request: httpx.Request | None = None
+        self, message: str = "Request timed out.", *, request: AnyRequest | None = None
     ) -> None:
         super().__init__(message, request=request)
 
@@ -103,7 +104,7 @@ class APIResponseValidationError(APIError):
     """The server answered, but not with the documented ``{error, msg, data}`` envelope."""
 
     def __init__(
-        self, message: str, *, response: httpx.Response, request: httpx.Request | None = None
+        self, message: str, *, response: AnyResponse, request: AnyRequest | None = None
     ) -> None:
         super().__init__(message, request=request)
         self.response = response
@@ -117,16 +118,16 @@ class APIStatusError(APIError):
         status_code: the HTTP status.
         msg: the server's ``msg`` (also the exception message).
         data: the server's ``data``: a string, an object, or ``None``.
-        response: the ``httpx.Response``.
+        response: the ``AnyResponse``.
     """
 
     def __init__(
         self,
         msg: str,
         *,
-        response: httpx.Response,
+        response: AnyResponse,
         data: Any = None,
-        request: httpx.Request | None = None,
+        request: AnyRequest | None = None,
     ) -> None:
         detail = f"{msg} ({data})" if isinstance(data, str) and data else msg
         super().__init__(f"HTTP {response.status_code}: {detail}", request=request)
@@ -168,9 +169,9 @@ class RateLimitError(APIStatusError):
         self,
         msg: str,
         *,
-        response: httpx.Response,
+        response: AnyResponse,
         data: Any = None,
-        request: httpx.Request | None = None,
+        request: AnyRequest | None = None,
         reset_at: datetime | None = None,
     ) -> None:
         super().__init__(msg, response=response, data=data, request=request)

@@ -19,25 +19,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
-
 from ._exceptions import ConfigError
+from ._http import NEVER_SENT_ERRORS, TRANSIENT_ERRORS, AnyHeaders, AnyResponse
 
 __all__ = ["IDEMPOTENT_METHODS", "NEVER_SENT_ERRORS", "TRANSIENT_ERRORS", "RetryPolicy"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-NEVER_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
-TRANSIENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-)
-"""Transport failures worth another try. UnsupportedProtocol, ProxyError and
-LocalProtocolError are configuration or programming errors: repeating them changes nothing."""
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -77,7 +64,7 @@ class RetryPolicy:
         return None
 
     def delay_after_response(
-        self, method: str, response: httpx.Response, attempt: int, *, now: datetime
+        self, method: str, response: AnyResponse, attempt: int, *, now: datetime
     ) -> float | None:
         """Seconds to wait before retrying after ``response``, or None to use it as it is."""
         status = response.status_code
@@ -93,7 +80,7 @@ class RetryPolicy:
         return self.backoff(attempt)
 
 
-def rate_limit_wait(headers: httpx.Headers, *, now: datetime) -> float | None:
+def rate_limit_wait(headers: AnyHeaders, *, now: datetime) -> float | None:
     """Seconds until the quota resets, from ``X-RateLimit-Reset`` or ``Retry-After``."""
     reset = headers.get("x-ratelimit-reset")
     if reset is not None:

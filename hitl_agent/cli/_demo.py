@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
+import httpx2
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
@@ -205,7 +205,7 @@ class _Reviewer:
     """The reviewer API of the local server, as the console and `hitl-agent review` use it."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.http = httpx.Client(
+        self.http = httpx2.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
 

@@ -7,9 +7,9 @@ The server's error, if any, is printed and the reviewer may try again::
 
     hitl-agent review --base-url http://127.0.0.1:8765/v1 --token "$HITL_LOCAL_REVIEWER_TOKEN"
 
-Tests and embedders can pass a ready ``httpx.Client`` as the click context object
-(``CliRunner().invoke(review, args, obj=ReviewerSeam(http_client=...))``); it is used instead
-of a new client, e.g. a Starlette ``TestClient`` bound to the app.
+Tests and embedders can pass a ready ``httpx2.Client`` (or ``httpx.Client``) as the click
+context object (``CliRunner().invoke(review, args, obj=ReviewerSeam(http_client=...))``); it is
+used instead of a new client, e.g. a Starlette ``TestClient`` bound to the app.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-import httpx
+import httpx2
 
 from hitl_agent._exceptions import ConfigError
+from hitl_agent._http import HTTP_ERRORS, AnyClient
 from hitl_agent.models.response_types import (
     BooleanConfig,
     EditableTextConfig,
@@ -49,9 +50,9 @@ _INTERNAL_CONTEXT_KEY = "hitl_agent"
 
 @dataclasses.dataclass
 class ReviewerSeam:
-    """The test seam: an ``httpx.Client`` to use instead of building one from ``--base-url``."""
+    """The test seam: a client (httpx2 or httpx) to use instead of one built from ``--base-url``."""
 
-    http_client: httpx.Client
+    http_client: AnyClient
 
 
 class ReviewerAPIError(click.ClickException):
@@ -63,7 +64,7 @@ class ReviewerAPIError(click.ClickException):
 
 
 class ReviewerAPI:
-    """The few reviewer endpoints of the local server, over a sync httpx client.
+    """The few reviewer endpoints of the local server, over a sync httpx2 (or httpx) client.
 
     Args:
         base_url: The API root, e.g. ``http://127.0.0.1:8765/v1``.
@@ -71,10 +72,10 @@ class ReviewerAPI:
         http_client: An optional client to use (its transport is kept; only auth is added).
     """
 
-    def __init__(self, base_url: str, token: str, http_client: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, token: str, http_client: AnyClient | None = None) -> None:
         self._base = base_url.rstrip("/") + "/reviewer/"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._client = http_client or httpx.Client(timeout=30.0)
+        self._client: AnyClient = http_client or httpx2.Client(timeout=30.0)
         self._owns_client = http_client is None
 
     def __repr__(self) -> str:
@@ -90,7 +91,7 @@ class ReviewerAPI:
             response = self._client.request(
                 method, self._base + path, headers=self._headers, json=body
             )
-        except httpx.HTTPError as err:
+        except HTTP_ERRORS as err:
             # The message names the URL, never the token.
             raise ReviewerAPIError(
                 0, f"cannot reach {self._base}: {type(err).__name__}; is `hitl-agent serve` up?"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-import httpx
 from pydantic import Field
 
 from ._base import HITLModel
@@ -20,7 +20,7 @@ class RateLimit(HITLModel):
     reset_at: datetime | None = None
 
     @classmethod
-    def from_headers(cls, headers: httpx.Headers) -> RateLimit | None:
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
         """The figures in ``X-RateLimit-Limit/Remaining/Reset``, or None when absent."""
         limit = _int(headers.get("x-ratelimit-limit"))
         remaining = _int(headers.get("x-ratelimit-remaining"))

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -64,7 +65,7 @@ def create_app(
     clock: Callable[[], float] | None = None,
     signing_secret: str | None = None,
     rate_limit: int | None = None,
-    callback_client: httpx.AsyncClient | None = None,
+    callback_client: httpx2.AsyncClient | httpx.AsyncClient | None = None,
     callback_base_delay: float = 1.0,
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = 1.0,
@@ -79,8 +80,9 @@ def create_app(
         clock: epoch seconds; defaults to :func:`time.time`. Tests pass a FakeClock.
         signing_secret: sign callbacks with ``X-HITL-Signature-256: sha256=<hex>``.
         rate_limit: calls per hour per API key (HITL.sh: 100); None for no limit.
-        callback_client: the ``httpx.AsyncClient`` callbacks are POSTed through (tests inject
-            one over ``httpx.MockTransport`` or ``ASGITransport``); None for a fresh one.
+        callback_client: the ``httpx2.AsyncClient`` (or ``httpx.AsyncClient``) callbacks are
+            POSTed through (tests inject one over a ``MockTransport`` or ``ASGITransport``);
+            None for a fresh one.
         callback_base_delay: seconds before the first callback retry; doubles per retry.
         claim_timeout_seconds: how long a reviewer's claim lasts before it returns to pending.
         scheduler_interval: seconds between background scheduler passes, run while the app's

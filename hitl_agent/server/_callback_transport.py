@@ -9,25 +9,25 @@ certificate check) of the original host.
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from ._url_policy import CallbackPolicy
 
 __all__ = ["PinnedCallbackTransport"]
 
 
-class PinnedCallbackTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncHTTPTransport`` that only connects to addresses the policy allows."""
+class PinnedCallbackTransport(httpx2.AsyncBaseTransport):
+    """An ``httpx2.AsyncHTTPTransport`` that only connects to addresses the policy allows."""
 
     def __init__(self, policy: CallbackPolicy) -> None:
         self.policy = policy
         # No pooled connections: the pool is keyed by address, and a TLS connection made for
         # one host name must never carry a request for another name on the same address.
-        self._inner = httpx.AsyncHTTPTransport(
-            retries=0, limits=httpx.Limits(max_keepalive_connections=0)
+        self._inner = httpx2.AsyncHTTPTransport(
+            retries=0, limits=httpx2.Limits(max_keepalive_connections=0)
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         host = request.url.raw_host.decode("ascii")
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         # The URL was checked when the request was created; check it again (the policy may

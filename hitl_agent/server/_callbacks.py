@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
+import httpx2
 
 from ._callback_transport import PinnedCallbackTransport
 from ._documents import REQUEST_SELECT, callback_payload
@@ -39,10 +40,13 @@ _DELIVERING: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+_URLS = (httpx2.URL, httpx.URL)
+
+
 class _RedactCallbackURLs(logging.Filter):
     """Masks every URL in log records made while a callback is being delivered.
 
-    httpx logs each request's URL at INFO, and a callback URL carries its receiver's
+    httpx2 (and httpx) log each request's URL at INFO, and a callback URL carries its receiver's
     capability token. httpx normalizes the URL first (``HTTP://`` -> ``http://``, upper-case
     host, ``:80`` dropped, spaces and non-ASCII percent-encoded), so matching the text we sent
     misses; instead each delivery runs in a context flagged here, and any URL-like argument
@@ -53,7 +57,7 @@ class _RedactCallbackURLs(logging.Filter):
         if _DELIVERING.get() and record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             record.args = tuple(
-                "<callback url>" if isinstance(arg, httpx.URL) or _looks_like_url(arg) else arg
+                "<callback url>" if isinstance(arg, _URLS) or _looks_like_url(arg) else arg
                 for arg in args
             )
         return True
@@ -64,7 +68,7 @@ def _looks_like_url(value: object) -> bool:
 
 
 _REDACT = _RedactCallbackURLs()
-for _name in ("httpx", "httpcore"):
+for _name in ("httpx2", "httpcore2", "httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_REDACT)
 
 MAX_ATTEMPTS = 4
@@ -140,7 +144,7 @@ class CallbackDeliverer:
         clock: Callable[[], float],
         *,
         signing_secret: str | None,
-        client: httpx.AsyncClient | None,
+        client: httpx2.AsyncClient | httpx.AsyncClient | None,
         base_delay: float,
         timeout: float = 10.0,
         policy: CallbackPolicy | None = None,
@@ -154,7 +158,7 @@ class CallbackDeliverer:
         self._base_delay = base_delay
         self.timeout = timeout
         self.policy = policy or CallbackPolicy()
-        self._own: httpx.AsyncClient | None = None
+        self._own: httpx2.AsyncClient | None = None
         self._own_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: dict[int, asyncio.Task[bool]] = {}
 
@@ -204,14 +208,14 @@ class CallbackDeliverer:
         if own is not None:
             await own.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient | httpx.AsyncClient:
         if self._client is not None:
             return self._client
         loop = asyncio.get_running_loop()
         if self._own is None or self._own_loop is not loop:
             # A client's pool belongs to the loop it was first used on; a scheduler on a new
             # loop (a restarted lifespan, asyncio.run in a script) gets a client of its own.
-            self._own = httpx.AsyncClient(
+            self._own = httpx2.AsyncClient(
                 transport=PinnedCallbackTransport(self.policy),
                 timeout=self.timeout,
                 follow_redirects=False,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import httpx2
 
 from ..models.loops import CreateLoopParams
 from . import _accounts, _reviewing
@@ -80,7 +81,7 @@ class LocalHITLServer:
         clock: Callable[[], float] | None = None,
         signing_secret: str | None = None,
         rate_limit: int | None = None,
-        callback_client: httpx.AsyncClient | None = None,
+        callback_client: httpx2.AsyncClient | httpx.AsyncClient | None = None,
         callback_base_delay: float = 1.0,
         claim_timeout_seconds: float = 300.0,
         callback_timeout: float = 10.0,

@@ -20,9 +20,10 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import httpx
+import httpx2
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -77,7 +78,7 @@ class LocalHITL:
 class AsyncLocalHITL:
     """:class:`LocalHITL` for async tests (from :func:`alocal_hitl`): ``client`` is an
     :class:`~hitl_agent.AsyncHITLClient` and ``reviewer`` an :class:`AsyncScriptedReviewer`,
-    both over ``httpx.ASGITransport``."""
+    both over ``httpx2.ASGITransport``."""
 
     app: Starlette
     server: LocalHITLServer
@@ -86,7 +87,7 @@ class AsyncLocalHITL:
     base_url: str
     client: AsyncHITLClient
     reviewer: AsyncScriptedReviewer
-    http: httpx.AsyncClient = field(repr=False)
+    http: httpx2.AsyncClient = field(repr=False)
     credentials: Bootstrap = field(repr=False)
 
     async def tick(self) -> None:
@@ -101,7 +102,7 @@ def local_hitl(
     clock: Callable[[], float] | None = None,
     signing_secret: str | None = None,
     rate_limit: int | None = None,
-    callback_client: httpx.AsyncClient | None = None,
+    callback_client: httpx2.AsyncClient | httpx.AsyncClient | None = None,
     callback_base_delay: float = 0.0,
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = None,
@@ -128,12 +129,8 @@ def local_hitl(
     try:
         credentials = server.bootstrap()
         with TestClient(app, base_url="http://testserver") as http:
-            # TestClient is an httpx-compatible client (httpx2); HITLClient only needs send().
             client = HITLClient(
-                credentials.api_key,
-                base_url=BASE_URL,
-                http_client=cast(httpx.Client, http),
-                retry=retry or _NO_RETRY,
+                credentials.api_key, base_url=BASE_URL, http_client=http, retry=retry or _NO_RETRY
             )
             yield LocalHITL(
                 app=app,
@@ -157,7 +154,7 @@ async def alocal_hitl(
     clock: Callable[[], float] | None = None,
     signing_secret: str | None = None,
     rate_limit: int | None = None,
-    callback_client: httpx.AsyncClient | None = None,
+    callback_client: httpx2.AsyncClient | httpx.AsyncClient | None = None,
     callback_base_delay: float = 0.0,
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = None,
@@ -181,8 +178,8 @@ async def alocal_hitl(
         if scheduler_interval is not None:
             # ASGITransport runs no lifespan, so the scheduler is started here instead.
             task = asyncio.create_task(server.run_scheduler(scheduler_interval))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
             client = AsyncHITLClient(
                 credentials.api_key, base_url=BASE_URL, http_client=http, retry=retry or _NO_RETRY
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import httpx2
 
 from ..server import ServerError
 
@@ -65,10 +66,14 @@ class ScriptedReviewer:
 
 
 class AsyncScriptedReviewer:
-    """:class:`ScriptedReviewer` over an ``httpx.AsyncClient``; every method is awaited."""
+    """:class:`ScriptedReviewer` over an ``httpx2.AsyncClient`` (or an ``httpx`` one); every
+    method is awaited."""
 
     def __init__(
-        self, http: httpx.AsyncClient, token: str, base_url: str = "http://testserver/v1"
+        self,
+        http: httpx2.AsyncClient | httpx.AsyncClient,
+        token: str,
+        base_url: str = "http://testserver/v1",
     ) -> None:
         self._http = http
         self._headers = {"Authorization": f"Bearer {token}"}

@@ -178,7 +178,7 @@ def _all_log_text(caplog: pytest.LogCaptureFixture) -> str:
 def test_no_key_in_any_log_line_of_a_real_exchange(
     local_http: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # root: hitl_agent, httpx and httpcore alike
+    caplog.set_level(logging.DEBUG)  # root: hitl_agent, httpx2 and httpcore2 alike
     with HITLClient(api_key=TEST_KEY, base_url=local_http) as client:
         assert len(client.loops.list()) == 2
         with pytest.raises(AuthenticationError) as auth:
@@ -186,7 +186,7 @@ def test_no_key_in_any_log_line_of_a_real_exchange(
         with pytest.raises(NotFoundError) as missing:
             client.requests.get(doc.REQUEST_ID)
     text = _all_log_text(caplog)
-    assert {"hitl_agent", "httpx", "httpcore.http11"} <= {r.name for r in caplog.records}
+    assert {"hitl_agent", "httpx2", "httpcore2.http11"} <= {r.name for r in caplog.records}
     assert "/v1/api/loops" in text  # the log does describe the calls
     assert TEST_KEY not in text
     for err in (auth.value, missing.value):
