@@ -1,18 +1,23 @@
 """``hitl-agent serve``: the embedded, HITL.sh-compatible server with its reviewer console.
 
-On the first start against a database it creates an API key, a loop and a reviewer who is an
-active member of that loop; later starts on the same ``--db`` reuse them. It prints everything
-a developer needs (base URL, console URL, loop id, key, reviewer token) and stops cleanly on
-Ctrl-C or SIGTERM, closing the database::
+It binds its port first, so a port in use is a one-line error (exit 1) before any key is
+made or the database file is created. On the first start against a database it creates an API
+key, a loop and a reviewer who is an active member of that loop; later starts on the same
+``--db`` reuse them. It prints everything a developer needs (base URL, console URL, loop id,
+key, reviewer token, and an ``export`` line for the first three) and stops cleanly on Ctrl-C
+or SIGTERM, closing the database::
 
     hitl-agent serve --port 8765 --db ./hitl-local.db
-    export HITL_BASE_URL=http://127.0.0.1:8765/v1 HITL_API_KEY=<printed key>
+    export HITL_BASE_URL=http://127.0.0.1:8765/v1 HITL_API_KEY=<key> HITL_LOOP_ID=<loop id>
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -37,6 +42,37 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bind ``host:port`` now, on every address the host resolves to (as asyncio would), so a
+    busy port fails before anything is created; uvicorn then serves on these sockets."""
+    shown = f"{_url_host(host)}:{port}"
+    try:
+        addresses = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as err:
+        raise click.ClickException(f"cannot listen on {shown}: {err.strerror}") from None
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as err:
+        for sock in bound:
+            sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"cannot listen on {shown}: port {port} is already in use (another "
+                "`hitl-agent serve`?); stop that process or pick another --port"
+            ) from None
+        raise click.ClickException(f"cannot listen on {shown}: {err.strerror or err}") from None
+    return bound
 
 
 def _close(server: Any) -> None:
@@ -120,54 +156,58 @@ def serve(
                 "must be at least 16 characters (or omit it to generate one)", param_hint=name
             )
 
-    app = create_app(
-        str(db_path),
-        signing_secret=signing_secret,
-        rate_limit=rate_limit,
-        allow_private_callbacks=allow_private_callbacks,
-    )
-    local = app.state.hitl
-    try:
+    # First the port: a busy one is an error before any key or database file is created.
+    sockets = _listen(host, port)
+    with contextlib.ExitStack() as stack:
+        for sock in sockets:
+            stack.callback(sock.close)
+        app = create_app(
+            str(db_path),
+            signing_secret=signing_secret,
+            rate_limit=rate_limit,
+            allow_private_callbacks=allow_private_callbacks,
+        )
+        local = app.state.hitl
+        stack.callback(_close, local)
         boot = local.bootstrap(api_key=api_key, reviewer_token=reviewer_token)
-    except Exception:
-        _close(local)
-        raise
 
-    base = f"http://{_url_host(host)}:{port}"
-    click.echo("hitl-agent local server")
-    click.echo(f"  API base URL    {base}/v1")
-    click.echo(f"  Console         {base}/console/")
-    click.echo(f"  Loop id         {boot.loop_id}")
-    click.echo(f"  API key         {boot.api_key}")
-    click.echo(f"  Reviewer token  {boot.reviewer_token}")
-    click.echo(f"  Reviewer        {boot.reviewer_email}")
-    click.echo(f"  Database        {db_path.resolve()}")
-    click.echo(f"Use it: export HITL_BASE_URL={base}/v1 HITL_API_KEY={boot.api_key}")
-    if not _is_loopback(host):
+        base = f"http://{_url_host(host)}:{port}"
+        click.echo("hitl-agent local server")
+        click.echo(f"  API base URL    {base}/v1")
+        click.echo(f"  Console         {base}/console/")
+        click.echo(f"  Loop id         {boot.loop_id}")
+        click.echo(f"  API key         {boot.api_key}")
+        click.echo(f"  Reviewer token  {boot.reviewer_token}")
+        click.echo(f"  Reviewer        {boot.reviewer_email}")
+        click.echo(f"  Database        {db_path.resolve()}")
         click.echo(
-            f"warning: binding {host} exposes the API key and reviewer token over plain HTTP; "
-            "put TLS in front of it or bind 127.0.0.1",
-            err=True,
+            f"Use it: export HITL_BASE_URL={base}/v1 HITL_API_KEY={boot.api_key} "
+            f"HITL_LOOP_ID={boot.loop_id}"
         )
-    sys.stdout.flush()
+        if not _is_loopback(host):
+            click.echo(
+                f"warning: binding {host} exposes the API key and reviewer token over plain "
+                "HTTP; put TLS in front of it or bind 127.0.0.1",
+                err=True,
+            )
+        sys.stdout.flush()
 
-    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the captured signal with the
-    # handler that was installed before it started. With Python's defaults that would end the
-    # process by the signal (exit 143/KeyboardInterrupt); a no-op handler makes a requested
-    # shutdown exit 0 after the database is closed.
-    received: list[int] = []
+        # uvicorn handles SIGINT/SIGTERM itself, then re-raises the captured signal with the
+        # handler that was installed before it started. With Python's defaults that would end
+        # the process by the signal (exit 143/KeyboardInterrupt); a no-op handler makes a
+        # requested shutdown exit 0 after the database is closed.
+        received: list[int] = []
 
-    def _remember(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
+        def _remember(signum: int, frame: FrameType | None) -> None:
+            received.append(signum)
 
-    previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
-        )
-        uvicorn.Server(config).run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _close(local)
+        previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            config = uvicorn.Config(
+                app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+            )
+            uvicorn.Server(config).run(sockets=sockets)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     click.echo("hitl-agent local server stopped", err=True)

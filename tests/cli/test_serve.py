@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -167,17 +168,70 @@ def test_serve_closes_the_database_and_exits_0_after_a_signal(
         apps.append(app)
         return app
 
-    def fake_run(self: uvicorn.Server) -> None:
+    def fake_run(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
         signal.raise_signal(signal.SIGTERM)
 
     monkeypatch.setattr(hitl_agent.server, "create_app", spy_create_app)
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)
     before = signal.getsignal(signal.SIGTERM)
 
-    result = CliRunner().invoke(serve, ["--db", str(db), "--port", "8765"])
+    result = CliRunner().invoke(serve, ["--db", str(db), "--port", str(free_port())])
 
     assert result.exit_code == 0, result.output
     assert signal.getsignal(signal.SIGTERM) is before
     [app] = apps
     with pytest.raises(RuntimeError, match="database is closed"):
         app.state.hitl.authenticate_key("anything")
+
+
+def test_serve_prints_an_export_line_with_the_loop_id(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's quickstart reads HITL_LOOP_ID from the environment the banner sets up.
+    import uvicorn
+    from click.testing import CliRunner
+
+    from hitl_agent.cli._serve import serve
+
+    served: list[Any] = []
+
+    def fake_run(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        served.append([sock.getsockname() for sock in sockets or []])
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    port = free_port()
+
+    result = CliRunner().invoke(serve, ["--db", str(db), "--port", str(port)])
+
+    assert result.exit_code == 0, result.output
+    banner = dict(re.findall(_BANNER_LINE, result.output))
+    (use_it,) = [line for line in result.output.splitlines() if line.startswith("Use it:")]
+    assert use_it.startswith("Use it: export ")
+    exported = dict(word.split("=", 1) for word in use_it.removeprefix("Use it: export ").split())
+    assert exported == {
+        "HITL_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "HITL_API_KEY": banner["API key"],
+        "HITL_LOOP_ID": banner["Loop id"],
+    }
+    # uvicorn serves on the socket serve bound before it printed anything.
+    assert served == [[("127.0.0.1", port)]]
+
+
+def test_serve_on_a_busy_port_fails_before_making_a_key_or_a_database(db: Path) -> None:
+    from click.testing import CliRunner
+
+    from hitl_agent.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = CliRunner().invoke(main, ["serve", "--db", str(db), "--port", str(port)])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""  # no banner, so no key that works nowhere
+    (line,) = result.stderr.strip().splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "already in use" in line
+    assert "--port" in line
+    assert not db.exists()
