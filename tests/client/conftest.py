@@ -2,15 +2,20 @@
 
 Each test is written once as an ``async def`` taking the ``mode`` fixture; the harness calls
 the sync client directly and awaits the async one, so both clients face the same handler,
-the same assertions and the same documented responses.
+the same assertions and the same documented responses. It does so over both HTTP libraries the
+client accepts (``stack``: httpx2, its default, and httpx): scenarios are written with httpx
+objects, and for httpx2 the harness hands the client httpx2's own requests, responses and
+transport errors, as a real httpx2 transport would.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -36,6 +41,33 @@ def anyio_backend() -> str:
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=["httpx2", "httpx"])
+def stack(request: pytest.FixtureRequest) -> ModuleType:
+    """The HTTP library of the client under test."""
+    return importlib.import_module(str(request.param))
+
+
+def on_stack(stack: ModuleType, handler: Handler) -> Callable[[Any], Any]:
+    """``handler`` (written with httpx objects) as a MockTransport handler of ``stack``."""
+    if stack is httpx:
+        return handler
+
+    def translated(request: Any) -> Any:
+        try:
+            response = handler(request)
+        except httpx.HTTPError as err:
+            translated_err = getattr(stack, type(err).__name__)(str(err), request=request)
+            translated_err.translated_from = err  # what the scenario raised, for its asserts
+            raise translated_err from None
+        return stack.Response(
+            response.status_code,
+            headers=list(response.headers.multi_items()),
+            content=response.content,
+        )
+
+    return translated
 
 
 @pytest.fixture
@@ -98,19 +130,20 @@ def respond(
 class Harness:
     """One client (sync or async) bound to a Recorder, with awaitable call helpers."""
 
-    def __init__(self, mode: str, recorder: Recorder, **kwargs: Any) -> None:
+    def __init__(
+        self, mode: str, recorder: Recorder, stack: ModuleType = httpx, **kwargs: Any
+    ) -> None:
         self.mode = mode
         self.recorder = recorder
         kwargs.setdefault("api_key", TEST_KEY)
         kwargs.setdefault("retry", RetryPolicy(initial_delay=0.0, max_delay=0.0))
+        transport = stack.MockTransport(on_stack(stack, recorder))
         self.client: HITLClient | AsyncHITLClient
         if mode == "sync":
-            self.client = HITLClient(
-                http_client=httpx.Client(transport=httpx.MockTransport(recorder)), **kwargs
-            )
+            self.client = HITLClient(http_client=stack.Client(transport=transport), **kwargs)
         else:
             self.client = AsyncHITLClient(
-                http_client=httpx.AsyncClient(transport=httpx.MockTransport(recorder)), **kwargs
+                http_client=stack.AsyncClient(transport=transport), **kwargs
             )
 
     async def call(self, dotted: str, *args: Any, **kwargs: Any) -> Any:
@@ -147,17 +180,17 @@ class Harness:
 
 
 @pytest.fixture
-def make(mode: str) -> Iterator[Callable[..., Harness]]:
-    """``make(*responses, **client_kwargs)`` builds a Harness for the current mode."""
+def make(mode: str, stack: ModuleType) -> Iterator[Callable[..., Harness]]:
+    """``make(*responses, **client_kwargs)`` builds a Harness for the current mode and stack."""
     made: list[Harness] = []
 
     def factory(*responses: httpx.Response | Exception | Handler, **kwargs: Any) -> Harness:
-        harness = Harness(mode, Recorder(list(responses)), **kwargs)
+        harness = Harness(mode, Recorder(list(responses)), stack, **kwargs)
         made.append(harness)
         return harness
 
     yield factory
     for harness in made:
         http = harness.client._http
-        if isinstance(http, httpx.Client):
+        if isinstance(http, stack.Client):
             http.close()

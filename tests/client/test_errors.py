@@ -25,6 +25,7 @@ from hitl_agent import (
     RateLimitError,
     RetryPolicy,
 )
+from hitl_agent._http import HTTP_ERRORS
 
 from . import documented as doc
 from .conftest import TEST_KEY, Harness, respond
@@ -152,8 +153,8 @@ async def test_transport_errors_never_escape_raw(
         await api.call("loops.get", doc.LOOP_ID)
     err = caught.value
     assert type(err) is cls
-    assert not isinstance(err, httpx.HTTPError)
-    assert err.__cause__ is raised
+    assert not isinstance(err, HTTP_ERRORS)
+    assert getattr(err.__cause__, "translated_from", err.__cause__) is raised
     assert err.request is not None and err.request.method == "GET"
     assert f"/v1/api/loops/{doc.LOOP_ID}" in str(err)
 
