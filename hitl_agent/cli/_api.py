@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -30,6 +30,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "api_error_line",
     "api_options",
+    "api_root_hint",
     "api_session",
     "echo_records",
     "fetch_requests",
@@ -67,11 +68,35 @@ def _host(url: str) -> str:
     return parts.netloc or url
 
 
+_NOT_THE_API_ROOT = frozenset({"console", "api", "reviewer"})
+"""Last path segments of URLs users paste instead of the API root: the console, endpoints."""
+
+
+def api_root_hint(base_url: str) -> str | None:
+    """The fix for a base URL that does not end in ``/v1``, naming the ``/v1`` root; else None.
+
+    ``http://127.0.0.1:8765`` → ``.../v1``; the console's ``.../console/`` and an endpoint's
+    ``.../api`` or ``.../v1/api/requests`` → the ``/v1`` root of the same server.
+    """
+    parts = urlsplit(base_url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments and segments[-1] == "v1":
+        return None
+    problem = "does not end in /v1" if "v1" in segments else "has no /v1"
+    if "v1" in segments:
+        segments = segments[: segments.index("v1") + 1]
+    else:
+        while segments and segments[-1] in _NOT_THE_API_ROOT:
+            segments.pop()
+        segments.append("v1")
+    root = urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))
+    return f"the base URL {base_url.rstrip('/')} {problem}; use {root}"
+
+
 def _fix(status: int, base_url: str, msg: str) -> str:
-    path = urlsplit(base_url).path.rstrip("/")
-    if status == 404 and not path.endswith("/v1"):
-        root = base_url.rstrip("/")
-        return f"the base URL {root} has no /v1; use {root}/v1"
+    hint = api_root_hint(base_url)
+    if hint is not None:  # whatever the server said, it was not the API's root it said it to
+        return hint
     if status == 401:
         return "check HITL_API_KEY (your dashboard key, or the one `hitl-agent serve` printed)"
     if status == 403:
@@ -111,7 +136,7 @@ def api_error_line(err: Exception, base_url: str) -> str:
         return f"{line}. Fix: {_fix(err.status_code, base_url, err.msg)}"
     if isinstance(err, APIResponseValidationError):
         status = err.status_code
-        hint = _fix(404, base_url, "") if status == 404 else "check HITL_BASE_URL points at the API"
+        hint = api_root_hint(base_url) or "check HITL_BASE_URL points at the API"
         return f"{host} answered {status} with something that is not the HITL API. Fix: {hint}"
     return f"{host}: {err}"
 

@@ -7,6 +7,10 @@ The server's error, if any, is printed and the reviewer may try again::
 
     hitl-agent review --base-url http://127.0.0.1:8765/v1 --token "$HITL_LOCAL_REVIEWER_TOKEN"
 
+``--base-url`` defaults to ``HITL_BASE_URL`` as in every other command (what ``hitl-agent serve``
+tells you to export), else ``http://127.0.0.1:8765/v1``. A URL that is not the ``/v1`` root
+(the server's bare address, the console's page) gets the same hint as ``hitl-agent check``.
+
 Tests and embedders can pass a ready ``httpx2.Client`` (or ``httpx.Client``) as the click
 context object (``CliRunner().invoke(review, args, obj=ReviewerSeam(http_client=...))``); it is
 used instead of a new client, e.g. a Starlette ``TestClient`` bound to the app.
@@ -41,6 +45,8 @@ from hitl_agent.models.response_types import (
 )
 from hitl_agent.server.console import reveal_invisible
 
+from ._api import api_root_hint
+
 __all__ = ["ReviewerAPI", "ReviewerAPIError", "ReviewerSeam", "review"]
 
 _PRIORITY_MARK = {"critical": "!!!", "high": "!! ", "medium": "!  ", "low": "   "}
@@ -74,6 +80,7 @@ class ReviewerAPI:
 
     def __init__(self, base_url: str, token: str, http_client: AnyClient | None = None) -> None:
         self._base = base_url.rstrip("/") + "/reviewer/"
+        self._root_hint = api_root_hint(base_url)
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._client: AnyClient = http_client or httpx2.Client(timeout=30.0)
         self._owns_client = http_client is None
@@ -108,9 +115,10 @@ class ReviewerAPI:
                 "pass the token printed by `hitl-agent serve` with --token",
             )
         if response.is_error or not isinstance(payload, dict) or payload.get("error") is True:
-            raise ReviewerAPIError(
-                response.status_code, f"{msg or response.reason_phrase} ({response.status_code})"
-            )
+            message = f"{msg or response.reason_phrase} ({response.status_code})"
+            if self._root_hint is not None:  # the server's address or the console, not /v1
+                message += f". Fix: {self._root_hint}"
+            raise ReviewerAPIError(response.status_code, message)
         data = payload.get("data")
         return data if isinstance(data, dict) else {}
 
@@ -339,10 +347,10 @@ def _review_one(api: ReviewerAPI, item: dict[str, Any]) -> bool:
 @click.command()
 @click.option(
     "--base-url",
-    envvar="HITL_LOCAL_BASE_URL",
+    envvar="HITL_BASE_URL",
     default="http://127.0.0.1:8765/v1",
     show_default=True,
-    help="The local server's API root [env HITL_LOCAL_BASE_URL].",
+    help="The local server's API root, ending in /v1 [env HITL_BASE_URL].",
 )
 @click.option(
     "--token",

@@ -206,6 +206,34 @@ def test_a_base_url_without_v1_gets_a_hint(cli: Cli) -> None:
     assert "has no /v1; use http://testserver/v1" in line
 
 
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://testserver/console/", "http://testserver/console has no /v1"),
+        ("http://testserver/api", "http://testserver/api has no /v1"),
+        ("http://testserver/v1/api/requests", "does not end in /v1"),
+    ],
+)
+def test_a_console_or_endpoint_url_gets_a_hint_naming_the_v1_root(
+    cli: Cli, base_url: str, problem: str
+) -> None:
+    # Pasted from the console's address bar or an endpoint's docs: the fix is the /v1 root,
+    # not the pasted URL with /v1 appended.
+    result = cli("check", HITL_BASE_URL=base_url)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(f"{problem}; use http://testserver/v1"), line
+
+
+def test_the_v1_root_hint_keeps_a_path_prefix() -> None:
+    from hitl_agent.cli._api import api_root_hint
+
+    assert api_root_hint("https://proxy.example/hitl/v1/") is None
+    for base_url in ("https://proxy.example/hitl", "https://proxy.example/hitl/console/"):
+        hint = api_root_hint(base_url)
+        assert hint is not None and hint.endswith("use https://proxy.example/hitl/v1")
+
+
 def test_connection_errors_name_the_host() -> None:
     # Port 9 on loopback: nothing listens, the connection is refused at once.
     env = {"HITL_API_KEY": "k", "HITL_BASE_URL": "http://127.0.0.1:9/v1"}

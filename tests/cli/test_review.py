@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
@@ -281,3 +282,36 @@ def test_watch_interval_is_validated(local: Local) -> None:
     result = local.run("--watch", "--interval", "0", input="")
     assert result.exit_code == 2
     assert "--interval" in result.output
+
+
+def test_the_base_url_comes_from_hitl_base_url_like_every_other_command() -> None:
+    # `hitl-agent serve` prints `export HITL_BASE_URL=...`; review must follow it too.
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(str(request.url))
+        return httpx2.Response(200, json={"error": False, "msg": "ok", "data": {"requests": []}})
+
+    result = CliRunner().invoke(
+        review,
+        ["--token", "t" * 20],
+        obj=ReviewerSeam(http_client=httpx2.Client(transport=httpx2.MockTransport(handler))),
+        env={"HITL_BASE_URL": "http://hitl.example:9999/v1"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Nothing to review." in result.output
+    assert seen == ["http://hitl.example:9999/v1/reviewer/queue"]
+
+
+@pytest.mark.parametrize("base_url", ["http://testserver", "http://testserver/console/"])
+def test_a_base_url_that_is_not_the_v1_root_gets_the_same_hint_as_check(
+    local: Local, base_url: str
+) -> None:
+    result = CliRunner().invoke(
+        review,
+        ["--base-url", base_url, "--token", local.token],
+        obj=ReviewerSeam(http_client=local.http),
+    )
+    assert result.exit_code == 1
+    assert "has no /v1; use http://testserver/v1" in result.output
+    assert local.token not in result.output
