@@ -4,7 +4,8 @@ Rates are over *finished* requests (completed + timeout + cancelled), so request
 do not dilute them; the open ones are counted on their own. Response times are those of
 completed requests (``response_time_seconds``), as p50/p90/p99 with linear interpolation
 between ranks (numpy's default). ``--plot FILE.png`` draws the same figures with matplotlib,
-an optional extra: ``pip install 'hitl-agent[plot]'``.
+an optional extra: ``pip install 'hitl-agent[plot]'``. Without it ``--plot`` fails first, before
+any API call or output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import click
 
+from .._extras import MissingExtraError
 from ._api import api_options, api_session, fetch_requests, request_filters, stdout_console
 
 __all__ = ["Group", "percentile", "stats", "summarize"]
@@ -114,17 +116,22 @@ def _table(title: str, groups: Sequence[Group], labels: dict[str, str]) -> Any:
     return table
 
 
-def plot(path: Path, sections: Sequence[tuple[str, Sequence[Group], dict[str, str]]]) -> None:
-    """Draw, per section, the end-state shares and the response-time percentiles."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, or a ClickException naming the extra."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        raise click.ClickException(
-            "--plot needs matplotlib: pip install 'hitl-agent[plot]'"
-        ) from None
+    except ImportError as err:
+        missing = MissingExtraError("plot", "hitl-agent stats --plot", err.name or "matplotlib")
+        raise click.ClickException(str(missing)) from None
+    return plt
+
+
+def plot(path: Path, sections: Sequence[tuple[str, Sequence[Group], dict[str, str]]]) -> None:
+    """Draw, per section, the end-state shares and the response-time percentiles."""
+    plt = _pyplot()
     figure, axes = plt.subplots(len(sections), 2, figsize=(12, 4.2 * len(sections)), squeeze=False)
     colors = {"completed": "#16a34a", "timeout": "#f59e0b", "cancelled": "#dc2626"}
     for row, (title, groups, labels) in enumerate(sections):
@@ -179,6 +186,8 @@ def stats(
     base_url: str | None,
 ) -> None:
     """Completion, timeout and cancel rates and response times by priority and by loop."""
+    if plot_path is not None:
+        _pyplot()  # a missing extra fails now, not after the fetch and the tables
     filters: dict[str, Any] = {
         name: value
         for name, value in (("status", status), ("priority", priority), ("loop_id", loop_id),

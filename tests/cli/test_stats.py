@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
+import httpx2
 import pytest
+from click.testing import CliRunner
 
+from hitl_agent.cli import main
 from hitl_agent.cli._stats import percentile
 
 from .conftest import Cli
@@ -79,8 +83,9 @@ def test_stats_plot_writes_a_png(cli: Cli, tmp_path: Path) -> None:
     assert f"wrote {target}" in result.stderr
 
 
-def test_stats_plot_without_matplotlib_says_how_to_install(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["import fails", "not installed"])
+def test_stats_plot_without_matplotlib_fails_first_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     import builtins
 
@@ -91,7 +96,26 @@ def test_stats_plot_without_matplotlib_says_how_to_install(
             raise ImportError(name)
         return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    cli.create()
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    result = cli("stats", "--plot", str(tmp_path / "x.png"))
-    assert result.exit_code == 1 and "hitl-agent[plot]" in result.stderr
+    calls: list[str] = []
+
+    def api(request: httpx2.Request) -> httpx2.Response:
+        calls.append(str(request.url))
+        return httpx2.Response(500)
+
+    if how == "import fails":
+        monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    else:  # also when an earlier test has imported it: None in sys.modules blocks the import
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+    result = CliRunner().invoke(
+        main,
+        ["stats", "--plot", str(tmp_path / "x.png")],
+        obj={"http_client": httpx2.Client(transport=httpx2.MockTransport(api))},
+        env={"HITL_API_KEY": "k" * 32, "HITL_BASE_URL": "http://testserver/v1"},
+    )
+
+    assert result.exit_code == 1
+    assert result.stdout == ""  # no tables first: the error is the whole output
+    (line,) = result.stderr.strip().splitlines()
+    assert "--plot" in line and "'plot' extra" in line and "hitl-agent[plot]" in line
+    assert calls == []  # nor any of the hourly quota spent
