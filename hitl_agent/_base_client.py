@@ -42,7 +42,7 @@ from ._http import (
     AnyRequest,
     AnyResponse,
     AnyTimeout,
-    stack_of,
+    check_client,
     timeout_for,
 )
 from ._retry import RetryPolicy
@@ -142,23 +142,27 @@ class BaseClient:
         }
 
     def _bind(self, http_client: AnyClient | AnyAsyncClient, *, asynchronous: bool) -> None:
-        """Send through ``http_client``, with requests and timeouts of its own library."""
-        stack = stack_of(http_client, asynchronous=asynchronous)
+        """Send through ``http_client``, whichever library (or look-alike) it is."""
+        check_client(http_client, asynchronous=asynchronous)
         # Typed as Any: the two libraries' clients have the same API but their objects must
         # not mix, which the union type cannot express; _build_request keeps them apart.
         self._http: Any = http_client
-        self._request_timeout = timeout_for(stack, self.timeout)
+        self._timeout_extension = self.timeout.as_dict()
 
     def _build_request(self, call: APICall[Any]) -> Any:
         params = {key: value for key, value in (call.params or {}).items() if value is not None}
-        return self._http.build_request(
+        request = self._http.build_request(
             call.method,
             self.base_url + call.path,
             params=params or None,
             json=call.json,
             headers=self._headers(),
-            timeout=self._request_timeout,
         )
+        # The timeout goes in as the mapping both libraries' transports read: a Timeout object
+        # of the other library is refused by httpx2 (2.17+), and a look-alike client may be
+        # either library underneath.
+        request.extensions = {**request.extensions, "timeout": self._timeout_extension}
+        return request
 
     @staticmethod
     def _now() -> datetime:

@@ -6,15 +6,17 @@ continuation of httpx with the same API. Starlette's ``TestClient`` is an ``http
 whenever httpx2 is installed. Their classes are not interchangeable: httpx2 refuses an
 ``httpx.Timeout`` (2.17+), and neither library catches the other's exceptions.
 
-So the rule here is: objects of one library never reach the other. The client asks
-:func:`stack_of` which library an injected client belongs to and builds its timeouts from
-that library; every ``except`` names the error classes of both (:data:`HTTP_ERRORS` and
-friends). What we create ourselves is httpx2: it is maintained, it is already installed with
+So the rule here is: objects of one library never reach the other. The client lets the
+injected client build its own requests and sets the timeout as the plain mapping both
+libraries' transports read (``request.extensions["timeout"]``), never as a ``Timeout``
+object; every ``except`` names the error classes of both (:data:`HTTP_ERRORS` and friends).
+What we create ourselves is httpx2: it is maintained, it is already installed with
 langchain-core, and it is what Starlette, FastAPI and the model SDKs moved to.
 """
 
 from __future__ import annotations
 
+import inspect
 from types import ModuleType
 from typing import Any, TypeAlias
 
@@ -35,7 +37,7 @@ __all__ = [
     "AnyRequest",
     "AnyResponse",
     "AnyTimeout",
-    "stack_of",
+    "check_client",
     "timeout_for",
 ]
 
@@ -68,12 +70,28 @@ TRANSIENT_ERRORS = (
 LocalProtocolError are configuration or programming errors: repeating them changes nothing."""
 
 
-def stack_of(client: object, *, asynchronous: bool, field: str = "http_client") -> ModuleType:
-    """The library (``httpx2`` or ``httpx``) whose client ``client`` is."""
+def check_client(client: object, *, asynchronous: bool, field: str = "http_client") -> None:
+    """Refuse what cannot send our requests: neither library's client nor a look-alike.
+
+    A look-alike (a wrapper with ``build_request`` and ``send``, as tests and proxies write
+    them) is accepted as it is; its ``send`` must be a coroutine function exactly when the
+    client is the async one.
+    """
     kind = "AsyncClient" if asynchronous else "Client"
-    for stack in STACKS:
-        if isinstance(client, getattr(stack, kind)):
-            return stack
+    if any(isinstance(client, getattr(stack, kind)) for stack in STACKS):
+        return
+    send = getattr(client, "send", None)
+    wrong_kind = any(
+        isinstance(client, getattr(stack, "Client" if asynchronous else "AsyncClient"))
+        for stack in STACKS
+    )
+    if (
+        not wrong_kind
+        and callable(send)
+        and callable(getattr(client, "build_request", None))
+        and inspect.iscoroutinefunction(send) == asynchronous
+    ):
+        return
     raise ConfigError(
         field,
         f"{type(client).__module__}.{type(client).__qualname__} is not an httpx2.{kind} "

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterator
 
 import httpx
+import httpx2
 import pytest
 from hitl_harness import Env
 
@@ -57,7 +58,7 @@ def test_blocking_review_connect_error_leaves_no_row(env: Env, dead_url: str) ->
         for _ in range(3):
             with pytest.raises(APIConnectionError) as raised:
                 keeper.review("Refund $5?", mode="block", wait_timeout=1)
-            assert isinstance(raised.value.__cause__, httpx.ConnectError)
+            assert isinstance(raised.value.__cause__, httpx2.ConnectError)  # the default stack
     assert env.ledger.list_open() == []
 
 
