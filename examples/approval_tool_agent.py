@@ -28,7 +28,11 @@ reviewer API)::
 
 or against the real HITL.sh, answering on the phone app (it sweeps every 20 s)::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/approval_tool_agent.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/approval_tool_agent.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations

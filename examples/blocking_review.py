@@ -23,7 +23,11 @@ through the reviewer API, and a ``FakeClock`` makes the 60 s timeout pass instan
 or against the real HITL.sh: approve the first review on the phone app and ignore the second
 (it times out after 60 s, so the run takes a couple of minutes)::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/blocking_review.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/blocking_review.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations
@@ -77,16 +81,16 @@ class BackgroundReviewer:
 
 @contextlib.contextmanager
 def open_keeper() -> Iterator[tuple[Gatekeeper, BackgroundReviewer | None]]:
-    """A Gatekeeper on the real HITL.sh when HITL_API_KEY is set, else on a local server
+    """A Gatekeeper on the real HITL.sh when HITL_LIVE=1 asks for it, else on a local server
     (then with the background reviewer that plays its part)."""
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hitl-blocking-"))
         ledger = f"sqlite:///{tmp}/ledger.db"  # each review's request id, recorded durably
         reviewer: BackgroundReviewer | None = None
-        if os.environ.get("HITL_API_KEY"):
+        if os.environ.get("HITL_LIVE") == "1":
             loop_id = os.environ.get("HITL_LOOP_ID")
             if not loop_id:
-                raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
+                raise SystemExit("HITL_LIVE=1: set HITL_LOOP_ID to the loop to ask in")
             client = stack.enter_context(HITLClient())  # reads HITL_API_KEY, HITL_BASE_URL
             keeper = Gatekeeper(client=client, loop_id=loop_id, ledger=ledger, poll_interval=20)
         else:

@@ -23,7 +23,11 @@ Run it offline (an in-process local HITL server; the script plays the staff memb
 or against the real HITL.sh: answer the first two questions on the phone app and ignore the
 third (it times out after 60 s; the script sweeps every 15 s)::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/chat_escalation.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/chat_escalation.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations
@@ -113,17 +117,22 @@ class Result:
     requests: dict[str, str]  # thread id -> the request's final status on the server
 
 
+def live() -> bool:
+    """The real HITL.sh only when asked for: an exported HITL_API_KEY alone stays offline."""
+    return os.environ.get("HITL_LIVE") == "1"
+
+
 @contextlib.contextmanager
 def open_keeper() -> Iterator[tuple[Gatekeeper, LocalHITL | None, FakeClock | None]]:
-    """A Gatekeeper on the real HITL.sh when HITL_API_KEY is set, else on a local server
+    """A Gatekeeper on the real HITL.sh when HITL_LIVE=1 asks for it, else on a local server
     that shares a FakeClock with the keeper."""
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hitl-chat-"))
         ledger = f"sqlite:///{tmp}/ledger.db"
-        if os.environ.get("HITL_API_KEY"):
+        if live():
             loop_id = os.environ.get("HITL_LOOP_ID")
             if not loop_id:
-                raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
+                raise SystemExit("HITL_LIVE=1: set HITL_LOOP_ID to the loop to ask in")
             client = stack.enter_context(HITLClient())  # reads HITL_API_KEY, HITL_BASE_URL
             keeper = Gatekeeper(client=client, loop_id=loop_id, ledger=ledger)
             yield stack.enter_context(keeper), None, None
@@ -191,10 +200,10 @@ def staff_value(request: dict[str, Any], answer: str) -> Any:
 def wait_for(done: Callable[[], bool], sweep: Callable[[], Sequence[Any]]) -> None:
     """Sweep until ``done()``; offline everything is decided, so one sweep does."""
     while not done():
-        if not sweep() and not os.environ.get("HITL_API_KEY"):
+        if not sweep() and not live():
             raise RuntimeError("decided, yet not resumed")
         if not done():
-            time.sleep(15 if os.environ.get("HITL_API_KEY") else 0)
+            time.sleep(15 if live() else 0)
 
 
 if __name__ == "__main__":

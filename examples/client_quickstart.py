@@ -16,8 +16,12 @@ Run it offline (an in-process local HITL server and a scripted reviewer)::
 
 or against the real HITL.sh, where you answer on the phone app (it checks every 10 s)::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/client_quickstart.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/client_quickstart.py
     # HITL_BASE_URL defaults to https://api.hitl.sh/v1
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations

@@ -22,7 +22,11 @@ Run it offline (the embedded HITL server on 127.0.0.1; the script plays the revi
 
 or against the real HITL.sh, answering on the phone app::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/remote_resume.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/remote_resume.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 
 The ``langgraph`` CLI lives in its own virtualenv (``langgraph-api`` pins libraries the dev
 tools need newer): this script uses ``$HITL_LANGGRAPH_CLI``, else a ``langgraph`` beside this
@@ -140,14 +144,16 @@ def find_cli() -> Path:
 
 @contextlib.contextmanager
 def hitl_api(tmp: Path) -> Iterator[Hitl]:
-    """The real HITL.sh when HITL_API_KEY is set, else the embedded server on loopback (the
+    """The real HITL.sh when HITL_LIVE=1 asks for it, else the embedded server on loopback (the
     graph's server process must reach it over HTTP, so no in-process transport here)."""
-    if os.environ.get("HITL_API_KEY"):
-        loop_id = os.environ.get("HITL_LOOP_ID")
-        if not loop_id:
-            raise SystemExit("HITL_API_KEY is set: set HITL_LOOP_ID to the loop to ask in")
+    if os.environ.get("HITL_LIVE") == "1":
+        loop_id, api_key = os.environ.get("HITL_LOOP_ID"), os.environ.get("HITL_API_KEY")
+        if not loop_id or not api_key:
+            raise SystemExit(
+                "HITL_LIVE=1: set HITL_API_KEY, and HITL_LOOP_ID to the loop to ask in"
+            )
         base_url = os.environ.get("HITL_BASE_URL", "https://api.hitl.sh/v1")
-        yield Hitl(base_url, os.environ["HITL_API_KEY"], loop_id, None)
+        yield Hitl(base_url, api_key, loop_id, None)
         return
     app = create_app(tmp / "hitl.db", scheduler_interval=None)
     credentials = app.state.hitl.bootstrap()

@@ -18,7 +18,11 @@ the other through the reviewer API)::
 
 or against the real HITL.sh, answering on the phone app (it sweeps every 30 s)::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... python examples/review_node_graph.py
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... python examples/review_node_graph.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations

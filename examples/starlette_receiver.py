@@ -31,8 +31,12 @@ callbacks to the app; the script plays the reviewer)::
 or against the real HITL.sh, which must reach the app: expose the port (``PORT``, default
 8000) at a public URL, e.g. with a tunnel, and answer on the phone app::
 
-    HITL_API_KEY=... HITL_LOOP_ID=... HITL_CALLBACK_URL=https://<public host>/hitl \\
+    HITL_LIVE=1 HITL_API_KEY=... HITL_LOOP_ID=... HITL_CALLBACK_URL=https://<public host>/hitl \\
         python examples/starlette_receiver.py
+
+``HITL_LIVE=1`` is the switch: an exported ``HITL_API_KEY`` alone (as after
+``hitl-agent serve``) still runs offline. ``HITL_BASE_URL`` sends the live run elsewhere,
+e.g. to a ``hitl-agent serve`` whose console you answer in.
 """
 
 from __future__ import annotations
@@ -163,8 +167,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def connect() -> Iterator[tuple[HITLClient, str, str, int, ScriptedReviewer | None]]:
     """(client, loop id, callback URL, app port, scripted reviewer): the real HITL.sh when
-    HITL_API_KEY is set, else a local server whose scheduler delivers the callbacks."""
-    if os.environ.get("HITL_API_KEY"):
+    HITL_LIVE=1 asks for it, else a local server whose scheduler delivers the callbacks."""
+    if os.environ.get("HITL_LIVE") == "1":
         loop_id, callback_url = os.environ.get("HITL_LOOP_ID"), os.environ.get("HITL_CALLBACK_URL")
         if not loop_id or not callback_url:
             raise SystemExit("set HITL_LOOP_ID and HITL_CALLBACK_URL (the app's public /hitl URL)")
@@ -196,7 +200,7 @@ class Result:
 
 def main() -> Result:
     paid: list[str] = []
-    real = bool(os.environ.get("HITL_API_KEY"))
+    real = os.environ.get("HITL_LIVE") == "1"
     with (
         tempfile.TemporaryDirectory(prefix="hitl-receiver-") as tmp,
         connect() as (client, loop_id, callback_url, port, reviewer),

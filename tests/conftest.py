@@ -16,6 +16,8 @@ if os.environ.get("CI"):
 
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's real key or base URL must never reach a test.
+    # A developer's real key or base URL must never reach a test, nor their opt-in to use it
+    # (HITL_LIVE=1: hitl_or_local() and the examples would leave the local server).
     monkeypatch.delenv("HITL_API_KEY", raising=False)
     monkeypatch.delenv("HITL_BASE_URL", raising=False)
+    monkeypatch.delenv("HITL_LIVE", raising=False)

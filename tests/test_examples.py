@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +29,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     # conftest drops HITL_API_KEY/HITL_BASE_URL; the rest must not leak in either.
-    for name in ("HITL_LOOP_ID", "HITL_CALLBACK_URL", "HITL_CALLBACK_SECRET", "HITL_LEDGER"):
+    names = ("HITL_LOOP_ID", "HITL_CALLBACK_URL", "HITL_CALLBACK_SECRET", "HITL_LEDGER")
+    for name in (*names, "HITL_LIVE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.syspath_prepend(str(EXAMPLES))
 
@@ -137,6 +141,65 @@ def test_worker_graph_is_resumed_by_the_worker_cli(
     assert module.ISSUED == [(1234, 250)]
     with HITLClient(credentials.api_key, base_url=base_url) as client:
         assert client.requests.list(loop_id=credentials.loop_id).total == 2
+
+
+# -- offline unless asked: HITL_LIVE=1, not an exported HITL_API_KEY ------------------------
+
+# What a shell holds after the README quickstart: a key, a base URL, a loop. Port 9 on
+# loopback refuses at once, so an example that went there would fail fast, not hang.
+_QUICKSTART_SHELL = {
+    "HITL_API_KEY": "hitl_local_" + "k" * 24,
+    "HITL_BASE_URL": "http://127.0.0.1:9/v1",
+    "HITL_LOOP_ID": "0123456789abcdef01234567",
+}
+
+
+def test_an_exported_key_alone_leaves_an_example_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HITL_LIVE"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "client_quickstart.py")],
+        env={**env, **_QUICKSTART_SHELL},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "status=completed response_value='approve'" in done.stdout  # the scripted reviewer
+
+
+def test_the_examples_own_switches_stay_offline_with_an_exported_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in _QUICKSTART_SHELL.items():
+        monkeypatch.setenv(name, value)
+    with contextlib.ExitStack() as stack:
+        _, reviewer = stack.enter_context(example("blocking_review").open_keeper())
+        assert reviewer is not None
+        _, local, _ = stack.enter_context(example("chat_escalation").open_keeper())
+        assert local is not None
+        *_, scripted = stack.enter_context(example("starlette_receiver").connect())
+        assert scripted is not None
+        remote = stack.enter_context(example("remote_resume").hitl_api(tmp_path))
+        assert remote.reviewer is not None and remote.base_url != _QUICKSTART_SHELL["HITL_BASE_URL"]
+
+
+def test_hitl_live_1_is_the_opt_in(
+    loopback_hitl: tuple[str, Bootstrap], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hitl_agent.testing import hitl_or_local
+
+    base_url, credentials = loopback_hitl
+    monkeypatch.setenv("HITL_API_KEY", credentials.api_key)
+    monkeypatch.setenv("HITL_BASE_URL", base_url)
+    monkeypatch.setenv("HITL_LOOP_ID", credentials.loop_id)
+    with hitl_or_local() as (client, loop_id, reviewer):
+        assert reviewer is not None and client.base_url != base_url  # offline
+    monkeypatch.setenv("HITL_LIVE", "1")
+    with hitl_or_local() as (client, loop_id, reviewer):
+        assert reviewer is None  # a person answers, on the server the environment names
+        assert (client.base_url, loop_id) == (base_url, credentials.loop_id)
+        assert client.test().api_key_id
 
 
 def test_approval_tool_agent(capsys: pytest.CaptureFixture[str]) -> None:

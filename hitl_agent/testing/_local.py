@@ -205,25 +205,31 @@ async def alocal_hitl(
 
 @contextlib.contextmanager
 def hitl_or_local() -> Iterator[tuple[HITLClient, str, ScriptedReviewer | None]]:
-    """``(client, loop_id, reviewer)``: the real HITL.sh when ``HITL_API_KEY`` is set (with
-    ``HITL_BASE_URL`` and ``HITL_LOOP_ID``; no scripted reviewer, a person answers), else an
-    in-process local server and its :class:`ScriptedReviewer`. The same code runs both ways::
+    """``(client, loop_id, reviewer)``: an in-process local server and its
+    :class:`ScriptedReviewer`, or, only when ``HITL_LIVE=1`` asks for it, the API that
+    ``HITL_API_KEY``, ``HITL_BASE_URL`` and ``HITL_LOOP_ID`` name (HITL.sh, or a
+    ``hitl-agent serve``), with no scripted reviewer: a person answers. The same code runs
+    both ways::
 
         with hitl_or_local() as (client, loop_id, reviewer):
             created = client.requests.create(loop_id, ...)
             if reviewer is not None:          # offline: play the reviewer
                 reviewer.respond(created.request_id, True)
 
+    An exported ``HITL_API_KEY`` alone does not switch: a shell set up for ``hitl-agent serve``
+    still runs offline, and nothing waits for a person nobody asked.
+
     Raises:
-        ConfigError: ``HITL_API_KEY`` is set but ``HITL_LOOP_ID`` is not.
+        ConfigError: ``HITL_LIVE=1`` but ``HITL_LOOP_ID`` is not set (or ``HITL_API_KEY``,
+            from :class:`~hitl_agent.HITLClient`).
     """
-    if os.environ.get("HITL_API_KEY"):
+    if os.environ.get("HITL_LIVE") == "1":
         loop_id = os.environ.get("HITL_LOOP_ID")
         if not loop_id:
             raise ConfigError(
                 "HITL_LOOP_ID",
-                "HITL_API_KEY is set (the real HITL.sh) but no loop is named",
-                "set HITL_LOOP_ID to the loop to ask in, or unset HITL_API_KEY to run offline",
+                "HITL_LIVE=1 asks for the real API, but no loop is named",
+                "set HITL_LOOP_ID to the loop to ask in, or unset HITL_LIVE to run offline",
             )
         with HITLClient() as client:  # reads HITL_API_KEY and HITL_BASE_URL
             yield client, loop_id, None

@@ -178,6 +178,7 @@ def test_hitl_or_local_is_offline_without_a_key_and_strict_with_one(
         reviewer.respond(created.request_id, True)
         assert client.requests.get(created.request_id).response_value is True
     monkeypatch.setenv("HITL_API_KEY", "k" * 32)
+    monkeypatch.setenv("HITL_LIVE", "1")  # the opt-in; an exported key alone stays offline
     monkeypatch.delenv("HITL_LOOP_ID", raising=False)
     with pytest.raises(ConfigError, match="HITL_LOOP_ID"), hitl_or_local():
         pass
