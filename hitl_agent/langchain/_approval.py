@@ -6,8 +6,13 @@
     agent = create_agent(model, tools=[safe_refund], checkpointer=SqliteSaver(conn))
 
 The wrapper is a :class:`~langchain_core.tools.BaseTool` with the wrapped tool's name,
-description and argument schema (``tool_call_schema`` is the same: the model sees the same
-tool). Each call asks a reviewer (see :mod:`hitl_agent.langchain._forms` for the forms) through
+description, argument schema (``tool_call_schema`` is the same: the model sees the same
+tool), tags, metadata, callbacks, ``response_format`` and error handling. Arguments LangChain
+injects (``ToolRuntime``, ``InjectedState``, ``InjectedStore``, ``InjectedToolCallId``) reach
+it as they reach the tool, are never shown to the reviewer nor hashed, and are passed on to the
+tool (see :mod:`hitl_agent.langchain._inner`). An approved call runs the tool's ``_run`` inside
+the wrapper's own tool run: one tool run per call for callbacks and ``astream_events``. Each
+call asks a reviewer (see :mod:`hitl_agent.langchain._forms` for the forms) through
 ``keeper.review(..., tool_call_id=..., mode="auto")``: inside a graph run it suspends the
 thread durably, one review per tool call keyed by the call's id; outside one it blocks on the
 process's shared poll loop.
@@ -22,16 +27,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import patch_config
-from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.errors import GraphInterrupt
-from langgraph.prebuilt import ToolRuntime
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ..gate._errors import ReviewMismatchError
@@ -39,6 +42,7 @@ from ..gate._render import ToolCallView
 from ..gate._spec import args_hash
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
+from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 
 if TYPE_CHECKING:
@@ -52,10 +56,11 @@ Policy = Callable[[dict[str, Any]], bool]
 """``when=``: the call's arguments (as the model sent them) -> True to ask a human."""
 
 
-# The parameter name under which ToolNode hands the wrapper its ToolRuntime (the call's
-# position in the model turn comes from the state's messages). Injected, so never in the
-# model-visible schema.
-_RUNTIME = "hitl_agent_runtime"
+_ASYNC_ONLY = (
+    "tool {name!r} is async-only (a coroutine and no sync function), so it cannot run in a "
+    "sync call; no reviewer was asked. Call it with `ainvoke` (an agent: `ainvoke` / "
+    "`astream`), or give the tool a sync function too."
+)
 
 _MISMATCH = (
     "the arguments of this call are not the ones the reviewer saw (their hash differs from "
@@ -80,13 +85,6 @@ def _model_fields(tool: BaseTool) -> tuple[list[str], dict[str, Any]]:
         return list(properties), properties
     properties = dict(model.model_json_schema().get("properties") or {})
     return list(model.model_fields), properties
-
-
-def _input_schema(inner: BaseTool) -> Any:
-    schema = inner.args_schema
-    if schema is None:
-        return inner.get_input_schema()
-    return schema
 
 
 class ApprovalTool(BaseTool):
@@ -117,9 +115,9 @@ class ApprovalTool(BaseTool):
     gate_description: str | None = None
     priority: str | None = None
     timeout_seconds: int | None = None
+    runtime_arg_: str | None = Field(default=None, exclude=True, repr=False)
     fields_: list[str] = Field(default_factory=list, exclude=True, repr=False)
     properties_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
-    extended_schema_: tuple[Any, Any] | None = Field(default=None, exclude=True, repr=False)
 
     def model_post_init(self, context: Any) -> None:
         """Record the model-visible argument names once."""
@@ -127,26 +125,8 @@ class ApprovalTool(BaseTool):
         self.fields_, self.properties_ = _model_fields(self.inner)
 
     # -- the schema the model sees is the wrapped tool's ------------------------------------
-
-    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
-        """The wrapped tool's input schema plus an injected ToolRuntime (never model-visible).
-
-        ``ToolNode`` reads this schema to decide what to inject; the runtime's state gives the
-        call's position in its model turn, shown to the reviewer.
-        """
-        inner_schema = self.inner.get_input_schema(config)
-        base = _v2(inner_schema)
-        if base is None or _RUNTIME in base.model_fields or isinstance(self.args_schema, dict):
-            return inner_schema
-        cached = self.extended_schema_
-        if cached is None or cached[0] is not base:
-            extended: type[BaseModel] = create_model(
-                base.__name__,
-                __base__=base,
-                **{_RUNTIME: (ToolRuntime | None, None)},  # type: ignore[call-overload]
-            )
-            cached = self.extended_schema_ = (base, extended)
-        return cached[1]
+    # (``args_schema`` is the wrapped tool's input schema plus what ToolNode must inject: see
+    # hitl_agent.langchain._inner.wrapper_schema.)
 
     @property
     def tool_call_schema(self) -> Any:
@@ -173,7 +153,7 @@ class ApprovalTool(BaseTool):
         """Run through the gate, or straight through when ``when`` says no review."""
         if not self._asks(tool_input):
             if isinstance(tool_input, dict):
-                tool_input = {k: v for k, v in tool_input.items() if k != _RUNTIME}
+                tool_input = {k: v for k, v in tool_input.items() if k != RUNTIME}
             return self.inner.run(tool_input, *args, **kwargs)
         token = _CALL_ID.set(kwargs.get("tool_call_id"))
         try:
@@ -185,7 +165,7 @@ class ApprovalTool(BaseTool):
         """Async twin of :meth:`run`."""
         if not self._asks(tool_input):
             if isinstance(tool_input, dict):
-                tool_input = {k: v for k, v in tool_input.items() if k != _RUNTIME}
+                tool_input = {k: v for k, v in tool_input.items() if k != RUNTIME}
             return await self.inner.arun(tool_input, *args, **kwargs)
         token = _CALL_ID.set(kwargs.get("tool_call_id"))
         try:
@@ -242,43 +222,50 @@ class ApprovalTool(BaseTool):
             raise ValueError(f"field `{loc}`: {first.get('msg', 'invalid')}") from None
         return {name: getattr(model, name) for name in edited}
 
-    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The call's arguments (injected ones included, the wrapper's runtime left out) and
+        the ToolRuntime (the tool's own, or the wrapper's)."""
         full = dict(kwargs)
         if args and self.fields_:
             full[self.fields_[0]] = args[0]
-        full.pop(_RUNTIME, None)
-        return full
+        runtime = full.pop(RUNTIME, None)
+        if self.runtime_arg_ is not None and self.runtime_arg_ != RUNTIME:
+            runtime = full.get(self.runtime_arg_)
+        return full, runtime
 
-    def _invoke_args(self, full: dict[str, Any], args: dict[str, Any]) -> Any:
-        merged = {**{k: v for k, v in full.items() if k not in self.properties_}, **args}
-        call_id = _CALL_ID.get()
-        if call_id is None:
-            return merged
-        return {"type": "tool_call", "id": call_id, "name": self.inner.name, "args": merged}
+    def _invoke_args(self, full: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """The reviewed (or edited) arguments, with the injected ones passed on."""
+        return {**{k: v for k, v in full.items() if k not in self.properties_}, **args}
 
     def _result(self, verdict: Verdict) -> Any:
+        """A not-run result, in the shape ``BaseTool.run`` expects of ``_run``."""
         call_id = _CALL_ID.get()
-        if call_id is None:
-            return verdict.message
-        decision = verdict.decision
-        artifact = {"decision": decision.model_dump(mode="json") if decision else None}
-        return ToolMessage(
-            verdict.message,
-            tool_call_id=call_id,
-            name=self.name,
-            status="error" if verdict.error else "success",
-            artifact=artifact,
-        )
+        result: Any = verdict.message
+        if call_id is not None:
+            decision = verdict.decision
+            artifact = {"decision": decision.model_dump(mode="json") if decision else None}
+            result = ToolMessage(
+                verdict.message,
+                tool_call_id=call_id,
+                name=self.name,
+                status="error" if verdict.error else "success",
+                artifact=artifact,
+            )
+        if self.response_format == "content_and_artifact":
+            # BaseTool.run unpacks (content, artifact); a ToolMessage content passes as is.
+            return result, None
+        return result
 
     def _run(
         self,
         *args: Any,
         config: RunnableConfig,
         run_manager: CallbackManagerForToolRun | None = None,
-        hitl_agent_runtime: Annotated[ToolRuntime | None, InjectedToolArg()] = None,
         **kwargs: Any,
     ) -> Any:
-        full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        if sync_unsupported(self.inner):
+            raise NotImplementedError(_ASYNC_ONLY.format(name=self.name))
+        full, runtime = self._split(args, kwargs)
         note_started(_CALL_ID.get())
         flow = self._flow(full, runtime, config)
         step: Ask | Verdict = flow.first()
@@ -293,24 +280,23 @@ class ApprovalTool(BaseTool):
             step = flow.next(step, decision)
         if not step.run:
             return self._result(step)
-        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        siblings = _gated_siblings(runtime, _CALL_ID.get(), sync=True)
         hold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
         row = self.keeper.ledger.get_by_request_id(flow.first_request_id or "")
         if not flow.bound(row.payload.get("args_hash") if row is not None else None):
             return self._result(not_run(_MISMATCH, step.decision))
         _log_run(self.name, step)
-        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
-        return self.inner.invoke(self._invoke_args(full, step.args), child)
+        tool_input = self._invoke_args(full, step.args)
+        return call_inner(self.inner, tool_input, _CALL_ID.get(), config, run_manager)
 
     async def _arun(
         self,
         *args: Any,
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
-        hitl_agent_runtime: Annotated[ToolRuntime | None, InjectedToolArg()] = None,
         **kwargs: Any,
     ) -> Any:
-        full, runtime = self._split(args, kwargs), hitl_agent_runtime
+        full, runtime = self._split(args, kwargs)
         note_started(_CALL_ID.get())
         flow = self._flow(full, runtime, config)
         step: Ask | Verdict = flow.first()
@@ -327,14 +313,14 @@ class ApprovalTool(BaseTool):
             step = flow.next(step, decision)
         if not step.run:
             return self._result(step)
-        siblings = _gated_siblings(runtime, _CALL_ID.get())
+        siblings = _gated_siblings(runtime, _CALL_ID.get(), sync=False)
         await ahold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
         row = await self.keeper.ledger.aget_by_request_id(flow.first_request_id or "")
         if not flow.bound(row.payload.get("args_hash") if row is not None else None):
             return self._result(not_run(_MISMATCH, step.decision))
         _log_run(self.name, step)
-        child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
-        return await self.inner.ainvoke(self._invoke_args(full, step.args), child)
+        tool_input = self._invoke_args(full, step.args)
+        return await acall_inner(self.inner, tool_input, _CALL_ID.get(), config, run_manager)
 
 
 def _required(schema: Any, name: str, prop: Mapping[str, Any]) -> bool:
@@ -383,7 +369,7 @@ def _position(runtime: Any, call_id: str | None) -> tuple[int | None, int | None
     return ids.index(call_id) + 1, len(ids)
 
 
-def _reviews(tool: BaseTool | None, args: Any) -> bool:
+def _reviews(tool: BaseTool | None, args: Any, *, sync: bool) -> bool:
     """Whether a sibling call will ask a reviewer (so this call must not act before it has)."""
     from ._ask import AskHumanTool
 
@@ -391,6 +377,8 @@ def _reviews(tool: BaseTool | None, args: Any) -> bool:
         return True
     if not isinstance(tool, ApprovalTool) or not tool._asks(args):
         return False
+    if sync and sync_unsupported(tool.inner):
+        return False  # it fails before asking anyone
     model = _v2(tool.tool_call_schema)
     if model is not None:
         try:
@@ -400,13 +388,14 @@ def _reviews(tool: BaseTool | None, args: Any) -> bool:
     return True
 
 
-def _gated_siblings(runtime: Any, call_id: str | None) -> list[str]:
+def _gated_siblings(runtime: Any, call_id: str | None, *, sync: bool) -> list[str]:
     """The ids of this turn's other calls that will ask a reviewer, in the same ToolNode."""
     tools = {tool.name: tool for tool in getattr(runtime, "tools", None) or []}
     return [
         call["id"]
         for call in _turn(runtime, call_id)
-        if call.get("id") != call_id and _reviews(tools.get(call.get("name")), call.get("args"))
+        if call.get("id") != call_id
+        and _reviews(tools.get(call.get("name")), call.get("args"), sync=sync)
     ]
 
 
@@ -456,17 +445,26 @@ def require_approval(
     """
     inner = _as_tool(tool_or_fn)
     _check_settings(keeper, priority, timeout_seconds)
-    schema = _input_schema(inner)
+    schema, runtime_arg = wrapper_schema(inner)
     fields: dict[str, Any] = {}
     extras = getattr(inner, "extras", None)
     if extras is not None:
         fields["extras"] = extras
     return ApprovalTool(
+        # The same tool to the model, to callbacks and tracing, and to ToolNode's result
+        # handling (response_format, error handlers).
         name=inner.name,
         description=inner.description,
         args_schema=schema,
         return_direct=inner.return_direct,
+        verbose=inner.verbose,
+        callbacks=inner.callbacks,
+        tags=inner.tags,
+        metadata=inner.metadata,
+        handle_tool_error=inner.handle_tool_error,
         handle_validation_error=inner.handle_validation_error,
+        response_format=inner.response_format,
+        runtime_arg_=runtime_arg,
         inner=inner,
         keeper=keeper,
         when=when,

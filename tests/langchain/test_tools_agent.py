@@ -9,20 +9,12 @@ from typing import Any
 
 import pytest
 from hitl_harness import Env
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from tools_support import call_of, refund_tool, settle
+from tools_support import ScriptedModel, call_of, refund_tool, settle
 
 agents = pytest.importorskip("langchain.agents", reason="the langchain extra is not installed")
-
-
-class ScriptedModel(GenericFakeChatModel):
-    """GenericFakeChatModel that accepts tools (create_agent binds them)."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
 
 
 def _model(calls: list[dict[str, Any]]) -> ScriptedModel:

@@ -1,5 +1,6 @@
-"""Helpers for the tool-wrapper tests: a refund tool, a one-turn ToolNode graph, and a
-scripted reviewer that answers each open request by (tool call id, response type)."""
+"""Helpers for the tool-wrapper tests: a refund tool, a one-turn ToolNode graph, a scripted
+chat model for ``create_agent``, and a scripted reviewer that answers each open request by
+(tool call id, response type)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hitl_harness import Env
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import BaseTool, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -30,12 +32,21 @@ def refund_tool(effects: list[tuple[str, int]]) -> BaseTool:
     return refund
 
 
+class ScriptedModel(GenericFakeChatModel):
+    """GenericFakeChatModel that accepts tools (create_agent binds them)."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
 def call_of(request: Any) -> str | None:
     match = _CALL.search(request.request_text or "")
     return match.group(1) if match else None
 
 
-def one_turn_graph(tools: list[BaseTool], calls: list[dict[str, Any]], saver: Any) -> Any:
+def one_turn_graph(
+    tools: list[BaseTool], calls: list[dict[str, Any]], saver: Any, store: Any = None
+) -> Any:
     """START -> agent (one AIMessage with ``calls``) -> tools (ToolNode) -> END."""
 
     def agent(state: MessagesState) -> dict[str, Any]:
@@ -47,7 +58,7 @@ def one_turn_graph(tools: list[BaseTool], calls: list[dict[str, Any]], saver: An
     builder.add_edge(START, "agent")
     builder.add_edge("agent", "tools")
     builder.add_edge("tools", END)
-    return builder.compile(checkpointer=saver)
+    return builder.compile(checkpointer=saver, store=store)
 
 
 Answer = Any  # a response value, TIMEOUT or CANCEL
