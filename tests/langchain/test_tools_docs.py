@@ -26,3 +26,11 @@ def test_python_snippets_run_as_written() -> None:
     ]
     assert printed[3].startswith("error Not run: a reviewer rejected")
     assert printed[4] == "refunded 500 on B-1"
+    # LangChain conventions: ToolRuntime and the artifact through a ToolNode, one tool run in
+    # astream_events, an async-only tool refused before any request.
+    assert printed[5:9] == [
+        "['order_id']",
+        "exported C-1 for order-C-1 {'rows': ['C-1']}",
+        "['on_tool_start', 'on_tool_end']",
+        "tool 'notify' is async-only (a coroutine and no sync function) 0",
+    ]
