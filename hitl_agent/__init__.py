@@ -23,6 +23,7 @@ from ._exceptions import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    PollingError,
     RateLimitError,
     ResponseShapeError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollingError",
     "RateLimitError",
     "Request",
     "ResponseShapeError",

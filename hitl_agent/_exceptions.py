@@ -5,6 +5,7 @@ Every error the library raises on purpose derives from :class:`HITLError`::
     HITLError
       ConfigError(HITLError, ValueError)       bad arguments, caught before any network call
       ResponseShapeError(HITLError, ValueError) an answer whose shape fits no documented variant
+      PollingError                              polling keeps failing in a way retrying cannot fix
       APIError                                  anything that went wrong talking to the API
         APIConnectionError                      the request failed to get a response
           APITimeoutError                       ... because it timed out
@@ -41,6 +42,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollingError",
     "RateLimitError",
     "ResponseShapeError",
 ]
@@ -67,6 +69,26 @@ class ConfigError(HITLError, ValueError):
 
 class ResponseShapeError(HITLError, ValueError):
     """A ``response_data`` value matches none of the documented shapes for its response type."""
+
+
+class PollingError(HITLError):
+    """Sweeps for decisions failed ``failures`` times in a row with an error a retry cannot fix.
+
+    Raised by a blocking ``review()``/``areview()`` in place of waiting until its deadline, and
+    held by :attr:`Dispatcher.poll_error`. The cause (``__cause__``) is a rejected key (401,
+    403), a server that does not answer like the HITL API, a ConfigError or a bug (TypeError,
+    ...); outages, 5xx and 429 are retried instead. The request is still open: once the cause
+    is fixed, ``review`` with the same ``key`` picks it up.
+
+    Attributes:
+        failures: the consecutive failed sweeps.
+        request_id: the review that stopped waiting, when there is one.
+    """
+
+    def __init__(self, message: str, *, failures: int, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.request_id = request_id
 
 
 class APIError(HITLError):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .._extras import require
 from ._budget import CallBudget
+from ._health import PollHealth, log_failed_sweep
 from ._paths import check_callback_path
 from ._poller import Poller
 from ._receiver import WebhookReceiver
@@ -31,6 +32,7 @@ from ._resolver import Resolver, Resumer
 
 if TYPE_CHECKING:
     from .._client import HITLClient
+    from .._exceptions import PollingError
     from ..decision import Decision
     from ..ledger import Ledger, ReviewRecord
 
@@ -147,6 +149,8 @@ class Dispatcher:
             webhooks=webhooks,
         )
         self.poll_interval = poll_interval
+        self.health = PollHealth()
+        """Persistent sweep failures in a row (see :attr:`poll_error`)."""
         self._poll_task: asyncio.Task[None] | None = None
         self.receiver = WebhookReceiver(
             ledger=ledger,
@@ -174,26 +178,65 @@ class Dispatcher:
         return await self.resolver.aresolve(request_id)
 
     def poll_once(self) -> list[Decision]:
-        """One budgeted sweep; the decisions it delivered."""
-        return self.poller.poll_once()
+        """One budgeted sweep; the decisions it delivered. Its outcome is recorded in
+        :attr:`health` (see :attr:`poll_error`)."""
+        try:
+            delivered = self.poller.poll_once()
+        except Exception as exc:
+            self._record(exc, answered=False)
+            raise
+        self._record(self.poller.error, answered=self.poller.answered > 0)
+        return delivered
 
     async def apoll_once(self) -> list[Decision]:
         """Async twin of :meth:`poll_once`."""
-        return await self.poller.apoll_once()
+        try:
+            delivered = await self.poller.apoll_once()
+        except Exception as exc:
+            self._record(exc, answered=False)
+            raise
+        self._record(self.poller.error, answered=self.poller.answered > 0)
+        return delivered
+
+    def _record(self, error: BaseException | None, *, answered: bool) -> None:
+        health = self.health
+        was_failing = health.failing
+        health.record(error, answered=answered)
+        if health.failing and not was_failing:
+            log.error("%s", health.error)
+        elif was_failing and not health.failing:
+            log.warning("poll sweeps get answers again")
+
+    @property
+    def poll_error(self) -> PollingError | None:
+        """Why sweeps stopped being worth waiting on: a :class:`PollingError` once the latest
+        ``health.limit`` (3) sweeps or more all failed with an error no retry fixes (a
+        rejected key, a server that is not the HITL API, a ConfigError, a bug; its
+        ``__cause__``). None otherwise, outages and 429s included (those are retried); a
+        sweep that gets an answer clears it."""
+        return self.health.error
 
     def next_interval(self) -> float:
         """Seconds until the next sweep (fixed, or derived from the open rows and budget)."""
         return self.poller.next_interval()
 
     async def run_poller(self, interval: float | None = None) -> None:
-        """Sweep on the schedule until cancelled (every ``interval`` seconds when given);
-        a failing sweep is logged."""
+        """Sweep on the schedule until cancelled (every ``interval`` seconds when given).
+
+        A sweep that fails transiently (an outage, a 5xx, a 429) is logged and the schedule
+        goes on. Persistent failures (a rejected key, a bug: see :attr:`poll_error`) stretch
+        the gap, doubling with each one in a row up to 5 minutes; the third in a row is
+        logged once at ERROR and :attr:`poll_error` holds it until a sweep gets an answer
+        again. The loop never stops on its own: a receiver keeps taking callbacks, and a
+        key fixed at HITL.sh (a 403) is picked up by the next sweep.
+        """
         while True:
             try:
                 await self.apoll_once()
-            except Exception:
-                log.exception("poll sweep failed")
-            await asyncio.sleep(self.next_interval() if interval is None else interval)
+            except Exception as exc:
+                log_failed_sweep(log, "poll sweep failed", exc, self.health)
+            gap = self.next_interval() if interval is None else interval
+            await asyncio.sleep(self.health.backoff(gap))
 
     async def _start_polling(self) -> None:
         if self.poll_on_startup and self._poll_task is None:

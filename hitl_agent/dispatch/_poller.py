@@ -50,6 +50,7 @@ from .._exceptions import APIError, RateLimitError
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
 from ..protocol import is_marker
+from ._health import is_transient
 from ._resolver import Resolver
 
 if TYPE_CHECKING:
@@ -126,6 +127,11 @@ class Poller:
         self.webhooks = webhooks
         self.calls = 0
         """API calls this poller made (list pages and GETs)."""
+        self.answered = 0
+        """API calls of the latest sweep that got an answer (a 429 included)."""
+        self.error: APIError | None = None
+        """The latest sweep's worst failed call: its first persistent error, else its first
+        transient one (see ``_health``); None when none failed."""
         self._pass: _Pass | None = None
         self._carry: dict[str, None] = {}
         self._tried: dict[str, float] = {}
@@ -168,16 +174,20 @@ class Poller:
         try:
             result = call()
         except RateLimitError as err:
+            self.answered += 1  # the key works: the quota is spent
             budget.observe(resolver.client)
             budget.block_until(err.reset_at)
             resolver.stats["rate_limited"] += 1
             self._starved = True
             return "refused", None  # the quota is spent: not an attempt that may fail closed
         except APIError as err:
+            if self.error is None or (is_transient(self.error) and not is_transient(err)):
+                self.error = err
             budget.observe(resolver.client)
             log.warning("poll call failed error=%s", type(err).__name__)
             resolver.stats["poll_call_failed"] += 1
             return "failed", None
+        self.answered += 1
         budget.observe(resolver.client)
         return "ok", result
 
@@ -197,6 +207,7 @@ class Poller:
 
     def collect(self) -> list[str]:
         """Do the sweep's API and ledger work; return the request ids ready to deliver."""
+        self.answered, self.error = 0, None
         every = self.resolver.ledger.list_open(limit=self.max_rows)
         rows = [row for row in every if self._mine(row)]
         self._others = {row.request_id for row in every if row.request_id} - {

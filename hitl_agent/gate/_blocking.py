@@ -7,6 +7,12 @@ the call budget) and the :class:`BlockingResumer` completes the futures; a serve
 completes them too. Registering never sweeps: waits registered between two sweeps are served
 by the next scheduled one, so 10,000 waits cost the sweeps of one, not 10,000 listings. The
 thread exits when nobody waits.
+
+Fail fast, never hang: sweeps that keep failing with an error no retry fixes (a rejected
+key, a server that is not the HITL API, a ConfigError, a TypeError: the dispatcher's
+:attr:`~hitl_agent.dispatch.Dispatcher.poll_error` policy) fail every wait on that
+dispatcher with a :class:`PollingError` after three in a row, instead of leaving them to
+their deadline. Outages, 5xx and 429s are retried on the schedule as before.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeAlias
 
+from ..dispatch._health import log_failed_sweep, polling_error
+
 if TYPE_CHECKING:
+    from .._exceptions import PollingError
     from ..decision import Decision
     from ..dispatch import Dispatcher
     from ..ledger import ReviewRecord
@@ -128,6 +137,28 @@ class WaitHub:
                 future.set_result(decision)
         return bool(waiters)
 
+    def _fail(self, key: int, dispatcher: Dispatcher) -> None:
+        """Fail every wait on ``dispatcher``: its sweeps keep failing persistently."""
+        cause = dispatcher.health.cause
+        assert cause is not None
+        with self._lock:
+            entry = self._sources.get(key)
+            ids = sorted(entry[1]) if entry is not None else []
+            waiters = [(rid, self._futures.get(rid, [])) for rid in ids]
+            for rid in ids:
+                self._drop(rid)
+        for rid, futures in waiters:
+            for future in futures:
+                error = polling_error(cause, dispatcher.health.failures, rid)
+                if isinstance(future, asyncio.Future):
+                    _fail_soon(future, error)
+                elif not future.done():
+                    future.set_exception(error)
+        if waiters:
+            log.warning(
+                "%d blocked review(s) stopped waiting: %s", len(waiters), type(cause).__name__
+            )
+
     def wake(self) -> None:
         """Sweep every source now instead of at its scheduled time."""
         with self._lock:
@@ -152,11 +183,15 @@ class WaitHub:
                 if ids and self._due.get(key, now) <= now
             ]
         for key, dispatcher in due:
+            health = dispatcher.health
+            failures = health.failures
             try:
                 dispatcher.poll_once()
-            except Exception:
-                log.exception("blocking-mode sweep failed")
+            except Exception as exc:
+                log_failed_sweep(log, "blocking-mode sweep failed", exc, health)
             self.sweeps += 1
+            if health.failures > failures and health.failing:
+                self._fail(key, dispatcher)  # this sweep failed again, past the limit
             interval = dispatcher.next_interval()
             with self._lock:
                 if key in self._sources:
@@ -186,6 +221,17 @@ def _set_soon(future: asyncio.Future[Decision], decision: Decision) -> None:
 def _set_if_pending(future: asyncio.Future[Decision], decision: Decision) -> None:
     if not future.done():  # cancelled meanwhile (a timeout), or completed by another copy
         future.set_result(decision)
+
+
+def _fail_soon(future: asyncio.Future[Decision], error: PollingError) -> None:
+    """:func:`_set_soon` for an error."""
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(_fail_if_pending, future, error)
+
+
+def _fail_if_pending(future: asyncio.Future[Decision], error: PollingError) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 hub = WaitHub()
