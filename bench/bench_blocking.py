@@ -274,18 +274,24 @@ def _threads(stack: Stack, seeded: list[tuple[str, str, str]]) -> dict[str, floa
     baseline = blocked(bare, lambda: len(parked) >= count)
     release.set()
     decisions: list[Decision] = []
+    failed: list[Exception] = []
 
     def review(index: int) -> None:
         text, key, _ = seeded[index]
-        decisions.append(stack.keeper.review(text, key=key, mode="block"))
+        try:
+            decisions.append(stack.keeper.review(text, key=key, mode="block"))
+        except Exception as exc:  # e.g. a PollingError: the sweeps keep failing
+            failed.append(exc)
 
     before = hub.waiting
-    ours = blocked(review, lambda: hub.waiting >= before + count)
+    ours = blocked(review, lambda: hub.waiting >= before + count or bool(failed))
     stack.answer([rid for _, _, rid in seeded])
     hub.wake()  # nothing here is timed: sweep now instead of on the schedule
     deadline = time.perf_counter() + 300
-    while len(decisions) < count and time.perf_counter() < deadline:
+    while len(decisions) + len(failed) < count and time.perf_counter() < deadline:
         time.sleep(_TICK)
+    if failed:  # a failed review() is reported, not waited for until the deadline
+        raise failed[0]
     return {"ours": ours, "baseline": baseline, "approved": sum(d.approved for d in decisions)}
 
 
