@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ._server_clock import ServerClock
+from .._server_clock import ServerClock
 
 __all__ = ["CallBudget"]
 

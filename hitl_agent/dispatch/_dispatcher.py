@@ -22,10 +22,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from .._callback_paths import check_callback_path
 from .._extras import require
+from .._poll_health import PollHealth, log_failed_sweep
 from ._budget import CallBudget
-from ._health import PollHealth, log_failed_sweep
-from ._paths import check_callback_path
 from ._poller import Poller
 from ._receiver import WebhookReceiver
 from ._resolver import Resolver, Resumer

@@ -47,10 +47,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import APIError, RateLimitError
+from .._poll_health import is_transient
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
 from ..protocol import is_marker
-from ._health import is_transient
 from ._resolver import Resolver
 
 if TYPE_CHECKING:

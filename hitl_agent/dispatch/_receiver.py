@@ -24,10 +24,10 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .._callback_paths import NotFoundLog, normalize_path, token_in
 from .._json_limits import JSONTooDeep, loads_bounded
-from ._paths import NotFoundLog, normalize_path, token_in
+from .._tokens import token_matches
 from ._redact import install_access_log_redaction
-from ._tokens import token_matches
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -90,7 +90,7 @@ class WebhookReceiver:
         resolver: the shared resolve path, run after the response is sent.
         path: the callback path prefix, e.g. ``/hitl`` (the URL path of the keeper's
             ``callback_url``); ``""`` or ``"/"`` for the root (tokens at ``/<token>``).
-            Compared in canonical form (:func:`~hitl_agent.dispatch._paths.normalize_path`).
+            Compared in canonical form (:func:`~hitl_agent._callback_paths.normalize_path`).
         lifespan: optional async context callbacks run on ASGI lifespan startup/shutdown.
         body_timeout: seconds the whole body may take to arrive (408 after, connection closed).
     """

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from .._exceptions import APIError, RateLimitError
+from .._hooks import checkpoint
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES, Decision
 from ..models.requests import Request
 from ..protocol import is_marker
-from ._hooks import checkpoint
 from ._lease import LeaseKeeper, default_interval
 
 if TYPE_CHECKING:

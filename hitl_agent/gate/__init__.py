@@ -7,8 +7,8 @@
     decision = keeper.review("Delete the staging database?", priority="high")
 """
 
-from ..dispatch._hooks import CRASH_POINTS, set_hook
-from ..dispatch._tokens import derive_token, token_hash, token_matches
+from .._hooks import CRASH_POINTS, set_hook
+from .._tokens import derive_token, token_hash, token_matches
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewMismatchError, ReviewTimeoutError
 from ._keeper import Gatekeeper

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeAlias
 
-from ..dispatch._health import log_failed_sweep, polling_error
+from .._poll_health import log_failed_sweep, polling_error
 
 if TYPE_CHECKING:
     from .._exceptions import PollingError

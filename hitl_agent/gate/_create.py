@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIConnectionError, APIError, APIStatusError, ConfigError
+from .._hooks import checkpoint
 from .._retry import NEVER_SENT_ERRORS
+from .._server_clock import server_now_bound
+from .._tokens import derive_token, token_hash
 from ..decision import Decision
-from ..dispatch._hooks import checkpoint
-from ..dispatch._server_clock import server_now_bound
-from ..dispatch._tokens import derive_token, token_hash
 from ..models.requests import CancelResult, CreatedRequest, Request
 from ..protocol import ALIAS_MARKER, SLOT_MARKER
 from ._errors import ReviewMismatchError

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import ValidationError
 
+from .._callback_paths import canonical_callback_url
 from .._exceptions import ConfigError
+from .._hooks import checkpoint
 from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
-from ..dispatch._hooks import checkpoint
-from ..dispatch._paths import canonical_callback_url
 from ..ledger import Ledger, ReviewRecord, open_ledger
 from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub

@@ -26,8 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from hitl_agent import ConfigError
+from hitl_agent._callback_paths import callback_path_of, canonical_callback_url
 from hitl_agent.dispatch import Dispatcher
-from hitl_agent.dispatch._paths import callback_path_of, canonical_callback_url
 from hitl_agent.gate import Gatekeeper, ReviewSpec, derive_token, ensure_request
 from hitl_agent.ledger import SqliteLedger
 from hitl_agent.testing import FakeClock, local_hitl

@@ -1,6 +1,6 @@
 """Issue 17 item 4 for the dispatcher's own poll loop (``run_poller``, no in-process waiters).
 
-Persistent sweep failures (see ``hitl_agent.dispatch._health``) are logged once at ERROR when
+Persistent sweep failures (see ``hitl_agent._poll_health``) are logged once at ERROR when
 the third in a row makes ``dispatcher.poll_error`` a PollingError, back off (doubling, up to
 5 minutes) instead of repeating every interval, and clear on the first sweep that gets an
 answer again. Transient ones keep the schedule, and never set ``poll_error``.
@@ -33,8 +33,8 @@ from hitl_agent import (
     ResponseShapeError,
     RetryPolicy,
 )
+from hitl_agent._poll_health import MAX_BACKOFF, PollHealth, is_transient
 from hitl_agent.dispatch import CallBudget, Dispatcher
-from hitl_agent.dispatch._health import MAX_BACKOFF, PollHealth, is_transient
 from hitl_agent.gate import ensure_request
 from hitl_agent.gate._blocking import BlockingResumer, WaitHub
 

@@ -37,7 +37,7 @@ def first_start_worker(ledger_url: str, barrier: Any, outbox: Any) -> None:
     """Start a keeper on a (possibly fresh) ledger at the same moment as the others, with
     ``callback_url`` and no secret; report the callback token it derives for one key."""
     from hitl_agent import HITLClient
-    from hitl_agent.dispatch._tokens import derive_token
+    from hitl_agent._tokens import derive_token
     from hitl_agent.gate import Gatekeeper
 
     try:

@@ -20,7 +20,7 @@ import pytest
 from pg_support import PG_URL, require_postgres
 
 from hitl_agent import ConfigError, HITLClient
-from hitl_agent.dispatch._tokens import derive_token
+from hitl_agent._tokens import derive_token
 from hitl_agent.gate import Gatekeeper
 from hitl_agent.ledger import Ledger
 

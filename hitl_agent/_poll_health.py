@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from .._exceptions import (
+from ._exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,

@@ -17,7 +17,7 @@ from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._exceptions import ConfigError
+from ._exceptions import ConfigError
 
 __all__ = [
     "NotFoundLog",
