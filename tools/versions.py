@@ -1,4 +1,7 @@
-"""Print the versions of the packages the suite is most sensitive to: `python tools/versions.py LABEL`."""
+"""Print the versions of the packages the suite is most sensitive to.
+
+Usage: `python tools/versions.py LABEL`.
+"""
 
 from __future__ import annotations
 

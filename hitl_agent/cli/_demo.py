@@ -40,8 +40,8 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from .. import Gatekeeper, HITLClient
-from ..gate._pregel import has_work
 from ..langgraph import GraphResumer
+from ..langgraph.pregel import has_work
 from ..protocol import read_payload
 from ..server import create_app
 

@@ -40,7 +40,6 @@ from ..decision import Decision
 from ..models.requests import CancelResult, CreatedRequest, Request
 from ..protocol import ALIAS_MARKER, SLOT_MARKER
 from ._errors import ReviewMismatchError
-from ._pregel import node_path
 from ._spec import CONTEXT_KEY, ReviewSpec
 
 if TYPE_CHECKING:
@@ -279,6 +278,8 @@ def _slot_ns(row: ReviewRecord) -> str | None:
     prefix = f"lg|{row.thread_id}|{row.checkpoint_ns}|"
     if not row.key.startswith(prefix):
         return None  # an explicit key: the caller keeps reviews apart
+    from ..langgraph.pregel import node_path
+
     return f"{_SLOT_NS}{node_path(row.checkpoint_ns)}|{row.key[len(prefix) :]}"
 
 

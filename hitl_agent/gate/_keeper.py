@@ -38,8 +38,6 @@ from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
-from ._node import review_node
-from ._pregel import GraphContext, graph_context, wait_for_decision
 from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec
 
 if TYPE_CHECKING:
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
 
     from .._client import AsyncHITLClient, HITLClient
     from ..langchain import ApprovalTool, AskHumanTool
+    from ..langgraph.pregel import GraphContext
 
 __all__ = ["Gatekeeper"]
 
@@ -247,6 +246,8 @@ class Gatekeeper:
 
     def review_node(self, **kwargs: Any) -> Callable[[Any], Any]:
         """A prebuilt LangGraph node; see :func:`hitl_agent.langgraph.review_node`."""
+        from ..langgraph import review_node  # the adapter loads LangGraph: on use only
+
         return review_node(self, **kwargs)
 
     # -- reviewing -----------------------------------------------------------------------
@@ -368,6 +369,8 @@ class Gatekeeper:
             tool_call_id=tool_call_id,
         )
         checkpoint("gate.before_interrupt")
+        from ..langgraph.pregel import wait_for_decision
+
         return wait_for_decision(ctx, row.request_id, dict(payload))
 
     def _trusted(self, request_id: str, row: ReviewRecord | None) -> Decision:
@@ -568,6 +571,8 @@ def _context_for(mode: WaitMode) -> GraphContext | None:
     """The graph task to interrupt in, or None to block, as ``mode`` asks."""
     if mode == "block":
         return None
+    from ..langgraph.pregel import graph_context  # the adapter: loaded only to look for a graph
+
     ctx = graph_context()
     if ctx is None and mode == "interrupt":
         raise ConfigError(

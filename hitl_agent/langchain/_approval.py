@@ -38,11 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ..gate._errors import ReviewMismatchError
-from ..gate._render import ToolCallView
 from ..gate._spec import args_hash
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
+from ._render import ToolCallView
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 
 if TYPE_CHECKING:

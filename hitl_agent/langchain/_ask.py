@@ -26,8 +26,8 @@ from langgraph.errors import GraphInterrupt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..decision import Decision
-from ..gate._render import render_question, reveal_invisible
 from ._callid import CALL_ID
+from ._render import render_question, reveal_invisible
 from ._siblings import note_started, note_suspended
 
 if TYPE_CHECKING:

@@ -36,9 +36,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..decision import Decision
-from ..gate._render import ToolCallView, escape_markdown, render_tool_call, reveal_invisible
 from ..models.response_types import EditedText
 from ._bridge_schema import DECISION_TYPES, BridgeAction
+from ._render import ToolCallView, escape_markdown, render_tool_call, reveal_invisible
 
 __all__ = [
     "CANCELLED",

@@ -28,7 +28,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, NoReturn
 
-from ..gate._pregel import GraphContext, graph_context, wait_for_decision
+from ..langgraph.pregel import GraphContext, graph_context, wait_for_decision
 from ..protocol import review_payload
 from . import _forms as forms
 
@@ -73,7 +73,7 @@ def _started(ctx: GraphContext) -> set[str]:
 
 
 def _base(key: str) -> str | None:
-    # The gate's keys end in "|tool:<id>|<index>" (hitl_agent.gate._pregel.GraphContext.key).
+    # The gate's keys end in "|tool:<id>|<index>" (hitl_agent.langgraph.pregel.GraphContext.key).
     parts = key.rsplit("|", 2)
     return parts[1] if len(parts) == 3 and parts[2].isdigit() else None
 

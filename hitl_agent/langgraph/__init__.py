@@ -13,8 +13,8 @@
 
 from typing import TYPE_CHECKING, Any
 
-from ..gate._node import review_node
 from ..protocol import DECISIONS_KEY, PAYLOAD_KEY, resume_value
+from ._node import review_node
 from ._resumer import GraphResumer
 
 if TYPE_CHECKING:

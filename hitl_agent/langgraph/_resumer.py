@@ -35,7 +35,9 @@ from langgraph.types import Command, StateSnapshot
 
 from .._exceptions import ConfigError
 from ..decision import Decision
-from ..gate._pregel import (
+from ..ledger import ReviewRecord
+from ..protocol import REVIEW_CODEC, InterruptCodec, read_payload
+from .pregel import (
     NS_SEPARATOR,
     has_work,
     node_path,
@@ -43,8 +45,6 @@ from ..gate._pregel import (
     walk_tasks,
     written_at,
 )
-from ..ledger import ReviewRecord
-from ..protocol import REVIEW_CODEC, InterruptCodec, read_payload
 
 __all__ = [
     "GraphResumer",

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from hitl_agent.gate._render import (
+from hitl_agent.langchain._forms import choice_footer
+from hitl_agent.langchain._render import (
     MAX_REQUEST_TEXT,
     ToolCallView,
     render_question,
     render_tool_call,
 )
-from hitl_agent.langchain._forms import choice_footer
 from hitl_agent.server.console import render_markdown
 
 GOLDEN = Path(__file__).parent / "golden"

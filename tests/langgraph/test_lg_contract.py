@@ -1,6 +1,6 @@
 """The LangGraph internals hitl_agent reads, asserted on the installed version.
 
-Every private read lives in ``hitl_agent/gate/_pregel.py``; each test here pins down one of its
+Every private read lives in ``hitl_agent/langgraph/pregel.py``; each test here pins down one of its
 assumptions, so a LangGraph upgrade that breaks one fails here by name instead of somewhere
 deep in a resume. ``make test`` runs this file (with tests/gate, tests/dispatch and
 tests/langgraph) on the newest and on the lowest LangGraph the pins allow.
@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Interrupt, PregelTask, StateSnapshot, interrupt
 
 from hitl_agent import ConfigError
-from hitl_agent.gate._pregel import (
+from hitl_agent.langgraph.pregel import (
     _CHECKPOINTER,
     _SCRATCHPAD,
     graph_context,

@@ -51,7 +51,7 @@ __all__ = [
     "written_at",
 ]
 
-log = logging.getLogger("hitl_agent.gate")
+log = logging.getLogger("hitl_agent.gate")  # a review logs under the gate's name
 
 _SCRATCHPAD = "__pregel_scratchpad"  # LangGraph's per-task-run scratchpad (config key)
 _CHECKPOINTER = "__pregel_checkpointer"

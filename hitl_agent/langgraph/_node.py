@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from langgraph.types import Command
 
-    from ._keeper import Gatekeeper
+    from ..decision import Decision
 
-__all__ = ["review_node"]
+__all__ = ["Reviewer", "review_node"]
+
+
+class Reviewer(Protocol):
+    """What the node needs of a :class:`~hitl_agent.Gatekeeper`: its ``review``. Typed as a
+    protocol so that this adapter does not import the gate (the gate imports the adapter)."""
+
+    @property
+    def review(self) -> Callable[..., Decision]: ...
 
 
 def review_node(
-    keeper: Gatekeeper,
+    keeper: Reviewer,
     *,
     build: Callable[[Any], Mapping[str, Any]],
     approved: str,
