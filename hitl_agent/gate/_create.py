@@ -238,20 +238,54 @@ def _deferred(
     return target.clock() - row.created_at < defer_seconds
 
 
-def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
-    requests = client.requests.iter(loop_id=target.loop_id, sort="created_at_desc")
+@dataclass
+class _Scan:
+    """One reconciliation scan over the loop's requests, newest first, without IO.
+
+    :func:`_reconcile` and :func:`_areconcile` only list and fetch; every decision (where to
+    stop, what matches) and the log line are made here, so the twins cannot drift apart.
+    """
+
+    target: CreateTarget
+    client: object  # read for the server's clock only
+    key: str
+    since: float
+    seen: int = 0
     cutoff: float | None = None
-    for seen, request in enumerate(requests, start=1):
-        if seen == 1:  # the first page is in: its Date says the server's time
-            cutoff = _reconcile_cutoff(client, since, target.clock())
-        if _too_old(request, cutoff):
+
+    def admit(self, request: Request) -> bool:
+        """Count a listed request; False once it is too old to be ours (stop the scan)."""
+        self.seen += 1
+        if self.seen == 1:  # the first page is in: its Date says the server's time
+            self.cutoff = _reconcile_cutoff(self.client, self.since, self.target.clock())
+        return not _too_old(request, self.cutoff)
+
+    def found(self, request: Request) -> bool:
+        """True (and logged) when ``request`` carries our key.
+
+        A request whose listing omitted its context must be fetched whole first.
+        """
+        if not _matches(request, self.key):
+            return False
+        log.info("reconciled key=%s request_id=%s", self.key, request.id)
+        return True
+
+    @property
+    def done(self) -> bool:
+        """True once ``reconcile_limit`` requests were looked at."""
+        return self.seen >= self.target.reconcile_limit
+
+
+def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
+    scan = _Scan(target, client, key, since)
+    for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
+        if not scan.admit(request):
             break
         if request.context is None:  # the list omitted context: read the request itself
             request = client.requests.get(request.id)
-        if _matches(request, key):
-            log.info("reconciled key=%s request_id=%s", key, request.id)
+        if scan.found(request):
             return request
-        if seen >= target.reconcile_limit:
+        if scan.done:
             break
     return None
 
@@ -493,18 +527,15 @@ async def aensure_request(
 async def _areconcile(
     target: CreateTarget, client: AsyncHITLClient, key: str, since: float
 ) -> Request | None:
-    seen = 0
-    cutoff: float | None = None
+    """Async twin of :func:`_reconcile`: the same :class:`_Scan`, awaited IO."""
+    scan = _Scan(target, client, key, since)
     async for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
-        seen += 1
-        if seen == 1:
-            cutoff = _reconcile_cutoff(client, since, target.clock())
-        if _too_old(request, cutoff):
+        if not scan.admit(request):
             break
-        if request.context is None:
+        if request.context is None:  # the list omitted context: read the request itself
             request = await client.requests.get(request.id)
-        if _matches(request, key):
+        if scan.found(request):
             return request
-        if seen >= target.reconcile_limit:
+        if scan.done:
             break
     return None
