@@ -26,7 +26,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._http import AnyRequest, AnyResponse
+    import httpx
+    import httpx2
+
+    AnyRequest = httpx2.Request | httpx.Request
+    AnyResponse = httpx2.Response | httpx.Response
 
 __all__ = [
     "APIConnectionError",

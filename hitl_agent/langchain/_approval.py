@@ -37,8 +37,7 @@ from langgraph.errors import GraphInterrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
-from ..gate._errors import ReviewMismatchError
-from ..gate._spec import args_hash
+from ..gate import ReviewMismatchError, args_hash
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema

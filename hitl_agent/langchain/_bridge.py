@@ -34,7 +34,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 
 from .._exceptions import ConfigError
-from ..gate._create import CreateTarget
+from ..gate import CreateTarget
 from ..langgraph import GraphResumer
 from ._bridge_codec import MiddlewareCodec
 from ._bridge_core import (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ..gate._create import CreateTarget, aensure_request, ensure_request
+from ..gate import CreateTarget, aensure_request, ensure_request
 from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import form_for
 from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key

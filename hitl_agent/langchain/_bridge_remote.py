@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph_sdk.errors import NotFoundError
 
 from .._exceptions import ConfigError
-from ..gate._create import CreateTarget
+from ..gate import CreateTarget
 from ..langgraph.remote import RemoteGraphResumer, RemoteResumeError, snapshot_from_thread_state
 from ._bridge_codec import MiddlewareCodec
 from ._bridge_core import (

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
-from ..gate._spec import ARGS_HASH_KEY, args_hash
+from ..gate import ARGS_HASH_KEY, args_hash
 from ..models.response_types import EditedText
 from . import _forms as forms
 from ._render import ToolCallView, code_span, render_tool_call

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import Field
 
-from ._base import HITLModel
+from .base import HITLModel
 
 __all__ = ["KeyInfo", "RateLimit"]
 

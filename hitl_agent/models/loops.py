@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field
 
-from ._base import HITLModel, StrictModel
+from .base import HITLModel, StrictModel
 
 __all__ = [
     "CreateLoopParams",

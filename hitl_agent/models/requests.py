@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from .._exceptions import ConfigError
-from ._base import HITLModel, StrictModel, problem, validate_strict
+from .base import HITLModel, StrictModel, problem, validate_strict
 from .response_types import (
     Integer,
     ResponseConfig,

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator, model_validator
 
 from .._exceptions import ConfigError, ResponseShapeError
-from ._base import StrictModel, problem, validate_strict
+from .base import StrictModel, problem, validate_strict
 
 __all__ = [
     "RESPONSE_TYPES",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._base_client import APICall, api_path, path_param
 from .._exceptions import ConfigError
-from ..models._base import validate_strict
+from ..models.base import validate_strict
 from ..models.loops import (
     CreateLoopParams,
     Loop,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, field_validator
 
 from .._base_client import APICall, api_path, path_param
-from ..models._base import StrictModel, problem, validate_strict
+from ..models.base import StrictModel, problem, validate_strict
 from ..models.requests import (
     CancelResult,
     ContentType,

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import AliasChoices
 
 from .._exceptions import ConfigError
-from ..models._base import validate_strict
+from ..models.base import validate_strict
 from ..models.requests import CreateRequestParams
 from ..models.response_types import (
     BooleanConfig,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 from .._exceptions import ConfigError
-from ..models._base import validate_strict
+from ..models.base import validate_strict
 from ..models.requests import FeedbackParams, Priority, RequestStatus
 from . import _quota
 from ._accounts import Caller

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from .._exceptions import ConfigError
-from ..models._base import validate_strict
+from ..models.base import validate_strict
 from ..models.loops import CreateLoopParams, UpdateLoopParams
 from . import _loops, _quota, _requests
 from ._accounts import Caller

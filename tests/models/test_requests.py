@@ -16,7 +16,7 @@ from hitl_agent.models import (
     LoopMembers,
     RequestPage,
 )
-from hitl_agent.models._base import validate_strict
+from hitl_agent.models.base import validate_strict
 
 from .strategies import RELAXED
 
