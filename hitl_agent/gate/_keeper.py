@@ -316,12 +316,10 @@ class Gatekeeper:
                 thread_id=ctx.thread_id,
                 checkpoint_ns=ctx.checkpoint_ns,
             )
-            record = await self.ledger.aget_by_request_id(row.request_id or "")
-            row = record or row
             assert row.request_id is not None
-            self._interrupt(ctx, row, spec, tool_call_id)
-            if row.decision is not None:  # read from the ledger above: no IO left
-                return self._trusted(row.request_id, row)
+            known = self._delivered(ctx, row, spec, tool_call_id)
+            if known is not None:  # read from the ledger by aensure_request: no IO left
+                return self._trusted(row.request_id, known)
             # The ledger read runs in a worker thread: never block the event loop (W5).
             return await asyncio.to_thread(self._trusted, row.request_id, None)
         row = await aensure_request(self._target, client, key or _blocking_key(), spec)
@@ -349,10 +347,21 @@ class Gatekeeper:
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
     ) -> Decision:
         assert row.request_id is not None
+        return self._trusted(row.request_id, self._delivered(ctx, row, spec, tool_call_id))
+
+    def _delivered(
+        self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None
+    ) -> ReviewRecord | None:
+        """Interrupt until the row's decision is delivered (no IO); the row to trust, or None
+        to read it again (``review`` and ``areview`` share this: issue 18).
+
+        ``row`` is the one ``ensure_request`` read in this run of the node. A recorded
+        decision never changes (the first one wins), so a row read with one (a replay) is
+        final and reused: one ledger read per replay. A row read without one is read again
+        after the interrupt returns: a decision recorded since must not be missed.
+        """
         self._interrupt(ctx, row, spec, tool_call_id)
-        # On a replay the row was just read from the ledger (ensure_request), decision and
-        # all: reuse it instead of reading it again.
-        return self._trusted(row.request_id, row if row.decision is not None else None)
+        return row if row.decision is not None else None
 
     def _interrupt(
         self, ctx: GraphContext, row: ReviewRecord, spec: ReviewSpec, tool_call_id: str | None

@@ -7,6 +7,10 @@ the same ledger rows, the same log lines and the same exceptions.
   (created by the next call), a refused one, and a key reused for another question. Before
   the fix ``_areconcile`` found the request without the ``reconciled`` line ``_reconcile``
   logs.
+* ``Gatekeeper.review`` / ``areview`` inside a graph node: the decision, the row and the
+  ledger reads of the first run and of the replay. Before the fix ``areview`` read the row a
+  second time (by request id) on every run, where ``review`` reuses the one
+  ``ensure_request`` read; and a decision recorded after that read is still found by both.
 """
 
 from __future__ import annotations
@@ -14,19 +18,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import httpx
 import httpx2
 import pytest
-from hitl_harness import SECRET
+from hitl_harness import SECRET, Env
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.types import Command
 
 from hitl_agent import AsyncHITLClient, HITLClient
-from hitl_agent.gate import CreateTarget, ReviewSpec, aensure_request, ensure_request
+from hitl_agent.decision import Decision
+from hitl_agent.gate import CreateTarget, ReviewSpec, aensure_request, ensure_request, set_hook
+from hitl_agent.langgraph import GraphResumer
 from hitl_agent.ledger import SqliteLedger
+from hitl_agent.protocol import DECISIONS_KEY
 from hitl_agent.testing import FakeClock, alocal_hitl, local_hitl
 
 QUESTION = "Refund $40 to order 1234?"
@@ -261,3 +271,150 @@ def test_both_reconciles_log_the_request_they_found(
             outcome.logs
         ), run.__name__
         assert outcome.steps[-1] == "row k1 pending <request 1>"
+
+
+# -- Gatekeeper.review / areview in a graph node ---------------------------------------------
+
+_READS = ("get", "get_by_request_id", "list_task", "list_open")
+
+
+class _S(TypedDict, total=False):
+    outcome: str
+
+
+def _graph(env: Env, asynchronous: bool, in_node: list[bool]) -> Any:
+    def ask() -> None:
+        in_node.append(True)
+
+    def record(decision: Decision) -> dict[str, Any]:
+        in_node.clear()
+        return {"outcome": decision.outcome}
+
+    def node(state: _S) -> dict[str, Any]:
+        ask()
+        try:
+            return record(env.keeper.review(QUESTION))
+        finally:
+            in_node.clear()
+
+    async def anode(state: _S) -> dict[str, Any]:
+        ask()
+        try:
+            return record(await env.keeper.areview(QUESTION))
+        finally:
+            in_node.clear()
+
+    builder = StateGraph(_S)
+    builder.add_node("gate", anode if asynchronous else node)
+    builder.add_edge(START, "gate")
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def _count_reads(env: Env, monkeypatch: pytest.MonkeyPatch, in_node: list[bool]) -> list[str]:
+    reads: list[str] = []
+    for name in _READS:
+        method = getattr(env.ledger, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            if in_node:
+                reads.append(_name)
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(env.ledger, name, counted)
+    return reads
+
+
+def _invoke(graph: Any, value: Any, config: dict[str, Any], asynchronous: bool) -> Any:
+    if asynchronous:
+        return asyncio.run(graph.ainvoke(value, config))
+    return graph.invoke(value, config)
+
+
+def _row_shape(env: Env, request_id: str) -> tuple[str, str | None]:
+    row = env.ledger.get_by_request_id(request_id)
+    assert row is not None
+    return row.state, (row.decision or {}).get("outcome")
+
+
+def _review_through_dispatcher(
+    env: Env, monkeypatch: pytest.MonkeyPatch, asynchronous: bool, answer: bool
+) -> dict[str, Any]:
+    in_node: list[bool] = []
+    reads = _count_reads(env, monkeypatch, in_node)
+    graph = _graph(env, asynchronous, in_node)
+    config = {"configurable": {"thread_id": f"parity-{asynchronous}-{answer}"}}
+    before = {r.id for r in env.requests()}
+    _invoke(graph, {}, config, asynchronous)
+    (request_id,) = {r.id for r in env.requests()} - before
+    first = list(reads)
+    reads.clear()
+    env.hitl.reviewer.respond(request_id, answer)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    if asynchronous:
+        asyncio.run(dispatcher.apoll_once())
+    else:
+        dispatcher.poll_once()
+    monkeypatch.undo()
+    return {
+        "first run reads": first,
+        "replay reads": list(reads),
+        "outcome": graph.get_state(config).values.get("outcome"),
+        "row": _row_shape(env, request_id),
+    }
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_review_and_areview_read_and_decide_alike(
+    env: Env, monkeypatch: pytest.MonkeyPatch, answer: bool
+) -> None:
+    sync = _review_through_dispatcher(env, monkeypatch, False, answer)
+    async_ = _review_through_dispatcher(env, monkeypatch, True, answer)
+    assert async_ == sync
+    # The replay reads its row once (test_replay_cost): the decision comes from that row.
+    assert sync["replay reads"] == ["get"]
+    assert sync["outcome"] == ("approved" if answer else "rejected")
+
+
+def _decide_meanwhile(env: Env, request_id: str) -> Callable[[str], None]:
+    """A hook that records an approval right after the gate read its row (still pending)."""
+
+    def hook(name: str) -> None:
+        if name == "gate.before_interrupt":
+            set_hook(None)
+            decision = Decision(
+                request_id=request_id,
+                status="completed",
+                outcome="approved",
+                response_type="boolean",
+                value=True,
+            )
+            assert env.ledger.record_decision(
+                request_id, decision.model_dump(mode="json"), now=env.clock()
+            )
+
+    return hook
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["review", "areview"])
+def test_a_decision_recorded_after_the_row_was_read_is_not_missed(
+    env: Env, asynchronous: bool
+) -> None:
+    """The row ``ensure_request`` read has no decision; one is recorded before the interrupt
+    returns (a resume by hand here). The gate reads the row again instead of failing closed."""
+    graph = _graph(env, asynchronous, [])
+    config = {"configurable": {"thread_id": f"meanwhile-{asynchronous}"}}
+    _invoke(graph, {}, config, asynchronous)
+    request_id = env.only_request_id()
+    bundle = {
+        DECISIONS_KEY: [
+            Decision(
+                request_id=request_id, status="completed", outcome="approved", value=True
+            ).model_dump(mode="json")
+        ]
+    }
+    set_hook(_decide_meanwhile(env, request_id))
+    try:
+        result = _invoke(graph, Command(resume=bundle), config, asynchronous)
+    finally:
+        set_hook(None)
+    assert result == {"outcome": "approved"}
