@@ -265,7 +265,10 @@ class RemoteGraphResumer:
         if record.thread_id is None or record.decided_at is None:
             return False
         try:
-            state = snapshot_from_thread_state(self.client.threads.get_state(record.thread_id))
+            # The state consumed_gate is written for (subgraph states nested), as every
+            # other read here and GraphResumer.finished read it (issue 18).
+            raw = self.client.threads.get_state(record.thread_id, subgraphs=True)
+            state = snapshot_from_thread_state(raw)
             if thread_finished_since(state, record.decided_at):
                 return True
             history = self.client.threads.get_history(record.thread_id, limit=self._history_limit())
@@ -281,7 +284,7 @@ class RemoteGraphResumer:
         if record.thread_id is None or record.decided_at is None:
             return False
         try:
-            raw = await self.aclient.threads.get_state(record.thread_id)
+            raw = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
             state = snapshot_from_thread_state(raw)
             if thread_finished_since(state, record.decided_at):
                 return True
