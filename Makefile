@@ -96,9 +96,11 @@ wrk:
 	  else echo "wrk missing and apt-get unavailable: the load rows will skip"; fi; \
 	fi
 
+# lint-imports: the import contract in pyproject.toml (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -40,6 +40,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from .. import Gatekeeper, HITLClient
+from ..dispatch import Resumer
 from ..langgraph import GraphResumer
 from ..langgraph.pregel import has_work
 from ..protocol import read_payload
@@ -329,7 +330,7 @@ def _run(
     if bridge:
         graph = _middleware_agent(refunds, saver)
         middleware = keeper.bridge(graph)
-        resumer = middleware.resumer
+        resumer: Resumer = middleware.resumer
         shape = "create_agent + HumanInTheLoopMiddleware(interrupt_on={'refund': True})"
     else:
         graph = _wrapped_agent(keeper, refunds, saver)

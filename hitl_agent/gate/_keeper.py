@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
     from .._client import AsyncHITLClient, HITLClient
-    from ..langchain import ApprovalTool, AskHumanTool
+    from ..langchain import ApprovalTool, AskHumanTool, MiddlewareBridge, RemoteMiddlewareBridge
     from ..langgraph.pregel import GraphContext
 
 __all__ = ["Gatekeeper"]
@@ -522,6 +522,12 @@ class Gatekeeper:
 
     # -- the HumanInTheLoopMiddleware bridge ----------------------------------------------
 
+    @property
+    def create_target(self) -> CreateTarget:
+        """Where and how this keeper creates requests (loop, callback, ledger): what the
+        integrations (the bridge) create through."""
+        return self._target
+
     def bridge(
         self,
         agent: Any = None,
@@ -529,33 +535,20 @@ class Gatekeeper:
         langgraph_url: str | None = None,
         assistant_id: str | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> MiddlewareBridge | RemoteMiddlewareBridge:
         """Serve an unchanged ``HumanInTheLoopMiddleware`` agent's interrupts on HITL.sh.
 
         ``keeper.bridge(agent)`` for a compiled graph with its checkpointer, or
         ``keeper.bridge(langgraph_url=URL, assistant_id=ID)`` for one served by a LangGraph
-        Server. ``options``: ``priority``, ``timeout_seconds``, ``durability``, ``config``
-        (remote: ``api_key``, ``headers``, ``client``, ``aclient``). See docs/bridge.md.
+        Server; see :func:`hitl_agent.langchain.bridge` and docs/bridge.md.
         """
-        if agent is None:
-            if not langgraph_url or not assistant_id:
-                raise ConfigError(
-                    "agent",
-                    "neither a graph nor langgraph_url and assistant_id were given",
-                    "pass keeper.bridge(agent) or keeper.bridge(langgraph_url=..., "
-                    "assistant_id=...)",
-                )
-            from .._extras import require
+        from ..langchain import bridge
 
-            require("remote", "keeper.bridge(langgraph_url=...)", "langgraph_sdk")
-            from ..langchain._bridge_remote import RemoteMiddlewareBridge
-
-            return RemoteMiddlewareBridge(
-                self, self._target, langgraph_url, assistant_id, **options
+        if agent is None:  # bridge() says what is missing
+            return bridge(
+                self, langgraph_url=langgraph_url or "", assistant_id=assistant_id or "", **options
             )
-        from ..langchain._bridge import MiddlewareBridge
-
-        return MiddlewareBridge(self, self._target, agent, **options)
+        return bridge(self, agent, **options)
 
 
 #: The ledger setting that holds a generated callback secret.

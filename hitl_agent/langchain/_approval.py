@@ -42,6 +42,7 @@ from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
 from ._render import ToolCallView
+from ._settings import check_settings
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 
 if TYPE_CHECKING:
@@ -398,16 +399,6 @@ def _gated_siblings(runtime: Any, call_id: str | None, *, sync: bool) -> list[st
     ]
 
 
-def _check_settings(keeper: Gatekeeper, priority: str | None, timeout_seconds: int | None) -> None:
-    """A bad priority or timeout is a ConfigError now, not on the first call an agent makes."""
-    kwargs: dict[str, Any] = {}
-    if priority is not None:
-        kwargs["priority"] = priority
-    if timeout_seconds is not None:
-        kwargs["timeout_seconds"] = timeout_seconds
-    keeper.spec("check", response_type="boolean", **kwargs)
-
-
 def _as_tool(tool_or_fn: BaseTool | Callable[..., Any]) -> BaseTool:
     if isinstance(tool_or_fn, ApprovalTool):
         raise TypeError(f"tool {tool_or_fn.name!r} already requires approval")
@@ -443,7 +434,7 @@ def require_approval(
         priority, timeout_seconds: for these reviews (None: the keeper's defaults).
     """
     inner = _as_tool(tool_or_fn)
-    _check_settings(keeper, priority, timeout_seconds)
+    check_settings(keeper, priority, timeout_seconds)
     schema, runtime_arg = wrapper_schema(inner)
     fields: dict[str, Any] = {}
     extras = getattr(inner, "extras", None)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..decision import Decision
 from ._callid import CALL_ID
 from ._render import render_question, reveal_invisible
+from ._settings import check_settings
 from ._siblings import note_started, note_suspended
 
 if TYPE_CHECKING:
@@ -225,9 +226,7 @@ def ask_human_tool(
             the arguments).
         priority, timeout_seconds: for these requests (None: the keeper's defaults).
     """
-    from ._approval import _check_settings
-
-    _check_settings(keeper, priority, timeout_seconds)
+    check_settings(keeper, priority, timeout_seconds)
     return AskHumanTool(
         name=name,
         description=description or _DESCRIPTION,

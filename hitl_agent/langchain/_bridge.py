@@ -85,11 +85,10 @@ def _thread_id(config: RunnableConfig) -> str:
 class MiddlewareBridge:
     """Serves a compiled graph's ``HumanInTheLoopMiddleware`` (and agent-inbox) interrupts.
 
-    Built by :meth:`hitl_agent.gate.Gatekeeper.bridge`. Args as there:
+    Built by :func:`hitl_agent.langchain.bridge` (``keeper.bridge(agent)``).
 
     Args:
         keeper: the keeper whose loop, ledger and callback the requests use.
-        target: the keeper's create target.
         graph: the compiled agent (or a parent graph holding it), with its checkpointer.
         priority: the requests' priority (default: the keeper's).
         timeout_seconds: how long reviewers have (default: the keeper's); a timeout is a
@@ -101,7 +100,6 @@ class MiddlewareBridge:
     def __init__(
         self,
         keeper: Gatekeeper,
-        target: CreateTarget,
         graph: Any,
         *,
         priority: str | None = None,
@@ -115,7 +113,7 @@ class MiddlewareBridge:
             )
         self.keeper = keeper
         self.graph = graph
-        self._target = target
+        self._target: CreateTarget = keeper.create_target
         self.tools = agent_tools(graph)
         self.spec = SpecBuilder(
             keeper, priority=priority, timeout_seconds=timeout_seconds, tools=self.tools

@@ -266,3 +266,12 @@ class BridgeResumer:
         """Async twin of :meth:`finished`."""
         target = self._pick(record)
         return await target.afinished(record) if target is not None else False
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Never drives a thread on (False): the dispatcher treated the bridge's resumer as
+        one written before ``proceed`` existed, and this keeps that behaviour, spelled out."""
+        return False
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed`."""
+        return False

@@ -76,11 +76,11 @@ def _thread_of(config: Mapping[str, Any] | str) -> str:
 class RemoteMiddlewareBridge:
     """Serves the middleware interrupts of threads on a LangGraph Server.
 
-    Built by ``keeper.bridge(langgraph_url=..., assistant_id=...)``.
+    Built by :func:`hitl_agent.langchain.bridge`
+    (``keeper.bridge(langgraph_url=..., assistant_id=...)``).
 
     Args:
         keeper: the keeper whose loop, ledger and callback the requests use.
-        target: the keeper's create target.
         url: the server's base URL.
         assistant_id: the assistant (or graph id) the threads run; resumes use it and
             :meth:`sweep` keeps to its threads.
@@ -92,7 +92,6 @@ class RemoteMiddlewareBridge:
     def __init__(
         self,
         keeper: Gatekeeper,
-        target: CreateTarget,
         url: str,
         assistant_id: str,
         *,
@@ -106,7 +105,7 @@ class RemoteMiddlewareBridge:
         aclient: LangGraphClient | None = None,
     ) -> None:
         self.keeper = keeper
-        self._target = target
+        self._target: CreateTarget = keeper.create_target
         self.assistant_id = assistant_id
         self.spec = SpecBuilder(keeper, priority=priority, timeout_seconds=timeout_seconds)
         self.codec = MiddlewareCodec(keeper.ledger, self.spec, None)
