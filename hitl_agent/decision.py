@@ -14,7 +14,8 @@ place that turns a HITL request into a decision::
 ``approved`` is True only for an explicit approving answer from a reviewer: a boolean ``true``,
 a ``single_select`` value in the approve list, or a non-empty ``editable_text`` submission
 (the reviewer signed off on the revised text, which is the ``value`` that must run). A timeout
-never approves unless ``approve_on_timeout=True`` *and* the default itself is approving; a
+is judged by the request's ``default_response`` alone, and never approves unless
+``approve_on_timeout=True`` *and* that default is approving; a
 cancellation, an unknown status or an answer in no documented shape never approves.
 """
 
@@ -228,23 +229,26 @@ class Decision(BaseModel):
     def _timed_out(
         cls, request: Request, approve: set[str], opt_in: bool, common: dict[str, Any]
     ) -> Decision:
-        raw = request.response_data if request.response_data is not None else None
-        if raw is None:
-            raw = request.default_response
+        # Judged by the request's default_response alone: that is the answer a timeout
+        # records. Whatever response_data a server stores on timeout is no reviewer's answer
+        # (the docs leave it unspecified), so it can neither approve nor explain.
         try:
-            value = normalize_response_data(request.response_type, raw)
+            value = normalize_response_data(request.response_type, request.default_response)
         except ResponseShapeError:
             value = None
         approving = value is not None and _outcome(
             request.response_type, value, approve, set()
         ) in ("approved", "edited")
+        lead = "No reviewer answered before the deadline"
         if opt_in and approving:
             reason = (
-                "No reviewer answered before the deadline; approved only because "
-                "approve_on_timeout is enabled and the default approves."
+                f"{lead}; approved only because approve_on_timeout is enabled and the "
+                "default approves."
             )
+        elif approving:
+            reason = f"{lead}; not approved (timed out; approving on timeout is not enabled)."
         else:
-            reason = "No reviewer answered before the deadline; not approved (timed out)."
+            reason = f"{lead}; not approved (timed out; the default does not approve)."
         return cls(
             status="timeout",
             outcome="timed_out",

@@ -170,3 +170,25 @@ def test_a_review_can_name_its_own_reject_values(env: Env) -> None:
         default_response="remove",
     )
     assert "remove" not in plain.reject_values  # without it, "Remove" is only "answered"
+
+
+@pytest.mark.parametrize(
+    ("stored", "default", "approved"),
+    [
+        ("approve", "reject", False),  # stored data says approve, the default rejects
+        ({"selected_value": "approve"}, "reject", False),
+        ("reject", "approve", True),  # the default decides, whatever is stored
+        (None, "approve", True),
+        (None, "reject", False),
+    ],
+)
+def test_a_timeout_is_judged_by_its_default_alone(
+    stored: Any, default: str, approved: bool
+) -> None:
+    request = _request("timeout", "single_select", stored, default)
+    decision = Decision.from_request(request, approve_on_timeout=True)
+    assert decision is not None and decision.outcome == "timed_out"
+    assert decision.approved is approved
+    assert decision.value == default and decision.used_default
+    assert ("the default approves" in decision.reason) is approved
+    assert "timed out" in decision.reason or approved
