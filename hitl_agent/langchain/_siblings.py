@@ -40,8 +40,6 @@ __all__ = ["ahold_for_siblings", "hold_for_siblings", "note_started", "note_susp
 _FOLLOW_UPS = frozenset({forms.EDIT, forms.RESPOND, forms.REJECT_WITH_REASON})
 _APPEAR_SECONDS = 30.0  # how long a sibling may take to record its review
 _POLL = 0.02
-_SUSPENDED = "_hitl_agent_tools_suspended"  # set on the gate's per-run state object
-_STARTED = "_hitl_agent_tools_started"
 # A sibling call of one ToolNode task starts within milliseconds of this one (the executor
 # submits them together); one not started after this long runs in another task (create_agent
 # sends each call as its own task) or was cancelled because an earlier call suspended.
@@ -52,7 +50,7 @@ def note_suspended() -> None:
     """Record that a call of the current task run suspended: nothing in this run may act."""
     ctx = graph_context()
     if ctx is not None:
-        setattr(ctx.run, _SUSPENDED, True)
+        ctx.run.suspended = True
 
 
 def note_started(call_id: str | None) -> None:
@@ -60,16 +58,12 @@ def note_started(call_id: str | None) -> None:
     ctx = graph_context()
     if ctx is not None and call_id is not None:
         with ctx.run.lock:
-            started = getattr(ctx.run, _STARTED, None)
-            if started is None:
-                started = set()
-                setattr(ctx.run, _STARTED, started)
-            started.add(call_id)
+            ctx.run.started.add(call_id)
 
 
 def _started(ctx: GraphContext) -> set[str]:
     with ctx.run.lock:
-        return set(getattr(ctx.run, _STARTED, None) or ())
+        return set(ctx.run.started)
 
 
 def _base(key: str) -> str | None:
@@ -121,7 +115,7 @@ def _open(rows: list[ReviewRecord]) -> bool:
 
 def _suspend(ctx: GraphContext, why: str, own: ReviewRecord) -> NoReturn:
     assert own.request_id is not None
-    setattr(ctx.run, _SUSPENDED, True)
+    ctx.run.suspended = True
     payload = review_payload(
         request_id=own.request_id,
         key=own.key,
@@ -141,7 +135,7 @@ def _step(
 ) -> bool:
     """True: act now. Raises GraphInterrupt to suspend. False: look again shortly."""
     started = _started(ctx)
-    suspended = bool(getattr(ctx.run, _SUSPENDED, False))
+    suspended = ctx.run.suspended
     missing = [call_id for call_id in siblings if call_id not in started]
     if missing and not suspended:
         # One sibling started here: they share this task, so wait for the others to start

@@ -70,6 +70,11 @@ class _RunState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     counters: dict[str, int] = field(default_factory=dict)
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suspended: bool = False
+    """A call of this run suspended: nothing else in it may act (the tool wrappers' rule,
+    hitl_agent/langchain/_siblings.py)."""
+    started: set[str] = field(default_factory=set)
+    """The gated tool calls that started in this run (under ``lock``)."""
 
     def next_index(self, base: str) -> int:
         with self.lock:
