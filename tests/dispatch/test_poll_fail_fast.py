@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx2
 import pytest
-from hitl_harness import Env
+from hitl_harness import Env, Fault, Switch
 
 from hitl_agent import (
     APIConnectionError,
@@ -38,8 +38,6 @@ from hitl_agent.dispatch import CallBudget, Dispatcher
 from hitl_agent.gate import ensure_request
 from hitl_agent.gate._blocking import BlockingResumer, WaitHub
 
-Fault = Callable[[httpx2.Request], httpx2.Response]
-
 
 def _status(code: int) -> Fault:
     return lambda request: httpx2.Response(code, json={"error": True, "msg": "no", "data": None})
@@ -47,21 +45,6 @@ def _status(code: int) -> Fault:
 
 def _type_error(request: httpx2.Request) -> httpx2.Response:
     raise TypeError("the HTTP stack is broken")
-
-
-class Switch(httpx2.BaseTransport):
-    """Forwards to the local server while ``fault`` is None; else lets ``fault`` answer."""
-
-    def __init__(self, inner: httpx2.BaseTransport) -> None:
-        self.inner = inner
-        self.fault: Fault | None = None
-        self.calls = 0
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.calls += 1
-        if self.fault is None:
-            return self.inner.handle_request(request)
-        return self.fault(request)
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@ callbacks are delivered in-process into a dispatcher, a SQLite ledger and a keep
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 
 from hitl_agent.dispatch import Dispatcher
@@ -165,3 +166,21 @@ def sqlite_saver(path: Path) -> tuple[Any, Any]:
 
     conn = sqlite3.connect(path, check_same_thread=False)
     return conn, SqliteSaver(conn)
+
+
+Fault = Callable[[httpx2.Request], httpx2.Response]
+
+
+class Switch(httpx2.BaseTransport):
+    """Forwards to the local server while ``fault`` is None; else lets ``fault`` answer."""
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self.inner = inner
+        self.fault: Fault | None = None
+        self.calls = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.calls += 1
+        if self.fault is None:
+            return self.inner.handle_request(request)
+        return self.fault(request)
