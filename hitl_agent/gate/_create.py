@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIConnectionError, APIError, APIStatusError, ConfigError
 from .._hooks import checkpoint
+from .._keys import parse_gate_key, parse_slot_key, slot_key, slot_namespace
 from .._retry import NEVER_SENT_ERRORS
 from .._server_clock import server_now_bound
 from .._tokens import derive_token, token_hash
@@ -57,7 +58,6 @@ _RECONCILE_SKEW = 300.0
 # A slot loser waits (real seconds) this long for the winner's create to finish.
 _SLOT_WAIT = 30.0
 _SLOT_POLL = 0.02
-_SLOT_NS = "hitl-slot:"
 _OPEN = ("intent", "pending", "decided", "resuming")
 _SUPERSEDABLE = ("intent", "pending", "decided")
 
@@ -307,18 +307,8 @@ def _on_create_error(ledger: Ledger, key: str, err: Exception) -> None:
 
 def _slot_ns(row: ReviewRecord) -> str | None:
     """The slot of a graph gate's row: its node path without task ids, tool-call id, index."""
-    if row.thread_id is None or row.checkpoint_ns is None:
-        return None
-    prefix = f"lg|{row.thread_id}|{row.checkpoint_ns}|"
-    if not row.key.startswith(prefix):
-        return None  # an explicit key: the caller keeps reviews apart
-    from ..langgraph.pregel import node_path
-
-    return f"{_SLOT_NS}{node_path(row.checkpoint_ns)}|{row.key[len(prefix) :]}"
-
-
-def _slot_key(thread_id: str, slot: str, turn: int) -> str:
-    return f"slot|{thread_id}|{slot}|{turn}"
+    key = parse_gate_key(row.key, thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns)
+    return None if key is None else slot_namespace(key)  # None: an explicit key
 
 
 def join_slot(
@@ -334,8 +324,9 @@ def join_slot(
     ledger = target.ledger
     for _ in range(16):  # racing runs each take at most one turn
         claims = ledger.list_task(row.thread_id, slot)
-        turn = max((int(c.key.rsplit("|", 1)[1]) for c in claims), default=-1)
-        latest = next((c for c in claims if c.key == _slot_key(row.thread_id, slot, turn)), None)
+        turns = (parse_slot_key(c.key, thread_id=row.thread_id, slot=slot) for c in claims)
+        turn = max((t for t in turns if t is not None), default=-1)
+        latest = next((c for c in claims if c.key == slot_key(row.thread_id, slot, turn)), None)
         if latest is not None:
             owner_key = str(latest.payload.get("owner"))
             if owner_key == row.key:
@@ -359,14 +350,14 @@ def join_slot(
             if owner is not None and owner.state in _SUPERSEDABLE:
                 _supersede(target, cancel, owner, row)
         _, won = ledger.record_intent(
-            _slot_key(row.thread_id, slot, turn + 1),
+            slot_key(row.thread_id, slot, turn + 1),
             now=target.clock(),
             thread_id=row.thread_id,
             checkpoint_ns=slot,
             payload={"kind": "slot", "owner": row.key},
         )
         if won:
-            claim = _slot_key(row.thread_id, slot, turn + 1)
+            claim = slot_key(row.thread_id, slot, turn + 1)
             _close(target, claim, f"{SLOT_MARKER}{claim}", row.key)
             return None
     log.warning("slot claim kept losing races key=%s; creating without it", row.key)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
-from urllib.parse import quote, unquote
+from typing import Any, Literal, TypeAlias, cast
+
+from .._keys import BRIDGE_PREFIX, bridge_key, parse_bridge_key
 
 __all__ = [
     "DECISION_TYPES",
@@ -41,7 +42,7 @@ InterruptKind: TypeAlias = Literal["batched", "per_call", "inbox"]
 DECISION_TYPES: tuple[DecisionType, ...] = ("approve", "edit", "reject", "respond")
 ALL_DECISIONS: tuple[DecisionType, ...] = DECISION_TYPES
 
-KEY_PREFIX = "lcb|"
+KEY_PREFIX = BRIDGE_PREFIX
 """Correlation keys of bridged actions start with this (gate keys start with ``lg|``)."""
 
 # agent-inbox's HumanInterruptConfig flags, in LangChain's decision names.
@@ -51,7 +52,6 @@ _INBOX_FLAGS: tuple[tuple[str, DecisionType], ...] = (
     ("allow_ignore", "reject"),
     ("allow_respond", "respond"),
 )
-_LETTERS: dict[DecisionType, str] = {"approve": "a", "edit": "e", "reject": "r", "respond": "s"}
 
 
 @dataclass(frozen=True)
@@ -221,33 +221,27 @@ def action_key(
     per_call row is matched to its interrupt by tool-call id, and the decisions a row may be
     answered with must be known when it is resumed (a per_call interrupt's value omits them).
     """
-    letters = "".join(_LETTERS[d] for d in action.allowed)
-    parts = (
-        thread_id,
-        checkpoint_ns,
-        interrupt_id,
-        str(action.index),
-        action.tool_call_id or "",
-        letters,
+    return bridge_key(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        interrupt_id=interrupt_id,
+        index=action.index,
+        tool_call_id=action.tool_call_id,
+        allowed=action.allowed,
     )
-    return KEY_PREFIX + "|".join(quote(part, safe="") for part in parts)
 
 
 def parse_key(key: str) -> ActionKey | None:
     """The parts of a key made by :func:`action_key`, or None for any other key."""
-    if not key.startswith(KEY_PREFIX):
-        return None
-    parts = [unquote(part) for part in key[len(KEY_PREFIX) :].split("|")]
-    if len(parts) != 6 or not parts[3].isdigit():
-        return None
-    by_letter = {letter: d for d, letter in _LETTERS.items()}
-    if not parts[5] or any(letter not in by_letter for letter in parts[5]):
+    parts = parse_bridge_key(key)
+    if parts is None:
         return None
     return ActionKey(
-        thread_id=parts[0],
-        checkpoint_ns=parts[1],
-        interrupt_id=parts[2],
-        index=int(parts[3]),
-        tool_call_id=parts[4],
-        allowed=tuple(by_letter[letter] for letter in parts[5]),
+        thread_id=parts.thread_id,
+        checkpoint_ns=parts.checkpoint_ns,
+        interrupt_id=parts.interrupt_id,
+        index=parts.index,
+        tool_call_id=parts.tool_call_id,
+        # parse_bridge_key only yields LangChain's four decision names.
+        allowed=cast("tuple[DecisionType, ...]", parts.allowed),
     )

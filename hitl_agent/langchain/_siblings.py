@@ -28,6 +28,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from .._keys import GraphKey, parse_gate_key
 from ..langgraph.pregel import GraphContext, graph_context, wait_for_decision
 from ..protocol import review_payload
 from . import _forms as forms
@@ -66,15 +67,14 @@ def _started(ctx: GraphContext) -> set[str]:
         return set(ctx.run.started)
 
 
-def _base(key: str) -> str | None:
-    # The gate's keys end in "|tool:<id>|<index>" (hitl_agent.langgraph.pregel.GraphContext.key).
-    parts = key.rsplit("|", 2)
-    return parts[1] if len(parts) == 3 and parts[2].isdigit() else None
+def _parsed(row: ReviewRecord) -> GraphKey | None:
+    # The gate's keys end in "|tool:<id>|<index>" (hitl_agent._keys.gate_key).
+    return parse_gate_key(row.key, thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns)
 
 
-def _next_key(key: str) -> str | None:
-    prefix, _, index = key.rpartition("|")
-    return f"{prefix}|{int(index) + 1}" if index.isdigit() and prefix else None
+def _next_key(row: ReviewRecord) -> str | None:
+    key = _parsed(row)
+    return None if key is None else key.next().format()
 
 
 def _needs_follow_up(row: ReviewRecord) -> bool:
@@ -97,14 +97,14 @@ def unsettled(rows: list[ReviewRecord], siblings: list[str]) -> str | None:
     for row in rows:
         if row.decision is None and row.state in ("intent", "pending"):
             return row.key
-        follow = _next_key(row.key) if _needs_follow_up(row) else None
+        follow = _next_key(row) if _needs_follow_up(row) else None
         if follow is not None:
             other = by_key.get(follow)
             if other is None or other.decision is None:
                 return follow
-    recorded = {_base(row.key) for row in rows}
+    recorded = {key.tool_call_id for key in map(_parsed, rows) if key is not None}
     for call_id in siblings:
-        if f"tool:{call_id}" not in recorded:
+        if call_id not in recorded:
             return call_id
     return None
 

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError
+from .._keys import NS_SEPARATOR, NS_TASK_SEPARATOR, gate_key, node_path
 from ..protocol import DECISIONS_KEY
 
 if TYPE_CHECKING:
@@ -55,11 +56,9 @@ log = logging.getLogger("hitl_agent.gate")  # a review logs under the gate's nam
 
 _SCRATCHPAD = "__pregel_scratchpad"  # LangGraph's per-task-run scratchpad (config key)
 _CHECKPOINTER = "__pregel_checkpointer"
-#: A task's checkpoint namespace is ``<node name>:<task id>``; a subgraph task's namespace is
-#: its parent's, ``|``, then its own (``outer:<id>|inner:<id>``). It is what the node sees as
-#: ``config["configurable"]["checkpoint_ns"]`` and what the ledger stores per row.
-NS_SEPARATOR = "|"
-NS_TASK_SEPARATOR = ":"
+# NS_SEPARATOR, NS_TASK_SEPARATOR and node_path live with the correlation keys (hitl_agent._keys):
+# a task's namespace is what the node sees as ``config["configurable"]["checkpoint_ns"]`` and
+# what the ledger stores per row.
 _MAX_RUNS = 4096
 
 
@@ -110,9 +109,9 @@ class GraphContext:
 
     def key(self, tool_call_id: str | None) -> str:
         """The next correlation key of this task run (call once per review)."""
-        base = f"tool:{tool_call_id}" if tool_call_id else "node"
+        base = f"tool:{tool_call_id}" if tool_call_id else "node"  # what the index counts
         index = self.run.next_index(base)
-        return f"lg|{self.thread_id}|{self.checkpoint_ns}|{base}|{index}"
+        return gate_key(self.thread_id, self.checkpoint_ns, tool_call_id, index)
 
 
 def graph_context() -> GraphContext | None:
@@ -201,13 +200,6 @@ def walk_tasks(state: StateSnapshot, parent: str = "") -> Iterator[tuple[str, Pr
         yield ns, task
         if isinstance(task.state, StateSnapshot):
             yield from walk_tasks(task.state, ns)
-
-
-def node_path(checkpoint_ns: str) -> str:
-    """A namespace without its task ids (``outer|inner``): the same gate in another run."""
-    return NS_SEPARATOR.join(
-        part.split(NS_TASK_SEPARATOR, 1)[0] for part in checkpoint_ns.split(NS_SEPARATOR)
-    )
 
 
 def has_work(state: StateSnapshot) -> bool:
