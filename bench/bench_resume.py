@@ -44,9 +44,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from hitl_agent import HITLClient, RetryPolicy
+from hitl_agent._tokens import derive_token
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import CallBudget
-from hitl_agent.gate import Gatekeeper, derive_token
+from hitl_agent.gate import Gatekeeper
 from hitl_agent.langgraph import GraphResumer
 from hitl_agent.ledger import Ledger, ReviewRecord, SqliteLedger
 from hitl_agent.protocol import read_payload

@@ -25,12 +25,14 @@ from ._exceptions import (
     PermissionDeniedError,
     PollingError,
     RateLimitError,
+    RemoteResumeError,
     ResponseShapeError,
 )
 from ._retry import RetryPolicy
 from ._version import __version__
 from .decision import Decision
-from .gate import Gatekeeper
+from .gate import Gatekeeper, ReviewMismatchError, ReviewTimeoutError
+from .ledger import LedgerError
 from .models import EditedText, Request
 
 __all__ = [
@@ -50,12 +52,23 @@ __all__ = [
     "HITLClient",
     "HITLError",
     "InternalServerError",
+    "LedgerError",
     "NotFoundError",
     "PermissionDeniedError",
     "PollingError",
     "RateLimitError",
+    "RemoteResumeError",
     "Request",
     "ResponseShapeError",
     "RetryPolicy",
+    "ReviewMismatchError",
+    "ReviewTimeoutError",
     "__version__",
 ]
+
+# Reprs, tracebacks and pickles name the public path (``hitl_agent.Gatekeeper``), not the
+# private module that defines the class, as httpx does.
+for _name in __all__:
+    if not _name.startswith("__"):  # every other root name is a class
+        globals()[_name].__module__ = "hitl_agent"
+del _name

@@ -6,6 +6,10 @@ Every error the library raises on purpose derives from :class:`HITLError`::
       ConfigError(HITLError, ValueError)       bad arguments, caught before any network call
       ResponseShapeError(HITLError, ValueError) an answer whose shape fits no documented variant
       PollingError                              polling keeps failing in a way retrying cannot fix
+      ReviewTimeoutError(HITLError, TimeoutError) a blocking review's wait_timeout elapsed
+      ReviewMismatchError                       a correlation key already holds another question
+      LedgerError                               the ledger's store failed
+      RemoteResumeError(status_code)            a LangGraph Server refused or failed a resume
       APIError                                  anything that went wrong talking to the API
         APIConnectionError                      the request failed to get a response
           APITimeoutError                       ... because it timed out
@@ -14,6 +18,11 @@ Every error the library raises on purpose derives from :class:`HITLError`::
           BadRequestError 400 · AuthenticationError 401 · PermissionDeniedError 403
           NotFoundError 404 · ConflictError 409 · RateLimitError 429
           InternalServerError >= 500
+
+All of them are importable from ``hitl_agent``. ``ReviewTimeoutError`` and
+``ReviewMismatchError`` are raised by gates (defined in ``hitl_agent.gate``), ``LedgerError``
+by ledgers (``hitl_agent.ledger``); ``RemoteResumeError`` is raised by the ``remote`` extra's
+resumers and defined here, so catching it needs no extra installed.
 
 Raw ``httpx2``/``httpx`` exceptions never escape the client: they are wrapped into
 :class:`APIConnectionError` or :class:`APITimeoutError` with the original as ``__cause__``.
@@ -48,12 +57,22 @@ __all__ = [
     "PermissionDeniedError",
     "PollingError",
     "RateLimitError",
+    "RemoteResumeError",
     "ResponseShapeError",
 ]
 
 
 class HITLError(Exception):
-    """Root of every error raised by hitl_agent."""
+    """Root of every error raised by hitl_agent.
+
+    Every error pickles and copies with its attributes (to a worker process and back, or
+    through ``copy``), whatever its ``__init__`` takes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's reduce calls ``type(self)(*self.args)``, which fails for the errors
+        # whose __init__ takes other arguments (ConfigError, APIStatusError, ...).
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class ConfigError(HITLError, ValueError):
@@ -93,6 +112,36 @@ class PollingError(HITLError):
         super().__init__(message)
         self.failures = failures
         self.request_id = request_id
+
+
+class RemoteResumeError(HITLError):
+    """The LangGraph Server refused or failed a resume (the SDK's error is chained).
+
+    Raised by :class:`~hitl_agent.langgraph.remote.RemoteGraphResumer` and the remote bridge
+    (the ``remote`` extra); defined here so that catching it needs no extra installed.
+
+    Attributes:
+        status_code: the HTTP status of a refused call (409: the thread is busy with another
+            run; 404/422: unknown assistant or invalid payload), None otherwise.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @classmethod
+    def wrap(cls, what: str, exc: Exception) -> RemoteResumeError:
+        """An error saying ``what`` failed because of ``exc`` (status and server body)."""
+        import httpx  # langgraph-sdk's HTTP stack; on use only, like the extra
+
+        status: int | None = None
+        detail = str(exc)
+        if isinstance(exc, httpx.HTTPStatusError):
+            status = exc.response.status_code
+            notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str)]
+            body = notes[-1] if notes else getattr(exc, "message", "")
+            detail = f"HTTP {status} {exc.response.reason_phrase}: {body}".rstrip(": ")
+        return cls(f"{what} failed: {detail}", status)
 
 
 class APIError(HITLError):
@@ -210,6 +259,13 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     """5xx: the server failed."""
+
+
+def _rebuild(cls: type[HITLError], args: tuple[Any, ...], state: dict[str, Any]) -> HITLError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -5,10 +5,15 @@
     from hitl_agent.gate import Gatekeeper
     keeper = Gatekeeper(client=client, loop_id=loop_id, ledger="sqlite:///hitl.db")
     decision = keeper.review("Delete the staging database?", priority="high")
+
+Besides the keeper: :class:`ReviewSpec` (one validated question), the hashing that binds a
+decision to what runs (:func:`args_hash`, :data:`ARGS_HASH_KEY`, :func:`canonical_json`,
+:data:`CONTEXT_KEY`) and the create-once primitive integrations build on
+(:class:`CreateTarget`, from :meth:`Gatekeeper.create_target`, with :func:`ensure_request` /
+:func:`aensure_request`). Test hooks (``hitl_agent._hooks``) and callback tokens
+(``hitl_agent._tokens``) are internal.
 """
 
-from .._hooks import CRASH_POINTS, set_hook
-from .._tokens import derive_token, token_hash, token_matches
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewMismatchError, ReviewTimeoutError
 from ._keeper import Gatekeeper
@@ -17,7 +22,6 @@ from ._spec import ARGS_HASH_KEY, CONTEXT_KEY, ReviewSpec, args_hash, canonical_
 __all__ = [
     "ARGS_HASH_KEY",
     "CONTEXT_KEY",
-    "CRASH_POINTS",
     "CreateTarget",
     "Gatekeeper",
     "ReviewMismatchError",
@@ -26,9 +30,5 @@ __all__ = [
     "aensure_request",
     "args_hash",
     "canonical_json",
-    "derive_token",
     "ensure_request",
-    "set_hook",
-    "token_hash",
-    "token_matches",
 ]

@@ -13,18 +13,19 @@
 
 from typing import TYPE_CHECKING, Any
 
+from .._exceptions import RemoteResumeError
 from ..protocol import DECISIONS_KEY, PAYLOAD_KEY, resume_value
 from ._node import review_node
 from ._resumer import GraphResumer
 
 if TYPE_CHECKING:
-    from .remote import RemoteGraphResumer, RemoteResumeError
+    from .remote import RemoteGraphResumer
 
 
 def __getattr__(name: str) -> Any:
     # The remote resumer needs the `remote` extra (langgraph-sdk): loaded on first use, so
-    # GraphResumer works without it.
-    if name in ("RemoteGraphResumer", "RemoteResumeError"):
+    # GraphResumer works without it (its error, RemoteResumeError, needs no extra).
+    if name == "RemoteGraphResumer":
         from . import remote
 
         return getattr(remote, name)

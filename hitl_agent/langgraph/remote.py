@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from langgraph.types import Interrupt, PregelTask, StateSnapshot
 
 from .._extras import MissingExtraError
@@ -43,7 +42,7 @@ try:
 except ImportError as err:
     raise MissingExtraError("remote", "RemoteGraphResumer", "langgraph-sdk") from err
 
-from .._exceptions import HITLError
+from .._exceptions import RemoteResumeError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec
@@ -55,31 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["RemoteGraphResumer", "RemoteResumeError", "snapshot_from_thread_state"]
 
 Durability = Literal["sync", "async"]
-
-
-class RemoteResumeError(HITLError):
-    """The LangGraph Server refused or failed a resume (the SDK's error is chained).
-
-    Attributes:
-        status_code: the HTTP status of a refused call (409: the thread is busy with another
-            run; 404/422: unknown assistant or invalid payload), None otherwise.
-    """
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-    @classmethod
-    def wrap(cls, what: str, exc: Exception) -> RemoteResumeError:
-        """An error saying ``what`` failed because of ``exc`` (status and server body)."""
-        status: int | None = None
-        detail = str(exc)
-        if isinstance(exc, httpx.HTTPStatusError):
-            status = exc.response.status_code
-            notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str)]
-            body = notes[-1] if notes else getattr(exc, "message", "")
-            detail = f"HTTP {status} {exc.response.reason_phrase}: {body}".rstrip(": ")
-        return cls(f"{what} failed: {detail}", status)
 
 
 def snapshot_from_thread_state(state: Mapping[str, Any]) -> StateSnapshot:

@@ -27,8 +27,9 @@ from starlette.testclient import TestClient
 
 from hitl_agent import ConfigError
 from hitl_agent._callback_paths import callback_path_of, canonical_callback_url
+from hitl_agent._tokens import derive_token
 from hitl_agent.dispatch import Dispatcher
-from hitl_agent.gate import Gatekeeper, ReviewSpec, derive_token, ensure_request
+from hitl_agent.gate import Gatekeeper, ReviewSpec, ensure_request
 from hitl_agent.ledger import SqliteLedger
 from hitl_agent.testing import FakeClock, local_hitl
 

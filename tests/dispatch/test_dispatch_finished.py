@@ -16,7 +16,7 @@ from hitl_harness import make_env, refund_graph, sqlite_saver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from hitl_agent import ConfigError
-from hitl_agent.gate import set_hook
+from hitl_agent._hooks import set_hook
 from hitl_agent.langgraph import GraphResumer, RemoteGraphResumer
 from hitl_agent.ledger import ReviewRecord
 

@@ -23,9 +23,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
+from hitl_agent._hooks import set_hook
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import Dispatcher
-from hitl_agent.gate import set_hook
 from hitl_agent.langgraph import GraphResumer, _resumer
 
 LEASE = 300.0

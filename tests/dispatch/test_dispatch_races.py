@@ -13,8 +13,8 @@ from langgraph.types import Command
 from starlette.testclient import TestClient
 
 from hitl_agent import HITLClient
+from hitl_agent._tokens import derive_token
 from hitl_agent.decision import Decision
-from hitl_agent.gate import derive_token
 from hitl_agent.langgraph import GraphResumer, resume_value
 from hitl_agent.ledger import ReviewRecord
 
@@ -170,7 +170,7 @@ def test_decision_before_the_interrupt_is_durable_then_multi_day_wait(env: Env) 
             env.hitl.reviewer.respond(request_id, "approve")
             holder["delivered"] = holder["dispatcher"].resolve(request_id)
 
-    from hitl_agent.gate import set_hook
+    from hitl_agent._hooks import set_hook
 
     conn, saver = sqlite_saver(env.tmp_path / "cp.db")
     try:

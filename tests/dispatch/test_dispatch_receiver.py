@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from hitl_agent._tokens import derive_token
 from hitl_agent.dispatch import MAX_BODY_BYTES, Dispatcher, extract_request_id
-from hitl_agent.gate import derive_token
 
 
 def _parked(env: Env) -> tuple[Dispatcher, str, str]:

@@ -14,8 +14,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from starlette.testclient import TestClient
 
 from hitl_agent import HITLClient, RetryPolicy
+from hitl_agent._tokens import derive_token
 from hitl_agent.dispatch import CallBudget, Dispatcher
-from hitl_agent.gate import derive_token
 from hitl_agent.langgraph import GraphResumer
 
 THREAD = {"configurable": {"thread_id": "h3"}}

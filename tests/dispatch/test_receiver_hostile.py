@@ -22,8 +22,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from hitl_agent._tokens import derive_token
 from hitl_agent.dispatch import MAX_BODY_BYTES, Dispatcher, extract_request_id
-from hitl_agent.gate import derive_token
 
 # The loopback uvicorn helper lives beside the server tests (appended: it must shadow nothing).
 sys.path.append(str(Path(__file__).resolve().parent.parent / "server"))

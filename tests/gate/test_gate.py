@@ -11,15 +11,14 @@ import pytest
 from hitl_harness import SECRET, Env
 
 from hitl_agent import APITimeoutError, BadRequestError, ConfigError
+from hitl_agent._hooks import set_hook
+from hitl_agent._tokens import derive_token, token_hash
 from hitl_agent.gate import (
     Gatekeeper,
     ReviewMismatchError,
     ReviewSpec,
     ReviewTimeoutError,
-    derive_token,
     ensure_request,
-    set_hook,
-    token_hash,
 )
 
 

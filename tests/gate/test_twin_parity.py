@@ -32,8 +32,9 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 
 from hitl_agent import AsyncHITLClient, HITLClient
+from hitl_agent._hooks import set_hook
 from hitl_agent.decision import Decision
-from hitl_agent.gate import CreateTarget, ReviewSpec, aensure_request, ensure_request, set_hook
+from hitl_agent.gate import CreateTarget, ReviewSpec, aensure_request, ensure_request
 from hitl_agent.langgraph import GraphResumer
 from hitl_agent.ledger import SqliteLedger
 from hitl_agent.protocol import DECISIONS_KEY

@@ -15,7 +15,7 @@ effects table, on SQLite files or in one PostgreSQL schema) and the local HITL s
   half-way is the dispatcher's to finish (C1).
 
 A crash point kills the process with SIGKILL when reached: the gate's and the resolver's named
-points (``hitl_agent.gate.set_hook``) plus these of the harness:
+points (``hitl_agent._hooks.set_hook``) plus these of the harness:
 
 * ``client.after_create_sent``: the create POST was processed by the server, its response not
   yet seen by the gate (a transport that dies after the round trip);
@@ -46,8 +46,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from hitl_agent import HITLClient, RetryPolicy
+from hitl_agent._hooks import set_hook
+from hitl_agent._tokens import derive_token
 from hitl_agent.decision import Decision
-from hitl_agent.gate import Gatekeeper, derive_token, set_hook
+from hitl_agent.gate import Gatekeeper
 from hitl_agent.langgraph import GraphResumer
 from hitl_agent.ledger import Ledger, SqliteLedger
 

@@ -30,8 +30,9 @@ import pytest
 from crash_agent import SECRET, Store, thread_config, unfinished
 from rel_support import HITLServer, Stress, open_replica, open_store, record_summary
 
+from hitl_agent._tokens import derive_token
 from hitl_agent.decision import Decision
-from hitl_agent.gate import Gatekeeper, derive_token
+from hitl_agent.gate import Gatekeeper
 from hitl_agent.langgraph import GraphResumer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

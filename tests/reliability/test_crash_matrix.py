@@ -56,7 +56,7 @@ from crash_agent import (
 )
 from rel_support import HITLServer, Stress, open_store, record_summary
 
-from hitl_agent.gate import CRASH_POINTS
+from hitl_agent._hooks import CRASH_POINTS
 
 CTX = multiprocessing.get_context("forkserver")
 # A child is a fork of an interpreter that already imported LangGraph, psycopg and hitl_agent

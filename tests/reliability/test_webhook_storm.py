@@ -32,7 +32,8 @@ import pytest
 from crash_agent import SECRET, Store, thread_config, unfinished
 from rel_support import HITLServer, Stress, open_replica, record_summary, serve_asgi, stop_asgi
 
-from hitl_agent.gate import Gatekeeper, derive_token
+from hitl_agent._tokens import derive_token
+from hitl_agent.gate import Gatekeeper
 from hitl_agent.langgraph import GraphResumer
 
 pytestmark = pytest.mark.slow
