@@ -29,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._exceptions import ResponseShapeError
 from .models.requests import Request, Reviewer
-from .models.response_types import EditedText, ResponseValue, normalize_response_data
+from .models.response_types import (
+    EditedText,
+    ResponseValue,
+    normalize_response_data,
+    option_value,
+)
 
 __all__ = [
     "DEFAULT_APPROVE_VALUES",
@@ -173,8 +178,9 @@ class Decision(BaseModel):
         """
         if not request.is_terminal:
             return None
-        approve = {value.lower() for value in approve_values}
-        reject = {value.lower() for value in reject_values}
+        approve = {value.strip().lower() for value in approve_values}
+        reject = {value.strip().lower() for value in reject_values}
+        approve -= reject  # a value listed as both never approves (fail closed)
         common: dict[str, Any] = {
             "request_id": request.id,
             "response_type": request.response_type,
@@ -209,6 +215,16 @@ class Decision(BaseModel):
                 reason="The request completed without an answer; treated as rejected.",
                 **common,
             )
+        refused = _outside_form(request, value)
+        if refused is not None:
+            # No reviewer picked this from the form: it decides nothing, whatever it says.
+            return cls(
+                status="completed",
+                outcome="rejected",
+                value=value,
+                reason=f"{refused}; not approved (failed closed).",
+                **common,
+            )
         outcome = _outcome(request.response_type, value, approve, reject)
         action: DecisionAction | None = None
         if outcome == "approved":
@@ -236,9 +252,11 @@ class Decision(BaseModel):
             value = normalize_response_data(request.response_type, request.default_response)
         except ResponseShapeError:
             value = None
-        approving = value is not None and _outcome(
-            request.response_type, value, approve, set()
-        ) in ("approved", "edited")
+        approving = (
+            value is not None
+            and _outside_form(request, value) is None
+            and _outcome(request.response_type, value, approve, set()) in ("approved", "edited")
+        )
         lead = "No reviewer answered before the deadline"
         if opt_in and approving:
             reason = (
@@ -298,6 +316,44 @@ def _outcome(
         if lowered in reject:
             return "rejected"
     return "answered"
+
+
+def _outside_form(request: Request, value: ResponseValue) -> str | None:
+    """Why ``value`` is no answer of ``request``'s form, or None when it is one (or when the
+    form's options are not known: a list item carries no ``response_config``; the row's
+    approve values, which are the form's approving options, decide then)."""
+    if request.response_type is None:
+        return (
+            "The request carries no response_type, so its answer cannot be checked against the form"
+        )
+    if request.response_type != "single_select" or not isinstance(value, str):
+        return None
+    options = _option_values(request.response_config)
+    if options is None:
+        return None
+    answer = value.strip().lower()
+    if any(answer == option.strip().lower() for option in options):
+        return None
+    shown = ", ".join(repr(option) for option in list(dict.fromkeys(options))[:10])
+    return f"The answer {value!r} is not one of the form's options ({shown})"
+
+
+def _option_values(config: dict[str, Any] | None) -> list[str] | None:
+    """The option values of a ``single_select`` config as the API returns it, or None when it
+    holds no readable options. A plain-string option is known by its text and by the value
+    HITL.sh derives from it ("Needs changes" and "needs_changes")."""
+    raw = (config or {}).get("options")
+    if not isinstance(raw, list) or not raw:
+        return None
+    values: list[str] = []
+    for option in raw:
+        if isinstance(option, str):
+            values += [option, option_value(option)]
+        elif isinstance(option, dict) and isinstance(option.get("value"), str):
+            values.append(option["value"])
+        else:
+            return None  # an option in no known shape: the form cannot be read
+    return values
 
 
 def _reviewer(request: Request) -> Reviewer | None:

@@ -38,7 +38,7 @@ from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
-from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec
+from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec, answer_values
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -71,8 +71,8 @@ class Gatekeeper:
         async_client: optional async client for ``areview`` creates.
         approve_on_timeout: opt-in default for reviews: a timeout whose default approves,
             approves. Off by default (fail closed).
-        approve_values: ``single_select`` values that approve (default approve, approved,
-            yes, allow).
+        approve_values: ``single_select`` option values that approve (default approve,
+            approved, yes, allow); only an option of the review's form ever approves.
         priority, timeout_seconds: defaults for reviews (medium, 3600 s).
         clock: epoch seconds (inject a FakeClock in tests).
         budget: the hourly call budget shared by every dispatcher of this keeper.
@@ -114,7 +114,11 @@ class Gatekeeper:
         self.callback_url = canonical
         self.clock = clock
         self.approve_on_timeout = approve_on_timeout
-        self.approve_values = tuple(approve_values) if approve_values is not None else None
+        # Checked now (a bare string, a value that is also a default reject value), not on
+        # the first review an agent asks for.
+        self.approve_values = (
+            answer_values(approve_values, None)[0] if approve_values is not None else None
+        )
         self.priority = priority
         self.timeout_seconds = timeout_seconds
         self.budget = budget or CallBudget(clock=clock)
@@ -192,8 +196,9 @@ class Gatekeeper:
         """The validated :class:`ReviewSpec` a review with these arguments would send.
 
         ``approve_values`` / ``reject_values``: the ``single_select`` values that approve or
-        reject (e.g. ``reject_values=["remove"]``); any other answer is ``answered``, never an
-        approval.
+        reject (e.g. ``reject_values=["remove"]``); any other option is ``answered``, never an
+        approval, and an answer that is no option of the form is refused. A value in both
+        lists (defaults included) is a ConfigError.
         """
         return ReviewSpec.build(
             request_text,

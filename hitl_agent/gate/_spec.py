@@ -21,7 +21,14 @@ from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES
 from ..models.requests import CreateRequestParams
 from ..models.response_types import option_value
 
-__all__ = ["ARGS_HASH_KEY", "CONTEXT_KEY", "ReviewSpec", "args_hash", "canonical_json"]
+__all__ = [
+    "ARGS_HASH_KEY",
+    "CONTEXT_KEY",
+    "ReviewSpec",
+    "answer_values",
+    "args_hash",
+    "canonical_json",
+]
 
 CONTEXT_KEY = "hitl_agent"
 """The key under which a gate stamps its correlation key into the request's ``context``."""
@@ -164,11 +171,12 @@ class ReviewSpec:
         reject_values: Iterable[str] | None,
         approve_on_timeout: bool,
     ) -> ReviewSpec:
+        approving, rejecting = answer_values(approve_values, reject_values)
         config = dict(response_config or {})
         if response_type == "boolean" and not config:
             config = {"true_label": "Approve", "false_label": "Reject"}
         if default_response is None:
-            default_response = _safe_default(response_type, config)
+            default_response = _safe_default(response_type, config, rejecting)
         ctx = dict(context or {})
         bound = ctx.pop(ARGS_HASH_KEY, None)
         if bound is not None and not _is_sha256_hex(bound):
@@ -209,8 +217,8 @@ class ReviewSpec:
             processing_type=params.processing_type,
             context=ctx,
             summary=(summary or _summarize(request_text))[:_SUMMARY_CHARS],
-            approve_values=tuple(sorted(approve_values or DEFAULT_APPROVE_VALUES)),
-            reject_values=tuple(sorted(reject_values or DEFAULT_REJECT_VALUES)),
+            approve_values=approving,
+            reject_values=rejecting,
             approve_on_timeout=approve_on_timeout,
             args_hash=bound,
         )
@@ -240,10 +248,24 @@ class ReviewSpec:
         return hashlib.sha256(body.encode()).hexdigest()
 
     def interpretation(self) -> dict[str, Any]:
-        """The answer-reading settings, as stored in the ledger row's payload."""
+        """The answer-reading settings, as stored in the ledger row's payload.
+
+        For a ``single_select`` the approve (reject) values stored are the form's own
+        approving (rejecting) option values, so a row read without its form (a list item
+        carries no ``response_config``) still approves only an option of its form.
+        """
+        approve, reject = list(self.approve_values), list(self.reject_values)
+        if self.response_type == "single_select":
+            options = [
+                option["value"]
+                for option in self.response_config.get("options") or []
+                if isinstance(option, dict) and isinstance(option.get("value"), str)
+            ]
+            approve = _among(options, self.approve_values) or approve
+            reject = _among(options, self.reject_values) or reject
         return {
-            "approve_values": list(self.approve_values),
-            "reject_values": list(self.reject_values),
+            "approve_values": approve,
+            "reject_values": reject,
             "approve_on_timeout": self.approve_on_timeout,
         }
 
@@ -292,14 +314,63 @@ def _freeze_values(values: Iterable[str] | None) -> Any:
     raise _Uncacheable
 
 
-def _safe_default(response_type: str, config: dict[str, Any]) -> Any:
+def answer_values(
+    approve_values: Iterable[str] | None,
+    reject_values: Iterable[str] | None,
+    *,
+    approve_field: str = "approve_values",
+    reject_field: str = "reject_values",
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The approve and reject values a review reads its answer with (the defaults for None),
+    sorted; ConfigError naming the field for a bare string, a non-string or empty value, or a
+    value that both approves and rejects (compared case-insensitively, defaults included)."""
+    approve = _values(approve_values, DEFAULT_APPROVE_VALUES, approve_field)
+    reject = _values(reject_values, DEFAULT_REJECT_VALUES, reject_field)
+    rejecting = {value.strip().lower() for value in reject}
+    both = sorted(value for value in approve if value.strip().lower() in rejecting)
+    if both:
+        # Name the field the caller wrote: the other list is then the default one.
+        field = reject_field if reject_values is not None else approve_field
+        other = reject_field if field == approve_field else approve_field
+        default = "" if approve_values is not None and reject_values is not None else " (default)"
+        raise ConfigError(
+            field,
+            f"{both[0]!r} is in both {approve_field} and {reject_field}{default}",
+            f"a value either approves or rejects: remove it from one list (pass {other} "
+            "explicitly to change the default)",
+        )
+    return approve, reject
+
+
+def _values(values: Iterable[str] | None, default: frozenset[str], field: str) -> tuple[str, ...]:
+    if values is None:
+        return tuple(sorted(default))
+    if isinstance(values, str | bytes):
+        raise ConfigError(field, "a single string was given", f"pass a list, e.g. [{values!r}]")
+    given = list(values)
+    if not given:
+        return tuple(sorted(default))  # empty: the defaults, as before
+    for value in given:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(field, f"{value!r} is not an option value", "pass non-empty strings")
+    return tuple(sorted(given))
+
+
+def _among(options: list[str], values: Iterable[str]) -> list[str]:
+    """The options whose value is one of ``values`` (case-insensitive)."""
+    wanted = {value.strip().lower() for value in values}
+    return [option for option in options if option.strip().lower() in wanted]
+
+
+def _safe_default(response_type: str, config: dict[str, Any], reject: Iterable[str]) -> Any:
     """The deny option for the response type, or ConfigError when there is none."""
     if response_type == "boolean":
         return False
     if response_type == "single_select":
+        rejecting = {value.strip().lower() for value in reject}
         for option in config.get("options") or []:
             value = option.get("value") if isinstance(option, dict) else option_value(option)
-            if isinstance(value, str) and value.strip().lower() in DEFAULT_REJECT_VALUES:
+            if isinstance(value, str) and value.strip().lower() in rejecting:
                 return value
     raise ConfigError(
         "default_response",

@@ -187,8 +187,10 @@ class ApprovalFlow:
         if decision.approved and value == forms.APPROVE:
             approved = decision.model_copy(update={"action": ApproveAction()})
             return Verdict(run=True, decision=approved, args=dict(self.view.args))
-        if value == forms.REJECT or decision.outcome == "rejected":
+        if value == forms.REJECT or isinstance(decision.action, RejectAction):
             return self._rejected(decision, "")
+        if decision.outcome == "rejected":  # an answer no reviewer could pick: refused
+            return not_run(decision.reason, decision)
         if value == forms.REJECT_WITH_REASON:
             return self._follow_up("reason")
         if value == forms.EDIT and self._edit:
