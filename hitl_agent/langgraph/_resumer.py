@@ -48,9 +48,13 @@ from .pregel import (
 
 __all__ = [
     "GraphResumer",
+    "ThreadScan",
     "check_durability",
     "consumed_gate",
     "find_interrupt",
+    "reads_finished",
+    "reads_gate",
+    "resume_map",
     "thread_finished_since",
 ]
 
@@ -176,39 +180,136 @@ def consumed_gate(
         passed on this thread's current branch (not reached yet, still running, an unknown
         thread or another branch): do nothing.
     """
-    if record.checkpoint_ns is None or not has_work(state):
-        return "no"
-    # A gate inside a subgraph is driven through its root task, the parent graph's node.
-    root = record.checkpoint_ns.split(NS_SEPARATOR, 1)[0]
-    current = next((task for task in state.tasks if _ns(task) == root), None)
-    if current is not None and (current.result is None or current.interrupts):
-        # Not finished: still running, not run yet (a decision recorded before its
-        # interrupt was durable), or waiting on an interrupt the resume did not match.
-        return "no"
-    if current is None:
-        where = _ancestor_with(state, history, root)
-        if where != "this run":
-            return "abandoned" if where == "earlier turn" else "no"
-    return "done" if _has_interrupts(state) else "run"
+    scan = ThreadScan(state, record)
+    scan.feed(history)
+    return scan.verdict
 
 
-def _ancestor_with(
-    state: StateSnapshot, history: Iterable[StateSnapshot], root: str
-) -> Literal["this run", "earlier turn", "missing"]:
-    """Where on the current branch the checkpoint holding task ``root`` is."""
-    new_turn = (state.metadata or {}).get("source") == "input"
-    want = _checkpoint_id(state.parent_config)
-    for seen, snapshot in enumerate(history):
-        if want is None or seen >= _HISTORY_LIMIT:
-            break
-        if _checkpoint_id(snapshot.config) != want:
-            continue  # a sibling branch, or the current checkpoint itself
-        if any(_ns(task) == root for task in snapshot.tasks):
-            return "earlier turn" if new_turn else "this run"
-        # An ``input`` checkpoint is a new turn; a resume run writes none.
-        new_turn = new_turn or (snapshot.metadata or {}).get("source") == "input"
-        want = _checkpoint_id(snapshot.parent_config)
-    return "missing"
+class ThreadScan:
+    """What a resumer decides about a decided row's thread, without IO.
+
+    The sync and async methods of :class:`GraphResumer` and of the remote resumer only read
+    (the state, then the checkpoints newest first while :attr:`wants_history`) and run; every
+    decision is made here, so the twins cannot drift apart::
+
+        scan = ThreadScan(state, record, since=record.decided_at)
+        if scan.wants_history:
+            for snapshot in graph.get_state_history(config):
+                if not scan.admit(snapshot):
+                    break
+        scan.finished, scan.proceeds, scan.runs
+
+    Args:
+        state: the thread's current state (with subgraph states).
+        record: the decided row.
+        since: for :attr:`finished`: when the decision was recorded (a thread finished after
+            it needs no history); None for :attr:`proceeds`.
+    """
+
+    def __init__(
+        self, state: StateSnapshot, record: ReviewRecord, *, since: float | None = None
+    ) -> None:
+        self.state = state
+        self.record = record
+        self.done_since = since is not None and thread_finished_since(state, since)
+        self._verdict: Consumed | None = None
+        self._root = ""
+        self._want: str | None = None
+        self._new_turn = False
+        self._seen = 0
+        if record.checkpoint_ns is None or not has_work(state):
+            self._verdict = "no"
+            return
+        # A gate inside a subgraph is driven through its root task, the parent graph's node.
+        self._root = record.checkpoint_ns.split(NS_SEPARATOR, 1)[0]
+        current = next((task for task in state.tasks if _ns(task) == self._root), None)
+        if current is not None and (current.result is None or current.interrupts):
+            # Not finished: still running, not run yet (a decision recorded before its
+            # interrupt was durable), or waiting on an interrupt the resume did not match.
+            self._verdict = "no"
+        elif current is not None:
+            self._verdict = self._passed()
+        else:
+            # The gate's task is gone from the current checkpoint: find the one that held it.
+            self._new_turn = (state.metadata or {}).get("source") == "input"
+            self._want = _checkpoint_id(state.parent_config)
+            if self._want is None:
+                self._verdict = "no"
+
+    def _passed(self) -> Consumed:
+        return "done" if _has_interrupts(self.state) else "run"
+
+    @property
+    def wants_history(self) -> bool:
+        """True while the verdict needs more of the thread's checkpoints (newest first)."""
+        return not self.done_since and self._verdict is None
+
+    def admit(self, snapshot: StateSnapshot) -> bool:
+        """Read the next checkpoint back; False once the verdict is known (stop reading)."""
+        if self._verdict is not None:
+            return False
+        if self._seen >= _HISTORY_LIMIT:
+            self._verdict = "no"
+            return False
+        self._seen += 1
+        if _checkpoint_id(snapshot.config) != self._want:
+            return True  # a sibling branch, or the current checkpoint itself
+        if any(_ns(task) == self._root for task in snapshot.tasks):
+            # An ``input`` checkpoint is a new turn; a resume run writes none.
+            self._verdict = "abandoned" if self._new_turn else self._passed()
+            return False
+        self._new_turn = self._new_turn or (snapshot.metadata or {}).get("source") == "input"
+        self._want = _checkpoint_id(snapshot.parent_config)
+        if self._want is None:
+            self._verdict = "no"
+            return False
+        return True
+
+    def feed(self, history: Iterable[StateSnapshot]) -> None:
+        """:meth:`admit` checkpoints from ``history`` (newest first) until the verdict is known."""
+        for snapshot in history:
+            if not self.admit(snapshot):
+                break
+
+    @property
+    def verdict(self) -> Consumed:
+        """:func:`consumed_gate`'s answer from what was read (history not found: ``"no"``)."""
+        return self._verdict or "no"
+
+    @property
+    def finished(self) -> bool:
+        """Nothing will wait for the row again: its thread finished after ``since``, or a new
+        turn started on it after the row's gate (``finished``)."""
+        return self.done_since or self.verdict == "abandoned"
+
+    @property
+    def proceeds(self) -> bool:
+        """``proceed`` answers True: the gate was passed on this run (``run`` or ``done``)."""
+        return self.verdict in ("run", "done")
+
+    @property
+    def runs(self) -> bool:
+        """``proceed`` drives the thread on (``invoke(None)``)."""
+        return self.verdict == "run"
+
+
+def reads_gate(record: ReviewRecord) -> bool:
+    """Whether a resumer can look for the row's gate at all (``resume``, ``target``,
+    ``proceed``): a graph row has a thread and a checkpoint namespace."""
+    return record.thread_id is not None and record.checkpoint_ns is not None
+
+
+def reads_finished(record: ReviewRecord) -> bool:
+    """Whether ``finished`` can say anything: a thread, and a decision recorded."""
+    return record.thread_id is not None and record.decided_at is not None
+
+
+def resume_map(
+    found: tuple[str, Any], codec: InterruptCodec, decisions: Sequence[Decision]
+) -> dict[str, Any]:
+    """``{interrupt_id: value}``: what resumes the interrupt ``found`` with ``decisions``."""
+    interrupt_id, pending = found
+    return {interrupt_id: codec.encode(pending, decisions)}
 
 
 class GraphResumer:
@@ -245,103 +346,42 @@ class GraphResumer:
         configurable = {**(self._config.get("configurable") or {}), "thread_id": record.thread_id}
         return {**self._config, "configurable": configurable}
 
+    # The twins below differ only in their IO (get_state / aget_state, the history,
+    # invoke / ainvoke): what to resume, when a thread is finished and what proceed may do
+    # are decided by find_interrupt, resume_map and ThreadScan, without IO.
+
+    def _command(
+        self, state: StateSnapshot, record: ReviewRecord, decisions: Sequence[Decision]
+    ) -> Command[Any] | None:
+        """The resume of the row's pending interrupt in ``state``, or None (not waiting)."""
+        found = find_interrupt(state, record, self.codec, reused=True)
+        if found is None:
+            return None
+        return Command(resume=resume_map(found, self.codec, decisions))
+
     def target(self, record: ReviewRecord) -> str | None:
         """The interrupt id a decision for ``record`` would resume, or None."""
-        found = self._pending(record)
-        return found[0] if found is not None else None
-
-    def _pending(self, record: ReviewRecord) -> tuple[str, Any] | None:
-        """The id and value of the interrupt a decision for ``record`` would resume, or None."""
-        if record.thread_id is None or record.checkpoint_ns is None:
+        if not reads_gate(record):
             return None
         state = self.graph.get_state(self._thread_config(record), subgraphs=True)
-        return find_interrupt(state, record, self.codec, reused=True)
+        found = find_interrupt(state, record, self.codec, reused=True)
+        return found[0] if found is not None else None
 
     def resume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Resume the row's task with ``decisions``; False (nothing run) if it is not waiting."""
-        found = self._pending(record)
-        if found is None:
-            return False
-        interrupt_id, pending = found
-        value = self.codec.encode(pending, decisions)
-        self.graph.invoke(
-            Command(resume={interrupt_id: value}),
-            self._thread_config(record),
-            durability=self.durability,
-        )
-        return True
-
-    def finished(self, record: ReviewRecord) -> bool:
-        """True when nothing will wait for the row again: its thread finished after the
-        decision was recorded, or started a new turn after the row's gate."""
-        if record.thread_id is None or record.decided_at is None:
+        if not reads_gate(record):
             return False
         config = self._thread_config(record)
         state = self.graph.get_state(config, subgraphs=True)
-        if thread_finished_since(state, record.decided_at):
-            return True
-        history = self.graph.get_state_history(config)
-        return consumed_gate(state, history, record) == "abandoned"
-
-    async def afinished(self, record: ReviewRecord) -> bool:
-        """Async twin of :meth:`finished`."""
-        if record.thread_id is None or record.decided_at is None:
+        command = self._command(state, record, decisions)
+        if command is None:
             return False
-        config = self._thread_config(record)
-        try:
-            state = await self.graph.aget_state(config, subgraphs=True)
-        except NotImplementedError:  # a sync-only checkpointer
-            return await asyncio.to_thread(self.finished, record)
-        if thread_finished_since(state, record.decided_at):
-            return True
-        history = [snapshot async for snapshot in self._ahistory(config)]
-        return consumed_gate(state, history, record) == "abandoned"
-
-    def proceed(self, record: ReviewRecord) -> bool:
-        """Drive on a thread that consumed the row's interrupt and stopped short of the end.
-
-        Returns True when it ran the rest of the thread (``invoke(None)``) or nothing is left
-        for this row; False (nothing run) unless :func:`consumed_gate` allows it.
-        """
-        if record.thread_id is None or record.checkpoint_ns is None:
-            return False
-        config = self._thread_config(record)
-        state = self.graph.get_state(config, subgraphs=True)
-        verdict = consumed_gate(state, self.graph.get_state_history(config), record)
-        if verdict in ("no", "abandoned"):
-            return False
-        if verdict == "run":
-            self.graph.invoke(None, config, durability=self.durability)
+        self.graph.invoke(command, config, durability=self.durability)
         return True
-
-    async def aproceed(self, record: ReviewRecord) -> bool:
-        """Async twin of :meth:`proceed` (``aget_state`` / ``ainvoke``)."""
-        if record.thread_id is None or record.checkpoint_ns is None:
-            return False
-        config = self._thread_config(record)
-        try:
-            state = await self.graph.aget_state(config, subgraphs=True)
-        except NotImplementedError:  # a sync-only checkpointer
-            return await asyncio.to_thread(self.proceed, record)
-        history = [snapshot async for snapshot in self._ahistory(config)]
-        verdict = consumed_gate(state, history, record)
-        if verdict in ("no", "abandoned"):
-            return False
-        if verdict == "run":
-            await self.graph.ainvoke(None, config, durability=self.durability)
-        return True
-
-    async def _ahistory(self, config: RunnableConfig) -> Any:
-        seen = 0
-        async for snapshot in self.graph.aget_state_history(config):
-            yield snapshot
-            seen += 1
-            if seen >= _HISTORY_LIMIT:
-                return
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume` (``aget_state`` / ``ainvoke``)."""
-        if record.thread_id is None or record.checkpoint_ns is None:
+        if not reads_gate(record):
             return False
         config = self._thread_config(record)
         try:
@@ -349,12 +389,79 @@ class GraphResumer:
         except NotImplementedError:
             # A sync-only checkpointer (SqliteSaver): run the sync path off the event loop.
             return await asyncio.to_thread(self.resume, record, decisions)
-        found = find_interrupt(state, record, self.codec, reused=True)
-        if found is None:
+        command = self._command(state, record, decisions)
+        if command is None:
             return False
-        interrupt_id, pending = found
-        value = self.codec.encode(pending, decisions)
-        await self.graph.ainvoke(
-            Command(resume={interrupt_id: value}), config, durability=self.durability
-        )
+        await self.graph.ainvoke(command, config, durability=self.durability)
         return True
+
+    def finished(self, record: ReviewRecord) -> bool:
+        """True when nothing will wait for the row again: its thread finished after the
+        decision was recorded, or started a new turn after the row's gate."""
+        if not reads_finished(record):
+            return False
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        scan = ThreadScan(state, record, since=record.decided_at)
+        if scan.wants_history:
+            scan.feed(self.graph.get_state_history(config))
+        return scan.finished
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`finished`."""
+        if not reads_finished(record):
+            return False
+        config = self._thread_config(record)
+        try:
+            state = await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer
+            return await asyncio.to_thread(self.finished, record)
+        scan = ThreadScan(state, record, since=record.decided_at)
+        if scan.wants_history:
+            await self._afeed(scan, config)
+        return scan.finished
+
+    def proceed(self, record: ReviewRecord) -> bool:
+        """Drive on a thread that consumed the row's interrupt and stopped short of the end.
+
+        Returns True when it ran the rest of the thread (``invoke(None)``) or nothing is left
+        for this row; False (nothing run) unless :func:`consumed_gate` allows it.
+        """
+        if not reads_gate(record):
+            return False
+        config = self._thread_config(record)
+        state = self.graph.get_state(config, subgraphs=True)
+        scan = ThreadScan(state, record)
+        if scan.wants_history:
+            scan.feed(self.graph.get_state_history(config))
+        if scan.runs:
+            self.graph.invoke(None, config, durability=self.durability)
+        return scan.proceeds
+
+    async def aproceed(self, record: ReviewRecord) -> bool:
+        """Async twin of :meth:`proceed` (``aget_state`` / ``ainvoke``)."""
+        if not reads_gate(record):
+            return False
+        config = self._thread_config(record)
+        try:
+            state = await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer
+            return await asyncio.to_thread(self.proceed, record)
+        scan = ThreadScan(state, record)
+        if scan.wants_history:
+            await self._afeed(scan, config)
+        if scan.runs:
+            await self.graph.ainvoke(None, config, durability=self.durability)
+        return scan.proceeds
+
+    async def _afeed(self, scan: ThreadScan, config: RunnableConfig) -> None:
+        """Async twin of ``scan.feed(graph.get_state_history(config))``."""
+        history = self.graph.aget_state_history(config)
+        try:
+            async for snapshot in history:
+                if not scan.admit(snapshot):
+                    break
+        finally:
+            close = getattr(history, "aclose", None)
+            if close is not None:
+                await close()
