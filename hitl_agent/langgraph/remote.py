@@ -11,7 +11,7 @@ run that answers that interrupt by id and wait for it::
 
 A thread that consumed the row's interrupt and stopped short of the end (the server's worker
 died after the gate's step) is driven on by :meth:`RemoteGraphResumer.proceed` under the same
-rule as the local resumer's (:func:`~hitl_agent.langgraph._resumer.consumed_gate` over
+rule as the local resumer's (:class:`~hitl_agent.langgraph._resumer.ThreadScan` over
 ``GET /threads/{id}/history``): one run with no input, ``multitask_strategy="reject"``.
 
 An unknown thread (404), a finished thread or a task that is not waiting returns False and
@@ -46,7 +46,14 @@ from .._exceptions import RemoteResumeError
 from ..decision import Decision
 from ..ledger import ReviewRecord
 from ..protocol import REVIEW_CODEC, InterruptCodec
-from ._resumer import check_durability, consumed_gate, find_interrupt, thread_finished_since
+from ._resumer import (
+    ThreadScan,
+    check_durability,
+    find_interrupt,
+    reads_finished,
+    reads_gate,
+    resume_map,
+)
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -106,6 +113,14 @@ def _config_of(checkpoint: Any) -> Any:
     if isinstance(checkpoint, Mapping) and checkpoint.get("checkpoint_id"):
         return {"configurable": {"checkpoint_id": str(checkpoint["checkpoint_id"])}}
     return {}
+
+
+def _unread(record: ReviewRecord, exc: Exception) -> None:
+    """A failed read of the row's thread: an unknown thread (404) leaves nothing to do (None);
+    anything else raises :class:`RemoteResumeError` (the SDK's error chained)."""
+    if isinstance(exc, NotFoundError):
+        return None
+    raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
 
 
 def _check_run(thread_id: str, result: Any) -> None:
@@ -197,6 +212,10 @@ class RemoteGraphResumer:
         if self._aclient is not None:
             await self._aclient.aclose()
 
+    # The twins below differ only in their IO (client / aclient): what to resume, when a
+    # thread is finished and what proceed may do are decided by find_interrupt, resume_map
+    # and ThreadScan (the local resumer's rules), how a failed read ends by _unread.
+
     # -- target --------------------------------------------------------------------------
 
     def target(self, record: ReviewRecord) -> str | None:
@@ -209,73 +228,81 @@ class RemoteGraphResumer:
         found = await self._apending(record)
         return found[0] if found is not None else None
 
+    def _found(self, raw: Mapping[str, Any], record: ReviewRecord) -> tuple[str, Any] | None:
+        # A LangGraph Server runs one run per thread at a time: no reused (double-texted) gate.
+        return find_interrupt(snapshot_from_thread_state(raw), record, self.codec)
+
     def _pending(self, record: ReviewRecord) -> tuple[str, Any] | None:
         """The id and value of the interrupt ``record`` would resume on the server, or None."""
-        if record.thread_id is None or record.checkpoint_ns is None:
+        if not reads_gate(record):
             return None
         try:
-            state = self.client.threads.get_state(record.thread_id, subgraphs=True)
-        except NotFoundError:
-            return None
+            raw = self.client.threads.get_state(str(record.thread_id), subgraphs=True)
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return find_interrupt(snapshot_from_thread_state(state), record, self.codec)
+            _unread(record, exc)
+            return None
+        return self._found(raw, record)
 
     async def _apending(self, record: ReviewRecord) -> tuple[str, Any] | None:
-        """Async twin of :meth:`target`."""
-        if record.thread_id is None or record.checkpoint_ns is None:
+        """Async twin of :meth:`_pending`."""
+        if not reads_gate(record):
             return None
         try:
-            state = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
-        except NotFoundError:
-            return None
+            raw = await self.aclient.threads.get_state(str(record.thread_id), subgraphs=True)
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        return find_interrupt(snapshot_from_thread_state(state), record, self.codec)
+            _unread(record, exc)
+            return None
+        return self._found(raw, record)
 
     def finished(self, record: ReviewRecord) -> bool:
         """True when nothing on the server will wait for the row again: its thread finished
         after the decision was recorded, or started a new turn after the row's gate."""
-        if record.thread_id is None or record.decided_at is None:
+        if not reads_finished(record):
             return False
+        thread_id = str(record.thread_id)
         try:
-            # The state consumed_gate is written for (subgraph states nested), as every
-            # other read here and GraphResumer.finished read it (issue 18).
-            raw = self.client.threads.get_state(record.thread_id, subgraphs=True)
-            state = snapshot_from_thread_state(raw)
-            if thread_finished_since(state, record.decided_at):
+            # The state ThreadScan is written for (subgraph states nested), as every other
+            # read here and GraphResumer.finished read it (issue 18).
+            raw = self.client.threads.get_state(thread_id, subgraphs=True)
+            scan = ThreadScan(snapshot_from_thread_state(raw), record, since=record.decided_at)
+            if scan.done_since:
                 return True
-            history = self.client.threads.get_history(record.thread_id, limit=self._history_limit())
-        except NotFoundError:
-            return False
+            history = self.client.threads.get_history(thread_id, limit=self._history_limit())
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        snapshots = [snapshot_from_thread_state(item) for item in history]
-        return consumed_gate(state, snapshots, record) == "abandoned"
+            _unread(record, exc)
+            return False
+        scan.feed(snapshot_from_thread_state(item) for item in history)
+        return scan.finished
 
     async def afinished(self, record: ReviewRecord) -> bool:
         """Async twin of :meth:`finished`."""
-        if record.thread_id is None or record.decided_at is None:
+        if not reads_finished(record):
             return False
+        thread_id = str(record.thread_id)
         try:
-            raw = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
-            state = snapshot_from_thread_state(raw)
-            if thread_finished_since(state, record.decided_at):
+            raw = await self.aclient.threads.get_state(thread_id, subgraphs=True)
+            scan = ThreadScan(snapshot_from_thread_state(raw), record, since=record.decided_at)
+            if scan.done_since:
                 return True
-            history = await self.aclient.threads.get_history(
-                record.thread_id, limit=self._history_limit()
-            )
-        except NotFoundError:
-            return False
+            history = await self.aclient.threads.get_history(thread_id, limit=self._history_limit())
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        snapshots = [snapshot_from_thread_state(item) for item in history]
-        return consumed_gate(state, snapshots, record) == "abandoned"
+            _unread(record, exc)
+            return False
+        scan.feed(snapshot_from_thread_state(item) for item in history)
+        return scan.finished
 
     # -- proceed -------------------------------------------------------------------------
 
     def _history_limit(self) -> int:
         return 50
+
+    def _scan(
+        self, raw: Mapping[str, Any], history: Sequence[Any], record: ReviewRecord
+    ) -> ThreadScan:
+        """ThreadScan over a read state and history (for proceed: no ``since``)."""
+        scan = ThreadScan(snapshot_from_thread_state(raw), record)
+        scan.feed(snapshot_from_thread_state(item) for item in history)
+        return scan
 
     def proceed(self, record: ReviewRecord) -> bool:
         """Drive on a thread that consumed the row's interrupt and stopped short of the end.
@@ -287,61 +314,47 @@ class RemoteGraphResumer:
         Raises:
             RemoteResumeError: the server refused the run (409 busy...) or it ended in error.
         """
-        if record.thread_id is None or record.checkpoint_ns is None:
+        if not reads_gate(record):
             return False
+        thread_id = str(record.thread_id)
         try:
-            state = self.client.threads.get_state(record.thread_id, subgraphs=True)
-            history = self.client.threads.get_history(record.thread_id, limit=self._history_limit())
-        except NotFoundError:
-            return False
+            raw = self.client.threads.get_state(thread_id, subgraphs=True)
+            history = self.client.threads.get_history(thread_id, limit=self._history_limit())
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        verdict = consumed_gate(
-            snapshot_from_thread_state(state),
-            [snapshot_from_thread_state(item) for item in history],
-            record,
-        )
-        if verdict in ("no", "abandoned"):
+            _unread(record, exc)
             return False
-        if verdict == "run":
+        scan = self._scan(raw, history, record)
+        if scan.runs:
             try:
                 result = self.client.runs.wait(
-                    record.thread_id, self.assistant_id, **self._continue_kwargs()
+                    thread_id, self.assistant_id, **self._continue_kwargs()
                 )
             except Exception as exc:
-                raise RemoteResumeError.wrap(f"continuing thread {record.thread_id}", exc) from exc
-            _check_run(record.thread_id, result)
-        return True
+                raise RemoteResumeError.wrap(f"continuing thread {thread_id}", exc) from exc
+            _check_run(thread_id, result)
+        return scan.proceeds
 
     async def aproceed(self, record: ReviewRecord) -> bool:
         """Async twin of :meth:`proceed`."""
-        if record.thread_id is None or record.checkpoint_ns is None:
+        if not reads_gate(record):
             return False
+        thread_id = str(record.thread_id)
         try:
-            state = await self.aclient.threads.get_state(record.thread_id, subgraphs=True)
-            history = await self.aclient.threads.get_history(
-                record.thread_id, limit=self._history_limit()
-            )
-        except NotFoundError:
-            return False
+            raw = await self.aclient.threads.get_state(thread_id, subgraphs=True)
+            history = await self.aclient.threads.get_history(thread_id, limit=self._history_limit())
         except Exception as exc:
-            raise RemoteResumeError.wrap(f"reading thread {record.thread_id}", exc) from exc
-        verdict = consumed_gate(
-            snapshot_from_thread_state(state),
-            [snapshot_from_thread_state(item) for item in history],
-            record,
-        )
-        if verdict in ("no", "abandoned"):
+            _unread(record, exc)
             return False
-        if verdict == "run":
+        scan = self._scan(raw, history, record)
+        if scan.runs:
             try:
                 result = await self.aclient.runs.wait(
-                    record.thread_id, self.assistant_id, **self._continue_kwargs()
+                    thread_id, self.assistant_id, **self._continue_kwargs()
                 )
             except Exception as exc:
-                raise RemoteResumeError.wrap(f"continuing thread {record.thread_id}", exc) from exc
-            _check_run(record.thread_id, result)
-        return True
+                raise RemoteResumeError.wrap(f"continuing thread {thread_id}", exc) from exc
+            _check_run(thread_id, result)
+        return scan.proceeds
 
     def _continue_kwargs(self) -> dict[str, Any]:
         # No input and no command: the server continues the thread from its checkpoint.
@@ -359,10 +372,8 @@ class RemoteGraphResumer:
     # -- resume --------------------------------------------------------------------------
 
     def _run_kwargs(self, found: tuple[str, Any], decisions: Sequence[Decision]) -> dict[str, Any]:
-        interrupt_id, pending = found
-        value = self.codec.encode(pending, decisions)
         kwargs: dict[str, Any] = {
-            "command": {"resume": {interrupt_id: value}},
+            "command": {"resume": resume_map(found, self.codec, decisions)},
             "multitask_strategy": "reject",
             "if_not_exists": "reject",
             "durability": self.durability,
