@@ -50,7 +50,11 @@ class ReviewRecord:
         request_id: the HITL request id, once the create succeeded.
         thread_id, checkpoint_ns: the LangGraph thread to resume (None in blocking mode).
         loop_id: the loop the request was created in.
-        args_hash: canonical hash of what the human is approving (tool name + args).
+        args_hash: the hash of the review spec the row was created for
+            (``ReviewSpec.spec_hash()``: the question, its form, and the hash of the tool
+            name and args when there is one); a replay asking anything else is refused. It
+            is stored in the column ``spec_hash`` and also readable as :attr:`spec_hash`;
+            the tool args' own hash, when bound, is ``payload["args_hash"]``.
         token_hash: sha256 hex of the callback capability token (the token itself is never stored).
         deadline: when HITL.sh times the request out (epoch seconds), if known.
         decision: the decided answer (a Decision as JSON), once fetched from a trusted source.
@@ -77,6 +81,11 @@ class ReviewRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     decided_at: float | None = None
+
+    @property
+    def spec_hash(self) -> str | None:
+        """The review spec's hash: :attr:`args_hash` under the name of its column."""
+        return self.args_hash
 
 
 class Ledger(ABC):
@@ -108,7 +117,8 @@ class Ledger(ABC):
 
         Returns:
             The row as stored and True when this call inserted it; the existing row and False
-            when ``key`` was already recorded (whatever its state).
+            when ``key`` was already recorded (whatever its state). ``args_hash`` is
+            stored in the column ``spec_hash`` (see :class:`ReviewRecord`).
         """
 
     @abstractmethod

@@ -20,7 +20,7 @@ COLUMNS: tuple[str, ...] = (
     "thread_id",
     "checkpoint_ns",
     "loop_id",
-    "args_hash",
+    "spec_hash",  # ReviewRecord.args_hash (see its docstring)
     "token_hash",
     "deadline",
     "decision",

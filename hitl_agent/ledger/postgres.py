@@ -71,6 +71,8 @@ MIGRATIONS: list[LiteralString] = [
     "ALTER TABLE {table} ADD COLUMN decided_at double precision",
     # settings every replica must share (the generated callback secret); see ensure_meta.
     "CREATE TABLE {meta} (name text PRIMARY KEY, value text NOT NULL)",
+    # the column holds the review spec's hash (ReviewSpec.spec_hash), not the tool args'.
+    "ALTER TABLE {table} RENAME COLUMN args_hash TO spec_hash",
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -281,7 +283,7 @@ class PostgresLedger(Ledger):
         body = dump_json({} if payload is None else payload, "payload")
         insert = (
             self._q(
-                """INSERT INTO {table} (key, state, thread_id, checkpoint_ns, loop_id, args_hash,
+                """INSERT INTO {table} (key, state, thread_id, checkpoint_ns, loop_id, spec_hash,
                     token_hash, payload, created_at, updated_at)
                 VALUES (%s, 'intent', %s, %s, %s, %s, %s, %s::json, %s, %s)
                 ON CONFLICT (key) DO NOTHING

@@ -59,6 +59,8 @@ MIGRATIONS: list[str] = [
     f"ALTER TABLE {_TABLE} ADD COLUMN decided_at REAL",
     # 5: settings every replica must share (the generated callback secret); see ensure_meta.
     "CREATE TABLE hitl_ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # 6: the column holds the review spec's hash (ReviewSpec.spec_hash), not the tool args'.
+    f"ALTER TABLE {_TABLE} RENAME COLUMN args_hash TO spec_hash",
 ]
 
 
@@ -292,7 +294,7 @@ class SqliteLedger(Ledger):
         with self._write() as conn:
             cur = conn.execute(
                 f"""INSERT INTO {_TABLE} (key, state, thread_id, checkpoint_ns, loop_id,
-                        args_hash, token_hash, payload, created_at, updated_at)
+                        spec_hash, token_hash, payload, created_at, updated_at)
                     VALUES (?, 'intent', ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (key) DO NOTHING""",
                 (key, thread_id, checkpoint_ns, loop_id, args_hash, token_hash, body, now, now),
