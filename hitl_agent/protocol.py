@@ -16,12 +16,28 @@ An integration whose interrupts are not the gate's (the ``HumanInTheLoopMiddlewa
 resumes LangChain's own interrupts) supplies its own codec to the resumer; the resumer only
 asks a codec two things: is this pending interrupt the one for this ledger row, and what value
 resumes it with these decisions.
+
+Canonical JSON (:func:`canonical_json`, :func:`jsonable`) is the text an approval is bound to:
+``sha256(canonical_json({"tool": ..., "args": ...}))`` is taken when the review is made and
+checked when the approved call runs, often in another process after a restart. Nothing that
+depends on the process may reach it: sets and frozensets (which iterate in an order that
+follows ``PYTHONHASHSEED``) are sorted by their members' canonical JSON, and an object known
+only by its default ``repr`` (a memory address) is refused, as are NaN and infinities (no
+JSON form): a ConfigError naming the field when the review is asked for, never at resume.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, Protocol, TypeAlias, TypedDict
+
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from ._exceptions import ConfigError
 
 if TYPE_CHECKING:
     from .decision import Decision
@@ -37,7 +53,9 @@ __all__ = [
     "ReviewCodec",
     "ReviewPayload",
     "WaitMode",
+    "canonical_json",
     "is_marker",
+    "jsonable",
     "read_payload",
     "resume_value",
     "review_payload",
@@ -165,3 +183,102 @@ class ReviewCodec:
 
 REVIEW_CODEC = ReviewCodec()
 """The default codec of every resumer."""
+
+
+# -- canonical JSON ---------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, ASCII only (an RFC 8785 approximation).
+
+    Sets and frozensets are written as lists sorted by their members' canonical JSON. NaN and
+    infinities raise ValueError (see :func:`jsonable` for an error that names the field).
+    """
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+        default=_sorted_set,
+    )
+
+
+def _sorted_set(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=canonical_json)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def jsonable(value: Any, *, field: str = "args") -> Any:
+    """``value`` as plain JSON values that are the same in every process.
+
+    Mappings, lists and tuples keep their shape (keys become strings, as JSON writes them);
+    sets and frozensets become lists sorted by canonical JSON; pydantic models and dataclasses
+    become their fields; other types take pydantic's JSON form (datetimes, UUIDs, enums,
+    ...), or their ``repr`` when they define one.
+
+    Raises:
+        ConfigError: naming the field (``args.amount``, ``args.items[2]``) of a NaN or an
+            infinity, of an object whose only text is the default ``repr`` (a memory
+            address), or of a mapping with two keys that JSON writes alike (``1`` and "1").
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(
+                field,
+                f"{value!r} has no JSON form, so the review cannot be bound to it",
+                "pass a finite number (or null)",
+            )
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _key(key, field)
+            if name in out:
+                raise ConfigError(
+                    field,
+                    f"two keys are both written {name!r} in JSON",
+                    "give every key a distinct string",
+                )
+            out[name] = jsonable(item, field=f"{field}.{name}")
+        return out
+    if isinstance(value, list | tuple):
+        return [jsonable(item, field=f"{field}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        members = [jsonable(item, field=f"{field}[]") for item in value]
+        return sorted(members, key=canonical_json)
+    if isinstance(value, BaseModel):
+        # Python mode keeps sets as sets, so they are sorted here, not in iteration order.
+        return jsonable(value.model_dump(mode="python", by_alias=True), field=field)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return jsonable(fields, field=field)
+    try:
+        converted = to_jsonable_python(value)
+    except PydanticSerializationError:
+        if getattr(type(value), "__repr__", None) is object.__repr__:
+            raise ConfigError(
+                field,
+                f"a {type(value).__name__} has no stable text (its default repr is a memory "
+                "address, different in every process)",
+                "pass plain JSON values, a pydantic model or a dataclass",
+            ) from None
+        return repr(value)
+    return jsonable(converted, field=field)
+
+
+def _key(key: Any, field: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    if isinstance(key, int):
+        return str(int(key))
+    if isinstance(key, float):
+        jsonable(key, field=f"{field} (a key)")
+        return json.dumps(key)
+    plain = jsonable(key, field=f"{field} (a key)")
+    return plain if isinstance(plain, str) else canonical_json(plain)

@@ -20,6 +20,7 @@ from .._exceptions import ConfigError
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES
 from ..models.requests import CreateRequestParams
 from ..models.response_types import option_value
+from ..protocol import canonical_json, jsonable
 
 __all__ = [
     "ARGS_HASH_KEY",
@@ -53,16 +54,14 @@ _built: OrderedDict[tuple[Any, ...], ReviewSpec] = OrderedDict()
 _built_lock = threading.Lock()
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no whitespace, ASCII only (an RFC 8785 approximation)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
-
-
 def args_hash(tool_name: str, args: Mapping[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of ``{"tool": tool_name, "args": args}``."""
-    body = canonical_json({"tool": tool_name, "args": dict(args)})
+    """sha256 hex of the canonical JSON of ``{"tool": tool_name, "args": args}``.
+
+    The same in every process (see :func:`hitl_agent.protocol.jsonable`). Raises ConfigError
+    naming the field for an argument with no stable JSON form (NaN, an infinity, an object
+    known only by its address).
+    """
+    body = canonical_json({"tool": tool_name, "args": jsonable(dict(args), field="args")})
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -192,7 +191,7 @@ class ReviewSpec:
                 "rename your context entry",
             )
         try:
-            canonical_json(ctx)
+            json.dumps(ctx, allow_nan=False)  # plain JSON only: it is sent as it is
         except (TypeError, ValueError) as err:
             raise ConfigError(
                 "context", f"not JSON-serializable ({err})", "pass plain JSON values"

@@ -176,9 +176,8 @@ class ApprovalTool(BaseTool):
     # -- the gated call ----------------------------------------------------------------------
 
     def _flow(self, full: dict[str, Any], runtime: Any, config: RunnableConfig) -> ApprovalFlow:
-        model_args = to_jsonable_python(
-            {k: v for k, v in full.items() if k in self.properties_}, fallback=repr
-        )
+        # As given: the flow makes them canonical JSON (sets sorted; see hitl_agent.protocol).
+        model_args = {k: v for k, v in full.items() if k in self.properties_}
         call_id = _CALL_ID.get()
         index, count = _position(runtime, call_id)
         thread = (config.get("configurable") or {}).get("thread_id")

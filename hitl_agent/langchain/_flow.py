@@ -8,12 +8,14 @@ the same flow, so they cannot disagree about what an answer means.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from .._exceptions import ConfigError
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
 from ..gate import ARGS_HASH_KEY, args_hash
 from ..models.response_types import EditedText
+from ..protocol import jsonable
 from . import _forms as forms
 from ._render import ToolCallView, code_span, render_tool_call
 
@@ -77,8 +79,16 @@ class ApprovalFlow:
     first_request_id: str | None = None
     _draft: str = ""
     _edit: bool = False
+    _unbindable: str = ""
 
     def __post_init__(self) -> None:
+        # What the reviewer sees and what the approval is bound to must be the same text in
+        # the process that resumes: sets sorted, NaN and address-only objects refused.
+        try:
+            self.view = replace(self.view, args=jsonable(dict(self.view.args), field="args"))
+        except ConfigError as err:
+            self._unbindable = f"its arguments cannot be reviewed: {err}"
+            return
         self.binding = args_hash(self.view.tool, self.view.args)
         draft = forms.edit_draft(self.view.args, self.properties) if self.allow_edit else ""
         self._edit = self.allow_edit and len(draft) <= forms.EDIT_MAX_CHARS
@@ -100,8 +110,11 @@ class ApprovalFlow:
             kwargs["timeout_seconds"] = self.timeout_seconds
         return kwargs
 
-    def first(self) -> Ask:
-        """The first form: approve, reject, reject and say why[, edit][, answer instead]."""
+    def first(self) -> Ask | Verdict:
+        """The first form: approve, reject, reject and say why[, edit][, answer instead];
+        a not-run verdict, without asking anyone, for arguments no review can be bound to."""
+        if self._unbindable:
+            return not_run(self._unbindable)
         note = ""
         if self.allow_edit and not self._edit:
             note = "Editing is not offered: the arguments are too long to edit in one request."

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from hitl_agent.decision import Decision
-from hitl_agent.langchain._flow import ApprovalFlow, Verdict
+from hitl_agent.langchain._flow import ApprovalFlow, Ask, Verdict
 from hitl_agent.langchain._render import ToolCallView
 from hitl_agent.models import Request
 
@@ -16,6 +16,7 @@ def test_an_answer_outside_the_tool_form_is_refused_not_rejected() -> None:
         validate=lambda args: args,
     )
     ask = flow.first()
+    assert isinstance(ask, Ask)
     request = Request.model_validate(
         {
             "id": "r1",
