@@ -280,10 +280,14 @@ class Resolver:
             log.warning("fetched request does not match its row request_id=%s", row.request_id)
             return None
         interpretation: dict[str, Any] = dict(row.payload.get("interpretation") or {})
+        # Absent means "the defaults" (rows written before the interpretation was stored); an
+        # empty list is a form with no approving option, and approves nothing.
+        approving = interpretation.get("approve_values")
+        rejecting = interpretation.get("reject_values")
         return Decision.from_request(
             request,
-            approve_values=interpretation.get("approve_values") or DEFAULT_APPROVE_VALUES,
-            reject_values=interpretation.get("reject_values") or DEFAULT_REJECT_VALUES,
+            approve_values=DEFAULT_APPROVE_VALUES if approving is None else approving,
+            reject_values=DEFAULT_REJECT_VALUES if rejecting is None else rejecting,
             approve_on_timeout=bool(interpretation.get("approve_on_timeout", False)),
         )
 

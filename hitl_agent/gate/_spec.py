@@ -260,7 +260,9 @@ class ReviewSpec:
                 for option in self.response_config.get("options") or []
                 if isinstance(option, dict) and isinstance(option.get("value"), str)
             ]
-            approve = _among(options, self.approve_values) or approve
+            # No fallback to the default words: a form none of whose options approves
+            # approves nothing, also when it is read without its form.
+            approve = _among(options, self.approve_values)
             reject = _among(options, self.reject_values) or reject
         return {
             "approve_values": approve,

@@ -4,8 +4,10 @@ overlap are a ConfigError naming the field."""
 
 from __future__ import annotations
 
+import collections
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from hitl_harness import Env
 
 from hitl_agent import ConfigError, HITLClient
 from hitl_agent.decision import Decision
+from hitl_agent.dispatch._resolver import Resolver
 from hitl_agent.gate import Gatekeeper, ReviewSpec
 from hitl_agent.ledger import SqliteLedger
 from hitl_agent.models import Request
@@ -102,6 +105,25 @@ def test_a_row_read_without_its_form_approves_only_its_approving_options() -> No
             reject_values=reading["reject_values"],
         )
         assert decision is not None and decision.approved is approved, data
+
+
+def test_a_row_whose_form_has_no_approving_option_approves_nothing_read_without_it() -> None:
+    # ship_it/hold under the default approve words: no option approves, so the row stores
+    # no approve value, and the resolver keeps that empty list instead of the default words.
+    spec = ReviewSpec.build(
+        "Ship?",
+        response_type="single_select",
+        response_config=SHIP_OR_HOLD,
+        default_response="hold",
+    )
+    reading = spec.interpretation()
+    assert reading["approve_values"] == []
+    resolver = Resolver.__new__(Resolver)
+    resolver.stats = collections.Counter()
+    row = SimpleNamespace(request_id="r1", loop_id=None, payload={"interpretation": reading})
+    for data in ("yes", "approve", "ship_it"):
+        decision = resolver._interpret(row, _completed(data))  # type: ignore[arg-type]
+        assert decision is not None and not decision.approved, data
 
 
 def test_the_timeout_default_must_be_an_option_to_approve() -> None:
