@@ -9,6 +9,7 @@ The typed client, and a review gate that suspends a LangGraph thread durably::
 """
 
 from ._client import AsyncHITLClient, HITLClient
+from ._config import CallbackConfig, PollConfig, ReviewDefaults
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -44,6 +45,7 @@ __all__ = [
     "AsyncHITLClient",
     "AuthenticationError",
     "BadRequestError",
+    "CallbackConfig",
     "ConfigError",
     "ConflictError",
     "Decision",
@@ -55,12 +57,14 @@ __all__ = [
     "LedgerError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollConfig",
     "PollingError",
     "RateLimitError",
     "RemoteResumeError",
     "Request",
     "ResponseShapeError",
     "RetryPolicy",
+    "ReviewDefaults",
     "ReviewMismatchError",
     "ReviewTimeoutError",
     "__version__",

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .._callback_paths import check_callback_path
+from .._config import CallbackConfig, PollConfig, from_keywords, unset_if_none
 from .._extras import require
 from .._poll_health import PollHealth, log_failed_sweep
 from ._budget import CallBudget
@@ -93,23 +94,31 @@ class Dispatcher:
 
     Args:
         ledger: the gates' ledger.
-        client: the HITL client (its key's quota is what ``budget`` protects).
+        client: the HITL client (its key's quota is what the budget protects).
         resumer: where decisions go (``GraphResumer(graph)``, a blocking resumer, ...).
         loop_id: the loop whose rows this dispatcher polls.
-        budget: the call budget (default: 90 calls per sliding hour).
+        callbacks: a :class:`~hitl_agent.CallbackConfig`: ``url``, the base URL the
+            requests' callbacks go to, and ``path``, where the receiver answers. The receiver
+            answers under the URL's path (the root included: ``""``, tokens at
+            ``/<token>``); ``path`` then defaults to it, and one that disagrees is a
+            ConfigError (every callback would be a 404). Without a URL, ``path`` defaults to
+            ``/hitl``. Its ``secret`` is not used here.
+        polling: a :class:`~hitl_agent.PollConfig`: ``interval``, the shortest gap between
+            sweeps in :meth:`serve` (default: 1 s; the schedule comes from the open rows and
+            the budget, :meth:`Poller.next_interval`: fast while the budget is fresh, never
+            faster than it allows); ``budget``, the call budget (default: 90 calls per
+            sliding hour); ``deadline_grace``, seconds past a deadline before a row is
+            decided fail-closed (300).
         clock: epoch seconds.
-        callback_path: the path the receiver answers under.
-        poll_interval: the shortest gap between sweeps in :meth:`serve` (default: 1 s); the
-            schedule comes from the open rows and the budget (:meth:`Poller.next_interval`:
-            fast while the budget is fresh, never faster than it allows).
         lease_seconds: how long a resume claim lasts.
-        deadline_grace: seconds past a deadline before a row is decided fail-closed.
-        webhooks: callbacks are expected (a ``callback_url`` is set): the derived schedule
+        row_filter: which open rows this dispatcher polls for (default: all of the loop's).
+        webhooks: callbacks are expected (a callback URL is set): the derived schedule
             skips its early burst and leaves half the budget to the doorbells' GETs.
-        callback_url: the base URL the requests' callbacks go to. The receiver answers under
-            its path (the root included: ``""``, tokens at ``/<token>``); ``callback_path``
-            then defaults to it, and one that disagrees is a ConfigError (every callback
-            would be a 404). Without it, ``callback_path`` defaults to ``/hitl``.
+        callback_url, callback_path: the flat spellings of ``callbacks``' ``url`` and
+            ``path``.
+        budget, poll_interval, deadline_grace: the flat spellings of ``polling``'s
+            ``budget``, ``interval`` and ``deadline_grace``. A setting given both flat and
+            in its group is a ConfigError.
     """
 
     def __init__(
@@ -119,16 +128,41 @@ class Dispatcher:
         client: HITLClient,
         resumer: Resumer,
         loop_id: str | None,
-        budget: CallBudget | None = None,
+        callbacks: CallbackConfig | None = None,
+        polling: PollConfig | None = None,
         clock: Callable[[], float] = time.time,
-        callback_path: str | None = None,
-        poll_interval: float | None = None,
         lease_seconds: float = 300.0,
-        deadline_grace: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
         webhooks: bool = False,
+        # The flat spellings of callbacks= and polling= (accepted as before):
         callback_url: str | None = None,
+        callback_path: str | None = None,
+        budget: CallBudget | None = None,
+        poll_interval: float | None = None,
+        deadline_grace: float | None = None,
     ) -> None:
+        callbacks = from_keywords(
+            CallbackConfig,
+            callbacks,
+            "callbacks",
+            {
+                "callback_url": ("url", unset_if_none(callback_url)),
+                "callback_path": ("path", unset_if_none(callback_path)),
+            },
+        )
+        polling = from_keywords(
+            PollConfig,
+            polling,
+            "polling",
+            {
+                "budget": ("budget", unset_if_none(budget)),
+                "poll_interval": ("interval", unset_if_none(poll_interval)),
+                "deadline_grace": ("deadline_grace", unset_if_none(deadline_grace)),
+            },
+        )
+        callback_url, callback_path = callbacks.url, callbacks.path
+        budget, poll_interval = polling.budget, polling.interval
+        deadline_grace = polling.deadline_grace
         receiver_path = check_callback_path(callback_url, callback_path)
         self.budget = budget or CallBudget(clock=clock)
         self.resolver = Resolver(
@@ -145,10 +179,14 @@ class Dispatcher:
             loop_id=loop_id,
             deadline_grace=deadline_grace,
             row_filter=row_filter,
-            interval=poll_interval,
+            poll_interval=poll_interval,
             webhooks=webhooks,
         )
         self.poll_interval = poll_interval
+        self.polling = PollConfig(poll_interval, self.budget, deadline_grace)
+        """The polling settings in use (``budget`` is the one this dispatcher spends)."""
+        self.callbacks = CallbackConfig(url=callback_url, path=receiver_path)
+        """The callback settings in use (``path``: where the receiver answers)."""
         self.health = PollHealth()
         """Persistent sweep failures in a row (see :attr:`poll_error`)."""
         self._poll_task: asyncio.Task[None] | None = None

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._exceptions import APIError, RateLimitError
+from .._exceptions import APIError, ConfigError, RateLimitError
 from .._poll_health import is_transient
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
@@ -95,8 +95,9 @@ class Poller:
         deadline_grace: seconds after a row's deadline before it may be decided fail-closed.
         max_rows: the most open rows one sweep considers.
         row_filter: only rows it accepts are polled.
-        interval: the shortest sweep interval (seconds), instead of ``min_interval``; the
-            budget still stretches it (see :meth:`next_interval`).
+        poll_interval: the shortest sweep interval (seconds), instead of ``min_interval``;
+            the budget still stretches it (see :meth:`next_interval`). ``interval`` is an
+            accepted alias (the name it had before).
         min_interval: the shortest derived interval.
         max_interval: the longest derived interval.
         webhooks: callbacks are expected (``callback_url`` is set): no early burst of sweeps,
@@ -111,17 +112,26 @@ class Poller:
         deadline_grace: float = 300.0,
         max_rows: int = 10_000,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
-        interval: float | None = None,
+        poll_interval: float | None = None,
         min_interval: float = 1.0,
         max_interval: float = 3600.0,
         webhooks: bool = False,
+        interval: float | None = None,
     ) -> None:
+        if interval is not None:
+            if poll_interval is not None:
+                raise ConfigError(
+                    "interval",
+                    "given twice: as interval= and as poll_interval=",
+                    "pass poll_interval= only (interval is its old name)",
+                )
+            poll_interval = interval
         self.resolver = resolver
         self.loop_id = loop_id
         self.deadline_grace = deadline_grace
         self.max_rows = max_rows
         self.row_filter = row_filter
-        self.interval = interval
+        self.poll_interval = poll_interval
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.webhooks = webhooks
@@ -457,6 +467,15 @@ class Poller:
             return gets + max(1, remaining)
         return gets + min(self._estimates(self._open).values())
 
+    @property
+    def interval(self) -> float | None:
+        """The old name of :attr:`poll_interval` (accepted as before)."""
+        return self.poll_interval
+
+    @interval.setter
+    def interval(self, value: float | None) -> None:
+        self.poll_interval = value
+
     def next_interval(self) -> float:
         """Seconds until the next sweep, derived from the open rows and the budget.
 
@@ -465,7 +484,7 @@ class Poller:
         (a 3 s sweep against 100 calls/hour would spend the hour in four minutes and then
         find nothing for the next 56).
         """
-        floor = self.min_interval if self.interval is None else self.interval
+        floor = self.min_interval if self.poll_interval is None else self.poll_interval
         budget = self._budget
         cost = self.next_cost()
         if cost == 0:

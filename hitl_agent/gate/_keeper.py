@@ -29,6 +29,14 @@ from typing import TYPE_CHECKING, Any, overload
 from pydantic import ValidationError
 
 from .._callback_paths import canonical_callback_url
+from .._config import (
+    UNSET,
+    CallbackConfig,
+    PollConfig,
+    ReviewDefaults,
+    from_keywords,
+    unset_if_none,
+)
 from .._exceptions import ConfigError
 from .._hooks import checkpoint
 from ..decision import Decision
@@ -38,7 +46,7 @@ from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
-from ._spec import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, ReviewSpec, answer_values
+from ._spec import ReviewSpec, answer_values
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -61,24 +69,34 @@ class Gatekeeper:
         ledger: a :class:`~hitl_agent.ledger.Ledger` or a URL for ``open_ledger``
             (``sqlite:///hitl.db``, ``postgresql://...``); a URL-opened ledger is closed by
             :meth:`close`.
-        callback_url: the public base URL of the dispatcher's receiver; each request gets
-            ``{callback_url}/{token}``. Any path works, the root included
-            (``http://host:8000``: tokens at ``/<token>``); the dispatcher answers under it.
-            None: no callbacks, polling only.
-        callback_secret: the HMAC secret for callback tokens (32 bytes or more); default
-            ``HITL_CALLBACK_SECRET``. Without either, the keeper generates one and keeps it in
-            the ledger, so every replica on a shared ledger derives the same tokens.
+        defaults: a :class:`~hitl_agent.ReviewDefaults`, what every review starts from:
+            ``priority`` and ``timeout_seconds`` (medium, 3600 s), ``approve_on_timeout``
+            (opt-in: a timeout whose default approves, approves; off by default, fail
+            closed) and ``approve_values`` (``single_select`` option values that approve;
+            default approve, approved, yes, allow; only an option of the review's form ever
+            approves).
+        callbacks: a :class:`~hitl_agent.CallbackConfig`. ``url``: the public base URL of
+            the dispatcher's receiver; each request gets ``{url}/{token}``. Any path works,
+            the root included (``http://host:8000``: tokens at ``/<token>``); the
+            dispatcher answers under it. None: no callbacks, polling only. ``secret``: the
+            HMAC secret for callback tokens (32 bytes or more); default
+            ``HITL_CALLBACK_SECRET``. Without either, the keeper generates one and keeps it
+            in the ledger, so every replica on a shared ledger derives the same tokens.
+            ``path``: the receiver path of :meth:`dispatcher` (default: the URL's path).
+        polling: a :class:`~hitl_agent.PollConfig`. ``interval``: the shortest gap between
+            sweeps (default: 1 s); the schedule comes from the open rows and the budget
+            (about a second against the local server, the budget's steady rate on HITL.sh;
+            see ``docs/durable-reviews.md#quota``). ``budget``: the hourly call budget
+            shared by every dispatcher of this keeper. ``deadline_grace``: seconds past a
+            deadline before a row is decided fail-closed (300).
         async_client: optional async client for ``areview`` creates.
-        approve_on_timeout: opt-in default for reviews: a timeout whose default approves,
-            approves. Off by default (fail closed).
-        approve_values: ``single_select`` option values that approve (default approve,
-            approved, yes, allow); only an option of the review's form ever approves.
-        priority, timeout_seconds: defaults for reviews (medium, 3600 s).
         clock: epoch seconds (inject a FakeClock in tests).
-        budget: the hourly call budget shared by every dispatcher of this keeper.
-        poll_interval: the shortest gap between sweeps (default: 1 s); the schedule comes
-            from the open rows and the budget (about a second against the local server, the
-            budget's steady rate on HITL.sh; see ``docs/durable-reviews.md#quota``).
+        priority, timeout_seconds, approve_on_timeout, approve_values: the flat spellings
+            of ``defaults``' fields.
+        callback_url, callback_secret: the flat spellings of ``callbacks``' ``url`` and
+            ``secret``.
+        budget, poll_interval: the flat spellings of ``polling``'s ``budget`` and
+            ``interval``. A setting given both flat and in its group is a ConfigError.
     """
 
     def __init__(
@@ -87,17 +105,54 @@ class Gatekeeper:
         client: HITLClient,
         loop_id: str,
         ledger: Ledger | str,
+        defaults: ReviewDefaults | None = None,
+        callbacks: CallbackConfig | None = None,
+        polling: PollConfig | None = None,
+        async_client: AsyncHITLClient | None = None,
+        clock: Callable[[], float] = time.time,
+        # The flat spellings of defaults=, callbacks= and polling= (accepted as before):
+        priority: str | None = None,
+        timeout_seconds: int | None = UNSET,
+        approve_on_timeout: bool | None = None,
+        approve_values: Iterable[str] | None = None,
         callback_url: str | None = None,
         callback_secret: str | None = None,
-        async_client: AsyncHITLClient | None = None,
-        approve_on_timeout: bool = False,
-        approve_values: Iterable[str] | None = None,
-        priority: str = DEFAULT_PRIORITY,
-        timeout_seconds: int | None = DEFAULT_TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.time,
         budget: CallBudget | None = None,
         poll_interval: float | None = None,
     ) -> None:
+        defaults = from_keywords(
+            ReviewDefaults,
+            defaults,
+            "defaults",
+            {
+                "priority": ("priority", unset_if_none(priority)),
+                "timeout_seconds": ("timeout_seconds", timeout_seconds),
+                "approve_on_timeout": ("approve_on_timeout", unset_if_none(approve_on_timeout)),
+                "approve_values": ("approve_values", unset_if_none(approve_values)),
+            },
+        )
+        callbacks = from_keywords(
+            CallbackConfig,
+            callbacks,
+            "callbacks",
+            {
+                "callback_url": ("url", unset_if_none(callback_url)),
+                "callback_secret": ("secret", unset_if_none(callback_secret)),
+            },
+        )
+        polling = from_keywords(
+            PollConfig,
+            polling,
+            "polling",
+            {
+                "budget": ("budget", unset_if_none(budget)),
+                "poll_interval": ("interval", unset_if_none(poll_interval)),
+            },
+        )
+        priority, timeout_seconds = defaults.priority, defaults.timeout_seconds
+        approve_on_timeout, approve_values = defaults.approve_on_timeout, defaults.approve_values
+        callback_url, callback_secret = callbacks.url, callbacks.secret
+        budget, poll_interval = polling.budget, polling.interval
         if not loop_id:
             raise ConfigError("loop_id", "missing", "pass the id of the loop to create reviews in")
         secret = callback_secret or os.environ.get("HITL_CALLBACK_SECRET") or None
@@ -138,9 +193,18 @@ class Gatekeeper:
             budget=self.budget,
             clock=clock,
             poll_interval=poll_interval,
+            deadline_grace=polling.deadline_grace,
             row_filter=lambda row: row.thread_id is None,
             webhooks=self.callback_url is not None,
         )
+        self.defaults = ReviewDefaults(
+            self.priority, self.timeout_seconds, self.approve_on_timeout, self.approve_values
+        )
+        """What every review starts from (each ``review()`` may override it)."""
+        self.callbacks = CallbackConfig(self.callback_url, callback_secret, callbacks.path)
+        """The callback settings (``url`` canonical; ``secret`` as passed, if it was)."""
+        self.polling = PollConfig(poll_interval, self.budget, polling.deadline_grace)
+        """The polling settings every dispatcher of this keeper starts from."""
 
     def __repr__(self) -> str:
         return (
@@ -223,13 +287,15 @@ class Gatekeeper:
         *,
         callback_path: str | None = None,
         poll_interval: float | None = None,
-        deadline_grace: float = 300.0,
+        deadline_grace: float | None = None,
     ) -> Dispatcher:
         """Receiver + poller + resolver for this keeper's reviews.
 
         Graph rows go to ``resumer`` (e.g. ``GraphResumer(graph)``); rows of blocking reviews
         complete the callers waiting in this process. The receiver answers under the path of
-        ``callback_url`` (``/hitl`` without one).
+        the callback URL (``/hitl`` without one). ``callback_path``, ``poll_interval`` and
+        ``deadline_grace`` override the keeper's ``callbacks.path`` and ``polling`` for this
+        dispatcher.
 
         Raises:
             ConfigError: ``callback_path`` disagrees with ``callback_url``'s path (every
@@ -242,10 +308,12 @@ class Gatekeeper:
             loop_id=self.loop_id,
             budget=self.budget,
             clock=self.clock,
-            callback_path=callback_path,
+            callback_path=self.callbacks.path if callback_path is None else callback_path,
             callback_url=self.callback_url,
             poll_interval=self.poll_interval if poll_interval is None else poll_interval,
-            deadline_grace=deadline_grace,
+            deadline_grace=(
+                self.polling.deadline_grace if deadline_grace is None else deadline_grace
+            ),
             webhooks=self.callback_url is not None,
         )
 
@@ -265,7 +333,17 @@ class Gatekeeper:
         key: str | None = None,
         wait_timeout: float | None = None,
         mode: WaitMode = "auto",
-        **spec_kwargs: Any,
+        response_type: str = "boolean",
+        response_config: Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = _UNSET,
+        processing_type: str = "time-sensitive",
+        context: Mapping[str, Any] | None = None,
+        summary: str | None = None,
+        approve_values: Iterable[str] | None = None,
+        reject_values: Iterable[str] | None = None,
+        approve_on_timeout: bool | None = None,
     ) -> Decision:
         """Ask a human and return the Decision (see the module docstring).
 
@@ -278,10 +356,26 @@ class Gatekeeper:
             wait_timeout: blocking mode only: seconds to wait before ReviewTimeoutError.
             mode: ``auto`` (interrupt inside a graph run, block outside), ``interrupt``
                 (ConfigError outside a graph run) or ``block`` (wait here even in a graph).
-            **spec_kwargs: see :meth:`spec` (response_type, response_config,
-                default_response, priority, timeout_seconds, context, ...).
+            response_type, response_config, default_response, priority, timeout_seconds,
+                processing_type, context, summary, approve_values, reject_values,
+                approve_on_timeout: the question, as :meth:`spec` takes it (priority,
+                timeout_seconds, approve_values and approve_on_timeout default to the
+                keeper's ``defaults``).
         """
-        spec = self.spec(request_text, **spec_kwargs)
+        spec = self.spec(
+            request_text,
+            response_type=response_type,
+            response_config=response_config,
+            default_response=default_response,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            processing_type=processing_type,
+            context=context,
+            summary=summary,
+            approve_values=approve_values,
+            reject_values=reject_values,
+            approve_on_timeout=approve_on_timeout,
+        )
         ctx = _context_for(mode)
         if ctx is not None:
             gate_key = key or ctx.key(tool_call_id)
@@ -305,10 +399,33 @@ class Gatekeeper:
         key: str | None = None,
         wait_timeout: float | None = None,
         mode: WaitMode = "auto",
-        **spec_kwargs: Any,
+        response_type: str = "boolean",
+        response_config: Mapping[str, Any] | None = None,
+        default_response: Any = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = _UNSET,
+        processing_type: str = "time-sensitive",
+        context: Mapping[str, Any] | None = None,
+        summary: str | None = None,
+        approve_values: Iterable[str] | None = None,
+        reject_values: Iterable[str] | None = None,
+        approve_on_timeout: bool | None = None,
     ) -> Decision:
         """Async twin of :meth:`review`."""
-        spec = self.spec(request_text, **spec_kwargs)
+        spec = self.spec(
+            request_text,
+            response_type=response_type,
+            response_config=response_config,
+            default_response=default_response,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            processing_type=processing_type,
+            context=context,
+            summary=summary,
+            approve_values=approve_values,
+            reject_values=reject_values,
+            approve_on_timeout=approve_on_timeout,
+        )
         client = self.async_client or self.client
         ctx = _context_for(mode)
         if ctx is not None:
