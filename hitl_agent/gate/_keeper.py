@@ -456,12 +456,11 @@ class Gatekeeper:
             try:
                 return await asyncio.wait_for(future, wait_timeout)
             except TimeoutError:
-                raise ReviewTimeoutError(
-                    f"no decision for request {request_id} within {wait_timeout} s"
-                ) from None
+                raise _wait_timed_out(request_id, wait_timeout) from None
         except BaseException:
-            # Timed out, cancelled (the caller gave up) or the ledger failed: nobody waits on
-            # the future now, and left in the hub it would be swept for until a decision.
+            # The one rule of both twins (_wait_blocking): timed out, cancelled (the caller
+            # gave up) or the ledger failed, nobody waits on the future now, and left in the
+            # hub it would be swept for until a decision.
             hub.forget(request_id, future)
             raise
 
@@ -525,12 +524,6 @@ class Gatekeeper:
         except ValidationError:
             return Decision.fail_closed(request_id, "The recorded decision is unreadable")
 
-    def _register(self, row: ReviewRecord) -> Any:
-        assert row.request_id is not None
-        future = hub.register(self._blocking, row.request_id)
-        self._settle(row.request_id)
-        return future
-
     def _settle(self, request_id: str) -> None:
         """Right after registering a waiter: hand it a decision the ledger already holds
         (registered first, so a decision recorded meanwhile reaches it either way)."""
@@ -545,16 +538,20 @@ class Gatekeeper:
                 self._blocking.resolver.deliver(request_id)
 
     def _wait_blocking(self, row: ReviewRecord, wait_timeout: float | None) -> Decision:
-        assert row.request_id is not None
-        future = self._register(row)
+        request_id = row.request_id
+        assert request_id is not None
+        future = hub.register(self._blocking, request_id)
         try:
-            decision: Decision = future.result(timeout=wait_timeout)
-        except FutureTimeout:
-            hub.forget(row.request_id, future)
-            raise ReviewTimeoutError(
-                f"no decision for request {row.request_id} within {wait_timeout} s; call "
-                "review again with the same key to keep waiting"
-            ) from None
+            self._settle(request_id)
+            try:
+                decision: Decision = future.result(timeout=wait_timeout)
+            except FutureTimeout:
+                raise _wait_timed_out(request_id, wait_timeout) from None
+        except BaseException:
+            # As in areview: whatever ends the wait early (a timeout, the ledger failing in
+            # _settle), the waiter leaves the hub, or it would be swept for until a decision.
+            hub.forget(request_id, future)
+            raise
         return decision
 
     # -- tools ---------------------------------------------------------------------------
@@ -689,6 +686,14 @@ def _check_secret(secret: str, field: str) -> None:
             "use secrets.token_urlsafe(32), or pass none and let the keeper generate one "
             "in the ledger",
         )
+
+
+def _wait_timed_out(request_id: str, wait_timeout: float | None) -> ReviewTimeoutError:
+    """The error of a blocking wait that ran out (both twins)."""
+    return ReviewTimeoutError(
+        f"no decision for request {request_id} within {wait_timeout} s; call review again "
+        "with the same key to keep waiting"
+    )
 
 
 def _context_for(mode: WaitMode) -> GraphContext | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -155,3 +156,28 @@ def test_config_errors_name_the_field(tmp_path: Path, monkeypatch: pytest.Monkey
                 keeper.review("Rate", response_type="rating", response_config={"scale_max": 5})
             with pytest.raises(ConfigError, match="timeout_seconds"):
                 keeper.review("Now?", timeout_seconds=5)
+
+
+@pytest.mark.parametrize("twin", ["review", "areview"])
+def test_a_failed_settle_leaves_no_waiter_in_the_hub(
+    env: Env, monkeypatch: pytest.MonkeyPatch, twin: str
+) -> None:
+    # The ledger read right after registering fails: the caller gets the error, and no
+    # waiter is left in the hub to be swept for until a decision (sync and async alike).
+    from hitl_agent import LedgerError
+    from hitl_agent.gate._blocking import hub
+
+    before = hub.waiting
+    real = env.ledger.get_by_request_id
+
+    def broken(request_id: str) -> NoReturn:
+        raise LedgerError("the ledger is down")
+
+    monkeypatch.setattr(env.ledger, "get_by_request_id", broken)
+    with pytest.raises(LedgerError):
+        if twin == "review":
+            env.keeper.review("Settle?", key=f"settle-{twin}", wait_timeout=5)
+        else:
+            asyncio.run(env.keeper.areview("Settle?", key=f"settle-{twin}", wait_timeout=5))
+    assert hub.waiting == before
+    monkeypatch.setattr(env.ledger, "get_by_request_id", real)
