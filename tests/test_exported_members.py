@@ -162,7 +162,7 @@ def test_public_errors_pickle_and_copy_with_their_attributes(how: str) -> None:
             assert getattr(twin, attr, None) == getattr(error, attr, None), attr
 
 
-def test_public_models_pickle_and_copy() -> None:
+def test_public_models_and_settings_pickle_and_copy() -> None:
     request = hitl_agent.Request.model_validate(
         {"id": "r1", "status": "completed", "response_data": "approve", "shipped_by": "x"}
     )
@@ -171,6 +171,9 @@ def test_public_models_pickle_and_copy() -> None:
         hitl_agent.EditedText(text="Hello", was_edited=True),
         hitl_agent.Decision(request_id="r1", status="completed", outcome="approved"),
         hitl_agent.RetryPolicy(max_retries=5),
+        hitl_agent.ReviewDefaults(priority="high", approve_values=["ship"]),
+        hitl_agent.CallbackConfig(url="https://my.app/hitl", secret="s" * 40),
+        hitl_agent.PollConfig(interval=2.0),
     ]
     for value in values:
         for twin in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
