@@ -26,7 +26,9 @@ variable for its ``_run``, so no parameter is added to the tool's schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -46,7 +48,9 @@ from ._settings import check_settings
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 
 if TYPE_CHECKING:
+    from ..decision import Decision
     from ..gate import Gatekeeper
+    from ..ledger import ReviewRecord
 
 __all__ = ["ApprovalTool", "Policy", "require_approval"]
 
@@ -149,29 +153,30 @@ class ApprovalTool(BaseTool):
             log.warning("when= policy of tool %s raised; asking a reviewer", self.name)
             return True
 
+    def _unreviewed(self, tool_input: Any) -> tuple[Any] | None:
+        """``(input for the tool,)`` when ``when`` lets the call through without a review
+        (the wrapper's own runtime left out), None when a reviewer decides."""
+        if self._asks(tool_input):
+            return None
+        if isinstance(tool_input, dict):
+            tool_input = {k: v for k, v in tool_input.items() if k != RUNTIME}
+        return (tool_input,)
+
     def run(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         """Run through the gate, or straight through when ``when`` says no review."""
-        if not self._asks(tool_input):
-            if isinstance(tool_input, dict):
-                tool_input = {k: v for k, v in tool_input.items() if k != RUNTIME}
-            return self.inner.run(tool_input, *args, **kwargs)
-        token = _CALL_ID.set(kwargs.get("tool_call_id"))
-        try:
+        direct = self._unreviewed(tool_input)
+        if direct is not None:
+            return self.inner.run(direct[0], *args, **kwargs)
+        with _call_id(kwargs):
             return super().run(tool_input, *args, **kwargs)
-        finally:
-            _CALL_ID.reset(token)
 
     async def arun(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         """Async twin of :meth:`run`."""
-        if not self._asks(tool_input):
-            if isinstance(tool_input, dict):
-                tool_input = {k: v for k, v in tool_input.items() if k != RUNTIME}
-            return await self.inner.arun(tool_input, *args, **kwargs)
-        token = _CALL_ID.set(kwargs.get("tool_call_id"))
-        try:
+        direct = self._unreviewed(tool_input)
+        if direct is not None:
+            return await self.inner.arun(direct[0], *args, **kwargs)
+        with _call_id(kwargs):
             return await super().arun(tool_input, *args, **kwargs)
-        finally:
-            _CALL_ID.reset(token)
 
     # -- the gated call ----------------------------------------------------------------------
 
@@ -255,6 +260,10 @@ class ApprovalTool(BaseTool):
             return result, None
         return result
 
+    # _run and _arun only review (review / areview), wait for siblings, read the first
+    # review's row and run the tool (_run / _arun); what to review next, what a decision or a
+    # failed review means and whether the reviewed args still bind are _GatedCall's.
+
     def _run(
         self,
         *args: Any,
@@ -264,29 +273,20 @@ class ApprovalTool(BaseTool):
     ) -> Any:
         if sync_unsupported(self.inner):
             raise NotImplementedError(_ASYNC_ONLY.format(name=self.name))
-        full, runtime = self._split(args, kwargs)
-        note_started(_CALL_ID.get())
-        flow = self._flow(full, runtime, config)
-        step: Ask | Verdict = flow.first()
-        while isinstance(step, Ask):
+        call = _GatedCall.start(self, args, kwargs, config)
+        while isinstance(call.step, Ask):
             try:
-                decision = self.keeper.review(step.text, tool_call_id=_CALL_ID.get(), **step.kwargs)
-            except ReviewMismatchError:
-                return self._result(not_run(_MISMATCH))
-            except GraphInterrupt:
-                note_suspended()
-                raise
-            step = flow.next(step, decision)
-        if not step.run:
-            return self._result(step)
-        siblings = _gated_siblings(runtime, _CALL_ID.get(), sync=True)
-        hold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
-        row = self.keeper.ledger.get_by_request_id(flow.first_request_id or "")
-        if not flow.bound(row.payload.get("args_hash") if row is not None else None):
-            return self._result(not_run(_MISMATCH, step.decision))
-        _log_run(self.name, step)
-        tool_input = self._invoke_args(full, step.args)
-        return call_inner(self.inner, tool_input, _CALL_ID.get(), config, run_manager)
+                decision = self.keeper.review(call.step.text, **call.review_kwargs())
+            except (ReviewMismatchError, GraphInterrupt) as err:
+                return call.review_failed(err)
+            call.answered(decision)
+        if not call.runs:
+            return call.result()
+        hold_for_siblings(self.keeper.ledger, call.request_id, call.siblings(sync=True))
+        refused = call.unbound(self.keeper.ledger.get_by_request_id(call.request_id))
+        if refused is not None:
+            return refused
+        return call_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
 
     async def _arun(
         self,
@@ -295,31 +295,118 @@ class ApprovalTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        full, runtime = self._split(args, kwargs)
-        note_started(_CALL_ID.get())
-        flow = self._flow(full, runtime, config)
-        step: Ask | Verdict = flow.first()
-        while isinstance(step, Ask):
+        call = _GatedCall.start(self, args, kwargs, config)
+        while isinstance(call.step, Ask):
             try:
-                decision = await self.keeper.areview(
-                    step.text, tool_call_id=_CALL_ID.get(), **step.kwargs
-                )
-            except ReviewMismatchError:
-                return self._result(not_run(_MISMATCH))
-            except GraphInterrupt:
-                note_suspended()
-                raise
-            step = flow.next(step, decision)
-        if not step.run:
-            return self._result(step)
-        siblings = _gated_siblings(runtime, _CALL_ID.get(), sync=False)
-        await ahold_for_siblings(self.keeper.ledger, flow.first_request_id or "", siblings)
-        row = await self.keeper.ledger.aget_by_request_id(flow.first_request_id or "")
-        if not flow.bound(row.payload.get("args_hash") if row is not None else None):
-            return self._result(not_run(_MISMATCH, step.decision))
-        _log_run(self.name, step)
-        tool_input = self._invoke_args(full, step.args)
-        return await acall_inner(self.inner, tool_input, _CALL_ID.get(), config, run_manager)
+                decision = await self.keeper.areview(call.step.text, **call.review_kwargs())
+            except (ReviewMismatchError, GraphInterrupt) as err:
+                return call.review_failed(err)
+            call.answered(decision)
+        if not call.runs:
+            return call.result()
+        await ahold_for_siblings(self.keeper.ledger, call.request_id, call.siblings(sync=False))
+        refused = call.unbound(await self.keeper.ledger.aget_by_request_id(call.request_id))
+        if refused is not None:
+            return refused
+        return await acall_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
+
+
+@contextmanager
+def _call_id(kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """The tool call id ``BaseTool.run``/``arun`` got, visible to ``_run``/``_arun``."""
+    token = _CALL_ID.set(kwargs.get("tool_call_id"))
+    try:
+        yield
+    finally:
+        _CALL_ID.reset(token)
+
+
+@dataclass
+class _GatedCall:
+    """One gated call of an :class:`ApprovalTool`, without IO.
+
+    ``_run`` and ``_arun`` drive it: ask each :class:`Ask` in :attr:`step`, hand the decision
+    to :meth:`answered`, and once :attr:`step` is a :class:`Verdict`, either return
+    :meth:`result` or (it :attr:`runs`) wait for the sibling calls, check the first review's
+    row with :meth:`unbound` and run the tool with :meth:`tool_input`. Everything they must
+    agree on (the forms, what a decision means, the result's shape, the log line) is here.
+    """
+
+    tool: ApprovalTool
+    full: dict[str, Any]
+    runtime: Any
+    flow: ApprovalFlow
+    call_id: str | None
+    step: Ask | Verdict
+
+    @classmethod
+    def start(
+        cls,
+        tool: ApprovalTool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        config: RunnableConfig,
+    ) -> _GatedCall:
+        """The call's arguments split from its runtime, noted as started, its first form."""
+        full, runtime = tool._split(args, kwargs)
+        call_id = _CALL_ID.get()
+        note_started(call_id)
+        flow = tool._flow(full, runtime, config)
+        return cls(tool, full, runtime, flow, call_id, flow.first())
+
+    def review_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the current form's ``keeper.review``/``areview``."""
+        assert isinstance(self.step, Ask)
+        return {"tool_call_id": self.call_id, **self.step.kwargs}
+
+    def answered(self, decision: Decision) -> None:
+        """The next form after ``decision`` answered the current one, or the verdict."""
+        assert isinstance(self.step, Ask)
+        self.step = self.flow.next(self.step, decision)
+
+    def review_failed(self, err: Exception) -> Any:
+        """A review that raised: the thread suspends (the interrupt propagates), or the
+        call's key belongs to another question (not run, the result says why)."""
+        if isinstance(err, GraphInterrupt):
+            note_suspended()
+            raise err
+        return self.tool._result(not_run(_MISMATCH))
+
+    @property
+    def _verdict(self) -> Verdict:
+        assert isinstance(self.step, Verdict)
+        return self.step
+
+    @property
+    def runs(self) -> bool:
+        """The verdict runs the tool (approved, or a valid edit)."""
+        return self._verdict.run
+
+    def result(self) -> Any:
+        """The not-run verdict as ``_run``'s result (a ToolMessage with a tool call id)."""
+        return self.tool._result(self._verdict)
+
+    @property
+    def request_id(self) -> str:
+        """The first review's request id (its row holds the reviewed args' hash)."""
+        return self.flow.first_request_id or ""
+
+    def siblings(self, *, sync: bool) -> list[str]:
+        """The ids of this turn's other calls that will ask a reviewer (wait for them)."""
+        return _gated_siblings(self.runtime, self.call_id, sync=sync)
+
+    def unbound(self, row: ReviewRecord | None) -> Any:
+        """Not-run result when the first review's row does not bind these args; else None
+        (and the run is logged)."""
+        verdict = self._verdict
+        if not self.flow.bound(row.payload.get("args_hash") if row is not None else None):
+            return self.tool._result(not_run(_MISMATCH, verdict.decision))
+        _log_run(self.tool.name, verdict)
+        return None
+
+    def tool_input(self) -> dict[str, Any]:
+        """The reviewed (or edited) arguments, with the injected ones passed on."""
+        return self.tool._invoke_args(self.full, self._verdict.args)
 
 
 def _required(schema: Any, name: str, prop: Mapping[str, Any]) -> bool:
