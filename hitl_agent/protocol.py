@@ -69,13 +69,15 @@ DECISIONS_KEY = "hitl_agent_decisions"
 
 ALIAS_MARKER = "hitl-alias|"
 SLOT_MARKER = "hitl-slot|"
-"""Request-id prefixes of the gate's bookkeeping rows (a run that reuses another run's request,
-a slot claim). They are walked to ``resumed`` at once and never name an API request: the
-resolver and the poller must never treat one as a decision to deliver."""
+"""Request-id prefixes of the gate's bookkeeping rows in old ledgers (a run that reused
+another run's request, a slot claim), which never named an API request. The gate now keeps
+slot claims and aliases in tables of their own, and ``setup()`` moves old marker rows there
+(``hitl_agent/ledger/_markers.py``), so no reader of review rows meets one any more. Kept
+for code that inspects old data."""
 
 
 def is_marker(request_id: str | None) -> bool:
-    """True for a bookkeeping row's request id (see :data:`ALIAS_MARKER`)."""
+    """True for an old bookkeeping row's request id (see :data:`ALIAS_MARKER`)."""
     return request_id is not None and request_id.startswith((ALIAS_MARKER, SLOT_MARKER))
 
 

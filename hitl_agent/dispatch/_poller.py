@@ -50,7 +50,6 @@ from .._exceptions import APIError, ConfigError, RateLimitError
 from .._poll_health import is_transient
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
-from ..protocol import is_marker
 from ._resolver import Resolver
 
 if TYPE_CHECKING:
@@ -226,9 +225,7 @@ class Poller:
         ready = [
             row.request_id
             for row in rows
-            if row.request_id is not None
-            and row.state in ("decided", "resuming")
-            and not is_marker(row.request_id)
+            if row.request_id is not None and row.state in ("decided", "resuming")
         ]
         pending = {row.request_id: row for row in rows if row.state == "pending" and row.request_id}
         self._open = len(pending)

@@ -37,7 +37,6 @@ from .._exceptions import APIError, RateLimitError
 from .._hooks import checkpoint
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES, Decision
 from ..models.requests import Request
-from ..protocol import is_marker
 from ._lease import LeaseKeeper, default_interval
 
 if TYPE_CHECKING:
@@ -388,9 +387,7 @@ class Resolver:
         group = [
             other
             for other in self.ledger.list_task(row.thread_id, row.checkpoint_ns)
-            if other.request_id is not None
-            and other.state != "resumed"
-            and not is_marker(other.request_id)  # a gate's bookkeeping row, never a decision
+            if other.request_id is not None and other.state != "resumed"
         ]
         if any(other.state == "pending" for other in group):
             return None
@@ -398,8 +395,6 @@ class Resolver:
         return sorted(ready, key=lambda other: other.request_id or "")
 
     def _claim(self, request_id: str) -> tuple[ReviewRecord, list[ReviewRecord]] | None:
-        if is_marker(request_id):
-            return None
         row = self.ledger.get_by_request_id(request_id)
         if row is None or row.state not in ("decided", "resuming") or row.decision is None:
             return None

@@ -13,13 +13,16 @@ The order is the whole point (invariant 1)::
 
 Concurrent runs of one thread (double texting) reach the same gate in *different* tasks, so
 their keys differ. A fresh graph gate therefore also claims the gate's *slot* (thread, node
-path without task ids, tool-call id and index) before it POSTs: one ledger row per turn of the
-slot, ``record_intent`` being the compare-and-set. The run that loses the claim reuses the
+path without task ids, tool-call id and index) before it POSTs: one claim per turn of the
+slot, ``Ledger.claim_slot`` being the compare-and-set. The run that loses the claim reuses the
 winner's request when it asks the same question (it discards its own intent and interrupts on
 the winner's request id), so one gate shows one open request. A run that asks a *different*
 question supersedes the open one: the old request is cancelled (the cancel is refunded) and
-its row decided ``cancelled`` with the reason, so its dropped answer is never silent. A slot
-row is closed as soon as it is claimed: it only ever serves ``list_task`` lookups.
+its row decided ``cancelled`` with the reason, so its dropped answer is never silent.
+
+Slot claims (``Ledger.claim_slot``) and the loser's alias (``Ledger.record_alias``: its key
+points at the winner's row, and its own intent row is discarded) live in tables of their own,
+never among the review rows that the resolver, the poller and the CLI read.
 """
 
 from __future__ import annotations
@@ -33,13 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIConnectionError, APIError, APIStatusError, ConfigError
 from .._hooks import checkpoint
-from .._keys import parse_gate_key, parse_slot_key, slot_key, slot_namespace
+from .._keys import parse_gate_key, slot_namespace
 from .._retry import NEVER_SENT_ERRORS
 from .._server_clock import server_now_bound
 from .._tokens import derive_token, token_hash
 from ..decision import Decision
 from ..models.requests import CancelResult, CreatedRequest, Request
-from ..protocol import ALIAS_MARKER, SLOT_MARKER
 from ._errors import ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
 
@@ -104,6 +106,8 @@ def _intent(
     # A replayed node (every resume re-runs it) finds its row with a read; only a first
     # review takes the write lock to insert.
     existing = target.ledger.get(key)
+    if existing is None and parse_gate_key(key, thread_id=thread_id, checkpoint_ns=ns):
+        existing = alias_target(target, key)  # this run reused a concurrent run's request
     if existing is not None:
         _check_same_question(existing, key, spec)
         return existing, False
@@ -199,7 +203,7 @@ def ensure_request(
             (its writer died) is reconciled and created as usual.
     """
     row, inserted = _intent(target, key, spec, thread_id, checkpoint_ns)
-    shared = alias_target(target, row)
+    shared = row if row.key != key else None  # the concurrent run's row this run reuses
     if shared is None and inserted and thread_id is not None and checkpoint_ns is not None:
         shared = join_slot(target, client.requests.cancel, row)
     if shared is not None:
@@ -323,19 +327,18 @@ def join_slot(
         return None
     ledger = target.ledger
     for _ in range(16):  # racing runs each take at most one turn
-        claims = ledger.list_task(row.thread_id, slot)
-        turns = (parse_slot_key(c.key, thread_id=row.thread_id, slot=slot) for c in claims)
-        turn = max((t for t in turns if t is not None), default=-1)
-        latest = next((c for c in claims if c.key == slot_key(row.thread_id, slot, turn)), None)
+        claims = ledger.list_slot_claims(row.thread_id, slot)
+        latest = claims[-1] if claims else None
+        turn = -1 if latest is None else latest.turn
         if latest is not None:
-            owner_key = str(latest.payload.get("owner"))
+            owner_key = latest.owner
             if owner_key == row.key:
                 return None
             owner = ledger.get(owner_key)
             if owner is not None and owner.state in _OPEN and owner.args_hash == row.args_hash:
                 shared = _await_created(target, owner)
                 if shared is not None:
-                    _close(target, row.key, f"{ALIAS_MARKER}{row.key}", owner.key)
+                    _alias(target, row.key, owner.key)
                     log.info(
                         "reused the open request of a concurrent run key=%s request_id=%s",
                         row.key,
@@ -349,40 +352,26 @@ def join_slot(
                 return None
             if owner is not None and owner.state in _SUPERSEDABLE:
                 _supersede(target, cancel, owner, row)
-        _, won = ledger.record_intent(
-            slot_key(row.thread_id, slot, turn + 1),
-            now=target.clock(),
-            thread_id=row.thread_id,
-            checkpoint_ns=slot,
-            payload={"kind": "slot", "owner": row.key},
-        )
-        if won:
-            claim = slot_key(row.thread_id, slot, turn + 1)
-            _close(target, claim, f"{SLOT_MARKER}{claim}", row.key)
+        if ledger.claim_slot(row.thread_id, slot, turn + 1, row.key, now=target.clock()):
             return None
     log.warning("slot claim kept losing races key=%s; creating without it", row.key)
     return None
 
 
-def _close(target: CreateTarget, key: str, marker: str, owner: str) -> None:
-    """Walk a slot claim or an alias row straight to ``resumed``, pointing at ``owner``.
+def _alias(target: CreateTarget, key: str, owner: str) -> None:
+    """Make ``key``'s review reuse ``owner``'s request: its intent row goes, an alias stays.
 
-    list_open (the poller's input) never sees a closed row; get and list_task still do. The
-    request id is a marker, never an API id.
+    The intent is discarded first: a crash in between leaves neither, and the replay then
+    records its intent again and joins the slot again (same owner, same outcome).
     """
-    ledger, now = target.ledger, target.clock()
-    ledger.mark_created(key, marker, now=now)
-    ledger.record_decision(marker, {"kind": "alias", "owner": owner}, now=now)
-    if ledger.claim(marker, "hitl-slot", now=now, lease_seconds=1.0):
-        ledger.complete(marker, "hitl-slot", now=now)
+    target.ledger.discard_intent(key)
+    target.ledger.record_alias(key, owner, now=target.clock())
 
 
-def alias_target(target: CreateTarget, row: ReviewRecord) -> ReviewRecord | None:
-    """The row whose request ``row`` reuses (a concurrent run's), or None for a plain row."""
-    decision = row.decision or {}
-    if decision.get("kind") != "alias" or not str(row.request_id).startswith(ALIAS_MARKER):
-        return None
-    return target.ledger.get(str(decision.get("owner")))
+def alias_target(target: CreateTarget, key: str) -> ReviewRecord | None:
+    """The row whose request ``key``'s review reuses (a concurrent run's), or None."""
+    owner = target.ledger.get_alias(key)
+    return None if owner is None else target.ledger.get(owner)
 
 
 def _await_created(target: CreateTarget, owner: ReviewRecord) -> ReviewRecord | None:
@@ -476,7 +465,7 @@ async def aensure_request(
         )
     ledger = target.ledger
     row, inserted = await asyncio.to_thread(_intent, target, key, spec, thread_id, checkpoint_ns)
-    shared = await asyncio.to_thread(alias_target, target, row)
+    shared = row if row.key != key else None  # the concurrent run's row this run reuses
     if shared is None and inserted and thread_id is not None and checkpoint_ns is not None:
         loop = asyncio.get_running_loop()
         async_client = client

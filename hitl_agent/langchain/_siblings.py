@@ -28,7 +28,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, NoReturn
 
-from .._keys import GraphKey, parse_gate_key
+from .._keys import GraphKey, gate_key, parse_gate_key
 from ..langgraph.pregel import GraphContext, graph_context, wait_for_decision
 from ..protocol import review_payload
 from . import _forms as forms
@@ -87,11 +87,14 @@ def _needs_follow_up(row: ReviewRecord) -> bool:
     )
 
 
-def unsettled(rows: list[ReviewRecord], siblings: list[str]) -> str | None:
+def unsettled(
+    rows: list[ReviewRecord], siblings: list[str], aliased: frozenset[str] = frozenset()
+) -> str | None:
     """What the task still waits for (a key or a tool call id), or None when nothing.
 
     An open row; a follow-up a decided first answer asks for and that is not decided (whether
-    or not recorded yet); a gated sibling call with no review recorded yet.
+    or not recorded yet); a gated sibling call with no review recorded yet (``aliased``: the
+    calls whose review reuses a concurrent run's request, recorded as an alias, not a row).
     """
     by_key = {row.key: row for row in rows}
     for row in rows:
@@ -102,7 +105,7 @@ def unsettled(rows: list[ReviewRecord], siblings: list[str]) -> str | None:
             other = by_key.get(follow)
             if other is None or other.decision is None:
                 return follow
-    recorded = {key.tool_call_id for key in map(_parsed, rows) if key is not None}
+    recorded = {key.tool_call_id for key in map(_parsed, rows) if key is not None} | aliased
     for call_id in siblings:
         if call_id not in recorded:
             return call_id
@@ -130,8 +133,24 @@ def _suspend(ctx: GraphContext, why: str, own: ReviewRecord) -> NoReturn:
     raise AssertionError("unreachable: a hold is never delivered")
 
 
+def _unrecorded(rows: list[ReviewRecord], siblings: list[str]) -> list[str]:
+    recorded = {key.tool_call_id for key in map(_parsed, rows) if key is not None}
+    return [call_id for call_id in siblings if call_id not in recorded]
+
+
+def _alias_key(ctx: GraphContext, call_id: str) -> str:
+    # A call's first review in this task: an alias has it when the call reused a concurrent
+    # run's request (hitl_agent.gate._create.join_slot).
+    return gate_key(ctx.thread_id, ctx.checkpoint_ns, call_id, 0)
+
+
 def _step(
-    ctx: GraphContext, rows: list[ReviewRecord], siblings: list[str], own_id: str, waited: float
+    ctx: GraphContext,
+    rows: list[ReviewRecord],
+    siblings: list[str],
+    own_id: str,
+    waited: float,
+    aliased: frozenset[str] = frozenset(),
 ) -> bool:
     """True: act now. Raises GraphInterrupt to suspend. False: look again shortly."""
     started = _started(ctx)
@@ -144,7 +163,7 @@ def _step(
         same_task = len(missing) < len(siblings)
         if waited < (_APPEAR_SECONDS if same_task else _START_GRACE):
             return False
-    why = unsettled(rows, [call_id for call_id in siblings if call_id in started])
+    why = unsettled(rows, [call_id for call_id in siblings if call_id in started], aliased)
     if why is None and not suspended:
         return True
     if why is None or _open(rows):
@@ -171,7 +190,12 @@ def hold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list[str]) 
     deadline = start + _APPEAR_SECONDS
     while True:
         rows = ledger.list_task(ctx.thread_id, ctx.checkpoint_ns)
-        if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start):
+        aliased = frozenset(
+            call_id
+            for call_id in _unrecorded(rows, siblings)
+            if ledger.get_alias(_alias_key(ctx, call_id)) is not None
+        )
+        if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
             raise RuntimeError("a sibling tool call's review was never recorded")
@@ -187,7 +211,14 @@ async def ahold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list
     deadline = start + _APPEAR_SECONDS
     while True:
         rows = await ledger.alist_task(ctx.thread_id, ctx.checkpoint_ns)
-        if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start):
+        aliased = frozenset(
+            [
+                call_id
+                for call_id in _unrecorded(rows, siblings)
+                if await ledger.aget_alias(_alias_key(ctx, call_id)) is not None
+            ]
+        )
+        if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
             raise RuntimeError("a sibling tool call's review was never recorded")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ._base import Ledger, LedgerError, LedgerState, ReviewRecord
+from ._base import Ledger, LedgerError, LedgerState, ReviewRecord, SlotClaim
 from .sqlite import SqliteLedger
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "LedgerState",
     "PostgresLedger",
     "ReviewRecord",
+    "SlotClaim",
     "SqliteLedger",
     "open_ledger",
 ]

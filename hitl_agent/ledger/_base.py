@@ -14,6 +14,12 @@ expires, and the next claim takes it over. A live resumer renews its lease (``re
 the resume runs (an approved action may take longer than any lease), so a takeover only ever
 happens to a claim whose owner stopped renewing it. Timestamps are seconds since the epoch
 (UTC) and come from the caller, so tests can drive time.
+
+Beside the review rows, the gate keeps two kinds of bookkeeping in tables of their own, so
+that no reader of review rows ever meets them: the claims of a gate's *slot* (concurrent runs
+of one thread reach one gate in different tasks; one run per turn of the slot asks) and
+*aliases* (a run that reuses another run's open request finds that run's row through its own
+key). See :class:`SlotClaim` and :meth:`Ledger.claim_slot` / :meth:`Ledger.record_alias`.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeAlias
 
 from .._exceptions import HITLError
+from .._keys import slot_key
 
-__all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord"]
+__all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord", "SlotClaim"]
 
 LedgerState: TypeAlias = Literal["intent", "pending", "decided", "resuming", "resumed"]
 
@@ -86,6 +93,33 @@ class ReviewRecord:
     def spec_hash(self) -> str | None:
         """The review spec's hash: :attr:`args_hash` under the name of its column."""
         return self.args_hash
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    """One turn of a gate's slot, held by one review row.
+
+    Attributes:
+        thread_id: the LangGraph thread.
+        slot: the gate's slot (``hitl_agent._keys.slot_namespace``: the node path without
+            task ids, the tool-call id and the index), the same in every run of the thread.
+        turn: 0 for the first claim of the slot, then 1, 2, … (a newer run that asks a
+            different question takes the next turn).
+        owner: the correlation key of the review row that holds this turn.
+        created_at: epoch seconds.
+    """
+
+    thread_id: str
+    slot: str
+    turn: int
+    owner: str
+    created_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The claim's key (``slot|<thread>|<slot>|<turn>``), as it was stored before slot
+        claims had their own table."""
+        return slot_key(self.thread_id, self.slot, self.turn)
 
 
 class Ledger(ABC):
@@ -198,6 +232,26 @@ class Ledger(ABC):
     def complete(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``resumed`` when ``owner`` holds the claim."""
 
+    # -- the gate's bookkeeping: slot claims and aliases ---------------------------------
+
+    @abstractmethod
+    def claim_slot(self, thread_id: str, slot: str, turn: int, owner: str, *, now: float) -> bool:
+        """Record that the review row ``owner`` holds ``turn`` of ``slot`` unless that turn is
+        taken. Exactly one of any number of concurrent callers for one turn gets True."""
+
+    @abstractmethod
+    def list_slot_claims(self, thread_id: str, slot: str) -> list[SlotClaim]:
+        """Every claim of one slot, by turn."""
+
+    @abstractmethod
+    def record_alias(self, key: str, owner: str, *, now: float) -> str:
+        """Record that the review keyed ``key`` reuses the row keyed ``owner``, unless ``key``
+        already has an alias; the owner stored (the first one wins, forever)."""
+
+    @abstractmethod
+    def get_alias(self, key: str) -> str | None:
+        """The key of the row that ``key``'s review reuses, or None."""
+
     @abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""
@@ -271,6 +325,26 @@ class Ledger(ABC):
     async def acomplete(self, request_id: str, owner: str, *, now: float) -> bool:
         """Async twin of :meth:`complete`."""
         return await asyncio.to_thread(lambda: self.complete(request_id, owner, now=now))
+
+    async def aclaim_slot(
+        self, thread_id: str, slot: str, turn: int, owner: str, *, now: float
+    ) -> bool:
+        """Async twin of :meth:`claim_slot`."""
+        return await asyncio.to_thread(
+            lambda: self.claim_slot(thread_id, slot, turn, owner, now=now)
+        )
+
+    async def alist_slot_claims(self, thread_id: str, slot: str) -> list[SlotClaim]:
+        """Async twin of :meth:`list_slot_claims`."""
+        return await asyncio.to_thread(self.list_slot_claims, thread_id, slot)
+
+    async def arecord_alias(self, key: str, owner: str, *, now: float) -> str:
+        """Async twin of :meth:`record_alias`."""
+        return await asyncio.to_thread(lambda: self.record_alias(key, owner, now=now))
+
+    async def aget_alias(self, key: str) -> str | None:
+        """Async twin of :meth:`get_alias`."""
+        return await asyncio.to_thread(self.get_alias, key)
 
     # -- settings shared by every replica ----------------------------------------------
 

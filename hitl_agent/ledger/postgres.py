@@ -28,7 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'hitl-agent[postgres]'"
     ) from exc
 
-from ._base import Ledger, LedgerError, ReviewRecord
+from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
+from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
 __all__ = ["MIGRATIONS", "PostgresLedger"]
@@ -73,6 +74,24 @@ MIGRATIONS: list[LiteralString] = [
     "CREATE TABLE {meta} (name text PRIMARY KEY, value text NOT NULL)",
     # the column holds the review spec's hash (ReviewSpec.spec_hash), not the tool args'.
     "ALTER TABLE {table} RENAME COLUMN args_hash TO spec_hash",
+    # 7-11: the gate's bookkeeping leaves the review table (see _markers.py): slot claims
+    # and aliases get tables of their own, the old marker rows are copied there and deleted.
+    """CREATE TABLE {slots} (
+        thread_id text NOT NULL,
+        slot text NOT NULL,
+        turn integer NOT NULL,
+        owner text NOT NULL,
+        created_at double precision NOT NULL,
+        PRIMARY KEY (thread_id, slot, turn)
+    )""",
+    """CREATE TABLE {aliases} (
+        key text PRIMARY KEY,
+        owner text NOT NULL,
+        created_at double precision NOT NULL
+    )""",
+    *move_markers(
+        "{table}", "{slots}", "{aliases}", lambda column, name: f"{column}->>'{name}'", ""
+    ),
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -112,6 +131,8 @@ class PostgresLedger(Ledger):
             "table": sql.Identifier(*prefix, "hitl_ledger"),
             "migrations": sql.Identifier(*prefix, "hitl_ledger_migrations"),
             "meta": sql.Identifier(*prefix, "hitl_ledger_meta"),
+            "slots": sql.Identifier(*prefix, "hitl_gate_slots"),
+            "aliases": sql.Identifier(*prefix, "hitl_gate_aliases"),
             "open_index": sql.Identifier("hitl_ledger_open"),
             "task_index": sql.Identifier("hitl_ledger_task"),
         }
@@ -434,6 +455,58 @@ class PostgresLedger(Ledger):
             lambda row: row.state == "resumed" and row.claimed_by == owner,
             request_id,
         )
+
+    # -- the gate's bookkeeping ---------------------------------------------------------
+
+    def claim_slot(self, thread_id: str, slot: str, turn: int, owner: str, *, now: float) -> bool:
+        """Take ``turn`` of ``slot`` for ``owner`` unless it is taken."""
+        insert = self._q(
+            """INSERT INTO {slots} (thread_id, slot, turn, owner, created_at)
+                VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+        )
+        done, ambiguous = self._run(
+            "claim_slot",
+            lambda conn: conn.execute(insert, (thread_id, slot, turn, owner, now)).rowcount == 1,
+        )
+        if done or not ambiguous:
+            return bool(done)
+        # The first attempt may have committed before its connection died: the turn is ours
+        # if it names us.
+        return any(
+            c.turn == turn and c.owner == owner for c in self.list_slot_claims(thread_id, slot)
+        )
+
+    def list_slot_claims(self, thread_id: str, slot: str) -> list[SlotClaim]:
+        """Every claim of one slot, by turn."""
+        select = self._q(
+            """SELECT thread_id, slot, turn, owner, created_at FROM {slots}
+                WHERE thread_id = %s AND slot = %s ORDER BY turn"""
+        )
+        rows, _ = self._run("read", lambda conn: conn.execute(select, (thread_id, slot)).fetchall())
+        return [SlotClaim(*row) for row in rows]
+
+    def record_alias(self, key: str, owner: str, *, now: float) -> str:
+        """Store ``key -> owner`` unless ``key`` has an alias; the stored owner."""
+        insert = self._q(
+            """INSERT INTO {aliases} (key, owner, created_at) VALUES (%s, %s, %s)
+                ON CONFLICT (key) DO NOTHING"""
+        )
+        select = self._q("SELECT owner FROM {aliases} WHERE key = %s")
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+            conn.execute(insert, (key, owner, now))
+            row = conn.execute(select, (key,)).fetchone()
+            assert row is not None  # inserted by us or by the caller that won
+            return str(row[0])
+
+        stored, _ = self._run("record_alias", run)
+        return stored
+
+    def get_alias(self, key: str) -> str | None:
+        """The key of the row ``key``'s review reuses, or None."""
+        select = self._q("SELECT owner FROM {aliases} WHERE key = %s")
+        row, _ = self._run("read", lambda conn: conn.execute(select, (key,)).fetchone())
+        return None if row is None else str(row[0])
 
     # -- shared settings ---------------------------------------------------------------
 

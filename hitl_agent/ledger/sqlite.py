@@ -16,13 +16,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ._base import Ledger, LedgerError, ReviewRecord
+from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
+from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
 __all__ = ["MIGRATIONS", "SqliteLedger"]
 
 _TABLE = "hitl_ledger"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {_TABLE}"
+_SLOTS = "hitl_gate_slots"
+_ALIASES = "hitl_gate_aliases"
+_COPY_SLOTS, _COPY_ALIASES, _DELETE_MARKERS = move_markers(
+    _TABLE,
+    _SLOTS,
+    _ALIASES,
+    lambda column, name: f"json_extract({column}, '$.{name}')",
+    "OR IGNORE",
+)
 _RECORD_DECISION = f"""UPDATE {_TABLE} SET state = 'decided', decision = ?, updated_at = ?,
     decided_at = ? WHERE request_id = ? AND state = 'pending'"""
 
@@ -61,6 +71,24 @@ MIGRATIONS: list[str] = [
     "CREATE TABLE hitl_ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # 6: the column holds the review spec's hash (ReviewSpec.spec_hash), not the tool args'.
     f"ALTER TABLE {_TABLE} RENAME COLUMN args_hash TO spec_hash",
+    # 7-11: the gate's bookkeeping leaves the review table (see _markers.py): slot claims
+    # and aliases get tables of their own, the old marker rows are copied there and deleted.
+    f"""CREATE TABLE {_SLOTS} (
+        thread_id TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        turn INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (thread_id, slot, turn)
+    )""",
+    f"""CREATE TABLE {_ALIASES} (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    _COPY_SLOTS,
+    _COPY_ALIASES,
+    _DELETE_MARKERS,
 ]
 
 
@@ -405,6 +433,45 @@ class SqliteLedger(Ledger):
                 WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
             (now, request_id, owner),
         )
+
+    # -- the gate's bookkeeping ---------------------------------------------------------
+
+    def claim_slot(self, thread_id: str, slot: str, turn: int, owner: str, *, now: float) -> bool:
+        """Take ``turn`` of ``slot`` for ``owner`` unless it is taken."""
+        with self._write() as conn:
+            cur = conn.execute(
+                f"""INSERT INTO {_SLOTS} (thread_id, slot, turn, owner, created_at)
+                    VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                (thread_id, slot, turn, owner, now),
+            )
+        return cur.rowcount == 1
+
+    def list_slot_claims(self, thread_id: str, slot: str) -> list[SlotClaim]:
+        """Every claim of one slot, by turn."""
+        with self._use() as conn:
+            rows = conn.execute(
+                f"""SELECT thread_id, slot, turn, owner, created_at FROM {_SLOTS}
+                    WHERE thread_id = ? AND slot = ? ORDER BY turn""",
+                (thread_id, slot),
+            ).fetchall()
+        return [SlotClaim(*row) for row in rows]
+
+    def record_alias(self, key: str, owner: str, *, now: float) -> str:
+        """Store ``key -> owner`` unless ``key`` has an alias; the stored owner."""
+        with self._write() as conn:
+            conn.execute(
+                f"""INSERT INTO {_ALIASES} (key, owner, created_at) VALUES (?, ?, ?)
+                    ON CONFLICT (key) DO NOTHING""",
+                (key, owner, now),
+            )
+            row = conn.execute(f"SELECT owner FROM {_ALIASES} WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    def get_alias(self, key: str) -> str | None:
+        """The key of the row ``key``'s review reuses, or None."""
+        with self._use() as conn:
+            row = conn.execute(f"SELECT owner FROM {_ALIASES} WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     # -- shared settings ---------------------------------------------------------------
 

@@ -1,17 +1,20 @@
-"""The gate's bookkeeping rows (a run reusing another run's request, a slot claim) share a
-task with real reviews and pass through ``decided`` while they are walked to ``resumed``. A
-resolver or a poller that meets one there must skip it, never read it as a decision (it once
-crashed an async ToolNode resume with a ValidationError on ``{"kind": "alias"}``)."""
+"""The old gate's bookkeeping rows (a run reusing another run's request, a slot claim) shared a
+task with real reviews and passed through ``decided`` while they were walked to ``resumed``. A
+resolver that met one there once crashed an async ToolNode resume with a ValidationError on
+``{"kind": "alias"}``. The gate now keeps them in tables of their own, and ``setup()`` moves
+such a row out of an old ledger, even one caught mid-walk: the resolver never sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from hitl_agent import Decision, HITLClient
 from hitl_agent.dispatch import CallBudget
 from hitl_agent.dispatch._resolver import Resolver
-from hitl_agent.ledger import ReviewRecord, SqliteLedger
+from hitl_agent.ledger import ReviewRecord, SqliteLedger, sqlite
 from hitl_agent.protocol import ALIAS_MARKER, is_marker
 
 
@@ -34,8 +37,11 @@ class Recording:
 
 
 def test_a_marker_row_mid_walk_is_never_delivered(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "hitl.db")
-    ledger.setup()
+    # An old ledger: the schema before the gate's own tables (ledger/_markers.py).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:7])
+        ledger = SqliteLedger(tmp_path / "hitl.db")
+        ledger.setup()
     now = 1_000.0
     ledger.record_intent("k1", now=now, thread_id="t", checkpoint_ns="tools:1")
     ledger.mark_created("k1", "r1", now=now)
@@ -47,6 +53,9 @@ def test_a_marker_row_mid_walk_is_never_delivered(tmp_path: Path) -> None:
     ledger.mark_created("k2", marker, now=now)
     ledger.record_decision(marker, {"kind": "alias", "owner": "k1"}, now=now)
     assert is_marker(marker) and not is_marker("r1") and not is_marker(None)
+    ledger.close()
+    ledger = SqliteLedger(tmp_path / "hitl.db")  # this version: setup() migrates
+    ledger.setup()
 
     resumer = Recording()
     with HITLClient(api_key="k" * 32, base_url="http://127.0.0.1:9/v1") as client:

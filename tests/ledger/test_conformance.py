@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hitl_agent.ledger import Ledger, ReviewRecord
+from hitl_agent.ledger import Ledger, ReviewRecord, SlotClaim
 
 from .conformance import ALL_STATES, CLAIMED_AT, LEASE, OWNER, RowState, make_row
 
@@ -532,3 +532,56 @@ def test_records_are_frozen(ledger: Ledger) -> None:
     row, _ = ledger.record_intent("k", now=1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.state = "resumed"  # type: ignore[misc]
+
+
+# -- the gate's bookkeeping: slot claims and aliases ------------------------------------
+
+SLOT = "hitl-slot:outer|inner|tool:call|1|0"  # slots and threads may hold '|', ':', unicode
+
+
+def test_claim_slot_takes_each_turn_once(ledger: Ledger) -> None:
+    """One owner per turn; the first claim wins, forever; claims list by turn."""
+    assert ledger.list_slot_claims("t|ü", SLOT) == []
+    assert ledger.claim_slot("t|ü", SLOT, 0, "lg|t|ü|a:1|node|0", now=1.0) is True
+    assert ledger.claim_slot("t|ü", SLOT, 0, "lg|t|ü|b:2|node|0", now=2.0) is False
+    assert ledger.claim_slot("t|ü", SLOT, 0, "lg|t|ü|a:1|node|0", now=2.0) is False
+    assert ledger.claim_slot("t|ü", SLOT, 1, "lg|t|ü|b:2|node|0", now=3.0) is True
+    claims = ledger.list_slot_claims("t|ü", SLOT)
+    assert claims == [
+        SlotClaim("t|ü", SLOT, 0, "lg|t|ü|a:1|node|0", 1.0),
+        SlotClaim("t|ü", SLOT, 1, "lg|t|ü|b:2|node|0", 3.0),
+    ]
+    assert [c.key for c in claims] == [f"slot|t|ü|{SLOT}|0", f"slot|t|ü|{SLOT}|1"]
+
+
+def test_slot_claims_are_per_thread_and_slot_and_never_review_rows(ledger: Ledger) -> None:
+    """Another thread or slot has its own turns; no reader of review rows sees a claim."""
+    assert ledger.claim_slot("t", SLOT, 0, "a", now=1.0)
+    assert ledger.claim_slot("u", SLOT, 0, "b", now=1.0)
+    assert ledger.claim_slot("t", "hitl-slot:other|node|0", 0, "c", now=1.0)
+    assert [c.owner for c in ledger.list_slot_claims("t", SLOT)] == ["a"]
+    assert [c.owner for c in ledger.list_slot_claims("u", SLOT)] == ["b"]
+    assert ledger.list_open() == [] and ledger.list_task("t", SLOT) == []
+    assert ledger.get(f"slot|t|{SLOT}|0") is None
+
+
+def test_record_alias_keeps_the_first_owner(ledger: Ledger) -> None:
+    """An alias points one key at another row's key; the first owner wins, forever."""
+    assert ledger.get_alias("lg|t|gate:b|node|0") is None
+    assert ledger.record_alias("lg|t|gate:b|node|0", "lg|t|gate:a|node|0", now=1.0) == (
+        "lg|t|gate:a|node|0"
+    )
+    assert ledger.record_alias("lg|t|gate:b|node|0", "other", now=2.0) == "lg|t|gate:a|node|0"
+    assert ledger.get_alias("lg|t|gate:b|node|0") == "lg|t|gate:a|node|0"
+    assert ledger.get_alias("lg|t|gate:a|node|0") is None
+    assert ledger.list_open() == [] and ledger.get("lg|t|gate:b|node|0") is None
+
+
+def test_an_alias_and_a_review_row_may_share_nothing_but_the_key_space(ledger: Ledger) -> None:
+    """A key's alias and its review row are independent records (the gate discards the row
+    before it aliases the key)."""
+    ledger.record_intent("k", now=1.0, thread_id="t", checkpoint_ns="ns")
+    assert ledger.discard_intent("k")
+    assert ledger.record_alias("k", "owner", now=2.0) == "owner"
+    assert ledger.get("k") is None and ledger.list_task("t", "ns") == []
+    assert ledger.get_alias("k") == "owner"

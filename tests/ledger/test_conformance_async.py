@@ -81,3 +81,21 @@ def test_async_claims_race_on_one_loop(ledger: Ledger) -> None:
     row = ledger.get("k")
     assert row is not None
     assert row.claimed_by == f"w{results.index(True)}"
+
+
+def test_async_twins_of_the_gate_bookkeeping(ledger: Ledger) -> None:
+    """aclaim_slot, alist_slot_claims, arecord_alias and aget_alias, with racing claims."""
+
+    async def walk() -> None:
+        won = await asyncio.gather(
+            *(ledger.aclaim_slot("t", "hitl-slot:g|node|0", 0, f"k{i}", now=1.0) for i in range(8))
+        )
+        assert sorted(won) == [False] * 7 + [True]
+        (claim,) = await ledger.alist_slot_claims("t", "hitl-slot:g|node|0")
+        assert claim.turn == 0 and claim.owner == f"k{won.index(True)}"
+        assert await ledger.aget_alias("k9") is None
+        assert await ledger.arecord_alias("k9", "k0", now=2.0) == "k0"
+        assert await ledger.arecord_alias("k9", "k1", now=3.0) == "k0"
+        assert await ledger.aget_alias("k9") == "k0"
+
+    asyncio.run(walk())
