@@ -9,21 +9,26 @@ change the async twins read the thread's history eagerly (up to 200 checkpoints)
 ``afinished``/``aproceed`` whose verdict needed none, where the sync ones read it lazily.
 
 Each scenario runs twice on fresh, identical graphs (InMemorySaver, no HITL server): the
-setup is sync in both, only the operations under test differ.
+setup is sync in both, only the operations under test differ. With a sync-only checkpointer
+(SqliteSaver) the async twins run the sync ones in a worker thread: the same answers and
+calls but for the one refused ``aget_state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import operator
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
@@ -35,6 +40,8 @@ from hitl_agent.protocol import read_payload, review_payload
 
 THREAD = "t-1"
 CONFIG: RunnableConfig = {"configurable": {"thread_id": THREAD}}
+# The checkpointer each scenario's graph gets (a test may swap in a sync-only one).
+SAVER: dict[str, Callable[[], Any]] = {"make": InMemorySaver}
 
 
 class Kill(BaseException):
@@ -101,7 +108,7 @@ def _linear(*, before_gate: bool = False) -> World:
     builder.add_edge("gate", "act")
     builder.add_edge("act", END)
     graph = builder.compile(
-        checkpointer=InMemorySaver(), interrupt_before=["gate"] if before_gate else None
+        checkpointer=SAVER["make"](), interrupt_before=["gate"] if before_gate else None
     )
     return World(graph, effects, kill)
 
@@ -124,7 +131,7 @@ def _subgraph() -> World:
     builder.add_edge(START, "outer")
     builder.add_edge("outer", "act")
     builder.add_edge("act", END)
-    return World(builder.compile(checkpointer=InMemorySaver()), effects, [False])
+    return World(builder.compile(checkpointer=SAVER["make"]()), effects, [False])
 
 
 def _parallel() -> World:
@@ -143,7 +150,7 @@ def _parallel() -> World:
     builder.add_node("tool", tool)
     builder.add_conditional_edges(START, fan_out, ["tool"])
     builder.add_edge("tool", END)
-    return World(builder.compile(checkpointer=InMemorySaver()), effects, [False])
+    return World(builder.compile(checkpointer=SAVER["make"]()), effects, [False])
 
 
 def _row(world: World, call: str, decided_at: float) -> ReviewRecord:
@@ -440,3 +447,28 @@ def test_proceed_reads_back_only_to_the_gate_checkpoint() -> None:
         "invoke",
     ]
     assert outcome.effects == ["gate passed", "refund 7"]
+
+
+@pytest.mark.parametrize("scenario", ["waiting thread", "consumed, not finished"])
+def test_a_sync_only_checkpointer_runs_the_sync_twin_off_the_loop(
+    scenario: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SqliteSaver has no async methods: ``aget_state`` raises NotImplementedError and the
+    async twin runs the sync one in a worker thread, so both answer and call alike but for
+    that one refused read."""
+    conns: list[sqlite3.Connection] = []
+
+    def saver() -> Any:
+        conns.append(sqlite3.connect(tmp_path / f"cp{len(conns)}.db", check_same_thread=False))
+        return SqliteSaver(conns[-1])
+
+    monkeypatch.setitem(SAVER, "make", saver)
+    try:
+        sync, async_ = _run(scenario, "sync"), _run(scenario, "async")
+    finally:
+        for conn in conns:
+            conn.close()
+    assert async_.answers == sync.answers
+    assert [calls[1:] for calls in async_.calls] == sync.calls
+    assert all(calls[0][0] == "get_state" for calls in async_.calls)
+    assert (async_.effects, async_.values, async_.next) == (sync.effects, sync.values, sync.next)
