@@ -180,3 +180,45 @@ def test_a_stuck_or_refused_winner_does_not_hold_the_other_run(
     # Slot claims have their own table: the poller (list_open) never sees them.
     assert not [row for row in ledger.list_open() if row.key in {c.key for c in claims}]
     assert ledger.list_task("t", "hitl-slot:gate|node|0") == []
+
+
+def test_a_crash_while_aliasing_is_healed_by_the_replay(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The losing run dies between discarding its intent and recording its alias: its replay
+    records its intent again, joins the slot again and reuses the same open request."""
+    from hitl_agent.gate import ReviewSpec, _create
+
+    target, ledger = env.keeper._target, env.ledger
+    spec = ReviewSpec.build("Refund $1?")
+
+    def gate(task: str) -> str:
+        return f"lg|t|gate:{task}|node|0"
+
+    winner = _create.ensure_request(
+        target, env.keeper.client, gate("aaa"), spec, thread_id="t", checkpoint_ns="gate:aaa"
+    )
+    assert winner.request_id is not None
+
+    def dies(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger, "record_alias", dies)
+        with pytest.raises(RuntimeError, match="killed"):
+            _create.ensure_request(
+                target,
+                env.keeper.client,
+                gate("bbb"),
+                spec,
+                thread_id="t",
+                checkpoint_ns="gate:bbb",
+            )
+    assert ledger.get(gate("bbb")) is None and ledger.get_alias(gate("bbb")) is None
+    replayed = _create.ensure_request(
+        target, env.keeper.client, gate("bbb"), spec, thread_id="t", checkpoint_ns="gate:bbb"
+    )
+    assert (replayed.key, replayed.request_id) == (winner.key, winner.request_id)
+    assert ledger.get_alias(gate("bbb")) == winner.key and ledger.get(gate("bbb")) is None
+    assert len(requests_of(env, "t")) == 1
+    assert [c.owner for c in ledger.list_slot_claims("t", "hitl-slot:gate|node|0")] == [winner.key]

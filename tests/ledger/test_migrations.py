@@ -272,3 +272,12 @@ def test_old_marker_rows_move_to_the_gate_tables(
         assert ledger.get_alias(third.key) == owner_key and ledger.get(third.key) is None
         ledger.setup()  # idempotent: nothing moves twice
         assert len(ledger.list_slot_claims(thread, slot)) == 1
+
+
+def test_the_migration_knows_the_markers_the_old_gate_wrote() -> None:
+    """The prefixes the migration moves are the ones hitl_agent.protocol documents."""
+    from hitl_agent import protocol
+    from hitl_agent.ledger import _markers
+
+    assert (_markers.ALIAS_MARKER, _markers.SLOT_MARKER) == (ALIAS_MARKER, SLOT_MARKER)
+    assert (protocol.ALIAS_MARKER, protocol.SLOT_MARKER) == (ALIAS_MARKER, SLOT_MARKER)
