@@ -27,8 +27,8 @@ def _refunds(tmp_path: Path) -> list[tuple[str, int]]:
 
 def _review_states(tmp_path: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as db:
-        # Slot claims (``slot|…`` keys, closed at once) keep concurrent runs of a thread to
-        # one request per gate; only the reviews' own rows are counted.
+        # Slot claims keep concurrent runs of a thread to one request per gate; they live in
+        # hitl_gate_slots (old ledgers kept them here as ``slot|…`` rows): reviews only.
         query = "SELECT state FROM hitl_ledger WHERE key NOT LIKE 'slot|%'"
         return sorted(row[0] for row in db.execute(query))
 
