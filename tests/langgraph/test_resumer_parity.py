@@ -17,6 +17,7 @@ calls but for the one refused ``aget_state``.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import operator
 import sqlite3
 import time
@@ -417,6 +418,12 @@ EXPECTED: dict[str, list[bool]] = {
     "subgraph gate": [False, False, True, True],
     "parallel tool calls": [True, False, False, True, False, True, True, True],
 }
+if importlib.metadata.version("langgraph") == "1.2.4":
+    # The lowest LangGraph the pins allow still lists "a"'s interrupt on the task after "a"
+    # was resumed while "b" waits (the quirk pregel.has_work reads around): a second resume
+    # of "a" is delivered (the dispatcher never sends one: the row is resumed by then) and
+    # "a" cannot be proceeded yet. Both twins answer alike there too.
+    EXPECTED["parallel tool calls"] = [True, True, False, False, False, True, True, True]
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
