@@ -19,14 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, LiteralString, TypeVar
 
+from .._extras import MissingExtraError
+
 try:
     import psycopg
     from psycopg import sql
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'hitl-agent[postgres]'"
-    ) from exc
+    # The package's one way to say which extra is missing (an ImportError naming it).
+    raise MissingExtraError("postgres", "PostgresLedger", exc.name or "psycopg") from exc
 
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
 from ._markers import move_markers
