@@ -20,6 +20,10 @@ the winner's request id), so one gate shows one open request. A run that asks a 
 question supersedes the open one: the old request is cancelled (the cancel is refunded) and
 its row decided ``cancelled`` with the reason, so its dropped answer is never silent.
 
+Within one process, ensure calls for one key take turns (``_Turns``): an async ``ToolNode``
+call still creating after its run was suspended is waited for by the resumed run, which then
+finds the request created instead of listing the loop before the first POST has arrived.
+
 Slot claims (``Ledger.claim_slot``) and the loser's alias (``Ledger.record_alias``: its key
 points at the winner's row, and its own intent row is discarded) live in tables of their own,
 never among the review rows that the resolver, the poller and the CLI read.
@@ -28,9 +32,13 @@ never among the review rows that the resolver, the poller and the CLI read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +70,42 @@ _SLOT_WAIT = 30.0
 _SLOT_POLL = 0.02
 _OPEN = ("intent", "pending", "decided", "resuming")
 _SUPERSEDABLE = ("intent", "pending", "decided")
+
+
+class _Turns:
+    """Ensure calls for one key take turns within this process.
+
+    An async ``ToolNode`` runs its calls under ``asyncio.gather``, which does not cancel the
+    other calls when one suspends the run: a call can still be creating its request when the
+    resumed run asks for the same gate. That second caller found an ``intent`` row, listed the
+    loop (the first POST had not arrived yet) and created a second request. Waiting for the
+    first caller instead finds its row created. Other processes are kept apart by the ledger
+    as before (reconciliation, ``defer_seconds``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, Future[None]] = {}
+
+    def take(self, key: str) -> tuple[Future[None], Future[None] | None]:
+        """This caller's turn, and the turn before it still running (None: none)."""
+        mine: Future[None] = Future()
+        with self._lock:
+            earlier = self._last.get(key)
+            self._last[key] = mine
+        return mine, earlier
+
+    def end(self, key: str, mine: Future[None]) -> None:
+        with self._lock:
+            if self._last.get(key) is mine:
+                del self._last[key]
+        mine.set_result(None)
+
+
+_TURNS = _Turns()
+# How long (real seconds) a caller waits for the one before it: past a create's read
+# timeout and its retries. A turn that outlasts it (a hung create) is reconciled as before.
+_TURN_WAIT = 90.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +246,26 @@ def ensure_request(
             compare-and-set, so two racing callers can never both create. An older intent
             (its writer died) is reconciled and created as usual.
     """
+    mine, earlier = _TURNS.take(key)
+    try:
+        if earlier is not None:
+            with contextlib.suppress(FutureTimeout):
+                earlier.result(timeout=_TURN_WAIT)
+        return _ensure(target, client, key, spec, thread_id, checkpoint_ns, defer_seconds)
+    finally:
+        _TURNS.end(key, mine)
+
+
+def _ensure(
+    target: CreateTarget,
+    client: HITLClient,
+    key: str,
+    spec: ReviewSpec,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    defer_seconds: float | None,
+) -> ReviewRecord:
+    """:func:`ensure_request`, in this key's turn."""
     row, inserted = _intent(target, key, spec, thread_id, checkpoint_ns)
     shared = row if row.key != key else None  # the concurrent run's row this run reuses
     if shared is None and inserted and thread_id is not None and checkpoint_ns is not None:
@@ -463,6 +527,27 @@ async def aensure_request(
                 defer_seconds=defer_seconds,
             )
         )
+    mine, earlier = _TURNS.take(key)
+    try:
+        if earlier is not None:
+            # The caller before may be a coroutine of this very loop: wait without blocking it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(earlier)), _TURN_WAIT)
+        return await _aensure(target, client, key, spec, thread_id, checkpoint_ns, defer_seconds)
+    finally:
+        _TURNS.end(key, mine)
+
+
+async def _aensure(
+    target: CreateTarget,
+    client: AsyncHITLClient,
+    key: str,
+    spec: ReviewSpec,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    defer_seconds: float | None,
+) -> ReviewRecord:
+    """:func:`aensure_request` with an async client, in this key's turn."""
     ledger = target.ledger
     row, inserted = await asyncio.to_thread(_intent, target, key, spec, thread_id, checkpoint_ns)
     shared = row if row.key != key else None  # the concurrent run's row this run reuses
