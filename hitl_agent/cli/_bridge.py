@@ -117,6 +117,7 @@ def bridge(
     """Give a HumanInTheLoopMiddleware agent reviewers on HITL.sh (sweep + receiver + poller)."""
     from .._client import HITLClient
     from .._exceptions import HITLError
+    from .._extras import MissingExtraError, require
     from ..gate import Gatekeeper
 
     if not loop_id:
@@ -125,6 +126,12 @@ def bridge(
         raise click.UsageError("pass either --graph (with --checkpointer) or --langgraph-url")
     if langgraph_url is not None and not assistant_id:
         raise click.UsageError("--langgraph-url needs --assistant-id")
+    if not once:
+        # Serving callbacks needs the web server: say so before loading or sweeping anything.
+        try:
+            require("server", "hitl-agent bridge (serving callbacks)", "uvicorn", "starlette")
+        except MissingExtraError as err:
+            raise click.ClickException(str(err)) from None
     try:
         with HITLClient() as client, _graph(graph_target, checkpointer) as graph:
             keeper = Gatekeeper(

@@ -87,6 +87,17 @@ def test_a_command_without_the_server_extra_names_it(command: str, tmp_path: Pat
     assert list(tmp_path.iterdir()) == []  # no database file, nothing else
 
 
+def test_the_bridge_service_without_the_server_extra_names_it_before_anything(
+    tmp_path: Path,
+) -> None:
+    args = ("bridge", "--loop-id", "L", "--graph", "no_such_module:agent", "--checkpointer")
+    done = _without_extras(*args, "memory", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "'server' extra" in done.stderr and "pip install 'hitl-agent[server]'" in done.stderr
+    assert "no_such_module" not in done.stderr  # said before the graph was loaded
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
 def test_hitl_agent_testing_without_the_server_extra_names_it(tmp_path: Path) -> None:
     script = (
         "import sys\nsys.modules['starlette'] = None\n"
