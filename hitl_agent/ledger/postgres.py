@@ -488,20 +488,14 @@ class PostgresLedger(Ledger):
 
     def record_alias(self, key: str, owner: str, *, now: float) -> str:
         """Store ``key -> owner`` unless ``key`` has an alias; the stored owner."""
-        insert = self._q(
+        return self._first_writer_wins(
+            "record_alias",
             """INSERT INTO {aliases} (key, owner, created_at) VALUES (%s, %s, %s)
-                ON CONFLICT (key) DO NOTHING"""
+                ON CONFLICT (key) DO NOTHING""",
+            (key, owner, now),
+            "SELECT owner FROM {aliases} WHERE key = %s",
+            key,
         )
-        select = self._q("SELECT owner FROM {aliases} WHERE key = %s")
-
-        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
-            conn.execute(insert, (key, owner, now))
-            row = conn.execute(select, (key,)).fetchone()
-            assert row is not None  # inserted by us or by the caller that won
-            return str(row[0])
-
-        stored, _ = self._run("record_alias", run)
-        return stored
 
     def get_alias(self, key: str) -> str | None:
         """The key of the row ``key``'s review reuses, or None."""
@@ -513,16 +507,33 @@ class PostgresLedger(Ledger):
 
     def ensure_meta(self, name: str, value: str) -> str:
         """Store ``value`` under ``name`` unless one is stored; the stored value."""
-        insert = self._q("INSERT INTO {meta} (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING")
-        select = self._q("SELECT value FROM {meta} WHERE name = %s")
+        return self._first_writer_wins(
+            "ensure_meta",
+            "INSERT INTO {meta} (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (name, value),
+            "SELECT value FROM {meta} WHERE name = %s",
+            name,
+        )
+
+    def _first_writer_wins(
+        self,
+        label: str,
+        insert: LiteralString,
+        values: tuple[Any, ...],
+        select: LiteralString,
+        key: str,
+    ) -> str:
+        """Insert unless the row exists, in one transaction; the stored value (ours or the
+        value of the caller that won), so a lost reply retried reads the same answer."""
+        insert_query, select_query = self._q(insert), self._q(select)
 
         def run(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
-            conn.execute(insert, (name, value))
-            row = conn.execute(select, (name,)).fetchone()
+            conn.execute(insert_query, values)
+            row = conn.execute(select_query, (key,)).fetchone()
             assert row is not None  # inserted by us or by the caller that won
             return str(row[0])
 
-        stored, _ = self._run("ensure_meta", run)
+        stored, _ = self._run(label, run)
         return stored
 
     def get_meta(self, name: str) -> str | None:
