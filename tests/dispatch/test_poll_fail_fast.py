@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-from hitl_harness import Env, Fault, Switch
+from hitl_harness import Env, Fault, Switch, switched_client
 
 from hitl_agent import (
     APIConnectionError,
@@ -24,14 +24,12 @@ from hitl_agent import (
     BadRequestError,
     ConfigError,
     ConflictError,
-    HITLClient,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     PollingError,
     RateLimitError,
     ResponseShapeError,
-    RetryPolicy,
 )
 from hitl_agent._poll_health import MAX_BACKOFF, PollHealth, is_transient
 from hitl_agent.dispatch import CallBudget, Dispatcher
@@ -52,16 +50,7 @@ def rig(env: Env) -> Iterator[tuple[Switch, Dispatcher]]:
     """A dispatcher over a switchable client, with one open request to poll for."""
     spec = env.keeper.spec("Deploy?")
     ensure_request(env.keeper._target, env.hitl.client, "pff-1", spec)
-    transport = Switch(env.hitl.http._transport)
-    with (
-        httpx2.Client(transport=transport, base_url="http://testserver") as http,
-        HITLClient(
-            env.hitl.api_key,
-            base_url=env.hitl.base_url,
-            http_client=http,
-            retry=RetryPolicy(max_retries=0),
-        ) as client,
-    ):
+    with switched_client(env) as (transport, client):
         dispatcher = Dispatcher(
             ledger=env.ledger,
             client=client,

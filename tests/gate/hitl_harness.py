@@ -3,6 +3,7 @@ callbacks are delivered in-process into a dispatcher, a SQLite ledger and a keep
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import httpx2
 import pytest
 
+from hitl_agent import HITLClient, RetryPolicy
 from hitl_agent.dispatch import Dispatcher
 from hitl_agent.gate import Gatekeeper
 from hitl_agent.ledger import SqliteLedger
@@ -184,3 +186,19 @@ class Switch(httpx2.BaseTransport):
         if self.fault is None:
             return self.inner.handle_request(request)
         return self.fault(request)
+
+
+@contextlib.contextmanager
+def switched_client(env: Env) -> Iterator[tuple[Switch, HITLClient]]:
+    """A client of the local server whose transport a test can switch to a fault."""
+    transport = Switch(env.hitl.http._transport)
+    with (
+        httpx2.Client(transport=transport, base_url="http://testserver") as http,
+        HITLClient(
+            env.hitl.api_key,
+            base_url=env.hitl.base_url,
+            http_client=http,
+            retry=RetryPolicy(max_retries=0),
+        ) as client,
+    ):
+        yield transport, client

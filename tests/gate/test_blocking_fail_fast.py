@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from hitl_harness import Env, Fault, Switch
+from hitl_harness import Env, Fault, Switch, switched_client
 
 from hitl_agent import (
     APIResponseValidationError,
@@ -29,7 +29,6 @@ from hitl_agent import (
     HITLClient,
     PermissionDeniedError,
     PollingError,
-    RetryPolicy,
 )
 from hitl_agent.decision import Decision
 from hitl_agent.dispatch import CallBudget, Dispatcher
@@ -54,17 +53,8 @@ def _html(request: httpx2.Request) -> httpx2.Response:
 
 @pytest.fixture
 def switch(env: Env) -> Iterator[tuple[Switch, HITLClient]]:
-    transport = Switch(env.hitl.http._transport)
-    with (
-        httpx2.Client(transport=transport, base_url="http://testserver") as http,
-        HITLClient(
-            env.hitl.api_key,
-            base_url=env.hitl.base_url,
-            http_client=http,
-            retry=RetryPolicy(max_retries=0),
-        ) as client,
-    ):
-        yield transport, client
+    with switched_client(env) as pair:
+        yield pair
 
 
 def _open_requests(env: Env, count: int, prefix: str = "ff") -> list[str]:
