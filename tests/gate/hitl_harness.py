@@ -202,3 +202,21 @@ def switched_client(env: Env) -> Iterator[tuple[Switch, HITLClient]]:
         ) as client,
     ):
         yield transport, client
+
+
+LEDGER_READS = ("get", "get_by_request_id", "list_task", "list_open")
+
+
+def count_ledger_reads(env: Env, monkeypatch: pytest.MonkeyPatch, in_node: list[bool]) -> list[str]:
+    """The names of the ledger reads made while ``in_node`` holds a true value, in order."""
+    reads: list[str] = []
+    for name in LEDGER_READS:
+        method = getattr(env.ledger, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            if in_node:
+                reads.append(_name)
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(env.ledger, name, counted)
+    return reads

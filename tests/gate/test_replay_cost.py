@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 import pytest
-from hitl_harness import Env
+from hitl_harness import Env, count_ledger_reads
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from hitl_agent import ConfigError
 from hitl_agent.gate import ReviewSpec
 from hitl_agent.langgraph import GraphResumer
-
-_READS = ("get", "get_by_request_id", "list_task", "list_open")
 
 
 class State(TypedDict, total=False):
@@ -39,26 +37,12 @@ def _graph(env: Env, in_node: list[bool]) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
-def _count_reads(env: Env, monkeypatch: pytest.MonkeyPatch, in_node: list[bool]) -> list[str]:
-    reads: list[str] = []
-    for name in _READS:
-        method = getattr(env.ledger, name)
-
-        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
-            if in_node:
-                reads.append(_name)
-            return _method(*args, **kw)
-
-        monkeypatch.setattr(env.ledger, name, counted)
-    return reads
-
-
 @pytest.mark.parametrize("answer", [True, False])
 def test_a_replayed_review_reads_its_ledger_row_once(
     env: Env, monkeypatch: pytest.MonkeyPatch, answer: bool
 ) -> None:
     in_node: list[bool] = []
-    reads = _count_reads(env, monkeypatch, in_node)
+    reads = count_ledger_reads(env, monkeypatch, in_node)
     graph = _graph(env, in_node)
     config = {"configurable": {"thread_id": f"replay-{answer}"}}
     graph.invoke({}, config)

@@ -26,7 +26,7 @@ from typing import Any, TypedDict, cast
 import httpx
 import httpx2
 import pytest
-from hitl_harness import SECRET, Env
+from hitl_harness import SECRET, Env, count_ledger_reads
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command
@@ -276,8 +276,6 @@ def test_both_reconciles_log_the_request_they_found(
 
 # -- Gatekeeper.review / areview in a graph node ---------------------------------------------
 
-_READS = ("get", "get_by_request_id", "list_task", "list_open")
-
 
 class _S(TypedDict, total=False):
     outcome: str
@@ -311,20 +309,6 @@ def _graph(env: Env, asynchronous: bool, in_node: list[bool]) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
-def _count_reads(env: Env, monkeypatch: pytest.MonkeyPatch, in_node: list[bool]) -> list[str]:
-    reads: list[str] = []
-    for name in _READS:
-        method = getattr(env.ledger, name)
-
-        def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
-            if in_node:
-                reads.append(_name)
-            return _method(*args, **kw)
-
-        monkeypatch.setattr(env.ledger, name, counted)
-    return reads
-
-
 def _invoke(graph: Any, value: Any, config: dict[str, Any], asynchronous: bool) -> Any:
     if asynchronous:
         return asyncio.run(graph.ainvoke(value, config))
@@ -341,7 +325,7 @@ def _review_through_dispatcher(
     env: Env, monkeypatch: pytest.MonkeyPatch, asynchronous: bool, answer: bool
 ) -> dict[str, Any]:
     in_node: list[bool] = []
-    reads = _count_reads(env, monkeypatch, in_node)
+    reads = count_ledger_reads(env, monkeypatch, in_node)
     graph = _graph(env, asynchronous, in_node)
     config = {"configurable": {"thread_id": f"parity-{asynchronous}-{answer}"}}
     before = {r.id for r in env.requests()}
