@@ -149,8 +149,7 @@ def _instructions(action: BridgeAction, *, with_args: bool) -> str:
     if "reject" in action.allowed or "respond" in action.allowed:
         parts.append("For reject or respond, write your message after `message:`.")
     if with_args:
-        other = " (or `tool:`, to another tool of the agent)" if action.kind == "batched" else ""
-        parts.append(f"For edit, change `args:`{other}; the edited call is what runs.")
+        parts.append("For edit, change `args:` (not `tool:`); the edited call is what runs.")
     elif "edit" in action.allowed:
         parts.append("Edit is unavailable: the arguments are too long to edit here.")
     return " ".join(parts)
@@ -214,14 +213,23 @@ def _refused(action: BridgeAction, problem: str) -> Answer:
 def _check_edit(
     action: BridgeAction, name: str, args: Any, tools: Mapping[str, Any] | None
 ) -> str | None:
-    """Why an edited call cannot run, or None when it is valid."""
+    """Why an edited call cannot run, or None when it is valid.
+
+    An edit may only produce a call the middleware's own configuration lets a reviewer
+    produce for this action: the same tool (LangChain has no setting that lets an edit switch
+    tools, and the target tool's own ``allowed_decisions`` were never consulted: an edit of
+    ``write_file`` into ``execute_sql`` would run SQL that is approve/reject only, or a tool
+    that is not gated at all), and that tool allows ``edit`` (checked by the caller).
+    """
     if not isinstance(args, dict):
         return "the edited args are not a JSON object"
-    # per_call pins the tool in its response schema; an agent-inbox action need not be a
-    # tool at all; without the agent's tools (a remote graph) the only tool known to exist
-    # is the one the model called.
-    if (action.kind != "batched" or tools is None) and name != action.name:
-        return f"the edit names {name!r}; only {action.name!r} can be edited here"
+    if name != action.name:
+        return (
+            f"the edit names tool {name!r}; only {action.name!r} can be edited here "
+            "(an edit may change the args, never the tool)"
+        )
+    # An agent-inbox action need not be a tool at all; without the agent's tools (a remote
+    # graph) the server checks the args.
     if tools is None or (action.kind == "inbox" and name not in tools):
         return None
     if name not in tools:

@@ -55,14 +55,14 @@ def test_a_nested_agent_is_found_and_resumed_through_its_parent(env: Env) -> Non
     assert "|HumanInTheLoopMiddleware.after_model:" in write.checkpoint_ns
     assert write.request_id is not None and sql.request_id is not None
     text = env.hitl.reviewer.get(write.request_id)["response_config"]["draft_text"]
-    # An edit that names another tool of the nested agent: validated against its schema.
+    # An edit of the nested agent's tool: validated against that tool's schema.
     env.hitl.reviewer.respond(
         write.request_id,
-        draft(text, decision="edit", tool="read_data", args=json.dumps({"query": "z"})),
+        draft(text, decision="edit", args=json.dumps({"filename": "z.txt", "content": "z"})),
     )
     env.hitl.reviewer.respond(sql.request_id, "approve")
     env.tick()
-    assert sorted(effects) == ["execute_sql SELECT 1", "read_data z"]
+    assert sorted(effects) == ["execute_sql SELECT 1", "write_file z.txt z"]
     state = parent.get_state(cfg)
     assert not state.next
     assert state.values["messages"][-1].content == "All done."

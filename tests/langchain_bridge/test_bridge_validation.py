@@ -97,11 +97,28 @@ def test_an_answer_that_cannot_be_valid_becomes_a_reject_with_its_reason(
     assert env.ledger.get(row.key).state == "resumed"  # type: ignore[union-attr]
 
 
-def test_an_edit_may_name_another_tool_of_the_agent(env: Env) -> None:
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        # execute_sql is approve/reject only: an edit must not run SQL no one could edit.
+        pytest.param("execute_sql", {"query": "DROP TABLE users"}, id="into-approve-only"),
+        # read_data is not gated at all (interrupt_on False).
+        pytest.param("read_data", {"query": "z"}, id="into-ungated"),
+    ],
+)
+def test_a_batched_edit_cannot_turn_one_tool_into_another(
+    env: Env, target: str, args: dict[str, Any]
+) -> None:
+    # Issue 21 S4: write_file allows edit; an edit naming another tool of the agent ran it.
     agent, row, effects, cfg = _one_write(env)
-    _answer(env, row, decision="edit", tool="read_data", args=json.dumps({"query": "z"}))
-    assert effects == ["read_data z"]
-    assert not agent.get_state(cfg).next
+    _answer(env, row, decision="edit", tool=target, args=json.dumps(args))
+    assert effects == []
+    state = agent.get_state(cfg)
+    assert not state.next
+    message = tool_messages(state.values["messages"])["call_0"]
+    assert message.status == "error"
+    assert f"the edit names tool {target!r}; only 'write_file' can be edited" in message.content
+    assert "never the tool" in message.content
 
 
 def test_per_call_edit_cannot_switch_tools(env: Env) -> None:
