@@ -186,10 +186,16 @@ class Decision(BaseModel):
             "response_type": request.response_type,
         }
         if request.status == "cancelled":
+            # "failed" (HITL.sh's n8n node) is read as a cancellation: final, never approving.
+            failed = (request.reported_status or "").strip().lower() == "failed"
             return cls(
                 status="cancelled",
                 outcome="cancelled",
-                reason="The review was cancelled before a reviewer answered; not approved.",
+                reason=(
+                    "The review failed on the HITL side; not approved."
+                    if failed
+                    else "The review was cancelled before a reviewer answered; not approved."
+                ),
                 **common,
             )
         if request.status == "timeout":

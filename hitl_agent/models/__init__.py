@@ -12,6 +12,7 @@ from .loops import (
     UpdateLoopParams,
 )
 from .requests import (
+    STATUS_ALIASES,
     TERMINAL_STATUSES,
     CancelResult,
     ContentType,
@@ -51,6 +52,7 @@ from .response_types import (
 
 __all__ = [
     "RESPONSE_TYPES",
+    "STATUS_ALIASES",
     "TERMINAL_STATUSES",
     "BooleanConfig",
     "CancelResult",

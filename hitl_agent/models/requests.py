@@ -20,6 +20,7 @@ from .response_types import (
 )
 
 __all__ = [
+    "STATUS_ALIASES",
     "TERMINAL_STATUSES",
     "CancelResult",
     "ContentType",
@@ -46,6 +47,27 @@ SortOrder: TypeAlias = Literal["created_at_desc", "created_at_asc", "priority_de
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "timeout", "cancelled"})
 """Statuses after which nothing changes. ``claimed`` and unknown statuses are not terminal."""
+
+STATUS_ALIASES: dict[str, str] = {
+    # HITL.sh's n8n node v2 treats these as final (hitl-2026.md): a reviewer answered, so the
+    # answer in response_data decides, exactly as for "completed" (it approves only if it is
+    # an approving answer).
+    "answered": "completed",
+    "resolved": "completed",
+    # One docs snippet spells the timeout this way; the default decides, as for "timeout".
+    "timed_out": "timeout",
+    # n8n's "failed" (the execution failed): final, and no reviewer's decision can be read
+    # from it, so it never approves, like a cancellation.
+    "failed": "cancelled",
+}
+"""Every other documented or client-observed status, mapped to the one it means.
+
+:class:`Request` stores the mapped status in ``status`` (and the server's own spelling in
+``reported_status``), so every reader (``is_terminal``, ``Decision.from_request``, the
+poller) sees one of ``pending, claimed, completed, timeout, cancelled``. A status in neither
+set is unknown: not terminal, never approving; the dispatcher's poller records a fail-closed
+denial for it at the deadline."""
+_KNOWN_STATUSES = frozenset({"pending", "claimed", *TERMINAL_STATUSES})
 
 _MEDIA_URL: dict[str, str] = {
     "image": "image_url",
@@ -224,12 +246,17 @@ class Request(HITLModel):
     """A review request as the API returns it (GET, list, or a webhook's embedded request).
 
     Tolerant on input: unknown fields are kept, ``request_id`` and ``id`` both fill ``id``,
-    and unknown statuses are kept as they are (and are not terminal).
+    the statuses in :data:`STATUS_ALIASES` are read as the status they mean (the server's
+    spelling kept in ``reported_status``), and unknown statuses are kept as they are (and
+    are not terminal).
     """
 
     id: str = Field(validation_alias=AliasChoices("id", "request_id", "_id"))
     loop_id: str | None = None
     status: str = "pending"
+    reported_status: str | None = None
+    """The status as the server spelled it, when that differs from ``status``
+    (``"answered"``, ``"timed_out"``, ``"Completed"``...); None otherwise."""
     processing_type: str | None = None
     type: str | None = None
     priority: str | None = None
@@ -253,6 +280,18 @@ class Request(HITLModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_status(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return data
+        raw = data["status"]
+        spelled = raw.strip().lower()
+        status = STATUS_ALIASES.get(spelled, spelled)
+        if status not in _KNOWN_STATUSES or status == raw:
+            return data  # unknown statuses are kept exactly as sent (not terminal)
+        return {**data, "status": status, "reported_status": raw}
+
     @classmethod
     def from_data(cls, data: Any) -> Request:
         """Parse ``data`` from an envelope: ``{"request": {...}}`` or the request itself."""
@@ -262,7 +301,8 @@ class Request(HITLModel):
 
     @property
     def is_terminal(self) -> bool:
-        """True for completed, timeout and cancelled; false for claimed and anything unknown."""
+        """True for completed, timeout and cancelled (and their aliases, see
+        :data:`STATUS_ALIASES`); false for pending, claimed and anything unknown."""
         return self.status in TERMINAL_STATUSES
 
     @property
@@ -300,6 +340,17 @@ class CreatedRequest(HITLModel):
     broadcasted_to: Any = None
     notifications_sent: int | None = None
     polling_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nested(cls, data: Any) -> Any:
+        # An old quickstart shows the new request nested, ``data.request.id``; the API
+        # reference has ``data.request_id`` and HITL.sh's MCP test script ``data.id``. Every
+        # documented shape is read (issue 22 W5); the top level wins where both are present.
+        if isinstance(data, dict) and isinstance(data.get("request"), dict):
+            rest = {key: value for key, value in data.items() if key != "request"}
+            return {**data["request"], **rest}
+        return data
 
 
 class Pagination(HITLModel):

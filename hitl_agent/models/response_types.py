@@ -24,6 +24,7 @@ from .base import StrictModel, problem, validate_strict
 
 __all__ = [
     "RESPONSE_TYPES",
+    "TOLERATED_CONFIG_KEYS",
     "BooleanConfig",
     "EditableTextConfig",
     "EditedText",
@@ -36,7 +37,9 @@ __all__ = [
     "SelectOption",
     "SingleSelectConfig",
     "TextConfig",
+    "canonical_config_keys",
     "check_value",
+    "config_key_spellings",
     "normalize_response_data",
     "option_value",
     "parse_response_config",
@@ -306,8 +309,54 @@ _CONFIGS: dict[str, type[ResponseConfig]] = {
 }
 
 
-def parse_response_config(response_type: str, config: Any) -> ResponseConfig:
-    """Validate ``config`` for ``response_type``; raise ConfigError naming the field and the fix."""
+TOLERATED_CONFIG_KEYS: frozenset[str] = frozenset({"prompt"})
+"""Keys real HITL.sh clients put in ``response_config`` that no config documents: HITL.sh's
+own n8n node sends ``prompt`` with every type. Accepted and ignored, never fatal."""
+
+
+def config_key_spellings(model: type[ResponseConfig]) -> dict[str, str]:
+    """Every spelling a config key may take (field names and documented aliases such as
+    ``min``/``max``/``step``) mapped to the field's one stored name."""
+    spellings: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        spellings[name] = name
+        if isinstance(info.validation_alias, AliasChoices):
+            for choice in info.validation_alias.choices:
+                if isinstance(choice, str):
+                    spellings.setdefault(choice, name)
+    return spellings
+
+
+def canonical_config_keys(
+    model: type[ResponseConfig], config: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``config`` with alias keys renamed to their one stored name, and the keys no spelling
+    knows. Where both spellings are present (``scale_min`` and ``min``) the stored name wins.
+    """
+    spellings = config_key_spellings(model)
+    known: dict[str, Any] = {}
+    unknown: dict[str, Any] = {}
+    for key, value in config.items():
+        name = spellings.get(key)
+        if name is None:
+            unknown[key] = value
+        elif key == name:
+            known[name] = value  # the stored name wins over an alias given beside it
+        elif name not in config:
+            known.setdefault(name, value)
+    return known, unknown
+
+
+def parse_response_config(
+    response_type: str, config: Any, *, strict: bool = True
+) -> ResponseConfig:
+    """Validate ``config`` for ``response_type``; raise ConfigError naming the field and the fix.
+
+    Alias keys (``min``/``max`` for rating and number) are read as their stored names, and
+    :data:`TOLERATED_CONFIG_KEYS` (n8n's ``prompt``) are ignored. Any other unknown key is
+    an error (a typo in what we are about to send), unless ``strict=False`` (reading a
+    config a server sent, which may carry keys this library does not know yet).
+    """
     model = _CONFIGS.get(response_type)
     if model is None:
         raise ConfigError(
@@ -331,7 +380,11 @@ def parse_response_config(response_type: str, config: Any) -> ResponseConfig:
             f"expected an object, got {type(config).__name__}",
             "pass a dict such as {'options': ['Approve', 'Reject']}",
         )
-    return validate_strict(model, config, prefix="response_config")
+    known, unknown = canonical_config_keys(model, config)
+    if strict:
+        # Left in, an unknown key fails validation below with its name and the known ones.
+        known.update((k, v) for k, v in unknown.items() if k not in TOLERATED_CONFIG_KEYS)
+    return validate_strict(model, known, prefix="response_config")
 
 
 class EditedText(StrictModel):

@@ -147,6 +147,7 @@ KNOWN_KEYS = {
                          NumberConfig, BooleanConfig, EditableTextConfig)
       for name in model.model_fields),
     "max", "min", "step",  # the older rating/number spellings
+    "prompt",  # n8n's extra key: tolerated (issue 22 W4)
 }  # fmt: skip
 
 
@@ -250,3 +251,54 @@ def test_multi_select_default_within_selections(raw: dict[str, Any]) -> None:
 
 def test_every_type_has_a_strategy() -> None:
     assert set(CONFIGS) == set(RESPONSE_TYPES)
+
+
+# --- issue 22 W4: the keys real clients send -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", RESPONSE_TYPES)
+def test_n8n_prompt_key_is_ignored_not_fatal(kind: str) -> None:
+    # HITL.sh's n8n node sends "prompt" with every type; `hitl-agent review` refused such
+    # requests with "response_config.prompt: unknown field".
+    base: dict[str, Any] = {
+        "text": {},
+        "single_select": {"options": ["Approve", "Reject"]},
+        "multi_select": {"options": ["A", "B"], "max_selections": 2},
+        "rating": {"min": 1, "max": 5},
+        "number": {"min": 0, "max": 10},
+        "boolean": {},
+        "editable_text": {"draft_text": "hi"},
+    }[kind]
+    assert parse_response_config(kind, {**base, "prompt": ""}) == parse_response_config(kind, base)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "stored"),
+    [
+        ("rating", {"min": 1, "max": 5, "scale_min": 1, "scale_max": 5}, (1, 5)),
+        ("rating", {"min": 0, "scale_max": 10}, (0, 10)),
+        ("number", {"min": 2, "max": 9, "min_value": 2, "max_value": 9}, (2, 9)),
+        ("number", {"min": 5, "min_value": 3, "max_value": 9}, (3, 9)),
+    ],
+)
+def test_alias_and_stored_spellings_together_are_one_key(
+    kind: str, raw: dict[str, Any], stored: tuple[float, float]
+) -> None:
+    # A config stored with both spellings (the local server kept n8n's min/max beside the
+    # filled scale_min/scale_max) made every answer fail with "response_config.min: unknown
+    # field". The stored name wins over the alias.
+    config = parse_response_config(kind, raw)
+    low, high = (
+        (config.scale_min, config.scale_max)  # type: ignore[union-attr]
+        if kind == "rating"
+        else (config.min_value, config.max_value)  # type: ignore[union-attr]
+    )
+    assert (low, high) == stored
+
+
+def test_strict_false_ignores_any_unknown_key_but_strict_names_it() -> None:
+    raw = {"options": ["Yes", "No"], "layout": "grid"}
+    assert len(parse_response_config("single_select", raw, strict=False).options) == 2  # type: ignore[union-attr]
+    with pytest.raises(ConfigError) as caught:
+        parse_response_config("single_select", raw)
+    assert caught.value.field == "response_config.layout"
