@@ -38,6 +38,7 @@ __all__ = [
 DEFAULT_PRIORITY: Final = "medium"
 DEFAULT_TIMEOUT_SECONDS: Final = 3600
 DEFAULT_DEADLINE_GRACE: Final = 300.0
+DEFAULT_OUTAGE_BOUND: Final = 86_400.0
 
 
 class _Unset:
@@ -102,13 +103,18 @@ class PollConfig:
             itself comes from the open rows and the budget.
         budget: the hourly call budget (None: a new one, 90 calls per sliding hour). Pass
             one :class:`~hitl_agent.dispatch.CallBudget` to everything that shares a key.
-        deadline_grace: seconds past a request's deadline before its row is decided
-            fail-closed.
+        deadline_grace: seconds past a request's deadline before its row may be decided
+            fail-closed (on HITL.sh's word that there is no decision).
+        fail_closed_after_outage: seconds past ``deadline + grace`` after which a row that
+            no answer at all could be had for (the API out of reach, 5xx, the quota spent)
+            is decided fail-closed anyway (24 h); None: keep waiting for as long as it
+            takes. An approval given in time that is found later is logged at ERROR.
     """
 
     interval: float | None = None
     budget: CallBudget | None = None
     deadline_grace: float = DEFAULT_DEADLINE_GRACE
+    fail_closed_after_outage: float | None = DEFAULT_OUTAGE_BOUND
 
 
 C = TypeVar("C", ReviewDefaults, CallbackConfig, PollConfig)

@@ -178,12 +178,15 @@ class Dispatcher:
             self.resolver,
             loop_id=loop_id,
             deadline_grace=deadline_grace,
+            fail_closed_after_outage=polling.fail_closed_after_outage,
             row_filter=row_filter,
             poll_interval=poll_interval,
             webhooks=webhooks,
         )
         self.poll_interval = poll_interval
-        self.polling = PollConfig(poll_interval, self.budget, deadline_grace)
+        self.polling = PollConfig(
+            poll_interval, self.budget, deadline_grace, polling.fail_closed_after_outage
+        )
         """The polling settings in use (``budget`` is the one this dispatcher spends)."""
         self.callbacks = CallbackConfig(url=callback_url, path=receiver_path)
         """The callback settings in use (``path``: where the receiver answers)."""

@@ -22,11 +22,21 @@ A sweep, in order:
    A list page is the same authenticated API as a GET, so a terminal item with its answer is
    recorded straight from the page (``Decision.from_request`` through the resolver's record
    path): no GET per change. A pass the budget cuts short resumes where it stopped.
-4. Rows past ``deadline + grace`` **on the server's clock** are decided fail-closed only when
-   a truth attempt made after that moment reached the API and brought no answer (an error,
-   a status that is not terminal, an unknown one). A call the budget refused, or a 429, is
-   not such an attempt: a row is never failed closed because *our* quota was spent while the
-   server may hold its answer. A server-side ``timeout`` is recorded as what it is.
+4. Rows past ``deadline + grace`` **on the server's clock** are decided fail-closed only on a
+   definite answer from HITL.sh given after that moment: the request is still not terminal
+   (``pending``, ``claimed``, a status this library does not know), a complete listing pass
+   did not show it answered, or a GET says it does not exist (404). A server-side
+   ``timeout`` or ``cancelled`` is recorded as what it is (through the resolver). A failure
+   that says nothing about the request is **not** such an answer: an outage (connection
+   refused, a timeout, a 5xx, a proxy's page that is not the API's), a 429, a call the budget
+   refused, a rejected key. A row is never failed closed because the API was out of reach
+   while the server may hold an approval given in time (issue 20 F3).
+
+   Only when no definite answer could be had for ``fail_closed_after_outage`` seconds past
+   ``deadline + grace`` (24 h by default; None: never) is the row failed closed anyway, the
+   outage named in its reason. The poller then keeps asking about it (in this process, within
+   the budget): an approval it finds later that was given before the deadline is logged at
+   ERROR with the request id (``late_approvals`` holds them), never silently dropped.
 
 :meth:`Poller.next_interval` is the schedule. The steady interval is ``cost × window /
 (0.8 × usable)``: a sweep of this cost, repeated, spends 80 % of what listings may use (the
@@ -46,7 +56,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._exceptions import APIError, ConfigError, RateLimitError
+from .._config import DEFAULT_DEADLINE_GRACE, DEFAULT_OUTAGE_BOUND
+from .._exceptions import APIError, ConfigError, NotFoundError, RateLimitError
 from .._poll_health import is_transient
 from ..decision import Decision
 from ..models.requests import TERMINAL_STATUSES, Request, RequestPage, RequestStatus
@@ -65,6 +76,11 @@ _CREATED_MARGIN = 60.0  # seconds: a request is created after its intent row; Da
 Mode = Literal["all", "terminal", "pending"]
 Outcome = Literal["ok", "refused", "failed"]
 _TERMINAL_STREAMS: tuple[RequestStatus, ...] = ("completed", "timeout", "cancelled")
+_MAX_WATCHED = 1000  # rows failed closed for an outage that are still asked about
+_NOT_ANSWERED = (
+    "HITL.sh reported no decision past the server's deadline plus grace (still pending or "
+    "claimed, an unknown status, or the request is gone)"
+)
 
 
 @dataclass
@@ -92,6 +108,9 @@ class Poller:
         resolver: the shared resolve path (its client, ledger and budget are used).
         loop_id: only rows of this loop are polled (None: every loop in the ledger).
         deadline_grace: seconds after a row's deadline before it may be decided fail-closed.
+        fail_closed_after_outage: seconds past ``deadline + grace`` after which a row that
+            no definite answer could be had for (an outage, a spent quota) is decided
+            fail-closed anyway; None: never (see the module docstring, step 4).
         max_rows: the most open rows one sweep considers.
         row_filter: only rows it accepts are polled.
         poll_interval: the shortest sweep interval (seconds), instead of ``min_interval``;
@@ -108,7 +127,8 @@ class Poller:
         resolver: Resolver,
         *,
         loop_id: str | None = None,
-        deadline_grace: float = 300.0,
+        deadline_grace: float = DEFAULT_DEADLINE_GRACE,
+        fail_closed_after_outage: float | None = DEFAULT_OUTAGE_BOUND,
         max_rows: int = 10_000,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
         poll_interval: float | None = None,
@@ -128,6 +148,7 @@ class Poller:
         self.resolver = resolver
         self.loop_id = loop_id
         self.deadline_grace = deadline_grace
+        self.fail_closed_after_outage = fail_closed_after_outage
         self.max_rows = max_rows
         self.row_filter = row_filter
         self.poll_interval = poll_interval
@@ -141,7 +162,14 @@ class Poller:
         self.error: APIError | None = None
         """The latest sweep's worst failed call: its first persistent error, else its first
         transient one (see ``_health``); None when none failed."""
+        self.late_approvals: list[Decision] = []
+        """Approvals given before their deadline that were found only after their row had
+        been failed closed for an outage (each also logged at ERROR)."""
         self._pass: _Pass | None = None
+        # Rows failed closed for an outage, still asked about so that an approval given in
+        # time is reported, not silently dropped (in this process only: oldest first).
+        self._outage_closed: dict[str, ReviewRecord] = {}
+        self._last_error: APIError | None = None
         self._carry: dict[str, None] = {}
         self._tried: dict[str, float] = {}
         self._created: dict[str, float] = {}
@@ -180,6 +208,7 @@ class Poller:
             self._starved = True
             return "refused", None
         self.calls += 1
+        self._last_error = None
         try:
             result = call()
         except RateLimitError as err:
@@ -190,6 +219,7 @@ class Poller:
             self._starved = True
             return "refused", None  # the quota is spent: not an attempt that may fail closed
         except APIError as err:
+            self._last_error = err
             if self.error is None or (is_transient(self.error) and not is_transient(err)):
                 self.error = err
             budget.observe(resolver.client)
@@ -235,6 +265,8 @@ class Poller:
         self._starved = False
         if pending:
             ready.extend(self._check(pending))
+        if self._outage_closed:
+            self._watch_outage_closed()
         return ready
 
     def _check(self, pending: dict[str, ReviewRecord]) -> list[str]:
@@ -271,9 +303,11 @@ class Poller:
                 if self.resolver.record(pending[rid], request):
                     decided.add(rid)
                     continue
-            # No answer from an attempt that reached the API (an error, a status that is not
-            # terminal, a request that is not ours): the fail-closed rule may count it.
-            self._tried[rid] = now
+            # The server's word that there is no decision (a status that is not terminal, a
+            # request that is not ours, a 404) counts for the fail-closed rule; a failure that
+            # says nothing about the request (an outage, a 5xx) does not (issue 20 F3).
+            if outcome == "ok" or _definite(self._last_error):
+                self._tried[rid] = now
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -310,10 +344,8 @@ class Poller:
                 if outcome == "refused":
                     return
                 if outcome == "failed":
-                    # The API was reached and failed: that is an attempt for every open row.
-                    now = float(self._budget.server_clock.now())
-                    for rid in pending:
-                        self._tried[rid] = now
+                    # A failed page says nothing about any row: no attempt for the fail-closed
+                    # rule (a 502 past the deadline must not deny an approval given in time).
                     return
         self._finish_pass(current, pending)
 
@@ -425,31 +457,87 @@ class Poller:
 
     def _fail_closed_due(self, pending: dict[str, ReviewRecord], decided: set[str]) -> list[str]:
         now = float(self._budget.server_clock.now())
+        bound = self.fail_closed_after_outage
         failed: list[str] = []
         for rid, row in pending.items():
             if rid in decided or row.deadline is None:
                 continue
             due = row.deadline + self.deadline_grace
-            if now >= due and self._tried.get(rid, -math.inf) >= due:
-                failed += self._fail_closed(row)
+            if now < due:
+                continue
+            if self._tried.get(rid, -math.inf) >= due:
+                # HITL.sh itself said, after deadline + grace, that there is no decision.
+                failed += self._fail_closed(row, _NOT_ANSWERED)
+            elif bound is not None and now >= due + bound:
+                hours = (now - row.deadline) / 3600
+                closed = self._fail_closed(
+                    row,
+                    f"No answer could be had from HITL.sh for {hours:.1f} h past the deadline "
+                    f"(fail_closed_after_outage={bound:g} s: the API was out of reach or the "
+                    "call budget spent)",
+                )
+                if closed:
+                    log.error(
+                        "failed closed after an outage request_id=%s hours_past_deadline=%.1f "
+                        "(an approval given in time is reported if found later)",
+                        rid,
+                        hours,
+                    )
+                    self._outage_closed[rid] = row
+                    while len(self._outage_closed) > _MAX_WATCHED:
+                        del self._outage_closed[next(iter(self._outage_closed))]
+                failed += closed
         return failed
 
-    def _fail_closed(self, row: ReviewRecord) -> list[str]:
+    def _fail_closed(self, row: ReviewRecord, reason: str) -> list[str]:
         assert row.request_id is not None
         current = self.resolver.ledger.get_by_request_id(row.request_id)
         if current is None or current.state != "pending":
             return []
-        decision = Decision.fail_closed(
-            row.request_id,
-            "No trustworthy answer could be had by the deadline (the API failed, or did not "
-            "report a decision past the server's deadline plus grace)",
-        )
+        decision = Decision.fail_closed(row.request_id, reason)
         stored = self.resolver.ledger.record_decision(
             row.request_id, decision.model_dump(mode="json"), now=self._clock()
         )
         if stored:
             self.resolver.stats["failed_closed"] += 1
         return [row.request_id] if stored else []
+
+    def _watch_outage_closed(self) -> None:
+        """Ask again about rows failed closed for an outage: an approval given before the
+        deadline is reported (ERROR, :attr:`late_approvals`), never silently dropped."""
+        for rid, row in list(self._outage_closed.items()):
+            outcome, request = self._call(
+                self._list_keep(), partial(self.resolver.client.requests.get, rid)
+            )
+            if outcome == "refused":
+                return
+            if outcome != "ok" or not isinstance(request, Request):
+                if _definite(self._last_error):
+                    del self._outage_closed[rid]  # the request is gone: nothing to report
+                continue
+            if not request.is_terminal:
+                continue
+            del self._outage_closed[rid]
+            decision = self.resolver._interpret(row, request)
+            if decision is None or not decision.approved:
+                continue
+            deadline = request.timeout_at.timestamp() if request.timeout_at else row.deadline
+            answered = request.response_at.timestamp() if request.response_at else None
+            if answered is not None and deadline is not None and answered > deadline:
+                log.warning(
+                    "a late approval after an outage request_id=%s (after its deadline)", rid
+                )
+                continue
+            self.late_approvals.append(decision)
+            self.resolver.stats["late_approvals"] += 1
+            log.error(
+                "approval given in time LOST to an outage request_id=%s responded_at=%s: the "
+                "row was failed closed after fail_closed_after_outage=%s s without an answer "
+                "and its action did not run; act on it by hand if it should",
+                rid,
+                request.response_at.isoformat() if request.response_at else "unknown",
+                self.fail_closed_after_outage,
+            )
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -534,3 +622,10 @@ def _carries_answer(row: ReviewRecord, item: Request) -> bool:
         opted_in = bool((row.payload.get("interpretation") or {}).get("approve_on_timeout"))
         return not opted_in or "default_response" in item.model_fields_set
     return True
+
+
+def _definite(error: APIError | None) -> bool:
+    """Is this failed call HITL.sh's own word about the request (so the fail-closed rule may
+    count it)? Only a 404: the request does not exist. An outage (connection, timeout, 5xx,
+    a page that is not the API's), a 429 or a rejected key says nothing about it."""
+    return isinstance(error, NotFoundError)

@@ -190,10 +190,10 @@ class Gatekeeper:
             client=client,
             resumer=BlockingResumer(hub),
             loop_id=loop_id,
-            budget=self.budget,
             clock=clock,
-            poll_interval=poll_interval,
-            deadline_grace=polling.deadline_grace,
+            polling=PollConfig(
+                poll_interval, self.budget, polling.deadline_grace, polling.fail_closed_after_outage
+            ),
             row_filter=lambda row: row.thread_id is None,
             webhooks=self.callback_url is not None,
         )
@@ -203,7 +203,9 @@ class Gatekeeper:
         """What every review starts from (each ``review()`` may override it)."""
         self.callbacks = CallbackConfig(self.callback_url, callback_secret, callbacks.path)
         """The callback settings (``url`` canonical; ``secret`` as passed, if it was)."""
-        self.polling = PollConfig(poll_interval, self.budget, polling.deadline_grace)
+        self.polling = PollConfig(
+            poll_interval, self.budget, polling.deadline_grace, polling.fail_closed_after_outage
+        )
         """The polling settings every dispatcher of this keeper starts from."""
 
     def __repr__(self) -> str:
@@ -306,13 +308,14 @@ class Gatekeeper:
             client=self.client,
             resumer=CompositeResumer(BlockingResumer(hub), resumer),
             loop_id=self.loop_id,
-            budget=self.budget,
             clock=self.clock,
             callback_path=self.callbacks.path if callback_path is None else callback_path,
             callback_url=self.callback_url,
-            poll_interval=self.poll_interval if poll_interval is None else poll_interval,
-            deadline_grace=(
-                self.polling.deadline_grace if deadline_grace is None else deadline_grace
+            polling=PollConfig(
+                self.poll_interval if poll_interval is None else poll_interval,
+                self.budget,
+                self.polling.deadline_grace if deadline_grace is None else deadline_grace,
+                self.polling.fail_closed_after_outage,
             ),
             webhooks=self.callback_url is not None,
         )

@@ -32,6 +32,7 @@ from typing import Any, Literal, Self, TypeAlias
 
 from .._exceptions import HITLError
 from .._keys import slot_key
+from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 
 __all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord", "SlotClaim"]
 
@@ -252,6 +253,95 @@ class Ledger(ABC):
     def get_alias(self, key: str) -> str | None:
         """The key of the row that ``key``'s review reuses, or None."""
 
+    # -- executions and delivery faults (see hitl_agent.ledger._executions) ---------------
+
+    @abstractmethod
+    def start_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        now: float,
+        request_id: str | None = None,
+        thread_id: str | None = None,
+        tool: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Record that ``owner`` starts the action keyed ``key``, unless it was started.
+
+        Returns:
+            The stored record and True when ``owner`` holds it (this call, or a lost reply
+            of an earlier call by the same owner, inserted it); the existing record and False
+            when another attempt started it first: the caller must not run the action.
+        """
+
+    @abstractmethod
+    def finish_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        state: ExecutionState,
+        now: float,
+        result: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """``owner``'s started (or flagged in-doubt) execution -> ``state`` with its
+        result. False when ``owner`` does not hold it."""
+
+    @abstractmethod
+    def flag_in_doubt(self, key: str, *, note: str) -> bool:
+        """A ``started`` execution that a later run found unfinished -> ``in_doubt``."""
+
+    @abstractmethod
+    def settle_execution(self, key: str, *, state: ExecutionState, now: float, note: str) -> bool:
+        """An operator's verdict on an unfinished or failed execution (``succeeded``: it
+        ran; ``failed``: it did not take effect). False when there is nothing to settle."""
+
+    @abstractmethod
+    def forget_execution(self, key: str, owner: str = "") -> bool:
+        """Delete an execution record (``owner``'s, or any with ``owner=""``): the action
+        did not start after all (the tool suspended), or an operator wants it run again."""
+
+    @abstractmethod
+    def get_execution(self, key: str) -> ExecutionRecord | None:
+        """The execution record for ``key``, or None."""
+
+    @abstractmethod
+    def list_executions(
+        self,
+        *,
+        states: Sequence[ExecutionState] = ("started", "in_doubt", "failed"),
+        request_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        """Execution records in ``states`` (of one request, when given), oldest first."""
+
+    @abstractmethod
+    def record_delivery_fault(
+        self,
+        request_id: str,
+        *,
+        attempts: int,
+        now: float,
+        retry_at: float | None,
+        parked: bool,
+        reason: str,
+        last_error: str | None,
+    ) -> None:
+        """Store (replace) the delivery fault of ``request_id``."""
+
+    @abstractmethod
+    def get_delivery_fault(self, request_id: str) -> DeliveryFault | None:
+        """The delivery fault of ``request_id``, or None."""
+
+    @abstractmethod
+    def list_delivery_faults(self, *, parked: bool | None = None) -> list[DeliveryFault]:
+        """Every delivery fault (only parked ones, or only retried ones), oldest first."""
+
+    @abstractmethod
+    def clear_delivery_fault(self, request_id: str) -> bool:
+        """Forget ``request_id``'s delivery fault (it was delivered, or an operator retries)."""
+
     @abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""
@@ -345,6 +435,26 @@ class Ledger(ABC):
     async def aget_alias(self, key: str) -> str | None:
         """Async twin of :meth:`get_alias`."""
         return await asyncio.to_thread(self.get_alias, key)
+
+    async def astart_execution(self, key: str, owner: str, **kwargs: Any) -> tuple[ExecutionRecord, bool]:
+        """Async twin of :meth:`start_execution`."""
+        return await asyncio.to_thread(lambda: self.start_execution(key, owner, **kwargs))
+
+    async def afinish_execution(self, key: str, owner: str, **kwargs: Any) -> bool:
+        """Async twin of :meth:`finish_execution`."""
+        return await asyncio.to_thread(lambda: self.finish_execution(key, owner, **kwargs))
+
+    async def aflag_in_doubt(self, key: str, *, note: str) -> bool:
+        """Async twin of :meth:`flag_in_doubt`."""
+        return await asyncio.to_thread(lambda: self.flag_in_doubt(key, note=note))
+
+    async def aforget_execution(self, key: str, owner: str = "") -> bool:
+        """Async twin of :meth:`forget_execution`."""
+        return await asyncio.to_thread(self.forget_execution, key, owner)
+
+    async def aget_execution(self, key: str) -> ExecutionRecord | None:
+        """Async twin of :meth:`get_execution`."""
+        return await asyncio.to_thread(self.get_execution, key)
 
     # -- settings shared by every replica ----------------------------------------------
 

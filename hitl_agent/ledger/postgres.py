@@ -29,7 +29,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     # The package's one way to say which extra is missing (an ImportError naming it).
     raise MissingExtraError("postgres", "PostgresLedger", exc.name or "psycopg") from exc
 
+from . import _executions as ex
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
+from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
@@ -93,6 +95,9 @@ MIGRATIONS: list[LiteralString] = [
     *move_markers(
         "{table}", "{slots}", "{aliases}", lambda column, name: f"{column}->>'{name}'", ""
     ),
+    # 12-13: what approved actions did, and the resolver's failed resumes (_executions.py).
+    ex.EXECUTIONS_SQL,
+    ex.DELIVERIES_SQL,
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -134,6 +139,8 @@ class PostgresLedger(Ledger):
             "meta": sql.Identifier(*prefix, "hitl_ledger_meta"),
             "slots": sql.Identifier(*prefix, "hitl_gate_slots"),
             "aliases": sql.Identifier(*prefix, "hitl_gate_aliases"),
+            "executions": sql.Identifier(*prefix, "hitl_executions"),
+            "deliveries": sql.Identifier(*prefix, "hitl_deliveries"),
             "open_index": sql.Identifier("hitl_ledger_open"),
             "task_index": sql.Identifier("hitl_ledger_task"),
         }
@@ -502,6 +509,137 @@ class PostgresLedger(Ledger):
         select = self._q("SELECT owner FROM {aliases} WHERE key = %s")
         row, _ = self._run("read", lambda conn: conn.execute(select, (key,)).fetchone())
         return None if row is None else str(row[0])
+
+    # -- executions and delivery faults -------------------------------------------------
+
+    def _x(self, template: LiteralString) -> sql.Composed:
+        # The shared SQL (hitl_agent.ledger._executions) is written with "?" placeholders.
+        return self._q(template.replace("?", "%s"))
+
+    def _x_write(self, label: str, template: LiteralString, args: tuple[Any, ...]) -> bool:
+        query = self._x(template)
+        done, _ = self._run(label, lambda conn: conn.execute(query, args).rowcount == 1)
+        return bool(done)
+
+    def _x_rows(self, template: LiteralString, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        query = self._x(template)
+        rows, _ = self._run("read", lambda conn: conn.execute(query, args).fetchall())
+        return rows
+
+    def start_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        now: float,
+        request_id: str | None = None,
+        thread_id: str | None = None,
+        tool: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Insert a ``started`` record unless ``key`` has one; see the base class.
+
+        Insert and read run in one transaction, so a lost reply retried reads the record
+        this owner stored (and still holds it)."""
+        insert = self._x(ex.INSERT_EXECUTION)
+        select = self._x(ex.SELECT_EXECUTION + " WHERE key = ?")
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...]:
+            with conn.transaction():
+                conn.execute(insert, (key, owner, request_id, thread_id, tool, now))
+                row = conn.execute(select, (key,)).fetchone()
+            assert row is not None
+            return row
+
+        row, _ = self._run("start_execution", run)
+        record = ex.execution_from_row(row)
+        return record, record.owner == owner
+
+    def finish_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        state: ExecutionState,
+        now: float,
+        result: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """``owner``'s execution -> ``state``; see the base class."""
+        body = ex.dump_result(result)
+        args = (state, body, note, now, key, owner)
+        if self._x_write("finish_execution", ex.FINISH_EXECUTION, args):
+            return True
+        # A retried attempt finds its own earlier write.
+        record = self.get_execution(key)
+        return record is not None and record.owner == owner and record.state == state
+
+    def flag_in_doubt(self, key: str, *, note: str) -> bool:
+        """``started`` -> ``in_doubt``."""
+        return self._x_write("flag_in_doubt", ex.FLAG_IN_DOUBT, (note, key))
+
+    def settle_execution(self, key: str, *, state: ExecutionState, now: float, note: str) -> bool:
+        """An operator's verdict; see the base class."""
+        return self._x_write("settle_execution", ex.SETTLE_EXECUTION, (state, note, now, key))
+
+    def forget_execution(self, key: str, owner: str = "") -> bool:
+        """Delete the record (``owner``'s, or any)."""
+        return self._x_write("forget_execution", ex.FORGET_EXECUTION, (key, owner, owner))
+
+    def get_execution(self, key: str) -> ExecutionRecord | None:
+        """The record for ``key``, or None."""
+        rows = self._x_rows(ex.SELECT_EXECUTION + " WHERE key = ?", (key,))
+        return ex.execution_from_row(rows[0]) if rows else None
+
+    def list_executions(
+        self,
+        *,
+        states: Sequence[ExecutionState] = ("started", "in_doubt", "failed"),
+        request_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        """Records in ``states``, oldest first."""
+        check_limit(limit)
+        template: LiteralString = ex.SELECT_EXECUTION + " WHERE state = ANY(?)"
+        args: tuple[Any, ...] = (list(states),)
+        if request_id is not None:
+            template += " AND request_id = ?"
+            args += (request_id,)
+        rows = self._x_rows(template + " ORDER BY started_at LIMIT ?", (*args, limit))
+        return [ex.execution_from_row(row) for row in rows]
+
+    def record_delivery_fault(
+        self,
+        request_id: str,
+        *,
+        attempts: int,
+        now: float,
+        retry_at: float | None,
+        parked: bool,
+        reason: str,
+        last_error: str | None,
+    ) -> None:
+        """Store (replace) ``request_id``'s delivery fault."""
+        args = (request_id, attempts, retry_at, int(parked), reason, last_error, now)
+        self._x_write("record_delivery_fault", ex.UPSERT_DELIVERY, args)
+
+    def get_delivery_fault(self, request_id: str) -> DeliveryFault | None:
+        """``request_id``'s delivery fault, or None."""
+        rows = self._x_rows(ex.SELECT_DELIVERY + " WHERE request_id = ?", (request_id,))
+        return ex.delivery_from_row(rows[0]) if rows else None
+
+    def list_delivery_faults(self, *, parked: bool | None = None) -> list[DeliveryFault]:
+        """Every delivery fault (parked or retried only), oldest first."""
+        if parked is None:
+            rows = self._x_rows(ex.SELECT_DELIVERY + " ORDER BY updated_at", ())
+        else:
+            rows = self._x_rows(
+                ex.SELECT_DELIVERY + " WHERE parked = ? ORDER BY updated_at", (int(parked),)
+            )
+        return [ex.delivery_from_row(row) for row in rows]
+
+    def clear_delivery_fault(self, request_id: str) -> bool:
+        """Forget ``request_id``'s delivery fault."""
+        return self._x_write("clear_delivery_fault", ex.CLEAR_DELIVERY, (request_id,))
 
     # -- shared settings ---------------------------------------------------------------
 

@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from . import _executions as ex
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
+from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
 
@@ -26,6 +28,9 @@ _TABLE = "hitl_ledger"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {_TABLE}"
 _SLOTS = "hitl_gate_slots"
 _ALIASES = "hitl_gate_aliases"
+_EXECUTIONS = "hitl_executions"
+_DELIVERIES = "hitl_deliveries"
+_NAMES = {"executions": _EXECUTIONS, "deliveries": _DELIVERIES}
 _COPY_SLOTS, _COPY_ALIASES, _DELETE_MARKERS = move_markers(
     _TABLE,
     _SLOTS,
@@ -89,6 +94,9 @@ MIGRATIONS: list[str] = [
     _COPY_SLOTS,
     _COPY_ALIASES,
     _DELETE_MARKERS,
+    # 12-13: what approved actions did, and the resolver's failed resumes (_executions.py).
+    ex.EXECUTIONS_SQL.format(executions=_EXECUTIONS),
+    ex.DELIVERIES_SQL.format(deliveries=_DELIVERIES),
 ]
 
 
@@ -472,6 +480,128 @@ class SqliteLedger(Ledger):
         with self._use() as conn:
             row = conn.execute(f"SELECT owner FROM {_ALIASES} WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    # -- executions and delivery faults -------------------------------------------------
+
+    def start_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        now: float,
+        request_id: str | None = None,
+        thread_id: str | None = None,
+        tool: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Insert a ``started`` record unless ``key`` has one; see the base class."""
+        with self._write() as conn:
+            conn.execute(
+                ex.INSERT_EXECUTION.format(**_NAMES),
+                (key, owner, request_id, thread_id, tool, now),
+            )
+            row = conn.execute(
+                ex.SELECT_EXECUTION.format(**_NAMES) + " WHERE key = ?", (key,)
+            ).fetchone()
+        record = ex.execution_from_row(row)
+        return record, record.owner == owner
+
+    def _exec_cas(self, template: str, args: tuple[Any, ...]) -> bool:
+        return self._cas(template.format(**_NAMES), args)
+
+    def finish_execution(
+        self,
+        key: str,
+        owner: str,
+        *,
+        state: ExecutionState,
+        now: float,
+        result: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """``owner``'s execution -> ``state``; see the base class."""
+        body = ex.dump_result(result)
+        return self._exec_cas(ex.FINISH_EXECUTION, (state, body, note, now, key, owner))
+
+    def flag_in_doubt(self, key: str, *, note: str) -> bool:
+        """``started`` -> ``in_doubt``."""
+        return self._exec_cas(ex.FLAG_IN_DOUBT, (note, key))
+
+    def settle_execution(self, key: str, *, state: ExecutionState, now: float, note: str) -> bool:
+        """An operator's verdict; see the base class."""
+        return self._exec_cas(ex.SETTLE_EXECUTION, (state, note, now, key))
+
+    def forget_execution(self, key: str, owner: str = "") -> bool:
+        """Delete the record (``owner``'s, or any)."""
+        return self._exec_cas(ex.FORGET_EXECUTION, (key, owner, owner))
+
+    def get_execution(self, key: str) -> ExecutionRecord | None:
+        """The record for ``key``, or None."""
+        with self._use() as conn:
+            row = conn.execute(
+                ex.SELECT_EXECUTION.format(**_NAMES) + " WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else ex.execution_from_row(row)
+
+    def list_executions(
+        self,
+        *,
+        states: Sequence[ExecutionState] = ("started", "in_doubt", "failed"),
+        request_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[ExecutionRecord]:
+        """Records in ``states``, oldest first."""
+        check_limit(limit)
+        marks = ", ".join("?" for _ in states) or "NULL"
+        where = f" WHERE state IN ({marks})"
+        args: tuple[Any, ...] = tuple(states)
+        if request_id is not None:
+            where += " AND request_id = ?"
+            args += (request_id,)
+        with self._use() as conn:
+            rows = conn.execute(
+                ex.SELECT_EXECUTION.format(**_NAMES) + where + " ORDER BY started_at LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [ex.execution_from_row(row) for row in rows]
+
+    def record_delivery_fault(
+        self,
+        request_id: str,
+        *,
+        attempts: int,
+        now: float,
+        retry_at: float | None,
+        parked: bool,
+        reason: str,
+        last_error: str | None,
+    ) -> None:
+        """Store (replace) ``request_id``'s delivery fault."""
+        with self._write() as conn:
+            conn.execute(
+                ex.UPSERT_DELIVERY.format(**_NAMES),
+                (request_id, attempts, retry_at, int(parked), reason, last_error, now),
+            )
+
+    def get_delivery_fault(self, request_id: str) -> DeliveryFault | None:
+        """``request_id``'s delivery fault, or None."""
+        with self._use() as conn:
+            row = conn.execute(
+                ex.SELECT_DELIVERY.format(**_NAMES) + " WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        return None if row is None else ex.delivery_from_row(row)
+
+    def list_delivery_faults(self, *, parked: bool | None = None) -> list[DeliveryFault]:
+        """Every delivery fault (parked or retried only), oldest first."""
+        where, args = ("", ()) if parked is None else (" WHERE parked = ?", (int(parked),))
+        with self._use() as conn:
+            rows = conn.execute(
+                ex.SELECT_DELIVERY.format(**_NAMES) + where + " ORDER BY updated_at", args
+            ).fetchall()
+        return [ex.delivery_from_row(row) for row in rows]
+
+    def clear_delivery_fault(self, request_id: str) -> bool:
+        """Forget ``request_id``'s delivery fault."""
+        return self._exec_cas(ex.CLEAR_DELIVERY, (request_id,))
 
     # -- shared settings ---------------------------------------------------------------
 

@@ -51,8 +51,9 @@ def _broken_client(kind: str, request_id: str, loop_id: str) -> HITLClient:
     )
 
 
-@pytest.mark.parametrize("cell", ["5xx", "timeout", "garbage_json", "claimed", "mystery_status"])
+@pytest.mark.parametrize("cell", ["claimed", "mystery_status"])
 def test_api_failures_past_the_deadline_fail_closed(env: Env, cell: str) -> None:
+    """HITL.sh's own word past deadline + grace (not answered, an unknown status): denied."""
     effects: list[str] = []
     graph = refund_graph(env, InMemorySaver(), effects)
     graph.invoke({"amount": 9}, {"configurable": {"thread_id": "t9"}})
@@ -69,6 +70,32 @@ def test_api_failures_past_the_deadline_fail_closed(env: Env, cell: str) -> None
     assert effects == []
     decision = graph.get_state({"configurable": {"thread_id": "t9"}}).values["decision"]
     assert decision["approved"] is False and "failed closed" in decision["reason"]
+
+
+@pytest.mark.parametrize("cell", ["5xx", "timeout", "garbage_json"])
+def test_an_outage_past_the_deadline_fails_closed_only_after_the_outage_bound(
+    env: Env, cell: str
+) -> None:
+    """Issue 20 F3: a failure that says nothing about the request is no answer. Past
+    deadline + grace the row waits; only ``fail_closed_after_outage`` (24 h) later is it
+    denied, the outage named in its reason."""
+    effects: list[str] = []
+    graph = refund_graph(env, InMemorySaver(), effects)
+    graph.invoke({"amount": 9}, {"configurable": {"thread_id": "t9"}})
+    request_id = env.only_request_id()
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    dispatcher.resolver.client = _broken_client(cell, request_id, env.hitl.loop_id)
+    env.hitl.reviewer.respond(request_id, "approve")  # the truth is unreachable for us
+    env.clock.advance(3600 + 301)  # past deadline + grace
+    assert dispatcher.poll_once() == [] and effects == []
+    row = env.ledger.get_by_request_id(request_id)
+    assert row is not None and row.state == "pending"  # not failed closed
+    env.clock.advance(86_400)  # a day of outage
+    delivered = dispatcher.poll_once()
+    assert [d.outcome for d in delivered] == ["timed_out"]
+    assert effects == []
+    decision = graph.get_state({"configurable": {"thread_id": "t9"}}).values["decision"]
+    assert decision["approved"] is False and "fail_closed_after_outage" in decision["reason"]
 
 
 @pytest.mark.parametrize("cell", ["429", "budget_exhausted"])
