@@ -12,45 +12,30 @@ from __future__ import annotations
 
 import importlib
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
-__all__ = ["load_graph", "worker"]
+from ..dispatch._health import scrub, url_secrets
+from ._checkpointer import OpenCheckpointer, open_checkpointer
+
+if TYPE_CHECKING:
+    from .._client import HITLClient
+    from ..dispatch import Dispatcher
+    from ..gate import Gatekeeper
+
+__all__ = ["Worker", "load_graph", "open_worker", "worker"]
 
 
 @contextmanager
 def _checkpointer(url: str) -> Iterator[Any]:
-    if url.startswith("sqlite:///"):
-        from langgraph.checkpoint.sqlite import SqliteSaver
-
-        conn = sqlite3.connect(url[len("sqlite:///") :], check_same_thread=False)
-        try:
-            yield SqliteSaver(conn)
-        finally:
-            conn.close()
-    elif url.startswith(("postgresql://", "postgres://")):
-        try:
-            from langgraph.checkpoint.postgres import PostgresSaver
-        except ImportError as err:
-            raise click.UsageError(
-                "--checkpointer postgresql:// needs pip install 'hitl-agent[postgres]'"
-            ) from err
-        with PostgresSaver.from_conn_string(url) as saver:
-            saver.setup()
-            yield saver
-    elif url == "memory":
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        yield InMemorySaver()
-    else:
-        raise click.UsageError(
-            f"--checkpointer {url!r}: use sqlite:///path.db, postgresql://... or memory"
-        )
+    """The saver alone, opened as :func:`open_checkpointer` does (``hitl-agent bridge``)."""
+    with open_checkpointer(url) as opened:
+        yield opened.saver
 
 
 def load_graph(target: str, checkpointer: Any) -> Any:
@@ -74,18 +59,97 @@ def load_graph(target: str, checkpointer: Any) -> Any:
     raise click.UsageError(f"--graph {target!r} is neither a compiled graph nor a builder")
 
 
+@dataclass(frozen=True)
+class Worker:
+    """What ``hitl-agent worker`` runs: the graph, its keeper and dispatcher, and the
+    checkpointer it opened."""
+
+    graph: Any
+    keeper: Gatekeeper
+    dispatcher: Dispatcher
+    checkpointer: OpenCheckpointer
+
+
+def _graph_probe(graph: Any, opened: OpenCheckpointer) -> Any:
+    saver: Any = getattr(graph, "checkpointer", None)
+    if saver is opened.saver or not hasattr(saver, "get_tuple"):
+        return opened.probe
+    # A compiled graph that brought its own checkpointer: ask that one.
+    config: Any = {"configurable": {"thread_id": "hitl-agent-readiness-probe"}}
+    return lambda: saver.get_tuple(config)
+
+
+@contextmanager
+def open_worker(
+    *,
+    graph_target: str,
+    checkpointer: str,
+    ledger: str,
+    loop_id: str,
+    client: HITLClient,
+    callback_url: str | None = None,
+    callback_secret: str | None = None,
+) -> Iterator[Worker]:
+    """Open the checkpointer (PostgreSQL: a reconnecting pool), load the graph, open the
+    keeper's ledger and build the dispatcher, its readiness probing both stores: the
+    wiring of ``hitl-agent worker``, closed on exit."""
+    from ..gate import Gatekeeper
+    from ..langgraph import GraphResumer
+
+    with open_checkpointer(checkpointer) as opened:
+        graph = load_graph(graph_target, opened.saver)
+        keeper = Gatekeeper(
+            client=client,
+            loop_id=loop_id,
+            ledger=ledger,
+            callback_url=callback_url,
+            callback_secret=callback_secret,
+        )
+        with keeper:
+            dispatcher = keeper.dispatcher(GraphResumer(graph))
+            dispatcher.readiness.add(
+                "checkpointer",
+                _graph_probe(graph, opened),
+                secrets=url_secrets(checkpointer, ledger),
+            )
+            yield Worker(graph, keeper, dispatcher, opened)
+
+
+def _require_ready(dispatcher: Dispatcher, done: str = "") -> None:
+    """Exit non-zero, in one line, when the ledger or the checkpointer does not answer."""
+    failing = dispatcher.readiness.check()
+    if failing:
+        what = "; ".join(f"{name}: {reason}" for name, reason in sorted(failing.items()))
+        raise click.ClickException(
+            f"{done}the worker cannot reach its {' and '.join(sorted(failing))} ({what}); "
+            "check the URL and that the database is up"
+        )
+
+
 @click.command()
 @click.option("--graph", "graph_target", required=True, help="module:attr of the graph or builder.")
 @click.option(
-    "--checkpointer", required=True, help="sqlite:///path.db, postgresql://... or memory."
+    "--checkpointer",
+    required=True,
+    help="sqlite:///path.db, postgresql://... (a reconnecting pool) or memory.",
 )
 @click.option("--ledger", default="sqlite:///hitl.db", show_default=True, help="Ledger URL.")
 @click.option("--loop-id", envvar="HITL_LOOP_ID", help="Loop to poll (default: HITL_LOOP_ID).")
 @click.option("--callback-url", envvar="HITL_CALLBACK_URL", help="Public receiver base URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--no-poll", is_flag=True, help="Serve callbacks only; do not poll.")
-@click.option("--once", is_flag=True, help="Run one poll sweep and exit (cron).")
+@click.option(
+    "--no-poll",
+    is_flag=True,
+    help="Callbacks only: never list requests at the API. Recovery from the ledger "
+    "(decided rows, expired claims) still runs at start-up and every few seconds.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one sweep (with --no-poll: one recovery step) and exit (cron); exit 1 when "
+    "the ledger or checkpointer does not answer.",
+)
 def worker(
     graph_target: str,
     checkpointer: str,
@@ -97,31 +161,39 @@ def worker(
     no_poll: bool,
     once: bool,
 ) -> None:
-    """Resume LangGraph threads as reviews are answered (webhook receiver + poller)."""
+    """Resume LangGraph threads as reviews are answered (webhook receiver + recovery +
+    poller). Serves GET /healthz and GET /readyz on its port."""
     from .._client import HITLClient
     from .._exceptions import HITLError
-    from ..gate import Gatekeeper
-    from ..langgraph import GraphResumer
 
     if not loop_id:
         raise click.UsageError("--loop-id (or HITL_LOOP_ID) is required")
+    secrets = url_secrets(checkpointer, ledger)
     try:
-        with HITLClient() as client, _checkpointer(checkpointer) as saver:
-            graph = load_graph(graph_target, saver)
-            keeper = Gatekeeper(
-                client=client,
-                loop_id=loop_id,
+        with (
+            HITLClient() as client,
+            open_worker(
+                graph_target=graph_target,
+                checkpointer=checkpointer,
                 ledger=ledger,
+                loop_id=loop_id,
+                client=client,
                 callback_url=callback_url,
                 callback_secret=os.environ.get("HITL_CALLBACK_SECRET"),
+            ) as opened,
+        ):
+            dispatcher = opened.dispatcher
+            if once:
+                _require_ready(dispatcher)
+                delivered = dispatcher.recover_once() if no_poll else dispatcher.poll_once()
+                done = f"resumed {len(delivered)} review(s)"
+                _require_ready(dispatcher, f"{done}, then ")
+                click.echo(done)
+                return
+            click.echo(
+                f"worker on http://{host}:{port}{dispatcher.receiver.path}/<token> "
+                "(health: /healthz, /readyz)"
             )
-            with keeper:
-                dispatcher = keeper.dispatcher(GraphResumer(graph))
-                if once:
-                    delivered = dispatcher.poll_once()
-                    click.echo(f"resumed {len(delivered)} review(s)")
-                    return
-                click.echo(f"worker on http://{host}:{port}{dispatcher.receiver.path}/<token>")
-                dispatcher.serve(host=host, port=port, poll=not no_poll)
+            dispatcher.serve(host=host, port=port, poll=not no_poll)
     except HITLError as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(scrub(str(err), secrets)) from err

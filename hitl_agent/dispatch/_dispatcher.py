@@ -6,7 +6,9 @@
     app = dispatcher.asgi_app                 # mount at the callback URL's path
     dispatcher.poll_once()                    # one budgeted sweep (cron, tests)
     dispatcher.next_interval()                # seconds until the next one is due
-    dispatcher.serve(host="0.0.0.0", port=8000)   # receiver and poller together
+    dispatcher.recover_once()                 # the ledger-only step: no API call
+    dispatcher.serve(host="0.0.0.0", port=8000)   # receiver, recovery and poller together
+    dispatcher.health_app                     # the receiver plus GET /healthz and /readyz
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from typing import TYPE_CHECKING
 
 from .._callback_paths import check_callback_path
 from .._config import CallbackConfig, PollConfig, from_keywords, unset_if_none
+from .._exceptions import ConfigError
 from .._extras import require
 from .._poll_health import PollHealth, log_failed_sweep
+from ..ledger import LedgerError
 from ._budget import CallBudget
+from ._health import HealthRoutes, Readiness
 from ._poller import Poller
 from ._receiver import WebhookReceiver
 from ._resolver import Resolver, Resumer
@@ -114,6 +119,9 @@ class Dispatcher:
         row_filter: which open rows this dispatcher polls for (default: all of the loop's).
         webhooks: callbacks are expected (a callback URL is set): the derived schedule
             skips its early burst and leaves half the budget to the doorbells' GETs.
+        recovery_interval: seconds between the served dispatcher's recovery steps
+            (:meth:`recover_once`: decided rows and expired claims, from the ledger alone),
+            which run whether or not it polls.
         callback_url, callback_path: the flat spellings of ``callbacks``' ``url`` and
             ``path``.
         budget, poll_interval, deadline_grace: the flat spellings of ``polling``'s
@@ -134,6 +142,7 @@ class Dispatcher:
         lease_seconds: float = 300.0,
         row_filter: Callable[[ReviewRecord], bool] | None = None,
         webhooks: bool = False,
+        recovery_interval: float = 5.0,
         # The flat spellings of callbacks= and polling= (accepted as before):
         callback_url: str | None = None,
         callback_path: str | None = None,
@@ -200,7 +209,21 @@ class Dispatcher:
             on_startup=self._start_polling,
             on_shutdown=self._stop_polling,
         )
-        self.poll_on_startup = False
+        self.poll_on_startup: bool | None = None
+        """Set by :meth:`serve`, :meth:`running` (and ``hitl-agent bridge``): a bool starts
+        the recovery loop with the ASGI lifespan, True the poll loop too. None (an app mounted
+        in yours) starts no background task."""
+        if recovery_interval <= 0:
+            raise ConfigError(
+                "recovery_interval", f"{recovery_interval} is not positive", "pass e.g. 5.0"
+            )
+        self.recovery_interval = recovery_interval
+        self.readiness = Readiness(clock=clock, stale_after=max(120.0, 10 * recovery_interval))
+        """What ``/readyz`` reports: the stores' probes (the ledger's here; ``hitl-agent
+        worker`` adds the checkpointer's) and when the recovery step last ran."""
+        self.readiness.add("ledger", lambda: ledger.list_open(limit=1))
+        self._recovery_task: asyncio.Task[None] | None = None
+        self._recovery_failed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Dispatcher(path={self.receiver.path!r}, budget={self.budget!r})"
@@ -209,6 +232,14 @@ class Dispatcher:
     def asgi_app(self) -> WebhookReceiver:
         """The callback receiver (a pure ASGI app)."""
         return self.receiver
+
+    @property
+    def health_app(self) -> HealthRoutes:
+        """The receiver with ``GET /healthz`` (alive) and ``GET /readyz`` (200 when the ledger
+        and checkpointer answer and the recovery step ran recently; else 503 naming what
+        failed) in front: what :meth:`serve`, :meth:`running` and ``hitl-agent worker``
+        serve. Mount it instead of :attr:`asgi_app` to get the routes in your app."""
+        return HealthRoutes(self.receiver, self.readiness)
 
     def resolve(self, request_id: str) -> list[Decision]:
         """Resolve one request now (a manual resume); the decisions this call delivered."""
@@ -240,6 +271,11 @@ class Dispatcher:
         return delivered
 
     def _record(self, error: BaseException | None, *, answered: bool) -> None:
+        if isinstance(error, LedgerError):
+            # Our own store is out, not the API: no polling failure (no backoff that would
+            # outlast the outage); readiness says so, once per outage.
+            self.readiness.mark_failed("ledger", error)
+            return
         health = self.health
         was_failing = health.failing
         health.record(error, answered=answered)
@@ -247,6 +283,110 @@ class Dispatcher:
             log.error("%s", health.error)
         elif was_failing and not health.failing:
             log.warning("poll sweeps get answers again")
+
+    # -- recovery: the ledger alone -------------------------------------------------------
+
+    def _recoverable(self) -> list[str]:
+        """Request ids the ledger alone says are ready: ``decided`` rows, and ``resuming``
+        rows whose claim's lease ran out (their worker died mid-resume)."""
+        now = self.resolver.clock()
+        poller = self.poller
+        ready: list[str] = []
+        for row in self.resolver.ledger.list_open(limit=poller.max_rows):
+            if row.request_id is None:
+                continue
+            if poller.row_filter is not None and not poller.row_filter(row):
+                continue
+            if poller.loop_id is not None and row.loop_id not in (None, poller.loop_id):
+                continue
+            expired = row.lease_until is None or row.lease_until <= now
+            if row.state == "decided" or (row.state == "resuming" and expired):
+                ready.append(row.request_id)
+        return ready
+
+    def recover_once(self) -> list[Decision]:
+        """The recovery step: deliver what the ledger alone shows ready (``decided`` rows,
+        ``resuming`` rows whose lease expired), with no API call; the decisions delivered.
+
+        It runs on its own schedule in every served mode (``serve(poll=False)``, ``hitl-agent
+        worker --no-poll`` included) and at start-up: a decision whose callback was accepted
+        by a worker that died is resumed without any listing. It first probes the stores
+        (:attr:`readiness`); while one does not answer it attempts nothing and logs nothing
+        beyond the outage's one ERROR line.
+        """
+        if self.readiness.check():
+            self.readiness.ran()
+            return []
+        try:
+            ids = self._recoverable()
+        except Exception as exc:
+            self.readiness.mark_failed("ledger", exc)
+            self.readiness.ran()
+            return []
+        delivered: list[Decision] = []
+        for rid in ids:
+            self.readiness.ran()
+            failed = self.resolver.stats["resume_failed"]
+            try:
+                got = self.resolver.deliver(rid)
+            except Exception as exc:
+                if self._recovery_error(rid, exc, self.readiness.check()):
+                    break
+                continue
+            delivered += got
+            if self.resolver.stats["resume_failed"] > failed and self.readiness.check():
+                break  # a store went out mid-step: the rest waits for it
+            self._recovery_failed.discard(rid)
+        self.readiness.ran()
+        return delivered
+
+    async def arecover_once(self) -> list[Decision]:
+        """Async twin of :meth:`recover_once` (ledger work and probes in worker threads)."""
+        if await self.readiness.acheck():
+            self.readiness.ran()
+            return []
+        try:
+            ids = await asyncio.to_thread(self._recoverable)
+        except Exception as exc:
+            self.readiness.mark_failed("ledger", exc)
+            self.readiness.ran()
+            return []
+        delivered: list[Decision] = []
+        for rid in ids:
+            self.readiness.ran()
+            failed = self.resolver.stats["resume_failed"]
+            try:
+                got = await self.resolver.adeliver(rid)
+            except Exception as exc:
+                if self._recovery_error(rid, exc, await self.readiness.acheck()):
+                    break
+                continue
+            delivered += got
+            if self.resolver.stats["resume_failed"] > failed and await self.readiness.acheck():
+                break  # a store went out mid-step: the rest waits for it
+            self._recovery_failed.discard(rid)
+        self.readiness.ran()
+        return delivered
+
+    def _recovery_error(self, rid: str, exc: Exception, failing: dict[str, str]) -> bool:
+        """A delivery raised: stop the step when a store is out (readiness logged it once);
+        else warn once per request (a row that keeps failing is not logged every tick)."""
+        if failing:
+            return True
+        if rid not in self._recovery_failed:
+            self._recovery_failed.add(rid)
+            log.warning("recovery of request_id=%s failed; retried every step", rid, exc_info=exc)
+        return False
+
+    async def run_recovery(self, interval: float | None = None) -> None:
+        """:meth:`arecover_once` every ``interval`` seconds (default
+        :attr:`recovery_interval`) until cancelled; the first one at once (start-up)."""
+        while True:
+            try:
+                await self.arecover_once()
+            except Exception:
+                log.exception("recovery step failed")
+            await asyncio.sleep(self.recovery_interval if interval is None else interval)
 
     @property
     def poll_error(self) -> PollingError | None:
@@ -272,32 +412,49 @@ class Dispatcher:
         key fixed at HITL.sh (a 403) is picked up by the next sweep.
         """
         while True:
+            if self.readiness.failing and await self.readiness.acheck():
+                # A store is out (logged once, by readiness): a sweep could record nothing
+                # and resume nothing. Ask again at the recovery step's pace.
+                await asyncio.sleep(self.recovery_interval)
+                continue
             try:
                 await self.apoll_once()
+            except LedgerError as exc:
+                self.readiness.mark_failed("ledger", exc)
             except Exception as exc:
                 log_failed_sweep(log, "poll sweep failed", exc, self.health)
             gap = self.next_interval() if interval is None else interval
             await asyncio.sleep(self.health.backoff(gap))
 
     async def _start_polling(self) -> None:
+        if self.poll_on_startup is None:
+            return  # mounted in the user's app: no background task unless asked for
+        # Recovery runs in every served mode: without polling too, or a decision whose
+        # callback a dead worker accepted would stay stranded (issue 20 F4).
+        if self._recovery_task is None:
+            self._recovery_task = asyncio.create_task(self.run_recovery())
         if self.poll_on_startup and self._poll_task is None:
             self._poll_task = asyncio.create_task(self.run_poller())
 
     async def _stop_polling(self) -> None:
-        task, self._poll_task = self._poll_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [self._poll_task, self._recovery_task]
+        self._poll_task = self._recovery_task = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000, *, poll: bool = True) -> None:
-        """Run the receiver (uvicorn) and, unless ``poll=False``, the poller, until stopped."""
+        """Run the receiver with ``/healthz`` and ``/readyz`` (:attr:`health_app`, uvicorn)
+        and the recovery loop and, unless ``poll=False``, the poller, until stopped.
+        ``poll=False`` means no API listing; the ledger-only recovery still runs."""
         (uvicorn,) = require("server", "dispatcher.serve()", "uvicorn")
 
         self.poll_on_startup = poll
         # No access log: every callback path carries a capability token.
         uvicorn.run(
-            self.receiver, host=host, port=port, lifespan="on", log_level="info", access_log=False
+            self.health_app, host=host, port=port, lifespan="on", log_level="info", access_log=False
         )
 
     @contextlib.contextmanager
@@ -320,7 +477,7 @@ class Dispatcher:
         self.poll_on_startup = poll
         server = uvicorn.Server(
             uvicorn.Config(
-                self.receiver,
+                self.health_app,
                 host=host,
                 port=port,
                 lifespan="on",
