@@ -32,7 +32,7 @@ from ._exceptions import (
 from ._retry import RetryPolicy
 from ._version import __version__
 from .decision import Decision
-from .gate import Gatekeeper, ReviewMismatchError, ReviewTimeoutError
+from .gate import AmbiguousCreateError, Gatekeeper, ReviewMismatchError, ReviewTimeoutError
 from .ledger import LedgerError
 from .models import EditedText, Request
 
@@ -42,6 +42,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AmbiguousCreateError",
     "AsyncHITLClient",
     "AuthenticationError",
     "BadRequestError",

@@ -11,7 +11,8 @@ Every error the library raises on purpose derives from :class:`HITLError`::
       LedgerError                               the ledger's store failed
       RemoteResumeError(status_code)            a LangGraph Server refused or failed a resume
       APIError                                  anything that went wrong talking to the API
-        APIConnectionError                      the request failed to get a response
+        AmbiguousCreateError(key, created)      a lost create that listing could not settle
+      APIConnectionError                      the request failed to get a response
           APITimeoutError                       ... because it timed out
         APIResponseValidationError              the body is not the documented envelope
         APIStatusError(status_code, msg, data)  non-2xx, or ``"error": true`` in a 2xx body
@@ -19,10 +20,11 @@ Every error the library raises on purpose derives from :class:`HITLError`::
           NotFoundError 404 · ConflictError 409 · RateLimitError 429
           InternalServerError >= 500
 
-All of them are importable from ``hitl_agent``. ``ReviewTimeoutError`` and
-``ReviewMismatchError`` are raised by gates (defined in ``hitl_agent.gate``), ``LedgerError``
-by ledgers (``hitl_agent.ledger``); ``RemoteResumeError`` is raised by the ``remote`` extra's
-resumers and defined here, so catching it needs no extra installed.
+All of them are importable from ``hitl_agent``. ``ReviewTimeoutError``,
+``ReviewMismatchError`` and ``AmbiguousCreateError`` are raised by gates (defined in
+``hitl_agent.gate``), ``LedgerError`` by ledgers (``hitl_agent.ledger``);
+``RemoteResumeError`` is raised by the ``remote`` extra's resumers and defined here, so
+catching it needs no extra installed.
 
 Raw ``httpx2``/``httpx`` exceptions never escape the client: they are wrapped into
 :class:`APIConnectionError` or :class:`APITimeoutError` with the original as ``__cause__``.

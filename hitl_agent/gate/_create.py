@@ -4,12 +4,17 @@ The order is the whole point (invariant 1)::
 
     record_intent(key)            durable before anything is sent
     row exists past intent?   ──► reuse it (replayed node, second call)
-    unfinished intent?        ──► reconcile: list the loop's recent requests, match the key
-                                  stamped in context; found → mark_created, done
+    unfinished intent?        ──► reconcile: list the loop newest first, back to the intent's
+                                  time (server clock), match the key stamped in context;
+                                  found → mark_created, done; cannot tell (budget spent,
+                                  listing failed) → AmbiguousCreateError, nothing created
     POST create
       2xx                     ──► mark_created(request_id, deadline)
       definite refusal (4xx)  ──► discard_intent, raise
       anything ambiguous      ──► keep the intent, raise (the next call reconciles first)
+                                  a random blocking key: reconcile now (nothing else could);
+                                  found → mark_created, done; else discard_intent and raise
+                                  AmbiguousCreateError saying what to do
 
 Concurrent runs of one thread (double texting) reach the same gate in *different* tasks, so
 their keys differ. A fresh graph gate therefore also claims the gate's *slot* (thread, node
@@ -36,6 +41,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -49,21 +55,30 @@ from .._retry import NEVER_SENT_ERRORS
 from .._server_clock import server_now_bound
 from .._tokens import derive_token, token_hash
 from ..decision import Decision
-from ..models.requests import CancelResult, CreatedRequest, Request
-from ._errors import ReviewMismatchError
+from ..models.requests import CancelResult, CreatedRequest, Request, RequestPage
+from ..resources.requests import _next_offset
+from ._errors import AmbiguousCreateError, ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
 
 if TYPE_CHECKING:
     from .._client import AsyncHITLClient, HITLClient
+    from ..dispatch import CallBudget
     from ..ledger import Ledger, ReviewRecord
 
-__all__ = ["CreateTarget", "aensure_request", "ensure_request"]
+__all__ = ["RANDOM_KEY_PREFIX", "CreateTarget", "aensure_request", "ensure_request", "random_key"]
 
 log = logging.getLogger("hitl_agent.gate")
 
 # How far back (seconds) reconciliation looks before the intent was written, on the server's
 # clock: covers the Date header's rounding, latency and clock drift since it was read.
 _RECONCILE_SKEW = 300.0
+
+# Reconciliation lists this many requests a call (the API's largest page).
+_PAGE = 100
+
+# The keys of blocking reviews called without ``key=``: nobody can ask for them again, so
+# such a review settles a lost create itself (issue 20 F8).
+RANDOM_KEY_PREFIX = "blk|"
 
 # A slot loser waits (real seconds) this long for the winner's create to finish.
 _SLOT_WAIT = 30.0
@@ -117,7 +132,11 @@ class CreateTarget:
     callback_url: str | None
     callback_secret: str | None = field(repr=False)  # never in a repr or a log line
     clock: Callable[[], float] = time.time
-    reconcile_limit: int = 300
+    # Bounds a reconciliation scan only when no server time does (a server that sends
+    # neither Date nor X-RateLimit-Reset): past it the gate cannot tell and creates nothing.
+    reconcile_limit: int = 10_000
+    # Charged one call per reconciliation listing or fetch; None: no budget applies.
+    budget: CallBudget | None = None
 
     def callback_for(self, key: str) -> tuple[str | None, str | None]:
         """The per-request callback URL and the token hash to store, or (None, None)."""
@@ -286,8 +305,10 @@ def _ensure(
     try:
         created = client.requests.create(target.loop_id, **spec.create_kwargs(key, url))
     except Exception as err:
-        _on_create_error(target.ledger, key, err)
-        raise
+        if not _must_settle(key, thread_id, err):
+            _on_create_error(target.ledger, key, err)
+            raise
+        return _settle(target, client, key, err, row.created_at)
     checkpoint("gate.after_create")
     now = target.clock()
     row = target.ledger.mark_created(
@@ -295,6 +316,28 @@ def _ensure(
     )
     checkpoint("gate.after_mark_created")
     return row
+
+
+def _settle(
+    target: CreateTarget, client: HITLClient, key: str, err: Exception, since: float
+) -> ReviewRecord:
+    """Settle a random-key review's lost create now: its row with the request the server
+    stored, or raise :class:`AmbiguousCreateError` with the intent discarded."""
+    try:
+        found = _reconcile(target, client, key, since)
+    except AmbiguousCreateError as unknown:
+        failure = _unsettled(target, key, err, unknown)
+    except BaseException:
+        target.ledger.discard_intent(key)  # no intent outlives its review, whatever broke
+        raise
+    else:
+        if found is not None:
+            return target.ledger.mark_created(
+                key, found.id, now=target.clock(), deadline=_request_deadline(found)
+            )
+        failure = _unsettled(target, key, err, None)
+    target.ledger.discard_intent(key)
+    raise failure from err
 
 
 def _deferred(
@@ -310,8 +353,16 @@ def _deferred(
 class _Scan:
     """One reconciliation scan over the loop's requests, newest first, without IO.
 
-    :func:`_reconcile` and :func:`_areconcile` only list and fetch; every decision (where to
-    stop, what matches) and the log line are made here, so the twins cannot drift apart.
+    :func:`_reconcile` and :func:`_areconcile` only list and fetch; every decision (what a
+    call costs, where to stop, what matches, when it cannot tell) and the log line are made
+    here, so the twins cannot drift apart.
+
+    The scan pages back to the intent's time on the server's clock, however many requests
+    the loop got since (issue 20 F5: a cap of 300 listed requests missed ours behind 300 newer
+    ones and created it twice). It stops early only when it cannot tell: the budget is spent,
+    the listing failed, or (no server time at all) ``reconcile_limit`` requests were read.
+    Then it raises :class:`AmbiguousCreateError`; it never answers "not there" unless it
+    looked everywhere our request could be.
     """
 
     target: CreateTarget
@@ -320,6 +371,18 @@ class _Scan:
     since: float
     seen: int = 0
     cutoff: float | None = None
+
+    def spend(self) -> None:
+        """Charge the next call to the budget; raise when it has none left."""
+        budget = self.target.budget
+        if budget is None or budget.try_spend(1, client=self.client):
+            return
+        wait = budget.seconds_until(1)
+        raise self.unknown(
+            f"the call budget is spent after {self.seen} listed requests",
+            f"call again in {wait:.0f} s, when the budget allows the listing",
+            retry_after=wait,
+        )
 
     def admit(self, request: Request) -> bool:
         """Count a listed request; False once it is too old to be ours (stop the scan)."""
@@ -338,24 +401,118 @@ class _Scan:
         log.info("reconciled key=%s request_id=%s", self.key, request.id)
         return True
 
-    @property
-    def done(self) -> bool:
-        """True once ``reconcile_limit`` requests were looked at."""
-        return self.seen >= self.target.reconcile_limit
+    def check_bound(self) -> None:
+        """Raise when no server time bounds the scan and ``reconcile_limit`` requests were
+        read: without a ``created_at`` cutoff, "not seen yet" is not "not there"."""
+        if self.cutoff is None and self.seen >= self.target.reconcile_limit:
+            raise self.unknown(
+                f"the server sent no time (Date or X-RateLimit-Reset) to stop at, and "
+                f"{self.seen} listed requests did not hold it",
+                "call again later, or raise CreateTarget.reconcile_limit",
+            )
+
+    def next_offset(self, page: RequestPage, offset: int) -> int | None:
+        """Where the next page starts; None once the whole loop was read."""
+        return _next_offset(page, offset, _PAGE)
+
+    def failed(self, err: APIError) -> AmbiguousCreateError:
+        """The error for a listing (or fetch) that failed."""
+        status = getattr(err, "status_code", None)
+        what = type(err).__name__ + (f" {status}" if status is not None else "")
+        return self.unknown(f"listing the loop failed ({what})", "call again once the API answers")
+
+    def unknown(
+        self, reason: str, fix: str, *, retry_after: float | None = None
+    ) -> AmbiguousCreateError:
+        """The error of a scan that cannot tell whether our request exists."""
+        log.warning("reconcile could not tell key=%s: %s; nothing created", self.key, reason)
+        return AmbiguousCreateError(
+            f"review {self.key!r}: an earlier create's response was lost, and the gate could "
+            f"not tell whether HITL.sh stored it: {reason}. It created nothing, so the "
+            f"reviewer is not asked twice. Fix: {fix}; the call with the same key reconciles "
+            "before it creates.",
+            key=self.key,
+            retry_after=retry_after,
+            reason=reason,
+        )
 
 
 def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float) -> Request | None:
+    """Our request, or None once the whole span it could be in was listed without it."""
     scan = _Scan(target, client, key, since)
-    for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
-        if not scan.admit(request):
-            break
-        if request.context is None:  # the list omitted context: read the request itself
-            request = client.requests.get(request.id)
-        if scan.found(request):
-            return request
-        if scan.done:
-            break
+    offset: int | None = 0
+    while offset is not None:
+        scan.spend()
+        try:
+            page = client.requests.list(
+                loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+            )
+        except APIError as err:
+            raise scan.failed(err) from err
+        for request in page.requests:
+            if not scan.admit(request):
+                return None
+            if request.context is None:  # the list omitted context: read the request itself
+                scan.spend()
+                try:
+                    request = client.requests.get(request.id)
+                except APIError as err:
+                    raise scan.failed(err) from err
+            if scan.found(request):
+                return request
+            scan.check_bound()
+        offset = scan.next_offset(page, offset)
     return None
+
+
+def _must_settle(key: str, thread_id: str | None, err: Exception) -> bool:
+    """True for an ambiguous create that this call must settle itself: a blocking review's
+    random key, which no later call can ask for again (issue 20 F8)."""
+    return thread_id is None and key.startswith(RANDOM_KEY_PREFIX) and not _is_definite_refusal(err)
+
+
+def random_key() -> str:
+    """A fresh key for a blocking review called without ``key=``."""
+    return f"{RANDOM_KEY_PREFIX}{uuid.uuid4().hex}"
+
+
+def _unsettled(
+    target: CreateTarget, key: str, err: Exception, unknown: AmbiguousCreateError | None
+) -> AmbiguousCreateError:
+    """The error of a random-key review whose lost create its own listing did not find.
+
+    Its intent is discarded by the caller: nothing could ever reconcile it (issue 20 F8).
+    ``unknown``: why the listing could not tell, or None when it looked everywhere.
+    """
+    cause = type(err).__name__
+    stable = (
+        "pass key= (a stable id of this action, e.g. the order id) so that a call after an "
+        "unclear failure reconciles instead of asking twice"
+    )
+    if unknown is None:
+        log.warning("create failed key=%s error=%s; the loop holds no such request", key, cause)
+        return AmbiguousCreateError(
+            f"review {key!r}: the create failed ({cause}) and loop {target.loop_id} holds no "
+            f"request for it: nothing was created. Fix: call review() again; {stable}.",
+            key=key,
+            created=False,
+        )
+    log.warning(
+        "create outcome unknown key=%s error=%s; a request with this key in loop %s, if "
+        "any, is not waited on",
+        key,
+        cause,
+        target.loop_id,
+    )
+    return AmbiguousCreateError(
+        f"review {key!r}: the create failed ({cause}) and the gate could not tell whether "
+        f"HITL.sh stored it: {unknown.reason}. Nothing waits on it now: a request in loop "
+        f"{target.loop_id} whose context holds this key, if one shows, is an orphan (cancel "
+        f"it). Fix: {stable}; then call review() again.",
+        key=key,
+        retry_after=unknown.retry_after,
+        reason=unknown.reason,
+    )
 
 
 def _on_create_error(ledger: Ledger, key: str, err: Exception) -> None:
@@ -364,7 +521,7 @@ def _on_create_error(ledger: Ledger, key: str, err: Exception) -> None:
     else:
         log.warning(
             "create outcome unknown key=%s error=%s; the intent is kept and the next call "
-            "reconciles before creating again",
+            "with this key reconciles before creating again",
             key,
             type(err).__name__,
         )
@@ -578,8 +735,10 @@ async def _aensure(
     try:
         created = await client.requests.create(target.loop_id, **kwargs)
     except Exception as err:
-        await asyncio.to_thread(_on_create_error, ledger, key, err)
-        raise
+        if not _must_settle(key, thread_id, err):
+            await asyncio.to_thread(_on_create_error, ledger, key, err)
+            raise
+        return await _asettle(target, client, key, err, row.created_at)
     checkpoint("gate.after_create")
     now = target.clock()
     row = await ledger.amark_created(
@@ -589,18 +748,53 @@ async def _aensure(
     return row
 
 
+async def _asettle(
+    target: CreateTarget, client: AsyncHITLClient, key: str, err: Exception, since: float
+) -> ReviewRecord:
+    """Async twin of :func:`_settle`."""
+    ledger = target.ledger
+    try:
+        found = await _areconcile(target, client, key, since)
+    except AmbiguousCreateError as unknown:
+        failure = _unsettled(target, key, err, unknown)
+    except BaseException:
+        await ledger.adiscard_intent(key)  # no intent outlives its review, whatever broke
+        raise
+    else:
+        if found is not None:
+            return await ledger.amark_created(
+                key, found.id, now=target.clock(), deadline=_request_deadline(found)
+            )
+        failure = _unsettled(target, key, err, None)
+    await ledger.adiscard_intent(key)
+    raise failure from err
+
+
 async def _areconcile(
     target: CreateTarget, client: AsyncHITLClient, key: str, since: float
 ) -> Request | None:
     """Async twin of :func:`_reconcile`: the same :class:`_Scan`, awaited IO."""
     scan = _Scan(target, client, key, since)
-    async for request in client.requests.iter(loop_id=target.loop_id, sort="created_at_desc"):
-        if not scan.admit(request):
-            break
-        if request.context is None:  # the list omitted context: read the request itself
-            request = await client.requests.get(request.id)
-        if scan.found(request):
-            return request
-        if scan.done:
-            break
+    offset: int | None = 0
+    while offset is not None:
+        scan.spend()
+        try:
+            page = await client.requests.list(
+                loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+            )
+        except APIError as err:
+            raise scan.failed(err) from err
+        for request in page.requests:
+            if not scan.admit(request):
+                return None
+            if request.context is None:  # the list omitted context: read the request itself
+                scan.spend()
+                try:
+                    request = await client.requests.get(request.id)
+                except APIError as err:
+                    raise scan.failed(err) from err
+            if scan.found(request):
+                return request
+            scan.check_bound()
+        offset = scan.next_offset(page, offset)
     return None
