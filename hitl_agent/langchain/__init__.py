@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._approval import ApprovalTool, Policy, require_approval
 from ._ask import AskHumanTool, ask_human_tool
 from ._bridges import bridge
+from ._once import ApprovedCall, approved_call
 
 if TYPE_CHECKING:
     from ._bridge import MiddlewareBridge
@@ -42,10 +43,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ApprovalTool",
+    "ApprovedCall",
     "AskHumanTool",
     "MiddlewareBridge",
     "Policy",
     "RemoteMiddlewareBridge",
+    "approved_call",
     "ask_human_tool",
     "bridge",
     "require_approval",

@@ -26,6 +26,7 @@ variable for its ``_run``, so no parameter is added to the tool's schema.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from ..gate import ReviewMismatchError, args_hash
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
+from ._once import Execution
 from ._render import ToolCallView
 from ._settings import check_settings
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
@@ -283,10 +285,14 @@ class ApprovalTool(BaseTool):
         if not call.runs:
             return call.result()
         hold_for_siblings(self.keeper.ledger, call.request_id, call.siblings(sync=True))
-        refused = call.unbound(self.keeper.ledger.get_by_request_id(call.request_id))
+        row = self.keeper.ledger.get_by_request_id(call.request_id)
+        refused = call.unbound(row)
         if refused is not None:
             return refused
-        return call_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
+        assert row is not None  # unbound() refuses a missing row
+        return call.execution(row, config).run(
+            lambda: call_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
+        )
 
     async def _arun(
         self,
@@ -305,10 +311,14 @@ class ApprovalTool(BaseTool):
         if not call.runs:
             return call.result()
         await ahold_for_siblings(self.keeper.ledger, call.request_id, call.siblings(sync=False))
-        refused = call.unbound(await self.keeper.ledger.aget_by_request_id(call.request_id))
+        row = await self.keeper.ledger.aget_by_request_id(call.request_id)
+        refused = call.unbound(row)
         if refused is not None:
             return refused
-        return await acall_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
+        assert row is not None  # unbound() refuses a missing row
+        return await call.execution(row, config).arun(
+            lambda: acall_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
+        )
 
 
 @contextmanager
@@ -407,6 +417,22 @@ class _GatedCall:
     def tool_input(self) -> dict[str, Any]:
         """The reviewed (or edited) arguments, with the injected ones passed on."""
         return self.tool._invoke_args(self.full, self._verdict.args)
+
+    def execution(self, row: ReviewRecord, config: RunnableConfig) -> Execution:
+        """The at-most-once record of this approved call's action, keyed by its first
+        review's row (see :mod:`hitl_agent.langchain._once`)."""
+        keeper = self.tool.keeper
+        return Execution(
+            ledger=keeper.ledger,
+            key=row.key,
+            tool=self.tool.name,
+            request_id=self.request_id,
+            thread_id=row.thread_id or (config.get("configurable") or {}).get("thread_id"),
+            tool_call_id=self.call_id,
+            decision=self._verdict.decision,
+            not_run=lambda message: self.tool._result(not_run(message, self._verdict.decision)),
+            clock=getattr(keeper, "clock", time.time),
+        )
 
 
 def _required(schema: Any, name: str, prop: Mapping[str, Any]) -> bool:

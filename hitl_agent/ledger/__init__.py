@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ._base import Ledger, LedgerError, LedgerState, ReviewRecord, SlotClaim
+from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 from .sqlite import SqliteLedger
 
 if TYPE_CHECKING:
     from .postgres import PostgresLedger
 
 __all__ = [
+    "DeliveryFault",
+    "ExecutionRecord",
+    "ExecutionState",
     "Ledger",
     "LedgerError",
     "LedgerState",

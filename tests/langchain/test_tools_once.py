@@ -1,0 +1,188 @@
+"""Never twice (issue 19, F1 / C2′ / F9): an approved call's action runs in one attempt.
+
+Through the product as shipped: ``require_approval`` in a ``ToolNode`` graph, resumed by the
+keeper's own dispatcher sweeps. The tool raises after its side effect, the checkpointer cannot
+save the step, a resumer stalls past its lease and a second replica takes over: each approved
+call's side effect happens once, and the agent is told what became of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from hitl_harness import Env
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from tools_support import one_turn_graph
+
+from hitl_agent.langchain import ApprovedCall, approved_call
+from hitl_agent.langgraph import GraphResumer
+
+CALL = [{"name": "charge", "args": {"customer": "c-1", "cents": 900}, "id": "call-1"}]
+CONFIG = {"configurable": {"thread_id": "once-1"}}
+
+
+def _approve_all(env: Env) -> None:
+    for request in env.requests():
+        if request.status == "pending":
+            env.hitl.reviewer.respond(request.id, "approve")
+
+
+def _messages(graph: Any) -> list[Any]:
+    return [m for m in graph.get_state(CONFIG).values["messages"] if m.type == "tool"]
+
+
+def _sweeps(env: Env, dispatcher: Any, count: int) -> int:
+    """``count`` dispatcher sweeps, the clock moved an hour between them (past any backoff);
+    how many raised."""
+    failures = 0
+    for _ in range(count):
+        try:
+            dispatcher.poll_once()
+        except Exception:
+            failures += 1
+        env.clock.advance(3600)
+    return failures
+
+
+def test_a_tool_that_raises_after_its_side_effect_runs_once_and_the_agent_is_told(
+    env: Env,
+) -> None:
+    charged: list[int] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)  # the card is charged ...
+        raise TimeoutError("reading the receipt timed out")  # ... then the tool fails
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, InMemorySaver())
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    _sweeps(env, dispatcher, 12)
+
+    assert charged == [900]  # once, not once per sweep (15 times in 15 s before)
+    assert not graph.get_state(CONFIG).next  # the thread went on
+    (message,) = _messages(graph)
+    assert message.status == "error"
+    assert "already ran once and failed" in message.content
+    assert "TimeoutError" in message.content
+    (record,) = env.ledger.list_executions(states=("failed",))
+    assert record.tool == "charge" and record.note is not None
+
+
+class _FlakySaver(InMemorySaver):
+    """A checkpointer whose writes fail ``failures`` times once armed (a full disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        return super().put(*args, **kwargs)
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        return super().put_writes(*args, **kwargs)
+
+
+def test_a_checkpoint_that_cannot_be_saved_replays_the_result_instead_of_running_again(
+    env: Env,
+) -> None:
+    charged: list[int] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)
+        return f"charged {cents} to {customer}"
+
+    saver = _FlakySaver()
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    saver.failures = 3  # the disk is full for the next three writes
+    _sweeps(env, dispatcher, 12)
+
+    assert charged == [900]
+    assert not graph.get_state(CONFIG).next
+    (message,) = _messages(graph)
+    assert message.content == "charged 900 to c-1" and message.status == "success"
+    (record,) = env.ledger.list_executions(states=("succeeded",))
+    assert record.result == {"kind": "text", "content": "charged 900 to c-1"}
+
+
+def test_a_stalled_resumer_overtaken_by_a_second_replica_runs_the_action_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hitl_agent.dispatch import _resolver
+
+    entered, release = threading.Event(), threading.Event()
+    charged: list[str] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(customer)
+        entered.set()
+        release.wait(10)  # a VM pause / a long GC: the first replica stalls mid-action
+        return "charged"
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, InMemorySaver())
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+
+    # Its renewer stalls with it (the whole process is paused): no renewal at all.
+    monkeypatch.setattr(_resolver.LeaseKeeper, "start", lambda self: self)
+    first = env.keeper.dispatcher(GraphResumer(graph))
+    second = env.keeper.dispatcher(GraphResumer(graph))
+    stalled = threading.Thread(target=first.poll_once)
+    stalled.start()
+    try:
+        assert entered.wait(10)
+        env.clock.advance(301)  # past the 300 s lease: replica 2 may claim it
+        second.poll_once()
+    finally:
+        release.set()
+        stalled.join(10)
+
+    assert charged == ["c-1"]  # replica 2 did not charge a second time
+    executions = env.ledger.list_executions(states=("in_doubt", "succeeded"))
+    assert len(executions) == 1
+    # Replica 2 told the agent the call is in doubt; replica 1's outcome landed afterwards.
+    assert executions[0].state == "succeeded"
+
+
+def test_the_wrapped_tool_reads_a_stable_idempotency_key(env: Env) -> None:
+    seen: list[ApprovedCall | None] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        seen.append(approved_call())
+        return "charged"
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, InMemorySaver())
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    _sweeps(env, env.keeper.dispatcher(GraphResumer(graph)), 2)
+
+    (approval,) = seen
+    assert approval is not None
+    request_id = env.only_request_id()
+    assert approval.request_id == request_id
+    assert approval.idempotency_key == f"hitl-{request_id}"
+    assert approval.decision is not None and approval.decision.idempotency_key == (
+        approval.idempotency_key
+    )
+    assert approval.tool_call_id == "call-1"
+    assert approved_call() is None  # only while the approved action runs
