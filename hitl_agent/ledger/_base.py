@@ -13,7 +13,11 @@ replicas and manual resumes agree on a single outcome::
 expires, and the next claim takes it over. A live resumer renews its lease (``renew``) while
 the resume runs (an approved action may take longer than any lease), so a takeover only ever
 happens to a claim whose owner stopped renewing it. Timestamps are seconds since the epoch
-(UTC) and come from the caller, so tests can drive time.
+(UTC) and come from the caller, so tests can drive time, with one exception: leases are
+judged by ONE clock, the ledger's (the database server's time for PostgreSQL, the host's
+for SQLite, or a ``clock`` injected into the ledger). A replica whose own clock runs ahead
+cannot take over a live claim, and one whose clock stepped back cannot lose its own: the
+``now`` a caller passes to ``claim``/``renew`` only stamps ``updated_at``.
 
 Beside the review rows, the gate keeps two kinds of bookkeeping in tables of their own, so
 that no reader of review rows ever meets them: the claims of a gate's *slot* (concurrent runs
@@ -214,11 +218,16 @@ class Ledger(ABC):
     @abstractmethod
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
         """``decided`` -> ``resuming`` for ``owner``, or take over a ``resuming`` row whose
-        lease expired. Exactly one of any number of concurrent callers gets True."""
+        lease expired. Exactly one of any number of concurrent callers gets True.
+
+        The lease runs until the *ledger's* time + ``lease_seconds`` and has expired when the
+        ledger's time reaches ``lease_until``; ``now`` (the caller's clock) only stamps
+        ``updated_at``, so replicas with skewed clocks agree on who holds the claim."""
 
     @abstractmethod
     def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-        """Extend ``owner``'s claim to ``now + lease_seconds`` (a heartbeat while it resumes).
+        """Extend ``owner``'s claim to the ledger's time + ``lease_seconds`` (a heartbeat
+        while it resumes; ``now`` only stamps ``updated_at``).
 
         Returns True when ``owner`` still holds the ``resuming`` row (also when its lease ran
         out but nobody took it over); False when the row is not ``resuming`` or another

@@ -116,6 +116,11 @@ class PostgresLedger(Ledger):
         min_size, max_size: the pool's bounds. Concurrent callers beyond ``max_size`` wait
             for a connection.
         timeout: seconds to wait for a connection (and for the pool to open).
+        clock: epoch seconds that judge resume claims (``claim``/``renew``) instead of the
+            database's. Default (None): the database server's own time (``now()`` in the
+            claim's SQL), one clock for every replica, so a replica whose clock is skewed or
+            stepped can neither take over a live claim nor lose its own. Tests inject a
+            FakeClock; production leaves it None.
 
     Raises:
         LedgerError: the server could not be reached within ``timeout`` (the cause is
@@ -130,8 +135,10 @@ class PostgresLedger(Ledger):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 30.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.schema = schema
+        self.clock = clock
         prefix = (schema,) if schema else ()
         self._ids = {
             "table": sql.Identifier(*prefix, "hitl_ledger"),
@@ -406,36 +413,49 @@ class PostgresLedger(Ledger):
                     )
         return stored
 
+    def _lease_now(self) -> float | None:
+        """The injected clock's time, or None: the SQL then reads the database's (``now()``
+        is the statement's start in autocommit, the same in ``SET`` and ``WHERE``)."""
+        return None if self.clock is None else self.clock()
+
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-        """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired
-        lease (``lease_until <= now``). A live claim is never re-granted, not even to its
-        owner."""
+        """``decided`` -> ``resuming`` until the ledger's time + ``lease_seconds``, or take
+        over an expired lease (``lease_until <=`` the ledger's time). A live claim is never
+        re-granted, not even to its owner. ``now`` only stamps ``updated_at``: a caller's
+        skewed clock can neither take over a live claim nor lose its own."""
         check_lease(lease_seconds)
+        at = self._lease_now()
         return self._cas(
             self._q(
-                """UPDATE {table} SET state = 'resuming', claimed_by = %s, lease_until = %s,
+                """UPDATE {table} SET state = 'resuming', claimed_by = %s,
+                        lease_until = COALESCE(%s::float8, extract(epoch FROM now())::float8)
+                            + %s,
                         updated_at = %s
                     WHERE request_id = %s
-                      AND (state = 'decided' OR (state = 'resuming' AND lease_until <= %s))"""
+                      AND (state = 'decided' OR (state = 'resuming' AND lease_until
+                          <= COALESCE(%s::float8, extract(epoch FROM now())::float8)))"""
             ),
-            (owner, now + lease_seconds, now, request_id, now),
+            (owner, at, lease_seconds, now, request_id, at),
+            # Our own claim shows our owner and our updated_at (a live claim is never
+            # re-granted, so no earlier claim of ours can look like this one).
             lambda row: (
-                row.state == "resuming"
-                and row.claimed_by == owner
-                and row.lease_until == now + lease_seconds
+                row.state == "resuming" and row.claimed_by == owner and row.updated_at == now
             ),
             request_id,
         )
 
     def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        """Extend ``owner``'s ``resuming`` claim to the ledger's time + ``lease_seconds``."""
         check_lease(lease_seconds)
         return self._cas(
             self._q(
-                """UPDATE {table} SET lease_until = %s, updated_at = %s
+                """UPDATE {table} SET
+                        lease_until = COALESCE(%s::float8, extract(epoch FROM now())::float8)
+                            + %s,
+                        updated_at = %s
                     WHERE request_id = %s AND state = 'resuming' AND claimed_by = %s"""
             ),
-            (now + lease_seconds, now, request_id, owner),
+            (self._lease_now(), lease_seconds, now, request_id, owner),
         )
 
     def release(self, request_id: str, owner: str, *, now: float) -> bool:

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -114,6 +114,11 @@ class SqliteLedger(Ledger):
         busy_timeout: seconds a write waits for another writer before failing.
         synchronous: SQLite's ``synchronous`` pragma. ``FULL`` (the default) makes a
             recorded intent survive power loss; ``NORMAL`` survives a process crash only.
+        clock: epoch seconds that judge resume claims (``claim``/``renew``): a lease is
+            granted until ``clock() + lease_seconds`` and taken over once ``clock()`` passes
+            it, whatever ``now`` the caller passed. Every process on the file shares one
+            host's clock (``time.time``, the default), so replicas whose own clocks are
+            skewed or stepped still agree on who holds a claim. Tests inject a FakeClock.
 
     Example::
 
@@ -128,6 +133,7 @@ class SqliteLedger(Ledger):
         *,
         busy_timeout: float = 30.0,
         synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:"):
@@ -138,6 +144,7 @@ class SqliteLedger(Ledger):
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = path
+        self.clock = clock
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous.upper()
         self._local = threading.local()
@@ -403,26 +410,34 @@ class SqliteLedger(Ledger):
             ]
 
     def claim(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-        """``decided`` -> ``resuming`` until ``now + lease_seconds``, or take over an expired
-        lease (``lease_until <= now``). A live claim is never re-granted, not even to its
-        owner."""
+        """``decided`` -> ``resuming`` until the ledger's ``clock() + lease_seconds``, or take
+        over an expired lease (``lease_until <= clock()``). A live claim is never re-granted,
+        not even to its owner. ``now`` only stamps ``updated_at``: a caller's skewed clock
+        can neither take over a live claim nor lose its own."""
         check_lease(lease_seconds)
-        return self._cas(
-            f"""UPDATE {_TABLE} SET state = 'resuming', claimed_by = ?, lease_until = ?,
-                    updated_at = ?
-                WHERE request_id = ?
-                  AND (state = 'decided' OR (state = 'resuming' AND lease_until <= ?))""",
-            (owner, now + lease_seconds, now, request_id, now),
-        )
+        with self._write() as conn:
+            # Read the clock inside the write lock: claims are judged in commit order.
+            at = self.clock()
+            cur = conn.execute(
+                f"""UPDATE {_TABLE} SET state = 'resuming', claimed_by = ?, lease_until = ?,
+                        updated_at = ?
+                    WHERE request_id = ?
+                      AND (state = 'decided' OR (state = 'resuming' AND lease_until <= ?))""",
+                (owner, at + lease_seconds, now, request_id, at),
+            )
+        return cur.rowcount == 1
 
     def renew(self, request_id: str, owner: str, *, now: float, lease_seconds: float) -> bool:
-        """Extend ``owner``'s ``resuming`` claim to ``now + lease_seconds``."""
+        """Extend ``owner``'s ``resuming`` claim to the ledger's ``clock() + lease_seconds``."""
         check_lease(lease_seconds)
-        return self._cas(
-            f"""UPDATE {_TABLE} SET lease_until = ?, updated_at = ?
-                WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
-            (now + lease_seconds, now, request_id, owner),
-        )
+        with self._write() as conn:
+            at = self.clock()
+            cur = conn.execute(
+                f"""UPDATE {_TABLE} SET lease_until = ?, updated_at = ?
+                    WHERE request_id = ? AND state = 'resuming' AND claimed_by = ?""",
+                (at + lease_seconds, now, request_id, owner),
+            )
+        return cur.rowcount == 1
 
     def release(self, request_id: str, owner: str, *, now: float) -> bool:
         """``resuming`` -> ``decided`` when ``owner`` holds the claim."""

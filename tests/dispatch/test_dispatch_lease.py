@@ -217,7 +217,7 @@ def test_one_renewer_thread_keeps_every_running_claim(tmp_path: Any) -> None:
     from hitl_agent.testing import FakeClock
 
     clock = FakeClock()
-    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger = SqliteLedger(tmp_path / "ledger.db", clock=clock)  # one clock judges the leases
     ledger.setup()
     ids = [f"req-{i}" for i in range(40)]
     for i, request_id in enumerate(ids):

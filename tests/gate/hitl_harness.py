@@ -86,7 +86,8 @@ def make_env(tmp_path: Path, **keeper_kwargs: Any) -> Iterator[Env]:
     forwarder = Forwarder()
     callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder))
     with local_hitl(clock=clock, callback_client=callback_client) as hitl:
-        ledger = SqliteLedger(tmp_path / "ledger.db")
+        # The ledger judges resume leases on the harness's one clock (issue 19, F6).
+        ledger = SqliteLedger(tmp_path / "ledger.db", clock=clock)
         ledger.setup()
         kwargs: dict[str, Any] = {
             "client": hitl.client,

@@ -12,7 +12,7 @@ parameter to ``BACKENDS``; see docs/ledger.md.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,8 @@ import pytest
 from pg_support import PG_URL, require_postgres
 
 from hitl_agent.ledger import Ledger, SqliteLedger
+
+from .conformance import LeaseClock
 
 
 def drop_schema(schema: str) -> None:
@@ -38,14 +40,19 @@ class LedgerSpec:
     target: str  # the SQLite file, or the PostgreSQL conninfo
     schema: str | None = None
 
-    def open(self, *, min_size: int = 1, max_size: int = 10) -> Ledger:
+    def open(
+        self, *, min_size: int = 1, max_size: int = 10, clock: Callable[[], float] | None = None
+    ) -> Ledger:
+        """Open the ledger; ``clock`` judges its leases (default: the backend's own)."""
         if self.backend == "sqlite":
-            return SqliteLedger(self.target)
+            if clock is None:
+                return SqliteLedger(self.target)
+            return SqliteLedger(self.target, clock=clock)
         if self.backend == "postgres":
             from hitl_agent.ledger import PostgresLedger
 
             return PostgresLedger(
-                self.target, schema=self.schema, min_size=min_size, max_size=max_size
+                self.target, schema=self.schema, min_size=min_size, max_size=max_size, clock=clock
             )
         raise AssertionError(f"unknown backend {self.backend!r}")
 
@@ -79,8 +86,9 @@ def ledger_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledg
 
 @pytest.fixture
 def ledger(ledger_spec: LedgerSpec) -> Iterator[Ledger]:
-    """An open ledger of each backend."""
-    opened = ledger_spec.open(max_size=20)
+    """An open ledger of each backend, its leases judged by a settable
+    :class:`~conformance.LeaseClock` (set it with ``conformance.at``)."""
+    opened = ledger_spec.open(max_size=20, clock=LeaseClock())
     try:
         yield opened
     finally:

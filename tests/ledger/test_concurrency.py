@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,8 +34,18 @@ KINDS = ["claim", "takeover", "decide"]
 pytestmark = pytest.mark.slow
 
 
-def _prepare(ledger: Ledger, kind: str, trial: int) -> tuple[str, float]:
-    """Make the row a race starts from; returns its request id and the racers' ``now``."""
+def _past(spec: LedgerSpec) -> Ledger:
+    """The same store through a ledger whose clock runs 10 leases behind: a claim taken
+    through it is already over by the ledger's own clock (the one the racers' claims are
+    judged by; the ``now`` they pass does not count)."""
+    return spec.open(clock=lambda: time.time() - 10 * LEASE)
+
+
+def _prepare(
+    ledger: Ledger, kind: str, trial: int, past: Ledger | None = None
+) -> tuple[str, float]:
+    """Make the row a race starts from; returns its request id and the racers' ``now``.
+    A ``takeover`` row is claimed by ``dead`` through ``past`` (see :func:`_past`)."""
     key, request_id = f"k{trial}", f"req-{trial}"
     ledger.record_intent(key, now=float(trial))
     ledger.mark_created(key, request_id, now=float(trial))
@@ -42,7 +53,8 @@ def _prepare(ledger: Ledger, kind: str, trial: int) -> tuple[str, float]:
         return request_id, 10.0
     assert ledger.record_decision(request_id, {"approved": True}, now=float(trial))
     if kind == "takeover":
-        assert ledger.claim(request_id, "dead", now=0.0, lease_seconds=LEASE)
+        assert past is not None
+        assert past.claim(request_id, "dead", now=0.0, lease_seconds=LEASE)
         return request_id, LEASE + 1.0  # the dead owner's lease is over
     return request_id, 10.0
 
@@ -70,6 +82,7 @@ def test_threads_race_one_winner(ledger_spec: LedgerSpec, kind: str) -> None:
     """N threads (own connections) race on one row: one True, every trial."""
     rng = random.Random(f"{SEED}-threads-{kind}")
     ledger = ledger_spec.open(min_size=THREAD_N, max_size=THREAD_N)
+    past = _past(ledger_spec)
     barrier = threading.Barrier(THREAD_N)
 
     def racer(index: int, request_id: str, now: float, jitter: float) -> bool:
@@ -83,7 +96,7 @@ def test_threads_race_one_winner(ledger_spec: LedgerSpec, kind: str) -> None:
     try:
         with ThreadPoolExecutor(THREAD_N) as pool:
             for trial in range(THREAD_TRIALS):
-                request_id, now = _prepare(ledger, kind, trial)
+                request_id, now = _prepare(ledger, kind, trial, past)
                 jitters = _jitters(rng, THREAD_N)
                 futures = [
                     pool.submit(racer, i, request_id, now, jitters[i]) for i in range(THREAD_N)
@@ -91,6 +104,7 @@ def test_threads_race_one_winner(ledger_spec: LedgerSpec, kind: str) -> None:
                 _check(ledger, kind, trial, [f.result(timeout=60) for f in futures])
     finally:
         ledger.close()
+        past.close()
     print(
         f"\n[{ledger_spec.backend}] {kind}: {THREAD_TRIALS} trials x {THREAD_N} threads, "
         "1 winner each"
@@ -156,14 +170,16 @@ def test_processes_race_one_winner(ledger_spec: LedgerSpec, racers: Callable[[],
     rng = random.Random(f"{SEED}-processes")
     pool = racers()
     ledger = ledger_spec.open()
+    past = _past(ledger_spec)
     try:
         for trial in range(PROCESS_TRIALS):
             kind = KINDS[trial % len(KINDS)]
-            request_id, now = _prepare(ledger, kind, trial)
+            request_id, now = _prepare(ledger, kind, trial, past)
             results = pool.race(kind, request_id, now, _jitters(rng, PROCESS_N))
             _check(ledger, kind, trial, results)
     finally:
         ledger.close()
+        past.close()
     print(
         f"\n[{ledger_spec.backend}] claim/takeover/decide: {PROCESS_TRIALS} trials x "
         f"{PROCESS_N} processes, 1 winner each"

@@ -9,7 +9,7 @@ import pytest
 
 from hitl_agent.ledger import Ledger, ReviewRecord, SlotClaim
 
-from .conformance import ALL_STATES, CLAIMED_AT, LEASE, OWNER, RowState, make_row
+from .conformance import ALL_STATES, CLAIMED_AT, LEASE, OWNER, RowState, at, make_row
 
 # -- setup ---------------------------------------------------------------------------
 
@@ -253,6 +253,7 @@ def test_record_decisions_is_one_transaction(ledger: Ledger) -> None:
 def test_claim_takes_a_lease(ledger: Ledger) -> None:
     """decided -> resuming, held by the owner until now + lease."""
     make_row(ledger, "decided", request_id="req-1")
+    at(ledger, 50.0)
     assert ledger.claim("req-1", "w1", now=50.0, lease_seconds=15.0) is True
     row = ledger.get("k")
     assert row is not None
@@ -277,7 +278,9 @@ def test_expired_lease_is_taken_over(ledger: Ledger) -> None:
     """A dead resumer's row is taken over at lease end; the old owner then loses it."""
     make_row(ledger, "resuming", request_id="req-1")
     end = CLAIMED_AT + LEASE
+    at(ledger, end - 0.001)
     assert ledger.claim("req-1", "b", now=end - 0.001, lease_seconds=LEASE) is False
+    at(ledger, end)
     assert ledger.claim("req-1", "b", now=end, lease_seconds=LEASE) is True
     row = ledger.get("k")
     assert row is not None
@@ -291,15 +294,19 @@ def test_renew_extends_only_the_owners_live_claim(ledger: Ledger) -> None:
     """A heartbeat keeps a long resume's claim: renewed leases are never taken over."""
     make_row(ledger, "resuming", request_id="req-1")
     end = CLAIMED_AT + LEASE
+    at(ledger, end - 1)
     assert ledger.renew("req-1", "other", now=end - 1, lease_seconds=LEASE) is False
     assert ledger.renew("req-1", OWNER, now=end - 1, lease_seconds=LEASE) is True
     row = ledger.get("k")
     assert row is not None
     assert (row.state, row.claimed_by, row.lease_until) == ("resuming", OWNER, end - 1 + LEASE)
     # Past the original lease, the renewed claim holds.
+    at(ledger, end + 1)
     assert ledger.claim("req-1", "b", now=end + 1, lease_seconds=LEASE) is False
     # A lease that ran out but was not taken over is still the owner's to renew.
+    at(ledger, end + 2 * LEASE)
     assert ledger.renew("req-1", OWNER, now=end + 2 * LEASE, lease_seconds=LEASE) is True
+    at(ledger, end + 2 * LEASE + 1)
     assert ledger.claim("req-1", "b", now=end + 2 * LEASE + 1, lease_seconds=LEASE) is False
 
 
@@ -307,6 +314,7 @@ def test_renew_after_a_takeover_or_outside_resuming_is_false(ledger: Ledger) -> 
     """An owner whose claim was taken over (or that completed/released) renews nothing."""
     make_row(ledger, "resuming", request_id="req-1")
     end = CLAIMED_AT + LEASE
+    at(ledger, end)
     assert ledger.claim("req-1", "b", now=end, lease_seconds=LEASE) is True
     taken = ledger.get("k")
     assert ledger.renew("req-1", OWNER, now=end + 1, lease_seconds=LEASE) is False
@@ -381,6 +389,7 @@ _TRANSITIONS: dict[str, dict[RowState, str | None]] = {
 
 def _apply(ledger: Ledger, op: str, state: RowState) -> bool:
     now = LATER if state == "expired" else CLAIMED_AT + 1
+    at(ledger, now)
     owner = "newcomer" if op == "claim" else OWNER
     if op == "record_decision":
         return ledger.record_decision("r", {"approved": False}, now=now)

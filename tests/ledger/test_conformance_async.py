@@ -8,6 +8,8 @@ import pytest
 
 from hitl_agent.ledger import Ledger
 
+from .conformance import at
+
 
 def test_async_twins_walk_the_whole_path(ledger: Ledger) -> None:
     """Every async method, along intent -> pending -> decided -> resuming -> resumed."""
@@ -27,8 +29,10 @@ def test_async_twins_walk_the_whole_path(ledger: Ledger) -> None:
 
         assert await ledger.arecord_decision("req-1", {"approved": True}, now=4.0) is True
         assert await ledger.arecord_decision("req-1", {"approved": False}, now=4.0) is False
+        at(ledger, 5.0)  # the ledger's clock judges the lease
         assert await ledger.aclaim("req-1", "w", now=5.0, lease_seconds=10.0) is True
         assert await ledger.aclaim("req-1", "x", now=5.0, lease_seconds=10.0) is False
+        at(ledger, 5.5)
         assert await ledger.arenew("req-1", "x", now=5.5, lease_seconds=10.0) is False
         assert await ledger.arenew("req-1", "w", now=5.5, lease_seconds=10.0) is True
         renewed = await ledger.aget("k")

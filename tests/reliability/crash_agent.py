@@ -37,6 +37,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -124,10 +125,14 @@ class Store:
         sep = "&" if "?" in PG_URL else "?"
         return f"{PG_URL}{sep}options=-csearch_path%3D{self.root}"
 
-    def ledger(self, max_size: int = 4) -> Ledger:
+    def ledger(self, max_size: int = 4, clock: Callable[[], float] | None = None) -> Ledger:
+        """The store's ledger; ``clock`` stands in for the ledger's own (time moved on for
+        the whole system, not only for one process: leases are judged on the ledger's)."""
         if self.backend == "sqlite":
-            return SqliteLedger(Path(self.root) / "ledger.db")
-        return PostgresLedger(PG_URL, schema=self.root, min_size=1, max_size=max_size)
+            if clock is None:
+                return SqliteLedger(Path(self.root) / "ledger.db")
+            return SqliteLedger(Path(self.root) / "ledger.db", clock=clock)
+        return PostgresLedger(PG_URL, schema=self.root, min_size=1, max_size=max_size, clock=clock)
 
     def saver(self) -> tuple[Any, Any]:
         """(connection, checkpointer); close the connection when done."""
@@ -385,7 +390,8 @@ def child_main(
     client = HITLClient(
         cfg.api_key, base_url=cfg.base_url, http_client=http, retry=RetryPolicy(max_retries=0)
     )
-    ledger = cfg.store.ledger()
+    # A worker started "later" (clock_offset) finds the ledger's time moved on too.
+    ledger = cfg.store.ledger(clock=(lambda: time.time() + clock_offset) if clock_offset else None)
     conn, saver = cfg.store.saver()
     keeper = Gatekeeper(
         client=client,
