@@ -22,6 +22,7 @@ from typing import Any, cast
 import httpx
 import httpx2
 import pytest
+from create_faults import AsyncFaults, Faults
 
 from hitl_agent import APIConnectionError, AsyncHITLClient, HITLClient, RetryPolicy
 from hitl_agent.dispatch import CallBudget
@@ -46,51 +47,6 @@ _BODY = {
 }
 
 
-class _Faults:
-    """Wraps the local server's HTTP client. ``lose``: the next create reaches the server and
-    its response is lost (a reset); ``down``: every GET answers 503 without the server."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.lose = False
-        self.down = False
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def _refused(self, request: Any) -> Any:
-        self.calls.append(request.method)
-        if self.down and request.method == "GET":
-            stack = httpx2 if isinstance(request, httpx2.Request) else httpx
-            return stack.Response(503, json={"error": True, "msg": "down"}, request=request)
-        return None
-
-    def _after(self, request: Any) -> None:
-        if self.lose and request.method == "POST":
-            self.lose = False
-            stack = httpx2 if isinstance(request, httpx2.Request) else httpx
-            raise stack.ReadError("connection reset after the server answered", request=request)
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        response = self.inner.send(request, **kwargs)
-        self._after(request)
-        return response
-
-
-class _AsyncFaults(_Faults):
-    async def send(self, request: Any, **kwargs: Any) -> Any:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        response = await self.inner.send(request, **kwargs)
-        self._after(request)
-        return response
-
-
 def _busy(server: Any, api_key: str, loop_id: str, clock: FakeClock, newer: int) -> None:
     """``newer`` requests of other gates, created after ours (10 ms apart, server time)."""
     caller = server.authenticate_key(api_key)
@@ -113,7 +69,7 @@ class _Sync:
         self.clock = FakeClock()
         self._hitl = local_hitl(clock=self.clock)
         self.hitl = self._hitl.__enter__()
-        self.faults = _Faults(self.hitl.http)
+        self.faults = Faults(self.hitl.http)
         self.client = HITLClient(
             self.hitl.api_key,
             base_url=self.hitl.base_url,
@@ -221,7 +177,7 @@ def test_the_async_twin_finds_its_request_behind_newer_ones(tmp_path: Path, newe
         async with alocal_hitl(clock=clock) as hitl:
             ledger = SqliteLedger(tmp_path / "ledger.db", synchronous="OFF")
             ledger.setup()
-            faults = _AsyncFaults(hitl.http)
+            faults = AsyncFaults(hitl.http)
             client = AsyncHITLClient(
                 hitl.api_key,
                 base_url=hitl.base_url,
@@ -255,7 +211,7 @@ def test_the_async_twin_stops_at_the_budget(tmp_path: Path) -> None:
         async with alocal_hitl(clock=clock) as hitl:
             ledger = SqliteLedger(tmp_path / "ledger.db", synchronous="OFF")
             ledger.setup()
-            faults = _AsyncFaults(hitl.http)
+            faults = AsyncFaults(hitl.http)
             client = AsyncHITLClient(
                 hitl.api_key,
                 base_url=hitl.base_url,
