@@ -10,6 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
+from .._capability import redact_callback_url
 from .._exceptions import ConfigError
 from ..models.response_types import EditedText
 from ._accounts import ReviewerAccount
@@ -62,14 +63,26 @@ def _check_open(row: sqlite3.Row, now: float) -> None:
 
 
 def reviewer_doc(row: sqlite3.Row, render: Any) -> dict[str, Any]:
-    """A request as a reviewer sees it: the API fields, the claim, and ``request_html``."""
+    """A request as a reviewer sees it: the API fields, the claim, ``request_html`` and
+    ``timeout_note`` (what a timeout does). The callback URL's capability token is the
+    dispatcher's alone: a reviewer sees the URL redacted."""
     doc = request_doc(row)
+    doc["callback_url"] = redact_callback_url(doc["callback_url"])
     doc["claimed_by"] = row["claimed_by"] if row["status"] == "claimed" else None
     doc["claim_expires_at"] = (
         iso_or_none(row["claim_expires_at"]) if row["status"] == "claimed" else None
     )
     doc["request_html"] = render(doc["request_text"])
+    doc["timeout_note"] = _timeout_note(doc)
     return doc
+
+
+def _timeout_note(doc: dict[str, Any]) -> str:
+    try:
+        from .console import timeout_note
+    except ImportError:  # the console (markdown-it) is optional, like render_request_html's
+        return ""
+    return str(timeout_note(doc))
 
 
 def queue(

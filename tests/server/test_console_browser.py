@@ -531,8 +531,9 @@ def test_console_shows_what_a_reviewer_needs_to_trust_it(live: Live) -> None:
                 return page.locator(f'li.card[data-request-id="{request_id}"]')
 
             first = card(select)
+            # A gate's request: a timeout tells the agent so, whatever the default.
             expect(first.locator(".default")).to_have_text(
-                "If nobody answers in time: Reject refund"
+                "If nobody answers in time: it times out and the agent is told nobody answered."
             )
             expect(first.locator(".times")).to_contain_text("Created ")
             expect(first.locator(".times")).to_contain_text("deadline ")
@@ -541,7 +542,11 @@ def test_console_shows_what_a_reviewer_needs_to_trust_it(live: Live) -> None:
             # A context holding only the internal key shows no context section at all.
             expect(card(critical).locator("pre.context")).to_have_count(0)
             expect(card(critical).locator(".default")).to_have_text(
-                "If nobody answers in time: Stop"
+                "If nobody answers in time: it times out and the agent is told nobody answered."
+            )
+            # Not a gate's request: the default is the answer a timeout records.
+            expect(card(draft).locator(".default")).to_have_text(
+                f"If nobody answers in time: the request times out; its default answer is “{DRAFT}”"
             )
             expect(card(draft).locator(".approves")).to_contain_text(
                 "Sending the revised text approves it"

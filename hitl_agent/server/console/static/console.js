@@ -220,14 +220,9 @@
       card.append(el("div", { class: "section-label", text: "Context" }));
       card.append(el("pre", { class: "context", text: JSON.stringify(context, null, 2) }));
     }
-    if (item.default_response !== null && item.default_response !== undefined) {
-      card.append(
-        el("p", {
-          class: "default",
-          text: "If nobody answers in time: " + describeDefault(item),
-        }),
-      );
-    }
+    // What a timeout does, as the server words it (hitl_agent.server.console.timeout_note):
+    // a request of hitl_agent's gate tells the agent nobody answered, whatever its default.
+    card.append(el("p", { class: "default", text: timeoutNote(item) }));
 
     const claim = el("button", { type: "button", class: "claim", text: "Claim" });
     const release = el("button", { type: "button", class: "release", text: "Release" });
@@ -259,6 +254,15 @@
     return Object.keys(shown).length ? shown : undefined;
   }
 
+  function timeoutNote(item) {
+    if (typeof item.timeout_note === "string" && item.timeout_note) return item.timeout_note;
+    // A server without the note: the stored default, said as a default (not as the outcome).
+    if (item.default_response === null || item.default_response === undefined) {
+      return "If nobody answers in time: the request times out, with no default answer.";
+    }
+    return "If nobody answers in time: the request times out; its default answer is " + describeDefault(item);
+  }
+
   function describeDefault(item) {
     // A reviewer reads labels ("Reject"), not stored values ("reject").
     const value = item.default_response;
@@ -272,9 +276,9 @@
       const values = Array.isArray(value) ? value : [value];
       return values.map((v) => labels.get(String(v)) ?? String(v)).join(", ");
     }
-    if (item.response_type === "editable_text" || item.response_type === "text") {
-      return typeof value === "string" ? "“" + value + "”" : JSON.stringify(value);
-    }
+    let text = value;
+    if (text && typeof text === "object" && typeof text.revised_text === "string") text = text.revised_text;
+    if (typeof text === "string") return text.trim() ? "“" + text + "”" : "an empty text";
     return JSON.stringify(value);
   }
 
@@ -311,6 +315,16 @@
       button.addEventListener("click", () => {
         const img = el("img", { class: "request-image", alt: "Image attached to the request" });
         img.referrerPolicy = "no-referrer";
+        // A failed load says so in words; a broken-image icon tells the reviewer nothing.
+        img.addEventListener("error", () => {
+          img.replaceWith(
+            el("div", {
+              class: "image-error",
+              role: "alert",
+              text: "The image could not be loaded from " + parsed.host + ". Judge the request without it, or ask for it again.",
+            }),
+          );
+        });
         img.src = parsed.href;
         button.replaceWith(img);
       });
@@ -380,8 +394,29 @@
     return raw.map((option) =>
       typeof option === "string"
         ? { value: snake(option), label: option }
-        : { value: String(option.value), label: String(option.label ?? option.value), description: option.description },
+        : {
+            value: String(option.value),
+            label: String(option.label ?? option.value),
+            description: typeof option.description === "string" ? option.description : "",
+            color: typeof option.color === "string" ? option.color : "",
+          },
     );
+  }
+
+  function choice(input, option) {
+    // An option as the reviewer reads it: colour (a strict #rrggbb only, set through the
+    // CSSOM, never as markup), label, and the description under it.
+    const body = el("span", { class: "option-body" });
+    if (/^#[0-9a-fA-F]{6}$/.test(option.color || "")) {
+      const swatch = el("span", { class: "option-swatch", "aria-hidden": "true" });
+      swatch.style.backgroundColor = option.color;
+      body.append(swatch);
+    }
+    body.append(el("span", { class: "option-label", text: option.label }));
+    if (option.description) {
+      body.append(el("span", { class: "option-description", text: option.description }));
+    }
+    return el("label", { class: "choice option" }, input, body);
   }
 
   function snake(label) {
@@ -471,7 +506,7 @@
       const set = el("fieldset", {}, el("legend", { class: "hint", text: "Choose one" }));
       for (const option of options(config)) {
         const input = el("input", { type: "radio", name, value: option.value });
-        set.append(el("label", { class: "choice" }, input, " ", option.label));
+        set.append(choice(input, option));
       }
       form.append(set);
       return () => {
@@ -489,7 +524,7 @@
       for (const option of opts) {
         const input = el("input", { type: "checkbox", value: option.value });
         boxes.push(input);
-        set.append(el("label", { class: "choice" }, input, " ", option.label));
+        set.append(choice(input, option));
       }
       // Enforce the maximum as the reviewer clicks: once full, the unchecked boxes lock.
       const enforce = () => {
