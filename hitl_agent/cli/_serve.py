@@ -145,6 +145,7 @@ def serve(
     """Run the local HITL server and the reviewer console."""
     try:
         from hitl_agent.server import create_app
+        from hitl_agent.server._app import UVICORN_OPTIONS
 
         (uvicorn,) = require("server", "hitl-agent serve", "uvicorn")
     except MissingExtraError as err:
@@ -204,7 +205,7 @@ def serve(
         previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             config = uvicorn.Config(
-                app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+                app, host=host, port=port, log_level=log_level, **UVICORN_OPTIONS
             )
             uvicorn.Server(config).run(sockets=sockets)
         finally:

@@ -13,17 +13,18 @@ import httpx
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ._http import envelope
+from ._http import envelope, http_date
 from ._openapi import openapi_document
 from ._routes_api import api_routes
 from ._routes_reviewer import reviewer_routes
 from ._server import LocalHITLServer
 
-__all__ = ["create_app"]
+__all__ = ["UVICORN_OPTIONS", "create_app"]
 
 log = logging.getLogger("hitl_agent.server")
 
@@ -57,6 +58,40 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return envelope(500, "Internal server error")
+
+
+class _DateHeader:
+    """One ``Date`` header on every response, from the server's clock.
+
+    API responses carry their own (clients judge deadlines by it); this adds one to the
+    others (console, OpenAPI, 404s). ``hitl-agent serve`` turns uvicorn's own ``Date`` off,
+    which otherwise came on top: every response carried two (issue 22 W5). Embedders
+    running the app under uvicorn pass ``date_header=False`` the same way (docs/server.md).
+    """
+
+    def __init__(self, app: Any, clock: Callable[[], float]) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    headers.append((b"date", http_date(int(self.clock())).encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
+
+
+UVICORN_OPTIONS: dict[str, Any] = {"lifespan": "on", "access_log": False, "date_header": False}
+"""uvicorn settings for serving :func:`create_app`: the app's lifespan runs the scheduler,
+access logs stay off (callback URLs carry tokens), and the app sends its own ``Date``."""
 
 
 def create_app(
@@ -136,6 +171,11 @@ def create_app(
         HTTPException: _http_error,
         Exception: _server_error,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        lifespan=lifespan,
+        middleware=[Middleware(_DateHeader, clock=server.clock)],
+    )
     app.state.hitl = server
     return app

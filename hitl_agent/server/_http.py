@@ -22,6 +22,7 @@ __all__ = [
     "ReviewerHandler",
     "api_endpoint",
     "envelope",
+    "http_date",
     "read_body",
     "read_json",
     "reviewer_endpoint",
@@ -123,11 +124,12 @@ def _edge_headers(
             if limit is None
             else _quota.QuotaState(limit, 0, _quota.unlimited(now).reset)
         )
-    return {**state.headers(), "Date": _http_date(int(server.clock()))}
+    return {**state.headers(), "Date": http_date(int(server.clock()))}
 
 
 @functools.lru_cache(maxsize=4)
-def _http_date(second: int) -> str:
+def http_date(second: int) -> str:
+    """The HTTP ``Date`` text of an epoch second."""
     # An HTTP date has whole seconds: every response within one shares the same text.
     return formatdate(second, usegmt=True)
 

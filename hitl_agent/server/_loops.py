@@ -77,9 +77,17 @@ def loop_doc(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
 
 
 def create_loop(
-    conn: sqlite3.Connection, now: float, creator_id: str, params: CreateLoopParams
+    conn: sqlite3.Connection,
+    now: float,
+    creator_id: str,
+    params: CreateLoopParams,
+    base_url: str = "http://127.0.0.1:8765/",
 ) -> dict[str, Any]:
-    """Insert a loop with its creator as the first (admin) member; return the 201 ``data``."""
+    """Insert a loop with its creator as the first (admin) member; return the 201 ``data``.
+
+    ``base_url`` is the server's own URL as the caller reached it: ``join_url`` is absolute,
+    as HITL.sh's openapi.json requires (``format: uri``).
+    """
     loop_id = new_id(now)
     code = "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(9))
     conn.execute(
@@ -93,14 +101,16 @@ def create_loop(
         (loop_id, creator_id, now),
     )
     row = conn.execute("SELECT * FROM loops WHERE id = ?", (loop_id,)).fetchone()
-    # No phone app joins a local loop, so there is no QR code: reviewers are added with
-    # LocalHITLServer.add_reviewer. The invite code is kept for API compatibility.
+    # No phone app joins a local loop (reviewers are added with LocalHITLServer.add_reviewer
+    # and sign in to the console), so join_url opens the console; the invite code is kept
+    # for API compatibility.
+    base = base_url if base_url.endswith("/") else base_url + "/"
     return {
         "loop": loop_doc(conn, row),
         "invite_code": code,
         "qr_code_base64": None,
         "qr_code_url": None,
-        "join_url": f"/console/join/{code}",
+        "join_url": f"{base}console/?join={code}",
     }
 
 

@@ -210,8 +210,12 @@ def _document() -> dict[str, Any]:
         _query("created_after", _TIME),
     ]
     loop_created = _obj(
-        {"loop": _ref("Loop"), "invite_code": _STR},
-        {"qr_code_base64": _null(_STR), "qr_code_url": _null(_STR), "join_url": _null(_STR)},
+        {
+            "loop": _ref("Loop"),
+            "invite_code": _STR,
+            "join_url": {"type": "string", "format": "uri"},
+        },
+        {"qr_code_base64": _null(_STR), "qr_code_url": _null(_STR)},
     )
     rate_limit = _obj({"limit": _null(_INT), "remaining": _null(_INT), "reset_at": _null(_TIME)})
     key_info = _obj(
@@ -342,6 +346,12 @@ def _document() -> dict[str, Any]:
                 "delete": _op("Remove a member", _ok(removed), "400 403 404", params=loop_paths)
             },
             "/v1/api/loops/{loop_id}/requests": {
+                "get": _op(
+                    "List the loop's requests (its creator or members)",
+                    _ok(_obj({**page["properties"], "loop_id": _ID})),
+                    "400 403 404",
+                    params=loop_id + [p for p in list_params if p["name"] != "loop_id"],
+                ),
                 "post": _op(
                     "Create a review request",
                     _ok(created, "Created"),
@@ -349,7 +359,7 @@ def _document() -> dict[str, Any]:
                     status="201",
                     params=loop_id,
                     body=_ref("CreateRequestParams"),
-                )
+                ),
             },
             "/v1/api/requests": {
                 "get": _op("List this key's requests", _ok(page), "400", params=list_params)
@@ -427,7 +437,9 @@ def _document() -> dict[str, Any]:
                 "ReviewItem": _REVIEW_ITEM,
                 "CreateRequestParams": _model_schema(CreateRequestParams, open_ended=True),
                 "UpdateRequestParams": _model_schema(UpdateRequestParams, open_ended=True),
-                "CreateLoopParams": _model_schema(CreateLoopParams),
+                # The API requires icon (HITL.sh's openapi.json); the client's model fills one.
+                "CreateLoopParams": _model_schema(CreateLoopParams)
+                | {"required": ["name", "icon"]},
                 "UpdateLoopParams": _model_schema(UpdateLoopParams),
                 "FeedbackParams": _model_schema(FeedbackParams),
             },

@@ -8,7 +8,9 @@ HITL.sh's own code sends it (reference ``hitl-api.md`` §6.1 and the official MC
   the snake-cased spelling the newest docs derive (``"reject"``) is accepted as well;
 - a text ``default_response`` shorter than ``min_length`` is accepted (the MCP test scripts
   send one); the length bound binds reviewers, not the default;
-- unknown keys inside ``response_config`` (n8n sends ``prompt``) are kept;
+- unknown keys inside ``response_config`` (n8n sends ``prompt``) are kept and ignored;
+- alias keys (``min``/``max``, n8n's spelling) are stored once, under the documented names;
+- a number request without ``min_value`` gets HITL.sh's documented default, 1;
 - a time-sensitive request without ``timeout_seconds`` gets the documented message.
 
 Everything the docs do refuse is refused with the field named: types, lengths, enums, the
@@ -18,8 +20,6 @@ option list, the timeout range, the media URL of an image request.
 from __future__ import annotations
 
 from typing import Any
-
-from pydantic import AliasChoices
 
 from .._exceptions import ConfigError
 from ..models.base import validate_strict
@@ -34,6 +34,7 @@ from ..models.response_types import (
     ResponseValue,
     SingleSelectConfig,
     TextConfig,
+    canonical_config_keys,
     check_value,
     option_value,
     parse_response_config,
@@ -46,6 +47,7 @@ __all__ = [
     "check_answer",
     "parse_create_body",
     "server_config",
+    "stored_config",
 ]
 
 TIMEOUT_REQUIRED = "timeout_seconds is required for time-sensitive requests"
@@ -89,31 +91,45 @@ IMMUTABLE_FIELDS = frozenset(
 """Names the server sets itself: never taken from a body (an extra field may not shadow them)."""
 
 
-def _config_names(model: type[ResponseConfig]) -> frozenset[str]:
-    names: set[str] = set(model.model_fields)
-    for info in model.model_fields.values():
-        if isinstance(info.validation_alias, AliasChoices):
-            names.update(c for c in info.validation_alias.choices if isinstance(c, str))
-    return frozenset(names)
+NUMBER_MIN_DEFAULT = 1
+"""HITL.sh's documented ``min_value`` of a number request that gives none
+(``responses/types.mdx``; reference hitl-2026.md): a default or answer of 0 is then refused."""
 
 
 def server_config(response_type: Any, raw: Any) -> ResponseConfig:
-    """``raw`` validated for ``response_type``, tolerating unknown keys and keeping plain
-    options' values as written. Raises ConfigError naming the field."""
+    """``raw`` validated for ``response_type``, tolerating unknown keys, reading alias keys
+    (``min``/``max``) as their stored names and keeping plain options' values as written.
+    Raises ConfigError naming the field."""
     if not isinstance(response_type, str):
         raise ConfigError("response_type", "missing", "pass response_type, e.g. 'boolean'")
     model = _CONFIG_MODELS.get(response_type)
     if model is None or not isinstance(raw, dict):
         # The client-side parser words these errors (unknown type, not an object).
         return parse_response_config(response_type, raw)
-    names = _config_names(model)
-    known = {key: value for key, value in raw.items() if key in names}
+    known, _ = canonical_config_keys(model, raw)
+    if model is NumberConfig:
+        known.setdefault("min_value", NUMBER_MIN_DEFAULT)
     options = known.get("options")
     if isinstance(options, list):
         known["options"] = [
             {"value": item, "label": item} if isinstance(item, str) else item for item in options
         ]
     return validate_strict(model, known, prefix="response_config")
+
+
+def stored_config(config: ResponseConfig, raw_config: Any) -> dict[str, Any]:
+    """The ``response_config`` to store: one spelling per key, normalised once at create.
+
+    The documented keys as sent under their stored names (``min``/``max`` become
+    ``scale_min``/``scale_max`` or ``min_value``/``max_value``: storing both spellings made
+    every later answer fail with "response_config.min: unknown field"), the defaults filled
+    in beneath them, plain options as written, and unknown keys (n8n's ``prompt``) kept.
+    """
+    filled = config.model_dump(mode="json", exclude_none=True)
+    if not isinstance(raw_config, dict):
+        return filled
+    known, unknown = canonical_config_keys(type(config), raw_config)
+    return {**filled, **known, **unknown}
 
 
 def _aliases(raw_config: Any) -> dict[str, str]:
@@ -192,6 +208,6 @@ def parse_create_body(body: Any) -> tuple[CreateRequestParams, dict[str, Any]]:
     except ConfigError as err:
         raise _refuse(err) from None
     stored = params.to_body()
-    stored["response_config"] = {**filled, **(raw_config if isinstance(raw_config, dict) else {})}
+    stored["response_config"] = stored_config(config, raw_config)
     stored["default_response"] = known["default_response"]
     return params, {**stored, **extra}

@@ -35,6 +35,7 @@ __all__ = [
     "get_request",
     "list_requests",
     "load_request",
+    "loop_requests",
     "update_request",
 ]
 
@@ -221,10 +222,32 @@ def _within_page_bytes(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
     return rows
 
 
-def list_requests(
-    conn: sqlite3.Connection, caller: Caller, query: Mapping[str, str]
+def loop_requests(
+    conn: sqlite3.Connection, caller: Caller, loop_id: str, query: Mapping[str, str]
 ) -> dict[str, Any]:
-    """One page of the requests this key created, filtered and sorted as asked."""
+    """``GET /loops/{loop_id}/requests``: one page of the loop's requests (any key's), for
+    its creator or an active member (the documented scope: "see requests in loops you are a
+    member of"); the same filters, sorting and paging as ``GET /requests``, plus ``loop_id``.
+    """
+    check_loop_id(loop_id)
+    loop = conn.execute("SELECT creator_id FROM loops WHERE id = ?", (loop_id,)).fetchone()
+    if loop is None:
+        raise ServerError(404, "Loop not found")
+    if loop["creator_id"] != caller.user_id and not _is_member(conn, loop_id, caller.user_id):
+        raise ServerError(403, "Access denied to this loop")
+    page = list_requests(conn, caller, {**query, "loop_id": loop_id}, whole_loop=True)
+    return {**page, "loop_id": loop_id}
+
+
+def list_requests(
+    conn: sqlite3.Connection,
+    caller: Caller,
+    query: Mapping[str, str],
+    *,
+    whole_loop: bool = False,
+) -> dict[str, Any]:
+    """One page of the requests this key created (with ``whole_loop``, every request of the
+    ``loop_id`` in ``query``, access checked by the caller), filtered and sorted as asked."""
     status = _choice(query, "status", STATUSES, "Invalid status filter value")
     priority = _choice(query, "priority", PRIORITIES, "Invalid priority filter value")
     sort = _choice(query, "sort", tuple(SORTS), "Invalid sort value") or "created_at_desc"
@@ -235,8 +258,11 @@ def list_requests(
     after = _time_param(query, "created_after")
     limit = _int_param(query, "limit", 50, 1, 100)
     offset = _int_param(query, "offset", 0, 0, MAX_OFFSET)
-    where = ["r.api_key_id = ?"]
-    args: list[Any] = [caller.api_key_id]
+    where: list[str] = []
+    args: list[Any] = []
+    if not whole_loop or loop_id is None:
+        where.append("r.api_key_id = ?")
+        args.append(caller.api_key_id)
     for column, value in (("status", status), ("priority", priority), ("loop_id", loop_id)):
         if value is not None:
             where.append(f"r.{column} = ?")
@@ -248,7 +274,7 @@ def list_requests(
     if after is not None:
         where.append("r.created_at >= ?")
         args.append((after + 1) / 1000)
-    clause = " WHERE " + " AND ".join(where)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
     total = conn.execute("SELECT COUNT(*) FROM requests r" + clause, args).fetchone()[0]
     order = ", ".join("r." + part for part in SORTS[sort].split(", "))
     rows = conn.execute(

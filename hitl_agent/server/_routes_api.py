@@ -31,9 +31,16 @@ async def _loop_body(request: Request, model: type[CreateLoopParams | UpdateLoop
     if not isinstance(body, dict):
         raise ServerError(400, "Invalid request body", "the body must be a JSON object")
     try:
-        return validate_strict(model, body)
+        params = validate_strict(model, body)
+        if model is CreateLoopParams and "icon" not in body:
+            # openapi.json's CreateLoopRequest requires [name, icon]; the client's model
+            # fills a default, the API does not (issue 22 W5).
+            raise ConfigError(
+                "icon", "required field is missing", "pass an icon identifier, e.g. 'shield-check'"
+            )
     except ConfigError as err:
         raise validation_error(err) from None
+    return params
 
 
 async def test_key(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
@@ -57,7 +64,7 @@ async def test_key(request: Request, caller: Caller, server: LocalHITLServer) ->
 async def create_loop(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
     """POST /v1/api/loops."""
     params = await _loop_body(request, CreateLoopParams)
-    data = server.run(_loops.create_loop, caller.user_id, params)
+    data = server.run(_loops.create_loop, caller.user_id, params, str(request.base_url))
     return 201, "Loop created successfully with QR code", data
 
 
@@ -131,6 +138,15 @@ async def list_requests(request: Request, caller: Caller, server: LocalHITLServe
     return 200, "Requests retrieved successfully", data
 
 
+async def loop_requests(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """GET /v1/api/loops/{loop_id}/requests: the loop's requests (API introduction, openapi)."""
+    with server.storage.read() as conn:
+        data = _requests.loop_requests(
+            conn, caller, _path(request, "loop_id"), request.query_params
+        )
+    return 200, "Requests retrieved successfully", data
+
+
 async def cancel_request(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
     """DELETE /v1/api/requests/{request_id}."""
     data = server.run(_requests.cancel_request, caller, _path(request, "request_id"))
@@ -175,6 +191,7 @@ def api_routes() -> list[BaseRoute]:
             methods=["DELETE"],
         ),
         Route("/v1/api/loops/{loop_id}/requests", api_endpoint(create_request), methods=["POST"]),
+        Route("/v1/api/loops/{loop_id}/requests", api_endpoint(loop_requests), methods=["GET"]),
         Route("/v1/api/requests", api_endpoint(list_requests), methods=["GET"]),
         Route("/v1/api/requests/{request_id}", api_endpoint(get_request), methods=["GET"]),
         Route("/v1/api/requests/{request_id}", api_endpoint(cancel_request), methods=["DELETE"]),

@@ -239,7 +239,7 @@ _ANSWERS = [
     ("multi_select", {"options": ["Spam", "Grammar", "Tone"], "max_selections": 2},
      ["Spam"], ["Spam", "Tone"], {"selected_values": ["Spam", "Tone"]}),
     ("rating", {"scale_max": 5}, 1, 4, {"rating": 4, "rating_label": "Good"}),
-    ("number", {"max_value": 1000}, 0, 299.99, {"number": 299.99, "formatted_value": "$299.99"}),
+    ("number", {"max_value": 1000}, 1, 299.99, {"number": 299.99, "formatted_value": "$299.99"}),
     ("boolean", {}, False, True, {"boolean": True, "boolean_label": "Yes"}),
 ]  # fmt: skip
 
