@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..decision import Decision
 from ._callid import CALL_ID
-from ._render import render_question, reveal_invisible
+from ._render import neutralise, render_question, reveal_invisible
 from ._settings import check_settings
 from ._siblings import note_started, note_suspended
 
@@ -73,7 +73,10 @@ def _form(response_type: str, options: list[str] | None) -> tuple[dict[str, Any]
         if len(options) > 20:
             raise ToolException(f"{len(options)} options given; at most 20 are allowed")
         choices = [
-            {"value": f"option_{index}", "label": reveal_invisible(label.strip())[:200] or "-"}
+            {
+                "value": f"option_{index}",
+                "label": neutralise(reveal_invisible(label.strip()))[:200] or "-",
+            }
             for index, label in enumerate(options, start=1)
         ]
         if response_type == "single_select":

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..gate import CreateTarget, aensure_request, ensure_request
 from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
-from ._bridge_form import form_for
+from ._bridge_form import form_for, what_it_does
 from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
 
 if TYPE_CHECKING:
@@ -144,9 +144,7 @@ class SpecBuilder:
         self.tools = tools
 
     def __call__(self, action: BridgeAction) -> ReviewSpec:
-        tool = (self.tools or {}).get(action.name)
-        what = getattr(tool, "description", None)
-        form = form_for(action, what if isinstance(what, str) and what else None)
+        form = form_for(action, what_it_does(action, self.tools))
         extra: dict[str, Any] = {}
         if self.timeout_seconds is not _UNSET:
             extra["timeout_seconds"] = self.timeout_seconds

@@ -37,8 +37,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..decision import Decision
 from ..models.response_types import EditedText
-from ._bridge_schema import DECISION_TYPES, BridgeAction
-from ._render import ToolCallView, escape_markdown, render_tool_call, reveal_invisible
+from ._bridge_schema import DECISION_TYPES, BridgeAction, DecisionType
+from ._render import ToolCallView, render_tool_call, render_tool_call_checked, reveal_invisible
 
 __all__ = [
     "CANCELLED",
@@ -55,7 +55,6 @@ TIMED_OUT = "No reviewer answered before the deadline (timed out); the tool call
 CANCELLED = "The review was cancelled before a reviewer answered; the tool call was not run."
 
 _EDITABLE_MAX = 5000
-_HEADER_MAX = 300
 _DEFAULT_FORMAT = re.compile(r"\A(?P<prefix>.*)\n\nTool: (?P<tool>.*)\nArgs: (?P<args>.*)\Z", re.S)
 
 
@@ -94,16 +93,19 @@ def header_of(action: BridgeAction) -> str:
     return action.description
 
 
-def render_request(action: BridgeAction, *, what_it_does: str | None = None, note: str = "") -> str:
-    """The request text (the gate's renderer): header, tool, fenced args, how to answer.
+_NOTE_LABEL = "The app's description of this call (its words; it may quote the model)"
+_TITLE = "Approve tool call"
 
-    The header is the middleware's ``description`` (or ``description_prefix``), escaped: a
-    description callable may quote the model's words.
-    """
-    header = " ".join(header_of(action).split()) or "Tool execution requires approval"
-    if len(header) > _HEADER_MAX:
-        header = header[: _HEADER_MAX - 1] + "…"
-    view = ToolCallView(
+
+def what_it_does(action: BridgeAction, tools: Mapping[str, Any] | None) -> str | None:
+    """The tool's own description, when the agent's tools are known."""
+    what = getattr((tools or {}).get(action.name), "description", None)
+    return what if isinstance(what, str) and what else None
+
+
+def _view(action: BridgeAction, what_it_does: str | None) -> ToolCallView:
+    header = " ".join(header_of(action).split())
+    return ToolCallView(
         tool=action.name,
         args=action.args,
         description=what_it_does,
@@ -111,10 +113,23 @@ def render_request(action: BridgeAction, *, what_it_does: str | None = None, not
         tool_call_id=action.tool_call_id,
         call_index=action.index + 1 if action.count > 1 else None,
         call_count=action.count if action.count > 1 else None,
+        # The middleware's description (a callable's output may quote the model's args) is
+        # untrusted: boxed under its label, never the bold title.
+        notes=((_NOTE_LABEL, header),) if header else (),
     )
+
+
+def shows_whole_call(action: BridgeAction, what_it_does: str | None = None) -> bool:
+    """True when the request text shows every argument in full (else Approve is not offered)."""
+    return render_tool_call_checked(_view(action, what_it_does)).complete
+
+
+def render_request(action: BridgeAction, *, what_it_does: str | None = None, note: str = "") -> str:
+    """The request text (the gate's renderer): a fixed title, the app's description boxed
+    under its label, the tool, fenced args, how to answer."""
     footer = [note] if note else []
     footer.append("No answer before the deadline: the tool does not run (timed out).")
-    return render_tool_call(view, footer=footer, title=escape_markdown(header, one_line=True))
+    return render_tool_call(_view(action, what_it_does), footer=footer, title=_TITLE)
 
 
 def _args_json(args: Mapping[str, Any]) -> str:
@@ -133,9 +148,17 @@ def _uses_text_form(action: BridgeAction) -> bool:
     return "edit" in action.allowed or "respond" in action.allowed
 
 
-def _draft(action: BridgeAction, *, with_args: bool) -> str:
-    lines = ["decision: " + " | ".join(action.allowed)]
-    if "reject" in action.allowed or "respond" in action.allowed:
+def _offered(action: BridgeAction, whole: bool) -> tuple[DecisionType, ...]:
+    """The decisions the form offers: the allowed ones, less approve when the reviewer cannot
+    see the whole call (a reject is always offered: it is how a reviewer says no)."""
+    offered = tuple(d for d in action.allowed if d != "approve" or whole)
+    return offered if any(d != "approve" for d in offered) else ("reject",)
+
+
+def _draft(action: BridgeAction, *, with_args: bool, whole: bool = True) -> str:
+    offered = _offered(action, whole)
+    lines = ["decision: " + " | ".join(offered)]
+    if "reject" in offered or "respond" in offered:
         lines.append("message: ")
     if with_args:
         lines.append(f"tool: {action.name}")
@@ -144,12 +167,21 @@ def _draft(action: BridgeAction, *, with_args: bool) -> str:
     return "\n".join(lines)
 
 
-def _instructions(action: BridgeAction, *, with_args: bool) -> str:
-    parts = ["Keep exactly one word after `decision:` and submit."]
+_NO_APPROVE = (
+    "**Approve is not offered:** the arguments are too long to show here in full, and you "
+    "cannot approve what you cannot see."
+)
+
+
+def _instructions(action: BridgeAction, *, with_args: bool, whole: bool) -> str:
+    parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
+    parts.append("Keep exactly one word after `decision:` and submit.")
     if "reject" in action.allowed or "respond" in action.allowed:
         parts.append("For reject or respond, write your message after `message:`.")
     if with_args:
         parts.append("For edit, change `args:` (not `tool:`); the edited call is what runs.")
+        if not whole:
+            parts.append("The text box holds every argument in full.")
     elif "edit" in action.allowed:
         parts.append("Edit is unavailable: the arguments are too long to edit here.")
     return " ".join(parts)
@@ -162,28 +194,33 @@ def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str,
         action: the action.
         what_it_does: the tool's own description, when the agent's tools are known.
     """
+    whole = shows_whole_call(action, what_it_does)
     if not _uses_text_form(action):
-        note = "**Approve** runs the call once with exactly these arguments; **Reject** does not."
+        if whole:
+            note = (
+                "**Approve** runs the call once with exactly these arguments; **Reject** does not."
+            )
+            options = [
+                {"value": "approve", "label": "Approve"},
+                {"value": "reject", "label": "Reject"},
+            ]
+        else:
+            note = f"{_NO_APPROVE} **Reject** does not run it."
+            options = [{"value": "reject", "label": "Reject"}]
         return {
             "request_text": render_request(action, what_it_does=what_it_does, note=note),
             "response_type": "single_select",
-            "response_config": {
-                "options": [
-                    {"value": "approve", "label": "Approve"},
-                    {"value": "reject", "label": "Reject"},
-                ]
-            },
+            "response_config": {"options": options},
             "default_response": "reject",
         }
     with_args = "edit" in action.allowed
-    draft = _draft(action, with_args=with_args)
+    draft = _draft(action, with_args=with_args, whole=whole)
     if len(draft) > _EDITABLE_MAX:
         with_args = False
-        draft = _draft(action, with_args=False)
+        draft = _draft(action, with_args=False, whole=whole)
+    note = _instructions(action, with_args=with_args, whole=whole)
     return {
-        "request_text": render_request(
-            action, what_it_does=what_it_does, note=_instructions(action, with_args=with_args)
-        ),
+        "request_text": render_request(action, what_it_does=what_it_does, note=note),
         "response_type": "editable_text",
         "response_config": {"draft_text": draft, "max_length": _EDITABLE_MAX},
         "default_response": "decision: reject",
@@ -259,7 +296,12 @@ def _sections(text: str) -> dict[str, str]:
     return {label: "\n".join(lines).strip() for label, lines in found.items()}
 
 
-def _from_draft(text: str, action: BridgeAction, tools: Mapping[str, Any] | None) -> Answer:
+_CUT = "approve was not offered: the arguments were too long to show the reviewer in full"
+
+
+def _from_draft(
+    text: str, action: BridgeAction, tools: Mapping[str, Any] | None, whole: bool
+) -> Answer:
     sections = _sections(text)
     # Words of letters only: "Approve." and "approve" are the same choice.
     words = re.findall(r"[a-z]+", sections.get("decision", "").lower())
@@ -280,6 +322,8 @@ def _from_draft(text: str, action: BridgeAction, tools: Mapping[str, Any] | None
             return _refused(action, "the args are not valid JSON")
     changed = name != action.name or args != action.args
     if kind == "approve":
+        if not whole:
+            return _refused(action, _CUT)
         if changed:
             return _refused(action, "the call was changed under 'approve'; choose 'edit'")
         return Answer({"type": "approve"})
@@ -313,11 +357,16 @@ def read_answer(
     if decision.status == "timeout":  # never approves: the bridge's specs do not opt in
         return Answer(refusal(action, TIMED_OUT), "timed out")
     value = decision.value
+    # The form offered approve only when its text showed the whole call (the same rendering,
+    # so the same answer here as when the form was made).
+    whole = shows_whole_call(action, what_it_does(action, tools))
     if isinstance(value, EditedText):
-        return _from_draft(value.text, action, tools)
+        return _from_draft(value.text, action, tools, whole)
     # The single_select's option values are the bridge's own, whatever the keeper's
     # approve_values say.
     if value == "approve" and "approve" in action.allowed:
+        if not whole:
+            return _refused(action, _CUT)
         return Answer({"type": "approve"})
     if value == "reject" and "reject" in action.allowed:
         return Answer({"type": "reject"})

@@ -17,7 +17,7 @@ from ..gate import ARGS_HASH_KEY, args_hash
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
-from ._render import ToolCallView, code_span, render_tool_call
+from ._render import ToolCallView, code_span, render_tool_call, render_tool_call_checked
 
 __all__ = ["ApprovalFlow", "Ask", "Verdict"]
 
@@ -80,6 +80,7 @@ class ApprovalFlow:
     _draft: str = ""
     _edit: bool = False
     _unbindable: str = ""
+    _cut: str = ""
 
     def __post_init__(self) -> None:
         # What the reviewer sees and what the approval is bound to must be the same text in
@@ -121,7 +122,22 @@ class ApprovalFlow:
         footer = forms.choice_footer(
             self._tool, edit=self._edit, respond=self.allow_respond, edit_note=note
         )
-        options = forms.choice_options(edit=self._edit, respond=self.allow_respond)
+        rendered = render_tool_call_checked(self.view, footer=footer)
+        if not rendered.complete:
+            # The reviewer cannot see the whole call in one request: no Approve (an edit
+            # still shows every argument in its text box, and runs only what is submitted).
+            self._cut = ", ".join(rendered.cut) or "the tool name"
+            footer = forms.choice_footer(
+                self._tool,
+                edit=self._edit,
+                respond=self.allow_respond,
+                edit_note=note,
+                cut=code_span(self._cut),
+            )
+            rendered = render_tool_call_checked(self.view, footer=footer)
+        options = forms.choice_options(
+            edit=self._edit, respond=self.allow_respond, approve=not self._cut
+        )
         kwargs = self._common(f"Approve tool call {self.view.tool}?")
         kwargs.update(
             response_type="single_select",
@@ -129,7 +145,7 @@ class ApprovalFlow:
             default_response=forms.REJECT,
             approve_values=[forms.APPROVE],
         )
-        return Ask("choice", render_tool_call(self.view, footer=footer), kwargs)
+        return Ask("choice", rendered.text, kwargs)
 
     def _follow_up(self, step: Literal["reason", "edit", "respond"]) -> Ask:
         if step == "edit":
@@ -169,7 +185,7 @@ class ApprovalFlow:
         """The next review after ``decision`` answered ``ask``, or the verdict."""
         if decision.outcome == "timed_out":
             return not_run(
-                "timed out: no reviewer answered before the deadline.",
+                "timed out: no reviewer answered before the deadline." + self._why_no_approve(),
                 decision.model_copy(update={"action": None}),
             )
         if decision.outcome == "cancelled":
@@ -193,10 +209,23 @@ class ApprovalFlow:
             update={"approved": False, "action": RejectAction(message=message)}
         )
         why = f" Reason: {message}" if message else " No reason was given."
-        return not_run(f"a reviewer rejected this call of {self.view.tool}.{why}", rejected)
+        return not_run(
+            f"a reviewer rejected this call of {self.view.tool}.{why}{self._why_no_approve()}",
+            rejected,
+        )
+
+    def _why_no_approve(self) -> str:
+        """What the agent is told when Approve was not offered (empty when it was)."""
+        return " " + forms.NOT_SHOWN_IN_FULL.format(cut=self._cut) if self._cut else ""
 
     def _after_choice(self, decision: Decision) -> Ask | Verdict:
         value = decision.value if isinstance(decision.value, str) else None
+        if decision.approved and value == forms.APPROVE and self._cut:
+            # Approve was not among the options: an answer no reviewer could pick.
+            return not_run(
+                "the review's answer 'approve' was not offered." + self._why_no_approve(),
+                decision.model_copy(update={"approved": False}),
+            )
         if decision.approved and value == forms.APPROVE:
             approved = decision.model_copy(update={"action": ApproveAction()})
             return Verdict(run=True, decision=approved, args=dict(self.view.args))

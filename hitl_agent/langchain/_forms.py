@@ -58,9 +58,11 @@ _LABELS = {
 }
 
 
-def choice_options(*, edit: bool, respond: bool) -> list[dict[str, str]]:
-    """The first form's options, as explicit ``{value, label}`` pairs."""
-    values = [APPROVE, REJECT, REJECT_WITH_REASON]
+def choice_options(*, edit: bool, respond: bool, approve: bool = True) -> list[dict[str, str]]:
+    """The first form's options, as explicit ``{value, label}`` pairs (no Approve when the
+    reviewer could not be shown the whole call)."""
+    values = [APPROVE] if approve else []
+    values += [REJECT, REJECT_WITH_REASON]
     if edit:
         values.append(EDIT)
     if respond:
@@ -68,10 +70,31 @@ def choice_options(*, edit: bool, respond: bool) -> list[dict[str, str]]:
     return [{"value": value, "label": _LABELS[value]} for value in values]
 
 
-def choice_footer(tool: str, *, edit: bool, respond: bool, edit_note: str = "") -> list[str]:
+NOT_SHOWN_IN_FULL = (
+    "Approve was not offered: the arguments were too long to show the reviewer in full "
+    "(cut: {cut}); send shorter arguments, or split the call."
+)
+"""Told to the agent when a call's arguments did not fit the request text."""
+
+
+def choice_footer(
+    tool: str, *, edit: bool, respond: bool, edit_note: str = "", cut: str = ""
+) -> list[str]:
     """The trusted lines under the arguments that say what each choice does (kept short: the
-    arguments get the room)."""
-    lines = [f"**Approve** runs {tool} once with exactly these arguments; **Reject** does not."]
+    arguments get the room). ``cut``: the arguments that could not be shown in full (then
+    Approve is not offered, and this says why)."""
+    if cut:
+        lines = [
+            f"**Approve is not offered:** the arguments are too long to show here in full "
+            f"(cut: {cut}), and you cannot approve what you cannot see. **Reject** does not "
+            f"run {tool}."
+        ]
+        if edit:
+            lines.append(
+                "**Edit the arguments…** shows them all in a text box; what you submit runs."
+            )
+    else:
+        lines = [f"**Approve** runs {tool} once with exactly these arguments; **Reject** does not."]
     second = ["your reason (reject and say why)"]
     if edit:
         second.append("the arguments as `name: value` lines to change (edit)")

@@ -72,7 +72,7 @@ def test_the_form_matches_the_type(env: Env) -> None:
     (request,) = seen
     assert request.response_type == "single_select" and request.priority == "high"
     assert [o["label"] for o in request.response_config["options"]] == ["x", "y"]
-    assert request.request_text.startswith("**Question from an AI agent:**")
+    assert request.request_text.startswith("**Question from an AI agent** (the agent's own words")
 
 
 def test_no_answer_says_so(env: Env) -> None:

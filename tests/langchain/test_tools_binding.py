@@ -15,7 +15,7 @@ from tools_support import one_turn_graph, settle
 
 from hitl_agent.gate import ARGS_HASH_KEY, ReviewSpec, args_hash
 
-LONG = "x" * 6000  # far past what the request text shows
+LONG = "x" * 600  # long, but shown in full (cut arguments are never offered for approval)
 
 
 def _tamper(saver: InMemorySaver, thread_id: str, change: dict[str, Any]) -> None:
@@ -44,10 +44,10 @@ def _graph(env: Env, effects: list[str], saver: InMemorySaver) -> Any:
 @pytest.mark.parametrize(
     "change",
     [
-        {"body": LONG[:-5] + "EVIL!"},  # past the truncation: the request text is identical
-        {"to": "attacker@example.net"},  # visible: the request text differs too
+        {"body": LONG[:-5] + "EVIL!"},  # at the end of a long value
+        {"to": "attacker@example.net"},
     ],
-    ids=["hidden-by-truncation", "visible"],
+    ids=["end-of-a-long-value", "another-field"],
 )
 def test_args_changed_in_the_checkpoint_after_approval_do_not_run(
     env: Env, change: dict[str, Any]
@@ -58,7 +58,7 @@ def test_args_changed_in_the_checkpoint_after_approval_do_not_run(
     config = {"configurable": {"thread_id": "t11"}}
     graph.invoke({"messages": []}, config)
     (request,) = env.requests()
-    assert "cut for display" in (request.request_text or "")
+    assert LONG in (request.request_text or "")
     env.hitl.reviewer.respond(request.id, "approve")
     _tamper(saver, "t11", change)
     state = settle(env, graph, config, lambda r: "approve")

@@ -18,6 +18,7 @@ from hitl_agent.langchain._render import (
     ToolCallView,
     render_question,
     render_tool_call,
+    render_tool_call_checked,
 )
 from hitl_agent.server.console import render_markdown
 
@@ -150,10 +151,13 @@ def test_homoglyph_names_are_flagged() -> None:
 
 
 def test_huge_args_are_cut_with_a_note() -> None:
-    text = _text("huge")
-    assert "The arguments were cut for display:" in text
-    assert "SHA-256 of the full arguments" in text
-    assert "row 0:" in text and "row 999:" not in text
+    rendered = render_tool_call_checked(CORPUS["huge"], footer=FOOTER)
+    text = rendered.text
+    assert "🔒 Cut for display" in text and '` "rows" `' in text
+    assert "⟪cut: array of 1,000 items, depth 1, " in text and "sha256 " in text
+    # Start and end kept: the first row and the last one.
+    assert "row 0:" in text and "row 999:" in text
+    assert not rendered.complete and rendered.cut == ('"rows"',)
 
 
 def test_fence_cannot_be_closed_from_inside() -> None:
@@ -177,7 +181,8 @@ def test_questions_are_escaped() -> None:
     )
     html = render_markdown(text)
     parsed = _parse(html)
-    assert not (ACTIVE | HEADINGS) & set(parsed.tags)
+    assert not (ACTIVE | HEADINGS - {"blockquote"}) & set(parsed.tags)
+    assert parsed.tags.count("blockquote") == 1  # the agent's words, quoted
     assert "md-link" not in html and "⟦U+202E⟧" in html
     long = render_question("q" * 5000, footer=["Answer."])
     assert len(long) <= MAX_REQUEST_TEXT and "cut for display" in long and long.endswith("Answer.")

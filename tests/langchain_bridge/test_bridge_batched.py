@@ -115,7 +115,9 @@ def test_the_reviewer_sees_the_args_as_data_whatever_the_model_wrote(env: Env) -
     (row,) = bridge.submit(cfg)
     request = _request(env, row)
     text = request["request_text"]
-    assert text.startswith("**Tool execution pending approval:** ` write_file `")
+    assert text.startswith("**Approve tool call:** ` write_file `")
+    # The app's description_prefix is boxed under its label, never the bold title.
+    assert "(its words; it may quote the model):** ` Tool execution pending approval `" in text
     assert "⟦U+202E⟧" in text and "\u202e" not in text
     assert "\n# APPROVED" not in text.split("````")[0]  # only inside the longer fence
     assert "````json" in text

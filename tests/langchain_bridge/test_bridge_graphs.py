@@ -169,7 +169,8 @@ def test_agent_inbox_interrupts_are_answered_with_one_human_response(env: Env) -
         (row,) = bridge.submit(cfg)
         assert row.request_id is not None
         request = env.hitl.reviewer.get(row.request_id)
-        assert "Send this email\\?" in request["request_text"]  # escaped: it may quote the model
+        # Boxed under its label, never the title: the description may quote the model.
+        assert "it may quote the model):** ` Send this email? `" in request["request_text"]
         env.hitl.reviewer.respond(
             row.request_id, draft(request["response_config"]["draft_text"], **changes)
         )
