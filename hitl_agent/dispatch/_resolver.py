@@ -14,6 +14,13 @@ Webhook, poller, a second replica and a manual call all end here::
       → ledger.complete              (release instead when the resume failed or the target
                                       is not waiting yet, so a later sweep retries)
 
+A resume that fails is retried with exponential backoff, its attempts kept in the ledger
+(``record_delivery_fault``, shared by every replica), and *parked* after ``max_attempts``:
+an operator sees it in ``hitl-agent ledger problems``. Retrying is safe after an approved
+action started: the tool wrapper's execution record (hitl_agent.langchain._once) replays its
+outcome instead of running it again. A failure is logged at ERROR when it first happens and
+when the row is parked, not on every sweep.
+
 The decision is never read from a callback body: the body only names a request id.
 
 The sync and async entry points (``resolve``/``aresolve``, ``deliver``/``adeliver``) run one
@@ -41,7 +48,7 @@ from ._lease import LeaseKeeper, default_interval
 
 if TYPE_CHECKING:
     from .._client import HITLClient
-    from ..ledger import Ledger, ReviewRecord
+    from ..ledger import DeliveryFault, Ledger, ReviewRecord
     from ._budget import CallBudget
 
 __all__ = ["Resolver", "Resumer"]
@@ -186,6 +193,10 @@ class Resolver:
             claim is renewed every third of it while its resume runs.
         heartbeat_interval: real seconds between the renewal thread's wake-ups of this
             resolver's claims (default: a third of the lease, at most 1 s).
+        retry_base, retry_cap: the backoff after a failed resume: the next sweep retries the
+            first failure, then ``retry_base`` seconds after the second, doubling, at most
+            ``retry_cap``.
+        max_attempts: failed resumes after which a row is parked (no automatic retry).
     """
 
     def __init__(
@@ -199,6 +210,9 @@ class Resolver:
         owner: str,
         lease_seconds: float = 300.0,
         heartbeat_interval: float | None = None,
+        retry_base: float = 5.0,
+        retry_cap: float = 900.0,
+        max_attempts: int = 10,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -210,6 +224,9 @@ class Resolver:
         self.heartbeat_interval = (
             default_interval(lease_seconds) if heartbeat_interval is None else heartbeat_interval
         )
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.max_attempts = max_attempts
         self.stats: Counter[str] = Counter()
         # Requests this resolver is resuming right now: never a second resume of one of them
         # from this process, whatever the ledger says (a lease that ran out, a renewal that
@@ -324,6 +341,9 @@ class Resolver:
         return (yield from self._deliver(request_id))
 
     def _deliver(self, request_id: str) -> _Plan[list[Decision]]:
+        fault = yield _Io(self.ledger.get_delivery_fault, (request_id,))
+        if fault is not None and not self._due(fault):
+            return []
         claimed = yield _Io(self._claim, (request_id,))
         if claimed is None:
             return []
@@ -342,14 +362,16 @@ class Resolver:
             decisions = [Decision.model_validate(member.decision) for member in group]
             try:
                 outcome = yield from self._drive(row, decisions)
-            except Exception:
+            except Exception as exc:
                 keeper.stop()
                 yield _Io(self._release, (group,))
                 self.stats["resume_failed"] += 1
-                log.exception("resume failed request_id=%s; released for a later retry", request_id)
+                yield _Io(self._note_failure, (group, exc, fault))
                 return []
             keeper.stop()
             yield _Io(self._finish, (group, outcome))
+            if fault is not None and outcome is not None:
+                yield _Io(self._clear_faults, (group,))
         finally:
             keeper.stop()
             self._deactivate(ids)
@@ -372,6 +394,78 @@ class Resolver:
         if (yield _Call(proceeder, "proceed", (row,))):
             return "proceeded"
         return None
+
+    # -- failed resumes: backoff, then parked ---------------------------------------------
+
+    def _due(self, fault: DeliveryFault) -> bool:
+        """Whether a row with this fault may be resumed now (not parked, backoff over)."""
+        if fault.parked:
+            self.stats["parked_skipped"] += 1
+            return False
+        if fault.retry_at is not None and fault.retry_at > self.clock():
+            self.stats["backing_off"] += 1
+            return False
+        return True
+
+    def _note_failure(
+        self, group: list[ReviewRecord], exc: Exception, fault: DeliveryFault | None
+    ) -> None:
+        """Record a failed resume of ``group``: when to try again, or that it is parked."""
+        attempts = (fault.attempts if fault is not None else 0) + 1
+        now = self.clock()
+        parked = attempts >= self.max_attempts
+        # The first retry is the next sweep's (most failures are a moment's: a lost
+        # connection, a crash mid-write); then the waits double.
+        delay = 0.0 if attempts == 1 else min(self.retry_base * 2 ** (attempts - 2), self.retry_cap)
+        ids = [m.request_id for m in group if m.request_id is not None]
+        started = any(self.ledger.list_executions(request_id=rid, limit=1) for rid in ids) or any(
+            self.ledger.list_executions(states=("succeeded",), request_id=rid, limit=1)
+            for rid in ids
+        )
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        reason = (
+            f"parked after {attempts} failed resumes"
+            if parked
+            else f"resume failed {attempts} time(s); next try in {delay:.0f} s"
+        )
+        if started:
+            reason += "; the approved action had started (a retry reports it, never reruns it)"
+        for rid in ids:
+            self.ledger.record_delivery_fault(
+                rid,
+                attempts=attempts,
+                now=now,
+                retry_at=None if parked else now + delay,
+                parked=parked,
+                reason=reason,
+                last_error=error,
+            )
+        if parked:
+            self.stats["parked"] += len(ids)
+            log.error(
+                "resume parked after %d failed attempts request_ids=%s error=%s; "
+                "see `hitl-agent ledger problems`, retry with `hitl-agent ledger retry`",
+                attempts,
+                ids,
+                error,
+            )
+        elif attempts == 1:
+            log.error(
+                "resume failed request_ids=%s action_started=%s; retrying with backoff "
+                "(next in %.0f s, parked after %d attempts)",
+                ids,
+                started,
+                delay,
+                self.max_attempts,
+                exc_info=exc,
+            )
+        else:
+            log.info("resume failed again request_ids=%s attempt=%d error=%s", ids, attempts, error)
+
+    def _clear_faults(self, group: list[ReviewRecord]) -> None:
+        for member in group:
+            if member.request_id is not None:
+                self.ledger.clear_delivery_fault(member.request_id)
 
     # -- claims --------------------------------------------------------------------------
 

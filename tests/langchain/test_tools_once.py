@@ -72,6 +72,7 @@ def test_a_tool_that_raises_after_its_side_effect_runs_once_and_the_agent_is_tol
     assert "TimeoutError" in message.content
     (record,) = env.ledger.list_executions(states=("failed",))
     assert record.tool == "charge" and record.note is not None
+    assert env.ledger.list_delivery_faults() == []  # the failed resume's retry succeeded
 
 
 class _FlakySaver(InMemorySaver):
@@ -186,3 +187,55 @@ def test_the_wrapped_tool_reads_a_stable_idempotency_key(env: Env) -> None:
     )
     assert approval.tool_call_id == "call-1"
     assert approved_call() is None  # only while the approved action runs
+
+
+class _BrokenSaver(InMemorySaver):
+    """A checkpointer that cannot be read once armed (a database that went away)."""
+
+    broken = False
+    reads = 0
+
+    def get_tuple(self, config: Any) -> Any:
+        if self.broken:
+            type(self).reads += 1
+            raise OSError("checkpoint store unreachable")
+        return super().get_tuple(config)
+
+
+def test_a_resume_that_keeps_failing_backs_off_parks_and_logs_at_error_twice(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    charged: list[int] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)
+        return "charged"
+
+    saver = _BrokenSaver()
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    request_id = env.only_request_id()
+    saver.broken = True
+    with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
+        for _ in range(60):  # an hour of sweeps, one a minute
+            dispatcher.poll_once()
+            env.clock.advance(60)
+
+    fault = env.ledger.get_delivery_fault(request_id)
+    assert fault is not None and fault.parked and fault.attempts == 10
+    assert fault.last_error is not None and "checkpoint store unreachable" in fault.last_error
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "resume" in r.getMessage()]
+    assert len(errors) == 2  # the first failure and the parking, not one per sweep
+    assert charged == []  # it failed before the action started
+
+    # The store is back and an operator retries: delivered once.
+    saver.broken = False
+    assert env.ledger.clear_delivery_fault(request_id)
+    dispatcher.poll_once()
+    assert charged == [900]
+    assert not graph.get_state(CONFIG).next
+    assert env.ledger.get_delivery_fault(request_id) is None
