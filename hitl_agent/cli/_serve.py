@@ -126,6 +126,14 @@ def _close(server: Any) -> None:
     "100.64/10, fc00::/7). Loopback is always allowed; link-local and cloud metadata never.",
 )
 @click.option(
+    "--plain-callbacks",
+    is_flag=True,
+    envvar="HITL_LOCAL_PLAIN_CALLBACKS",
+    default=False,
+    help='Send callback response_data plain ("approve", as Make and Zapier show) instead '
+    'of HITL.sh\'s webhooks-page shape {"selected_value": ...} [env HITL_LOCAL_PLAIN_CALLBACKS].',
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -140,6 +148,7 @@ def serve(
     signing_secret: str | None,
     rate_limit: int | None,
     allow_private_callbacks: bool,
+    plain_callbacks: bool,
     log_level: str,
 ) -> None:
     """Run the local HITL server and the reviewer console."""
@@ -167,6 +176,7 @@ def serve(
             signing_secret=signing_secret,
             rate_limit=rate_limit,
             allow_private_callbacks=allow_private_callbacks,
+            plain_callbacks=plain_callbacks,
         )
         local = app.state.hitl
         stack.callback(_close, local)

@@ -106,6 +106,7 @@ def create_app(
     scheduler_interval: float | None = 1.0,
     callback_timeout: float = 10.0,
     allow_private_callbacks: bool = False,
+    plain_callbacks: bool = False,
 ) -> Starlette:
     """The embedded, HITL.sh-compatible server as an ASGI app; state on ``app.state.hitl``.
 
@@ -127,6 +128,8 @@ def create_app(
         allow_private_callbacks: let ``callback_url`` point at private ranges (10/8,
             172.16/12, 192.168/16, 100.64/10, fc00::/7). Loopback is always allowed;
             link-local and cloud metadata addresses never are. See docs/server.md.
+        plain_callbacks: callbacks carry the plain ``response_data`` (``"approve"``) instead
+            of the wrapped shape of HITL.sh's webhooks page (``{"selected_value": ...}``).
 
     The database stays open after the lifespan ends; call ``app.state.hitl.close()``.
     """
@@ -140,6 +143,7 @@ def create_app(
         claim_timeout_seconds=claim_timeout_seconds,
         callback_timeout=callback_timeout,
         allow_private_callbacks=allow_private_callbacks,
+        plain_callbacks=plain_callbacks,
     )
 
     @contextlib.asynccontextmanager

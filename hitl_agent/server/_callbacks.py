@@ -20,18 +20,20 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import httpx2
 
+from ..models.response_types import option_value
 from ._callback_transport import PinnedCallbackTransport
 from ._documents import REQUEST_SELECT, callback_payload
 from ._signing import SIGNATURE_HEADER, sign
 from ._storage import Storage
 from ._url_policy import CallbackPolicy, RefusedCallback
-from ._util import dumps
+from ._util import dumps, iso
 
-__all__ = ["MAX_ATTEMPTS", "CallbackDeliverer", "enqueue_callback"]
+__all__ = ["MAX_ATTEMPTS", "CallbackDeliverer", "enqueue_callback", "wrap_response_data"]
 
 log = logging.getLogger("hitl_agent.server")
 
@@ -79,13 +81,84 @@ _USER_AGENT = "hitl-agent-local-server/0.1.0"
 _REFUSED = "refused by the callback URL policy"
 
 
+_PLAIN_KEY = "_plain_response_data"
+"""Kept in the stored payload beside the wrapped ``response_data``, never sent: the plain
+value a deliverer with ``plain_callbacks`` sends instead."""
+
+
+def _labels(config: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for option in config.get("options") or []:
+        if isinstance(option, str):
+            labels.setdefault(option, option)
+            labels.setdefault(option_value(option), option)
+        elif isinstance(option, dict) and isinstance(option.get("value"), str):
+            labels[option["value"]] = str(option.get("label") or option["value"])
+    return labels
+
+
+def wrap_response_data(response_type: str, config: dict[str, Any], value: Any) -> Any:
+    """A plain answer in the wrapped shape of HITL.sh's webhooks page and per-type pages
+    (reference hitl-api.md §7.2 shape B): ``{"selected_value", "selected_label"}``,
+    ``{"selected_values", "selected_labels"}``, ``{"rating"}``, ``{"number",
+    "formatted_value"}``, ``{"boolean", "boolean_label"}``. Text stays a string and
+    editable text is already ``{"revised_text", "was_edited"}``, as on those pages."""
+    if value is None:
+        return None
+    if response_type == "single_select" and isinstance(value, str):
+        return {"selected_value": value, "selected_label": _labels(config).get(value, value)}
+    if response_type == "multi_select" and isinstance(value, list):
+        labels = _labels(config)
+        return {
+            "selected_values": value,
+            "selected_labels": [labels.get(item, item) for item in value],
+        }
+    if response_type == "rating" and not isinstance(value, bool | str | dict | list):
+        wrapped: dict[str, Any] = {"rating": value}
+        names = config.get("labels")
+        if isinstance(names, dict):
+            key = f"{value:g}" if isinstance(value, float) else str(value)
+            if isinstance(names.get(key), str):
+                wrapped["rating_label"] = names[key]
+        return wrapped
+    if response_type == "number" and not isinstance(value, bool | str | dict | list):
+        places = config.get("decimal_places", 2)
+        places = places if isinstance(places, int) and 0 <= places <= 10 else 2
+        prefix, suffix = config.get("prefix") or "", config.get("suffix") or ""
+        return {"number": value, "formatted_value": f"{prefix}{value:.{places}f}{suffix}"}
+    if response_type == "boolean" and isinstance(value, bool):
+        label = config.get("true_label" if value else "false_label")
+        return {"boolean": value, "boolean_label": label or ("True" if value else "False")}
+    return value
+
+
 def enqueue_callback(conn: sqlite3.Connection, now: float, request_id: str) -> None:
-    """Queue the callback of a request that just finished, when it has a ``callback_url``."""
+    """Queue the callback of a request that just finished, when it has a ``callback_url``.
+
+    The stored payload follows HITL.sh's webhooks page (issue 22 W3): ``response_data``
+    wrapped (``{"selected_value": ...}``), plus ``response_by_user {id, name, email}`` and
+    ``timestamp`` as the Make integration reads them; the plain value is kept beside it
+    for a deliverer with ``plain_callbacks``.
+    """
     row = conn.execute(REQUEST_SELECT + " WHERE r.id = ?", (request_id,)).fetchone()
-    url = json.loads(row["body"]).get("callback_url")
+    body = json.loads(row["body"])
+    url = body.get("callback_url")
     if not url:
         return
     payload = callback_payload(row)
+    responder = payload["response_by"]
+    payload["response_by_user"] = (
+        None
+        if responder is None
+        else {"id": responder["user_id"], "name": responder["name"], "email": responder["email"]}
+    )
+    payload["timestamp"] = iso(row["updated_at"])
+    plain = payload["response_data"]
+    config = body.get("response_config")
+    payload["response_data"] = wrap_response_data(
+        str(body.get("response_type")), config if isinstance(config, dict) else {}, plain
+    )
+    payload[_PLAIN_KEY] = plain
     conn.execute(
         "INSERT OR IGNORE INTO outbox (request_id, event, url, payload, next_attempt_at, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -129,6 +202,9 @@ class CallbackDeliverer:
         storage: the database.
         clock: epoch seconds.
         signing_secret: when set, each POST carries ``X-HITL-Signature-256``.
+        plain_callbacks: send ``response_data`` as the plain value (``"approve"``), the shape
+            of HITL.sh's get-request examples, Make and Zapier, instead of the webhooks
+            page's wrapped ``{"selected_value": "approve", ...}`` (the default).
         client: what POSTs go through, used as is (tests pass one over
             ``httpx.MockTransport``); None for the deliverer's own shared client, whose
             transport resolves each host and connects only to addresses ``policy`` allows.
@@ -148,6 +224,7 @@ class CallbackDeliverer:
         base_delay: float,
         timeout: float = 10.0,
         policy: CallbackPolicy | None = None,
+        plain_callbacks: bool = False,
     ) -> None:
         if timeout <= 0:
             raise ValueError("callback timeout: must be positive. Fix: pass e.g. 10")
@@ -158,6 +235,7 @@ class CallbackDeliverer:
         self._base_delay = base_delay
         self.timeout = timeout
         self.policy = policy or CallbackPolicy()
+        self.plain_callbacks = plain_callbacks
         self._own: httpx2.AsyncClient | None = None
         self._own_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: dict[int, asyncio.Task[bool]] = {}
@@ -230,12 +308,21 @@ class CallbackDeliverer:
             self._record(conn, item, ok=outcome[0], retry=outcome[1], error=outcome[2])
         return outcome[0]
 
+    def _body(self, stored: str) -> bytes:
+        """The bytes to POST (and sign): the stored payload in the configured shape."""
+        payload = json.loads(stored)
+        if isinstance(payload, dict) and _PLAIN_KEY in payload:
+            plain = payload.pop(_PLAIN_KEY)
+            if self.plain_callbacks:
+                payload["response_data"] = plain
+        return dumps(payload).encode("utf-8")
+
     async def _post(self, item: _Item) -> tuple[bool, bool, str]:
         try:
             self.policy.check_url(item.url)
         except RefusedCallback:
             return False, False, _REFUSED
-        body = item.payload.encode("utf-8")
+        body = self._body(item.payload)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": _USER_AGENT,

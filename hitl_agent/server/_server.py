@@ -86,6 +86,7 @@ class LocalHITLServer:
         claim_timeout_seconds: float = 300.0,
         callback_timeout: float = 10.0,
         allow_private_callbacks: bool = False,
+        plain_callbacks: bool = False,
     ) -> None:
         if rate_limit is not None and rate_limit < 1:
             raise ValueError(f"rate_limit: {rate_limit} is below 1. Fix: pass None or >= 1")
@@ -105,6 +106,7 @@ class LocalHITLServer:
             base_delay=callback_base_delay,
             timeout=callback_timeout,
             policy=self.callback_policy,
+            plain_callbacks=plain_callbacks,
         )
         self._wake_loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None

@@ -52,16 +52,73 @@ def test_completed_callback_has_the_documented_payload_and_waits_for_tick(env: E
         "request_id": request_id,
         "loop_id": env.creds.loop_id,
         "status": "completed",
-        "response_data": "approve",
+        # HITL.sh's webhooks page (issue 22 W3): OpenClaw's gate reads selected_value.
+        "response_data": {"selected_value": "approve", "selected_label": "Approve"},
         "response_by": {
             "user_id": env.creds.reviewer_id,
             "name": "Local Reviewer",
             "email": env.creds.reviewer_email,
         },
+        # The Make integration's names.
+        "response_by_user": {
+            "id": env.creds.reviewer_id,
+            "name": "Local Reviewer",
+            "email": env.creds.reviewer_email,
+        },
+        "timestamp": "2026-01-01T00:00:30Z",
         "response_at": "2026-01-01T00:00:30Z",
         "response_time_seconds": 30.0,
         "created_at": "2026-01-01T00:00:00Z",
     }
+
+
+def test_plain_callbacks_switch_sends_the_plain_value(make_env: MakeEnv) -> None:
+    env = make_env(plain_callbacks=True, signing_secret="s3cret")
+    request_id = env.create(callback_url=HOOK)
+    _answer(env, request_id)
+    env.tick()
+    [call] = env.receiver.calls
+    payload = json.loads(call.content)
+    assert payload["response_data"] == "approve"
+    assert payload["response_by_user"]["id"] == env.creds.reviewer_id
+    assert "_plain_response_data" not in payload
+    assert verify(call.content, call.headers[SIGNATURE_HEADER], "s3cret")  # signed as sent
+
+
+WRAPPED = [
+    ("text", {"max_length": 50}, "none", "Looks fine", "Looks fine"),
+    ("single_select", {"options": [{"value": "ok", "label": "✅ OK"}, "Reject"]}, "Reject",
+     "ok", {"selected_value": "ok", "selected_label": "✅ OK"}),
+    ("multi_select", {"options": ["Spam", "Tone"], "max_selections": 2}, ["Spam"],
+     ["Spam", "Tone"], {"selected_values": ["Spam", "Tone"], "selected_labels": ["Spam", "Tone"]}),
+    ("rating", {"scale_max": 5, "labels": {"4": "Good"}}, 1, 4,
+     {"rating": 4, "rating_label": "Good"}),
+    ("number", {"max_value": 1000, "prefix": "$"}, 1, 299.99,
+     {"number": 299.99, "formatted_value": "$299.99"}),
+    ("boolean", {"true_label": "Yes"}, False, True, {"boolean": True, "boolean_label": "Yes"}),
+    ("editable_text", {"draft_text": "Hi"}, "Hi", {"revised_text": "Hello", "was_edited": True},
+     {"revised_text": "Hello", "was_edited": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "config", "default", "answer", "wrapped"), WRAPPED)
+def test_each_type_is_wrapped_as_documented_and_the_client_reads_both_shapes(
+    make_env: MakeEnv, kind: str, config: dict[str, object], default: object, answer: object,
+    wrapped: object,
+) -> None:  # fmt: skip
+    from hitl_agent.models import normalize_response_data
+
+    sent: dict[bool, object] = {}
+    for plain in (False, True):
+        env = make_env(plain_callbacks=plain)
+        request_id = env.create(
+            callback_url=HOOK, response_type=kind, response_config=config, default_response=default
+        )
+        _answer(env, request_id, answer)
+        env.tick()
+        sent[plain] = json.loads(env.receiver.calls[0].content)["response_data"]
+    assert sent[False] == wrapped
+    assert normalize_response_data(kind, sent[False]) == normalize_response_data(kind, sent[True])
 
 
 def test_timeout_and_cancel_callbacks_carry_null_answers(env: Env) -> None:
