@@ -4,6 +4,13 @@ A resource method describes its call as an :class:`APICall` (method, path, query
 parser for ``data``); the clients only send it, retry it under :class:`RetryPolicy`, and hand
 the response to :meth:`BaseClient._parse_response`, which maps the ``{error, msg, data}``
 envelope to a model or to the right exception.
+
+Every HTTP attempt (a retry included) is reported to the :class:`AttemptMeter` active in the
+caller's context, if any: that is how the call budget charges each attempt, not each logical
+call (issue 20 F10), and may refuse a retry it cannot pay for. Without a meter nothing
+changes. The meter lives in a context variable, so it follows the call into a worker thread
+(``asyncio.to_thread``) and through ``await``, and one thread's meter never counts another's
+calls on a shared client.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -48,7 +57,7 @@ from ._http import (
 from ._retry import RetryPolicy
 from .models.account import RateLimit
 
-__all__ = ["APICall", "BaseClient", "path_param"]
+__all__ = ["APICall", "AttemptMeter", "BaseClient", "path_param"]
 
 log = logging.getLogger("hitl_agent")
 T = TypeVar("T")
@@ -72,6 +81,57 @@ class APICall(Generic[T]):
     parse: Callable[[Any], T]
     params: dict[str, Any] | None = None
     json: Any = None
+
+
+class AttemptMeter:
+    """Counts the HTTP attempts of the calls made while it is active; may refuse retries.
+
+    ::
+
+        with AttemptMeter(admit_retry=lambda: budget.try_spend(1)) as meter:
+            client.requests.get(request_id)
+        meter.attempts  # 1 + the retries sent
+
+    Args:
+        admit_retry: asked before each retry is sent (after the backoff is known, before
+            sleeping); False: the retry is not sent and the call ends with the error or
+            response it got. None: every retry the :class:`RetryPolicy` allows is sent.
+
+    Attributes:
+        attempts: HTTP requests sent (each retry counts).
+        refused: retries ``admit_retry`` refused.
+    """
+
+    def __init__(self, admit_retry: Callable[[], bool] | None = None) -> None:
+        self.attempts = 0
+        self.refused = 0
+        self._admit_retry = admit_retry
+        self._tokens: list[Token[AttemptMeter | None]] = []
+
+    def __repr__(self) -> str:
+        return f"AttemptMeter(attempts={self.attempts}, refused={self.refused})"
+
+    def __enter__(self) -> AttemptMeter:
+        self._tokens.append(_METER.set(self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _METER.reset(self._tokens.pop())
+
+    def admit_retry(self) -> bool:
+        """May one more attempt be sent? (Counts a refusal.)"""
+        if self._admit_retry is None or self._admit_retry():
+            return True
+        self.refused += 1
+        return False
+
+
+_METER: ContextVar[AttemptMeter | None] = ContextVar("hitl_agent_attempt_meter", default=None)
 
 
 def path_param(name: str, value: str) -> str:
@@ -168,6 +228,19 @@ class BaseClient:
     def _now() -> datetime:
         return datetime.now(UTC)
 
+    @staticmethod
+    def _count_attempt() -> None:
+        """An HTTP request is about to be sent: the active meter (if any) counts it."""
+        meter = _METER.get()
+        if meter is not None:
+            meter.attempts += 1
+
+    @staticmethod
+    def _admit_retry() -> bool:
+        """The policy wants to retry: may it (the active meter's budget)? True without one."""
+        meter = _METER.get()
+        return meter is None or meter.admit_retry()
+
     def _wrap_transport_error(self, err: Exception, request: AnyRequest) -> APIConnectionError:
         # httpx messages carry the URL but not headers; the key is masked anyway in case a
         # transport quotes a header back.
@@ -239,6 +312,11 @@ class BaseClient:
                 request=response.request,
             ) from None
 
+    def _retry_after(self, response: AnyResponse) -> datetime | None:
+        # A 429 that names no reset moment but says Retry-After: the budget waits that long,
+        # not its 60 s fallback (issue 20 F11).
+        return _retry_after_at(response, self._now())
+
     def _status_error(self, response: AnyResponse, msg: str, data: Any) -> APIStatusError:
         status = response.status_code
         if status == 429:
@@ -254,7 +332,7 @@ class BaseClient:
                 response=response,
                 data=data,
                 request=response.request,
-                reset_at=reset_at or headers.reset_at,
+                reset_at=reset_at or headers.reset_at or self._retry_after(response),
             )
             # The 429 body is the documented source; the headers fill what it leaves out.
             if error.usage_limit is None:
@@ -266,6 +344,22 @@ class BaseClient:
         if cls is None:
             cls = InternalServerError if status >= 500 else APIStatusError
         return cls(msg, response=response, data=data, request=response.request)
+
+
+def _retry_after_at(response: AnyResponse, now: datetime) -> datetime | None:
+    """``Retry-After`` (seconds or an HTTP date) as the moment it names, on the server's clock
+    (the response's ``Date``) when it sent one; None when absent or unreadable."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    base = _http_date(response.headers.get("date")) or now
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _http_date(value)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
+        return None  # NaN, infinite or negative: no figure to wait by
+    return base + timedelta(seconds=min(seconds, 86_400.0))
 
 
 def _http_date(value: str | None) -> datetime | None:

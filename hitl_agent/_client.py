@@ -89,11 +89,12 @@ class HITLClient(BaseClient):
         attempt = 0
         while True:
             request = self._build_request(call)
+            self._count_attempt()  # every attempt is charged, a retry included
             try:
                 response = self._http.send(request)
             except HTTP_ERRORS as err:
                 delay = self.retry.delay_after_error(call.method, err, attempt)
-                if delay is None:
+                if delay is None or not self._admit_retry():
                     raise self._wrap_transport_error(err, request) from err
             else:
                 delay = self.retry.delay_after_response(
@@ -101,7 +102,9 @@ class HITLClient(BaseClient):
                 )
                 if delay is None:
                     return self._parse_response(call, response)
-                self._observe(response)
+                self._observe(response)  # first: the budget may judge the retry by it
+                if not self._admit_retry():
+                    return self._parse_response(call, response)
                 response.close()
             attempt += 1
             _sleep(delay)
@@ -163,11 +166,12 @@ class AsyncHITLClient(BaseClient):
         attempt = 0
         while True:
             request = self._build_request(call)
+            self._count_attempt()  # every attempt is charged, a retry included
             try:
                 response = await self._http.send(request)
             except HTTP_ERRORS as err:
                 delay = self.retry.delay_after_error(call.method, err, attempt)
-                if delay is None:
+                if delay is None or not self._admit_retry():
                     raise self._wrap_transport_error(err, request) from err
             else:
                 delay = self.retry.delay_after_response(
@@ -175,7 +179,9 @@ class AsyncHITLClient(BaseClient):
                 )
                 if delay is None:
                     return self._parse_response(call, response)
-                self._observe(response)
+                self._observe(response)  # first: the budget may judge the retry by it
+                if not self._admit_retry():
+                    return self._parse_response(call, response)
                 await response.aclose()
             attempt += 1
             await _async_sleep(delay)

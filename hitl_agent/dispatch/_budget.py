@@ -5,8 +5,15 @@ calls. Its limit is the one you pass, or else the server's own: it follows the l
 ``X-RateLimit-Limit`` the client saw, minus 10 % headroom for creates and for people using the
 same key (90 of 100; 90 until a response said anything). It also stops when the server said
 fewer than ``reserve`` calls remain in its window, and after a 429 it waits until the window's
-``reset_at`` (``fallback_backoff`` seconds when the server gave none). Server timestamps are
-read on the server's clock (:class:`ServerClock`), never ours.
+``reset_at`` (a 429 with only ``Retry-After`` blocks for that long; ``fallback_backoff``
+seconds when the server gave neither). Server timestamps are read on the server's clock
+(:class:`ServerClock`), never ours.
+
+Every HTTP attempt is charged, not every logical call (issue 20 F10): the client retries a
+GET or a list up to twice on a 5xx or a dropped connection, and HITL.sh counts each. A caller
+charges the first attempt with :meth:`CallBudget.try_spend` and makes the call under
+:meth:`CallBudget.meter`, which charges each retry before it is sent and refuses one the
+budget cannot pay for (the call then ends with the error it got).
 
 Callback doorbells are coalesced here (invariant 6, issue 8 H3): a request's first doorbell
 may fetch at once; another doorbell for it within ``doorbell_gap`` seconds fetches nothing and
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .._base_client import AttemptMeter
 from .._server_clock import ServerClock
 
 __all__ = ["CallBudget"]
@@ -137,6 +145,18 @@ class CallBudget:
                 return False
             self._spent.extend([now] * n)
             return True
+
+    def meter(self, *, client: Any = None, keep: int = 0) -> AttemptMeter:
+        """A meter for one call whose first attempt :meth:`try_spend` charged: each retry the
+        client wants to send is charged first (leaving ``keep``), or not sent.
+
+        ::
+
+            if budget.try_spend(1, client=client):
+                with budget.meter(client=client) as meter:
+                    client.requests.get(request_id)
+        """
+        return AttemptMeter(lambda: self.try_spend(1, client=client, keep=keep))
 
     def seconds_until(self, n: int = 1, *, keep: int = 0) -> float:
         """How long until ``n`` calls fit (leaving ``keep``); 0 when they fit now."""

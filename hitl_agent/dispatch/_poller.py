@@ -156,7 +156,8 @@ class Poller:
         self.max_interval = max_interval
         self.webhooks = webhooks
         self.calls = 0
-        """API calls this poller made (list pages and GETs)."""
+        """HTTP requests this poller sent (list pages and GETs, each retry counted): each is
+        charged to the budget."""
         self.answered = 0
         """API calls of the latest sweep that got an answer (a 429 included)."""
         self.error: APIError | None = None
@@ -207,10 +208,11 @@ class Poller:
             resolver.stats["budget_refused"] += 1
             self._starved = True
             return "refused", None
-        self.calls += 1
         self._last_error = None
+        meter = budget.meter(client=resolver.client, keep=keep)
         try:
-            result = call()
+            with meter:  # each retry the client sends is charged too (issue 20 F10)
+                result = call()
         except RateLimitError as err:
             self.answered += 1  # the key works: the quota is spent
             budget.observe(resolver.client)
@@ -226,6 +228,11 @@ class Poller:
             log.warning("poll call failed error=%s", type(err).__name__)
             resolver.stats["poll_call_failed"] += 1
             return "failed", None
+        finally:
+            # A stand-in call that sends nothing through the client still counts as one.
+            self.calls += max(1, meter.attempts)
+            if meter.refused:
+                resolver.stats["retries_refused"] += meter.refused
         self.answered += 1
         budget.observe(resolver.client)
         return "ok", result

@@ -242,7 +242,8 @@ class Resolver:
             self.stats["budget_refused"] += 1
             return None
         try:
-            request = self.client.requests.get(request_id)
+            with self.budget.meter(client=self.client):  # each retry is charged too
+                request = self.client.requests.get(request_id)
         except RateLimitError as err:
             self.budget.observe(self.client)
             self.budget.block_until(err.reset_at)
