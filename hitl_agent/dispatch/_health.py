@@ -113,7 +113,7 @@ class Readiness:
         self._lock = threading.Lock()
         # One probe in flight per store: a store that hangs is not asked again (a thread
         # each) until its first probe returns.
-        self._inflight: dict[str, concurrent.futures.Future[object]] = {}
+        self._inflight: dict[str, tuple[concurrent.futures.Future[object], float]] = {}
 
     def __repr__(self) -> str:
         return f"Readiness(probes={sorted(self.probes)}, failing={sorted(self.failing)})"
@@ -124,26 +124,31 @@ class Readiness:
         self.probes[name] = probe
         self.secrets = tuple(dict.fromkeys(self.secrets + secrets))
 
-    def _start(self, name: str, probe: Probe) -> concurrent.futures.Future[object]:
+    def _start(self, name: str, probe: Probe) -> tuple[concurrent.futures.Future[object], float]:
+        """The store's probe in flight (started now unless one still runs) and until when
+        (``time.monotonic``) it may take."""
         with self._lock:
-            future = self._inflight.get(name)
-            if future is None or future.done():
-                future = concurrent.futures.Future()
-                self._inflight[name] = future
-                thread = threading.Thread(
-                    target=_run_into, args=(probe, future), name=f"hitl-probe-{name}", daemon=True
-                )
-                thread.start()
-            return future
+            future, deadline = self._inflight.get(name, (None, 0.0))
+            if future is not None and not future.done():
+                return future, deadline
+            future = concurrent.futures.Future()
+            deadline = time.monotonic() + self.probe_timeout
+            self._inflight[name] = (future, deadline)
+        thread = threading.Thread(
+            target=_run_into, args=(probe, future), name=f"hitl-probe-{name}", daemon=True
+        )
+        thread.start()
+        return future, deadline
 
     def check(self) -> dict[str, str]:
         """Probe every store (at most ``probe_timeout`` each, concurrently); log each store
         that stopped or started answering, once; the stores failing now, with why."""
-        futures = {name: self._start(name, probe) for name, probe in self.probes.items()}
-        deadline = time.monotonic() + self.probe_timeout
+        started = {name: self._start(name, probe) for name, probe in self.probes.items()}
         results: dict[str, str | None] = {}
-        for name, future in futures.items():
+        for name, (future, deadline) in started.items():
             try:
+                # A probe still hanging from an earlier check is not waited on past its own
+                # deadline: a hung store is reported at once, not after a timeout per check.
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
                 results[name] = None
             except concurrent.futures.TimeoutError:
