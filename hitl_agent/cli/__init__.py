@@ -13,6 +13,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, str] = {
     "bridge": "hitl_agent.cli._bridge:bridge",
     "check": "hitl_agent.cli._check:check",
+    "ledger": "hitl_agent.cli._ledger:ledger",
     "loops": "hitl_agent.cli._loops:loops",
     "requests": "hitl_agent.cli._requests:requests",
     "stats": "hitl_agent.cli._stats:stats",
