@@ -77,6 +77,7 @@ Mode = Literal["all", "terminal", "pending"]
 Outcome = Literal["ok", "refused", "failed"]
 _TERMINAL_STREAMS: tuple[RequestStatus, ...] = ("completed", "timeout", "cancelled")
 _MAX_WATCHED = 1000  # rows failed closed for an outage that are still asked about
+_WATCH_PER_SWEEP = 3  # of them, GETs a sweep may spend (within the listings' share)
 _NOT_ANSWERED = (
     "HITL.sh reported no decision past the server's deadline plus grace (still pending or "
     "claimed, an unknown status, or the request is gone)"
@@ -512,19 +513,23 @@ class Poller:
     def _watch_outage_closed(self) -> None:
         """Ask again about rows failed closed for an outage: an approval given before the
         deadline is reported (ERROR, :attr:`late_approvals`), never silently dropped."""
-        for rid, row in list(self._outage_closed.items()):
+        # A few a sweep, oldest asked first, each then moved to the back: the watch never
+        # crowds out the listings that find the answers of open rows.
+        for rid, row in list(self._outage_closed.items())[:_WATCH_PER_SWEEP]:
             outcome, request = self._call(
                 self._list_keep(), partial(self.resolver.client.requests.get, rid)
             )
             if outcome == "refused":
                 return
+            del self._outage_closed[rid]
+            self._outage_closed[rid] = row  # to the back of the queue
             if outcome != "ok" or not isinstance(request, Request):
                 if _definite(self._last_error):
                     del self._outage_closed[rid]  # the request is gone: nothing to report
                 continue
             if not request.is_terminal:
                 continue
-            del self._outage_closed[rid]
+            del self._outage_closed[rid]  # answered one way or the other: judged once
             decision = self.resolver._interpret(row, request)
             if decision is None or not decision.approved:
                 continue
