@@ -21,12 +21,14 @@ import asyncio
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .._callback_paths import NotFoundLog, normalize_path, token_in
 from .._json_limits import JSONTooDeep, loads_bounded
 from .._tokens import token_matches
+from ..models.requests import STATUS_ALIASES, TERMINAL_STATUSES
 from ._redact import install_access_log_redaction
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "REQUEST_ID_PATTERN",
     "WebhookReceiver",
+    "claims_final",
     "extract_request_id",
 ]
 
@@ -55,6 +58,37 @@ REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z"
 """What a request id may look like (HITL.sh's are 24 hex characters)."""
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _MAX_TOKEN = 256
+
+
+_FINAL_EVENTS = frozenset({"request.completed", "request.timeout", "request.cancelled"})
+_FINAL_MEMORY = 10_000
+"""How many request ids the receiver remembers as having had their answer callback fetched."""
+
+
+def claims_final(body: Any) -> bool:
+    """Does a callback body say its request is finished (answered, timed out, cancelled)?
+
+    Only a hint: the decision still comes from the GET (or a verified signature). Read from
+    ``status`` / ``event`` at the top, under ``data`` or under ``data.request``, in any
+    spelling :data:`~hitl_agent.models.STATUS_ALIASES` knows.
+    """
+    if not isinstance(body, dict):
+        return False
+    places: list[Any] = [body]
+    data = body.get("data")
+    if isinstance(data, dict):
+        places.append(data)
+        if isinstance(data.get("request"), dict):
+            places.append(data["request"])
+    for place in places:
+        status, event = place.get("status"), place.get("event")
+        if isinstance(status, str):
+            spelled = status.strip().lower()
+            if STATUS_ALIASES.get(spelled, spelled) in TERMINAL_STATUSES:
+                return True
+        if isinstance(event, str) and event.strip().lower() in _FINAL_EVENTS:
+            return True
+    return False
 
 
 def extract_request_id(body: Any) -> str | None:
@@ -116,6 +150,8 @@ class WebhookReceiver:
         self.body_timeout = body_timeout
         self.accepted = 0
         self.rejected = 0
+        # Request ids whose first "finished" callback was fetched past the doorbell gap.
+        self._final_fetched: OrderedDict[str, None] = OrderedDict()
         # Served under uvicorn's defaults, every access-log line would carry a token.
         install_access_log_redaction(self.path)
 
@@ -126,7 +162,7 @@ class WebhookReceiver:
         if scope["type"] != "http":
             return
         try:
-            request_id = await self._authenticate(scope, receive)
+            request_id, body = await self._authenticate(scope, receive)
         except _Reject as reject:
             self.rejected += 1
             body = {"error": True, "msg": reject.message}
@@ -136,16 +172,36 @@ class WebhookReceiver:
         await _respond(send, 202, {"error": False, "msg": "accepted"})
         # The response is complete; the resolve runs now, like a Starlette BackgroundTask.
         # A doorbell is coalesced per request (issue 8 H3): inside its gap it costs no API
-        # call (a decided row still resumes at once) and the next sweep looks first.
+        # call (a decided row still resumes at once) and the next sweep looks first. A
+        # callback that says the request is finished is not a doorbell like the others: the
+        # first one per request is fetched at once, even inside a gap opened by an earlier
+        # doorbell (issue 21 S7: the real answer's callback waited for the next sweep).
+        # Later "finished" claims for the same request are coalesced again, so forged ones
+        # cost at most one GET per request.
         try:
-            if self.resolver.budget.admit_doorbell(request_id):
+            if claims_final(body) and self._first_final(request_id):
+                await self.resolver.aresolve(request_id)
+                row = await self.ledger.aget_by_request_id(request_id)
+                if row is not None and row.state == "pending":
+                    # Not finished by the GET (a forged claim, or the API read lagging the
+                    # callback): the next sweep looks at it first.
+                    self.resolver.budget.ring_later(request_id)
+            elif self.resolver.budget.admit_doorbell(request_id):
                 await self.resolver.aresolve(request_id)
             else:
                 await self.resolver.adeliver(request_id)
         except Exception:
             log.exception("resolve after callback failed request_id=%s", request_id)
 
-    async def _authenticate(self, scope: Scope, receive: Receive) -> str:
+    def _first_final(self, request_id: str) -> bool:
+        if request_id in self._final_fetched:
+            return False
+        self._final_fetched[request_id] = None
+        while len(self._final_fetched) > _FINAL_MEMORY:
+            self._final_fetched.popitem(last=False)
+        return True
+
+    async def _authenticate(self, scope: Scope, receive: Receive) -> tuple[str, Any]:
         token = token_in(self.path, scope, _MAX_TOKEN)
         if token is None:
             self._not_found("not found")
@@ -175,7 +231,7 @@ class WebhookReceiver:
         if row is None or not token_matches(token, row.token_hash):
             self._not_found("unknown request or token")
             raise _Reject(404, "unknown request or token")
-        return request_id
+        return request_id, body
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
