@@ -134,8 +134,10 @@ class CreateTarget:
     clock: Callable[[], float] = time.time
     # Bounds a reconciliation scan only when no server time does (a server that sends
     # neither Date nor X-RateLimit-Reset): past it the gate cannot tell and creates nothing.
-    reconcile_limit: int = 10_000
-    # Charged one call per reconciliation listing or fetch; None: no budget applies.
+    # 10 list calls; with a server time the scan stops at the intent's time instead.
+    reconcile_limit: int = 1_000
+    # Charged one call per reconciliation listing or fetch (the keeper's quota budget);
+    # None: no budget applies.
     budget: CallBudget | None = None
 
     def callback_for(self, key: str) -> tuple[str | None, str | None]:

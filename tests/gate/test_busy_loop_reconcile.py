@@ -238,3 +238,66 @@ def test_the_async_twin_stops_at_the_budget(tmp_path: Path) -> None:
             return len(ours), faults.calls.count("POST")
 
     assert asyncio.run(main()) == (1, 1)
+
+
+# -- a server that sends no time (no Date, no X-RateLimit-Reset): only the limit bounds -----
+
+
+def _timeless_server(newer: int) -> tuple[httpx.MockTransport, list[str]]:
+    """A MockTransport loop holding ``newer`` other requests; creates fail unclearly."""
+    calls: list[str] = []
+    others = [
+        {"id": f"r{i}", "status": "pending", "context": {"hitl_agent": {"key": f"other-{i}"}}}
+        for i in range(newer)
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if request.method == "POST":
+            raise httpx.ReadError("connection reset", request=request)
+        offset = int(request.url.params.get("offset", "0"))
+        limit = int(request.url.params.get("limit", "50"))
+        page = others[offset : offset + limit]
+        more = offset + len(page) < len(others)
+        data = {
+            "requests": page,
+            "count": len(page),
+            "has_more": more,
+            "pagination": {"limit": limit, "offset": offset, "next_offset": offset + len(page)},
+        }
+        return httpx.Response(200, json={"error": False, "msg": "ok", "data": data})
+
+    return httpx.MockTransport(handle), calls
+
+
+@pytest.mark.parametrize(("newer", "outcome"), [(300, "cannot tell"), (50, "absent")])
+def test_without_a_server_time_the_limit_bounds_the_scan(
+    tmp_path: Path, newer: int, outcome: str
+) -> None:
+    transport, calls = _timeless_server(newer)
+    ledger = SqliteLedger(tmp_path / "ledger.db", synchronous="OFF")
+    ledger.setup()
+    target = CreateTarget(
+        ledger=ledger,
+        loop_id="loop-1",
+        callback_url=None,
+        callback_secret=None,
+        clock=FakeClock(),
+        reconcile_limit=150,
+    )
+    with httpx.Client(transport=transport) as http:
+        client = HITLClient(
+            "k", base_url="http://mock/v1", http_client=http, retry=RetryPolicy(max_retries=0)
+        )
+        with pytest.raises(APIConnectionError):
+            ensure_request(target, client, KEY, SPEC)
+        assert client.server_date is None  # nothing to stop the scan at
+        if outcome == "cannot tell":  # 150 read, more to come: it creates nothing
+            with pytest.raises(AmbiguousCreateError, match="no time"):
+                ensure_request(target, client, KEY, SPEC)
+            assert calls.count("POST") == 1 and calls.count("GET") == 2
+        else:  # the whole loop was read without it: creating again is safe
+            with pytest.raises(APIConnectionError):
+                ensure_request(target, client, KEY, SPEC)
+            assert calls.count("POST") == 2
+    ledger.close()
