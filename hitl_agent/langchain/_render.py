@@ -230,9 +230,18 @@ class _Entry:
 def _entries(args: Mapping[str, Any]) -> list[_Entry]:
     entries = []
     for name in sorted(args, key=str):
-        shown_name = _untrusted(json.dumps(str(name), ensure_ascii=False))
-        entries.append(_Entry(shown_name, _untrusted(_compact(args[name])), args[name]))
+        entries.append(_Entry(_short_name(str(name)), _untrusted(_compact(args[name])), args[name]))
     return entries
+
+
+def _short_name(name: str) -> str:
+    """An argument name, JSON-quoted and made safe; kept to about ``_NAME_CHARS`` with its
+    start and end, its length and SHA-256 (agent text never holds ⟪, see :func:`neutralise`)."""
+    shown = _untrusted(json.dumps(name, ensure_ascii=False))
+    if len(shown) <= _NAME_CHARS:
+        return shown
+    note = f"⟪name cut: {len(name):,} characters, sha256 {_digest(name)}⟫"
+    return f"{shown[:24]}{note}{shown[-12:]}"
 
 
 def _fill(lengths: list[int], room: int) -> list[int | None]:
@@ -263,12 +272,8 @@ def _args_block(args: Mapping[str, Any], budget: int) -> tuple[str, list[str]]:
     if len(pretty) <= budget:
         return pretty, []
     entries = _entries(args)
-    long_names = [e for e in entries if len(e.name) > _NAME_CHARS]
-    cut: list[str] = [e.name for e in long_names]
-    entries = [
-        _Entry(_middle_cut(e.name, _NAME_CHARS), e.value, e.raw) if e in long_names else e
-        for e in entries
-    ]
+    # Named in the note by their start (a cut name's ⟪…⟫ stays in the block).
+    cut: list[str] = [e.name.split("⟪")[0] + "…" for e in entries if "⟪name cut" in e.name]
     # Room for the values: the budget less the braces and each line's name and punctuation.
     overhead = 4 + sum(len(e.name) + 5 for e in entries)
     shown = entries
@@ -284,7 +289,7 @@ def _args_block(args: Mapping[str, Any], budget: int) -> tuple[str, list[str]]:
         line, was_cut = entry.line(room)
         lines.append(line)
         if was_cut:
-            cut.append(entry.name)
+            cut.append(entry.name.split("⟪")[0] + ("…" if "⟪" in entry.name else ""))
     body = ",\n".join(lines)
     if len(shown) < len(entries):
         body += f",\n  ⟪{len(entries) - len(shown):,} more arguments not shown⟫"
