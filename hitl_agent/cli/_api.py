@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,9 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+
+from .._plain import markdown_to_plain
+from .._text import reveal_invisible
 
 if TYPE_CHECKING:
     from .._client import HITLClient
@@ -32,6 +36,7 @@ __all__ = [
     "api_options",
     "api_root_hint",
     "api_session",
+    "csv_cell",
     "echo_records",
     "fetch_requests",
     "parse_time",
@@ -280,16 +285,38 @@ _JSON_COLUMNS = frozenset({"response_data", "default_response"})
 
 
 def request_row(request: Request) -> dict[str, str]:
-    """One request as CSV/table cells."""
+    """One request as CSV/table cells: ``request_text`` as the plain text the console shows
+    (the gate's markdown escapes resolved; see :func:`hitl_agent._plain.markdown_to_plain`)."""
     data = request.model_dump(mode="json")
     row: dict[str, str] = {}
     for name in REQUEST_COLUMNS:
         value = data.get(name)
         if name in _JSON_COLUMNS:
             row[name] = "" if value is None else json.dumps(value, ensure_ascii=False)
+        elif name == "request_text" and isinstance(value, str):
+            row[name] = markdown_to_plain(value)
         else:
             row[name] = "" if value is None else str(value)
     return row
+
+
+# OWASP "CSV Injection": a cell starting with = + - @ tab or CR is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell that a spreadsheet shows as text and that hides nothing.
+
+    Invisible and direction-changing characters become ``⟦U+XXXX⟧`` markers (a U+202E would
+    reorder the cell), and a cell a spreadsheet would run as a formula gets a leading ``'``
+    (OWASP's advice), except a plain number (``-3``, ``1.5e-3``), which no spreadsheet runs.
+    """
+    text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+    text = reveal_invisible(text)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def echo_records(
@@ -300,8 +327,11 @@ def echo_records(
     title: str | None = None,
     json_records: Sequence[Any] | None = None,
     out: IO[str] | None = None,
+    cut: bool = True,
 ) -> None:
-    """Print ``records`` as a rich table, JSON (``json_records`` when given) or CSV."""
+    """Print ``records`` as a rich table, JSON (``json_records`` when given) or CSV.
+
+    Table cells are cut at 60 characters unless ``cut`` is false (one record's fields)."""
     if fmt == "json":
         text = json.dumps(list(json_records if json_records is not None else records), indent=2)
         _write(text + "\n", out)
@@ -309,7 +339,9 @@ def echo_records(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(
+            {name: csv_cell(record.get(name)) for name in columns} for record in records
+        )
         _write(buffer.getvalue(), out)
     else:
         from rich.table import Table
@@ -318,15 +350,20 @@ def echo_records(
         for name in columns:
             table.add_column(name, no_wrap=name.endswith("id"), overflow="fold")
         for record in records:
-            table.add_row(*(_cell(record.get(name)) for name in columns))
+            table.add_row(*(_cell(record.get(name), cut) for name in columns))
         stdout_console().print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, cut: bool = True) -> Any:
+    from rich.text import Text
+
     if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+        return Text("")
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text if not cut or len(text) <= 60 else text[:59] + "…"
+    # A Text, not a str: rich reads "[link=…]" or "[bold]" in a str as its own markup, and a
+    # terminal obeys escape sequences; agent text must be neither.
+    return Text(reveal_invisible(text))
 
 
 def _write(text: str, out: IO[str] | None) -> None:

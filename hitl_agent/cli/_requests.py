@@ -7,6 +7,11 @@ first (``--yes`` skips the question)::
     hitl-agent requests list --status pending --priority high
     hitl-agent requests export --format csv --output requests.csv --created-after 2026-01-01
     hitl-agent requests cancel --status pending --loop 65f1... --yes
+
+What they print is for people and files, not for the dispatcher: a request's callback token
+(the last segment of its ``callback_url``) is redacted in every format, CSV cells are
+formula-safe with invisible characters marked, and ``request_text`` shows in the table and CSV
+as the plain text the console shows (the gate's markdown escapes resolved).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 
 import click
 
+from .._capability import redact_record
+from .._plain import markdown_to_plain
 from ._api import (
     FORMATS,
     REQUEST_COLUMNS,
@@ -97,8 +104,13 @@ def list_requests(
         fmt,
         columns=_TABLE if fmt == "table" else _CSV,
         title=f"{len(found)} request(s)",
-        json_records=[r.model_dump(mode="json") for r in found],
+        json_records=[_record(r) for r in found],
     )
+
+
+def _record(request: Any) -> dict[str, Any]:
+    """A request's JSON object without its callback capability token."""
+    return redact_record(request.model_dump(mode="json"))
 
 
 @requests.command("export")
@@ -126,7 +138,7 @@ def export_requests(
     with api_session(ctx, api_key, base_url) as client:
         found = fetch_requests(client, sort="created_at_asc", **filters)
     rows = [request_row(r) for r in found]
-    records = [r.model_dump(mode="json") for r in found]
+    records = [_record(r) for r in found]
     if output is None:
         echo_records(rows, fmt, columns=_CSV, json_records=records)
         return
@@ -150,10 +162,13 @@ def get_request(
 
 
 def _show(request: Any, fmt: str) -> None:
-    data = request.model_dump(mode="json")
+    data = _record(request)
     if fmt == "table":
-        rows = [{"field": k, "value": v} for k, v in data.items() if v is not None]
-        echo_records(rows, "table", columns=("field", "value"), title=f"request {request.id}")
+        shown = {**data, "request_text": markdown_to_plain(str(data.get("request_text") or ""))}
+        rows = [{"field": k, "value": v} for k, v in shown.items() if v is not None]
+        echo_records(
+            rows, "table", columns=("field", "value"), title=f"request {request.id}", cut=False
+        )
     else:
         echo_records([request_row(request)], fmt, columns=_CSV, json_records=[data])
 

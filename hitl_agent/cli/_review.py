@@ -1,7 +1,8 @@
 """``hitl-agent review``: answer the local server's queue from a terminal (headless machines).
 
-Lists the queue, lets the reviewer pick a request, claims it, shows its text (plain, with
-invisible and bidi characters made visible) and its context, prompts for an answer in the
+Lists the queue, lets the reviewer pick a request, claims it, shows its text (the markdown
+read as the console shows it, as plain text: the gate's escapes resolved, invisible and bidi
+characters made visible) and its context, prompts for an answer in the
 request's response type — validated locally against its ``response_config`` — and sends it.
 The server's error, if any, is printed and the reviewer may try again::
 
@@ -31,6 +32,7 @@ import httpx2
 
 from hitl_agent._exceptions import ConfigError
 from hitl_agent._http import HTTP_ERRORS, AnyClient
+from hitl_agent._plain import markdown_to_plain
 from hitl_agent.models.response_types import (
     BooleanConfig,
     EditableTextConfig,
@@ -43,7 +45,7 @@ from hitl_agent.models.response_types import (
     check_value,
     parse_response_config,
 )
-from hitl_agent.server.console import reveal_invisible
+from hitl_agent.server.console import reveal_invisible, timeout_note
 
 from ._api import api_root_hint
 
@@ -163,8 +165,8 @@ def _left(timeout_at: Any) -> str:
 
 
 def _summary(index: int, item: dict[str, Any]) -> str:
-    lines = str(item.get("request_text", "")).strip().splitlines()
-    first = _plain(lines[0] if lines else "")
+    lines = markdown_to_plain(str(item.get("request_text", ""))).strip().splitlines()
+    first = lines[0] if lines else ""
     if len(first) > 60:
         first = first[:59] + "…"
     priority = str(item.get("priority", "?"))
@@ -181,7 +183,7 @@ def _show(item: dict[str, Any]) -> None:
     click.echo(f"Request {_plain(item.get('id'))} · priority {_plain(item.get('priority'))}")
     click.echo(f"{_left(item.get('timeout_at'))}")
     click.echo("---- request text (written by the agent) ----")
-    click.echo(_plain(item.get("request_text", "")))
+    click.echo(markdown_to_plain(str(item.get("request_text", ""))))
     click.echo("---- end of request text ----")
     if item.get("image_url"):
         # Shown as text: a terminal cannot show it, and fetching it is the reviewer's choice.
@@ -192,25 +194,10 @@ def _show(item: dict[str, Any]) -> None:
     if context is not None:
         click.echo("Context:")
         click.echo(_plain(json.dumps(context, indent=2, ensure_ascii=False)))
-    if item.get("default_response") is not None:
-        click.echo(f"If nobody answers in time: {_plain(_default_label(item))}")
-
-
-def _default_label(item: dict[str, Any]) -> str:
-    """The default as a reviewer reads it: option labels, boolean labels, else JSON."""
-    value = item.get("default_response")
-    try:
-        config = parse_response_config(item.get("response_type", ""), item.get("response_config"))
-    except (ConfigError, ValueError):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(config, BooleanConfig) and isinstance(value, bool):
-        label = config.true_label if value else config.false_label
-        return label or str(value)
-    if isinstance(config, SingleSelectConfig | MultiSelectConfig):
-        labels = {option.value: option.label for option in config.options}
-        values = value if isinstance(value, list) else [value]
-        return ", ".join(labels.get(str(v), str(v)) for v in values)
-    return json.dumps(value, ensure_ascii=False)
+    # What a timeout does, as the server words it (the console shows the same line): a gate's
+    # request tells the agent nobody answered, whatever its stored default.
+    note = item.get("timeout_note")
+    click.echo(_plain(note if isinstance(note, str) and note else timeout_note(item)))
 
 
 # ---- prompts, one per response type -------------------------------------------------------

@@ -272,7 +272,12 @@ def test_watch_waits_for_a_new_request_instead_of_quitting(
     assert naps == [2.0]
     assert "waiting for new requests" in result.output
     assert "Nothing to review.\n" not in result.output
-    assert "If nobody answers in time: Reject refund" in result.output
+    # A gate's request (its context carries the hitl_agent key): the line says what a timeout
+    # does, as the console does (issue 21, S6).
+    assert (
+        "If nobody answers in time: it times out and the agent is told nobody answered."
+        in result.output
+    )
     assert '"order": 7' in result.output
     assert "lg|t|gate:1" not in result.output  # the correlation key is not for reviewers
     assert "Answer sent" in result.output
