@@ -251,3 +251,133 @@ def test_one_renewer_thread_keeps_every_running_claim(tmp_path: Any) -> None:
         for keeper in keepers:
             keeper.stop()
         ledger.close()
+
+
+# -- issue 19, F6/F7: one clock judges the lease; a failed renewal is retried promptly -------
+
+
+class Skewed:
+    """A replica's clock: the true time plus an offset the test may change (an NTP step)."""
+
+    def __init__(self, base: Callable[[], float], offset: float = 0.0) -> None:
+        self.base, self.offset = base, offset
+
+    def __call__(self) -> float:
+        return self.base() + self.offset
+
+
+def skewed_replica(action: LongAction, clock: Callable[[], float], **kw: Any) -> Dispatcher:
+    """A replica whose own clock is ``clock`` (its resolver and poller read it); the
+    ledger keeps judging leases on the harness's clock."""
+    replica = action.replica(**kw)
+    replica.resolver.clock = clock
+    return replica
+
+
+def test_a_replica_301_s_ahead_never_takes_over_a_live_claim(env: Env, action: LongAction) -> None:
+    """F6: B's clock reads past A's lease at every sweep; the ledger's does not."""
+    request_id = action.park_and_approve()
+    replica_a = action.replica()
+    replica_b = skewed_replica(action, Skewed(env.clock, LEASE + 1))
+    thread, out = in_thread(replica_a.poll_once)
+    assert action.started.wait(10)
+    for _ in range(8):  # 8 x 75 s: two leases
+        assert replica_b.poll_once() == []
+        assert replica_b.resolve(request_id) == []
+        assert replica_b.recover_once() == []
+        assert action.executions == 1
+        env.clock.advance(STEP)
+        wait_renewed(env, request_id, env.clock() + LEASE - LEASE / 3)
+    action.release.set()
+    thread.join(10)
+    print(
+        f"F6 (+301 s): executions={action.executions} "
+        f"claims_refused_to_B={replica_b.resolver.stats['claim_lost']}"
+    )
+    assert [d.request_id for d in out[0]] == [request_id]
+    assert action.executions == 1
+    row = env.ledger.get_by_request_id(request_id)
+    assert row is not None and row.state == "resumed" and row.claimed_by == replica_a.resolver.owner
+
+
+def test_a_resumer_whose_clock_stepped_back_250_s_keeps_its_claim(
+    env: Env, action: LongAction
+) -> None:
+    """F6: A's clock steps back 250 s mid-resume; B (a correct clock) sweeps every 75 s
+    for four leases and never gets the claim: A renews at once and then on time."""
+    request_id = action.park_and_approve()
+    mine = Skewed(env.clock)
+    replica_a = skewed_replica(action, mine)
+    replica_b = action.replica()
+    thread, out = in_thread(replica_a.poll_once)
+    assert action.started.wait(10)
+    mine.offset = -250.0
+    for _ in range(16):  # 16 x 75 s: four leases
+        env.clock.advance(STEP)
+        assert replica_b.poll_once() == []
+        assert replica_b.resolve(request_id) == []
+        assert action.executions == 1
+        wait_renewed(env, request_id, env.clock() + LEASE - LEASE / 3 - STEP)
+    action.release.set()
+    thread.join(10)
+    print(
+        f"F6 (-250 s): executions={action.executions} "
+        f"renewals={replica_a.resolver.stats['lease_renewed']}"
+    )
+    assert [d.request_id for d in out[0]] == [request_id]
+    assert action.executions == 1
+    assert replica_a.resolver.stats["lease_lost"] == 0
+
+
+def test_renewals_resume_within_seconds_after_a_195_s_ledger_outage(
+    env: Env, action: LongAction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7: renewals fail from +105 s to +300 s (the ledger is down). A's keeper retries
+    within seconds of the ledger's return, well before the lease renewed at +100 s ends at
+    +400 s, and B, sweeping at +400 s before A's keeper wakes, gets nothing."""
+    from hitl_agent.ledger import LedgerError
+
+    request_id = action.park_and_approve()
+    replica_a, replica_b = action.replica(heartbeat=0.05), action.replica()
+    thread, out = in_thread(replica_a.poll_once)
+    assert action.started.wait(10)
+    t0 = env.clock()
+    renew = env.ledger.renew
+    failed: list[float] = []
+
+    def flaky_renew(*args: Any, **kwargs: Any) -> bool:
+        if t0 + 105 <= env.clock() <= t0 + 300:
+            failed.append(env.clock() - t0)
+            raise LedgerError("SQLite ledger 'test': OperationalError: disk I/O error")
+        return bool(renew(*args, **kwargs))
+
+    monkeypatch.setattr(env.ledger, "renew", flaky_renew)
+    env.clock.advance(100)
+    wait_renewed(env, request_id, t0 + 100 + LEASE)
+    for when in (200.0, 300.0):  # a third of a lease after the last renewal, then retries
+        env.clock.advance(when - (env.clock() - t0))
+        wait_until(lambda: when in failed)  # noqa: B023 (called before the loop moves on)
+    env.clock.advance(1)
+    env.clock.advance(1)  # +302: the second retry of the backoff (1 s, then 2 s)
+    wait_renewed(env, request_id, t0 + 302 + LEASE)
+    row = env.ledger.get_by_request_id(request_id)
+    assert row is not None
+    renewed_by = row.updated_at - t0  # the renewal stamps A's now
+    env.clock.advance(400 - (env.clock() - t0))
+    assert replica_b.poll_once() == [] and replica_b.resolve(request_id) == []
+    action.release.set()
+    thread.join(10)
+    print(
+        f"F7: failed renewals at +{failed} s, renewed again at +{renewed_by} s, "
+        f"executions={action.executions}"
+    )
+    assert renewed_by == 302
+    assert action.executions == 1
+    assert [d.request_id for d in out[0]] == [request_id]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
