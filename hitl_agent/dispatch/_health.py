@@ -229,6 +229,8 @@ class HealthRoutes:
 
     def __getattr__(self, name: str) -> Any:
         # The receiver's attributes (path, accepted, ...) stay reachable through the wrapper.
+        if name == "app":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -166,3 +166,26 @@ def test_recovery_interval_must_be_positive(env: Env) -> None:
             loop_id=env.hitl.loop_id,
             recovery_interval=0,
         )
+
+
+def test_running_serves_the_health_routes_on_its_port(env: Env) -> None:
+    """``running()`` (and ``serve()``, ``hitl-agent worker``) put the routes on the port,
+    and start the recovery loop without polling."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dispatcher = env.keeper.dispatcher(GraphResumer(refund_graph(env, InMemorySaver(), [])))
+    with dispatcher.running(port=port, poll=False):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz", timeout=5).json() == {"alive": True}
+        deadline = time.monotonic() + 10
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        while ready.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the recovery loop's first step runs at start-up
+            ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert dispatcher._recovery_task is not None and dispatcher._poll_task is None
