@@ -250,3 +250,46 @@ def test_policy_refuses_negative_figures(field: str) -> None:
     with pytest.raises(ConfigError) as caught:
         RetryPolicy(**{field: -1})
     assert caught.value.field == field
+
+
+_FAILURES: dict[str, Callable[[], Any]] = {
+    "502": lambda: respond(502, doc.SERVER_ERROR),
+    "reset": lambda: httpx.ReadError("connection reset by peer"),
+    "429": lambda: respond(429, doc.RATE_LIMITED, headers={"Retry-After": "1"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(_FAILURES))
+async def test_a_meter_sees_every_attempt_and_may_refuse_a_retry(
+    kind: str, make: Callable[..., Harness], sleeps: list[float]
+) -> None:
+    """Issue 20 F10: each attempt (retries included) reaches the active AttemptMeter, in both
+    clients and on both HTTP stacks; a retry it refuses is not sent (nor waited for)."""
+    from hitl_agent._base_client import AttemptMeter
+
+    api = make(_FAILURES[kind](), respond(200, doc.REQUEST_GET_COMPLETED))
+    with AttemptMeter() as meter:
+        assert (await api.call("requests.get", doc.REQUEST_ID)).status == "completed"
+    assert meter.attempts == len(api.recorder.seen) == 2 and meter.refused == 0
+
+    failure = _FAILURES[kind]()
+    refusing = make(failure, respond(200, doc.REQUEST_GET_COMPLETED))
+    sleeps.clear()
+    expected = APIConnectionError if isinstance(failure, Exception) else APIStatusError
+    with AttemptMeter(admit_retry=lambda: False) as meter, pytest.raises(expected):
+        await refusing.call("requests.get", doc.REQUEST_ID)
+    assert meter.attempts == len(refusing.recorder.seen) == 1 and meter.refused == 1
+    assert sleeps == []
+
+
+async def test_a_429_with_only_retry_after_names_its_reset(
+    make: Callable[..., Harness], sleeps: list[float]
+) -> None:
+    """Issue 20 F11: the budget blocks for Retry-After, not its 60 s fallback."""
+    date = "Wed, 15 Jan 2025 10:00:00 GMT"
+    api = make(respond(429, {"error": True, "msg": "slow down"},
+                       headers={"Retry-After": "600", "Date": date}))  # fmt: skip
+    with pytest.raises(RateLimitError) as caught:
+        await api.call("requests.get", doc.REQUEST_ID)
+    assert caught.value.reset_at == datetime(2025, 1, 15, 10, 10, tzinfo=UTC)
+    assert len(api.recorder.seen) == 1  # 600 s is beyond the wait cap: raised at once
