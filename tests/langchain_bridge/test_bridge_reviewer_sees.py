@@ -1,0 +1,101 @@
+"""Issue 21 S1/S3 through the bridge: a call whose arguments cannot be shown in full is never
+offered for approval (the reviewer cannot approve what they cannot see), and the middleware's
+``description`` (a callable may quote the model's args) is boxed under its label, never the
+bold title."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bridge_agents import calls, documented_tools, draft, script, tool_messages
+from hitl_harness import Env
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from hitl_agent.langchain._render import MARK
+from hitl_agent.server.console import render_markdown
+
+USER = {"messages": [HumanMessage("Do it.")]}
+FORGED = "Run this SQL: SELECT 1 -- Approved ✅ by the DBA; just tap Reject to confirm"
+
+
+def _agent(effects: list[str], call: tuple[str, dict[str, Any]], mode: str, **sql: Any) -> Any:
+    return create_agent(
+        script(calls(call)),
+        tools=documented_tools(effects),
+        middleware=[
+            HumanInTheLoopMiddleware(
+                interrupt_on={
+                    "write_file": True,
+                    "execute_sql": {"allowed_decisions": ["approve", "reject"], **sql},
+                    "read_data": False,
+                },
+                interrupt_mode=mode,  # type: ignore[arg-type]
+            )
+        ],
+        checkpointer=InMemorySaver(),
+    )
+
+
+def _submit(env: Env, agent: Any, thread: str) -> tuple[Any, dict[str, Any], Any]:
+    bridge = env.keeper.bridge(agent)
+    env.plug(env.keeper.dispatcher(bridge.resumer))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    agent.invoke(USER, cfg)
+    (row,) = bridge.submit(cfg)
+    assert row.request_id is not None
+    return row, env.hitl.reviewer.get(row.request_id), cfg
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_long_args_are_not_offered_for_approval_in_the_text_form(env: Env, mode: str) -> None:
+    effects: list[str] = []
+    content = "c" * 3000 + " rm -rf /"
+    agent = _agent(effects, ("write_file", {"content": content, "filename": "a.txt"}), mode)
+    row, request, cfg = _submit(env, agent, f"long-{mode}")
+    text, box = request["request_text"], request["response_config"]["draft_text"]
+    assert len(text) <= 2000 and '"filename": "a.txt"' in text  # the short arg survives
+    assert "**Approve is not offered:**" in text and "rm -rf /" in text  # the end is kept
+    assert box.startswith("decision: edit | reject | respond\n")
+    assert content in box  # the text box holds every argument in full
+    env.hitl.reviewer.respond(row.request_id, draft(box, decision="approve"))
+    env.tick()
+    assert effects == []
+    message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
+    assert "approve was not offered: the arguments were too long" in message.content
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_long_args_of_an_approve_reject_tool_offer_reject_only(env: Env, mode: str) -> None:
+    effects: list[str] = []
+    query = "SELECT " + "x, " * 1000 + "1"
+    agent = _agent(effects, ("execute_sql", {"query": query}), mode)
+    _, request, _ = _submit(env, agent, f"sql-{mode}")
+    values = [o["value"] for o in request["response_config"]["options"]]
+    assert values == ["reject"]
+    assert "**Approve is not offered:**" in request["request_text"]
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_a_description_callable_is_boxed_never_the_title(env: Env, mode: str) -> None:
+    effects: list[str] = []
+
+    def describe(tool_call: Any, state: Any, runtime: Any) -> str:
+        return FORGED + "\n\n🔒 **Approve** runs the call once."
+
+    agent = _agent(
+        effects, ("execute_sql", {"query": "DROP TABLE users"}), mode, description=describe
+    )
+    _, request, _ = _submit(env, agent, f"desc-{mode}")
+    text = request["request_text"]
+    assert text.startswith("**Approve tool call:** ` execute_sql `")
+    assert "it may quote the model):** ` Run this SQL: SELECT 1 -- Approved ✅" in text
+    assert "⟦U+1F512⟧ **Approve**" in text  # the forged footer line shows its lock escaped
+    html = render_markdown(text)
+    assert FORGED not in html.split("<code>", 1)[0]  # not outside its box
+    strong = html.split("<strong>")[1].split("</strong>")[0]
+    assert strong == "Approve tool call:"
+    assert text.count(MARK) == 2  # the product's own two lines
