@@ -386,6 +386,12 @@ class _Scan:
             retry_after=wait,
         )
 
+    def metered(self) -> contextlib.AbstractContextManager[object]:
+        """Around each call :meth:`spend` paid for: the client's retries of it are charged
+        too (or not sent when the budget has none left)."""
+        budget = self.target.budget
+        return contextlib.nullcontext() if budget is None else budget.meter(client=self.client)
+
     def admit(self, request: Request) -> bool:
         """Count a listed request; False once it is too old to be ours (stop the scan)."""
         self.seen += 1
@@ -446,9 +452,10 @@ def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float)
     while offset is not None:
         scan.spend()
         try:
-            page = client.requests.list(
-                loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
-            )
+            with scan.metered():
+                page = client.requests.list(
+                    loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+                )
         except APIError as err:
             raise scan.failed(err) from err
         for request in page.requests:
@@ -457,7 +464,8 @@ def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float)
             if request.context is None:  # the list omitted context: read the request itself
                 scan.spend()
                 try:
-                    request = client.requests.get(request.id)
+                    with scan.metered():
+                        request = client.requests.get(request.id)
                 except APIError as err:
                     raise scan.failed(err) from err
             if scan.found(request):
@@ -781,9 +789,10 @@ async def _areconcile(
     while offset is not None:
         scan.spend()
         try:
-            page = await client.requests.list(
-                loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
-            )
+            with scan.metered():
+                page = await client.requests.list(
+                    loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+                )
         except APIError as err:
             raise scan.failed(err) from err
         for request in page.requests:
@@ -792,7 +801,8 @@ async def _areconcile(
             if request.context is None:  # the list omitted context: read the request itself
                 scan.spend()
                 try:
-                    request = await client.requests.get(request.id)
+                    with scan.metered():
+                        request = await client.requests.get(request.id)
                 except APIError as err:
                     raise scan.failed(err) from err
             if scan.found(request):

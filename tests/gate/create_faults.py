@@ -7,7 +7,8 @@ as a client's ``http_client``:
   lost (a connection reset): the client cannot tell it was created;
 * ``drop``: the next create fails with a read error before it reaches the server (to the
   client, the same unclear failure; nothing was stored);
-* ``down``: every GET answers 503 without reaching the server.
+* ``down``: every GET answers 503 without reaching the server;
+* ``fail_gets``: that many next GETs answer 503 without reaching the server.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Faults:
         self.lose = False
         self.drop = False
         self.down = False
+        self.fail_gets = 0
         self.calls: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -37,6 +39,9 @@ class Faults:
         if self.drop and request.method == "POST":
             self.drop = False
             raise stack.ReadError("connection reset before the server read it", request=request)
+        if request.method == "GET" and self.fail_gets > 0:
+            self.fail_gets -= 1
+            return stack.Response(503, json={"error": True, "msg": "busy"}, request=request)
         if self.down and request.method == "GET":
             return stack.Response(503, json={"error": True, "msg": "down"}, request=request)
         return None

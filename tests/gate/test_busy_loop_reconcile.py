@@ -156,6 +156,24 @@ def test_a_budget_large_enough_is_charged_one_call_a_page(sync_env: _Sync) -> No
     assert budget.spent() == 11  # 1,001 requests, 100 a page
 
 
+def test_the_listings_retries_are_charged_too(sync_env: _Sync) -> None:
+    env = sync_env
+    budget = CallBudget(limit=50, clock=env.clock)
+    target = env.target(budget)
+    first = _lose_first_create(env, target)
+    _busy(env.hitl.server, env.hitl.api_key, env.hitl.loop_id, env.clock, 1000)
+    retrying = HITLClient(
+        env.hitl.api_key,
+        base_url=env.hitl.base_url,
+        http_client=cast(httpx.Client, env.faults),
+        retry=RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.001),
+    )
+    env.faults.fail_gets = 2  # the first page is sent three times
+    row = ensure_request(target, retrying, KEY, SPEC)
+    assert row.request_id == first and env.faults.calls.count("GET") == 13
+    assert budget.spent() == 13  # every attempt sent, not 11 calls
+
+
 def test_a_listing_that_fails_creates_nothing(sync_env: _Sync) -> None:
     env = sync_env
     target = env.target()
