@@ -15,7 +15,14 @@ The form follows the tool's ``allowed_decisions``:
 
   The reviewer keeps one word after ``decision:``. A draft submitted with more than one (or
   none) is not an answer: it is read as a reject saying why. Changed args under ``approve``
-  are refused the same way (only ``edit`` runs changed args).
+  are refused the same way (only ``edit`` runs changed args), and so is an edit naming
+  another tool (an edit changes the args, never the tool).
+
+When the request text cannot show the whole call (an argument was cut to fit HITL.sh's 2000
+characters), Approve is not offered: the select offers Reject only, the draft's decisions
+leave ``approve`` out, and an ``approve`` answer is refused with the reason. The
+middleware's ``description`` is untrusted (a callable may quote the model): it is boxed under
+its label, never the title.
 
 :func:`read_answer` turns a :class:`~hitl_agent.decision.Decision` into one LangChain decision
 and validates it (type against ``allowed_decisions``, ``message`` for respond, an edit's tool
