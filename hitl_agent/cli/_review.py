@@ -233,7 +233,8 @@ def _ask(config: ResponseConfig) -> Any:
         return click.prompt(f"Answer ({hint})", default="", show_default=False)
     if isinstance(config, SingleSelectConfig | MultiSelectConfig):
         for number, option in enumerate(config.options, 1):
-            click.echo(f"  {number}) {_plain(option.label)}  [{_plain(option.value)}]")
+            about = f" — {_plain(option.description)}" if option.description else ""
+            click.echo(f"  {number}) {_plain(option.label)}  [{_plain(option.value)}]{about}")
         if isinstance(config, SingleSelectConfig):
             return _pick_option(config, click.prompt("Choose one (number or value)"))
         raw = click.prompt(

@@ -125,3 +125,28 @@ def test_markdown_to_plain() -> None:
         '{"note": "a \\\\ b"}\n\n- one\n- two\n\n'
         "docs ⟨javascript:x⟩ [image: px — https://t.test/p.png] <b>raw</b> ⟦U+202E⟧"
     )
+
+
+def test_review_shows_option_descriptions_with_invisibles_marked(cli: Cli) -> None:
+    cli.create(
+        request_text="Run it?",
+        response_type="single_select",
+        response_config={
+            "options": [
+                {"value": "approve", "label": "Approve", "description": "Runs once\u202e."},
+                {"value": "reject", "label": "Reject"},
+            ]
+        },
+        default_response="reject",
+    )
+    result = CliRunner().invoke(
+        review,
+        ["--base-url", cli.hitl.base_url, "--token", cli.hitl.credentials.reviewer_token, "--once"],
+        input="1\n2\n",
+        obj=ReviewerSeam(http_client=cli.hitl.http),
+    )
+    assert result.exit_code == 0, result.output
+    assert "1) Approve  [approve] — Runs once⟦U+202E⟧." in result.output
+    assert "If nobody answers in time: the request times out; its default answer is Reject" in (
+        result.output
+    )

@@ -305,3 +305,59 @@ def test_console_fits_and_every_control_is_reachable(server: Server, view: str) 
             assert not errors, errors
         finally:
             browser.close()
+
+
+HIDDEN = ("\u202e", "\u200b", "\u2066", "\u2069", "\U000e0049", "\U000e0067", "\ufe0f", "\u2800")
+
+
+def test_console_marks_every_invisible_character(server: Server) -> None:
+    """Issue 21, S2: context, option labels and descriptions, drafts: nothing hides."""
+    from playwright.sync_api import expect, sync_playwright
+
+    smuggled = "Hi Bob, see you tomorrow.\U000e0049\U000e0067"
+    _create(
+        server,
+        request_text="Pick one",
+        response_type="single_select",
+        response_config={
+            "options": [
+                {"value": "a", "label": "Appro\u200bve", "description": "runs\u202e now"},
+                {"value": "b", "label": "OK\ufe0f \u2800"},
+            ]
+        },
+        default_response="b",
+        context={"note": "abc\u202edef", "mail": smuggled},
+    )
+    draft = "Dear \u2066Bob\u2069, done."
+    _create(
+        server,
+        request_text="Check the reply",
+        response_type="editable_text",
+        response_config={"draft_text": draft},
+        default_response=draft,
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.base + "/console/")
+            page.fill("#token", server.token)
+            page.click("#login-form button[type=submit]")
+            expect(page.locator("li.card")).to_have_count(2)
+            shown = page.evaluate("() => document.body.innerText")
+            for char in HIDDEN:
+                assert char not in shown, f"U+{ord(char):04X} shown raw"
+            for marked in (
+                "abc⟦U+202E⟧def",
+                "tomorrow.⟦U+E0049⟧⟦U+E0067⟧",
+                "Appro⟦U+200B⟧ve",
+                "runs⟦U+202E⟧ now",
+                "OK⟦U+FE0F⟧ ⟦U+2800⟧",
+                "Dear ⟦U+2066⟧Bob⟦U+2069⟧, done.",
+            ):
+                assert marked in shown, marked
+            # The text box keeps the real draft: it is what gets sent.
+            assert page.locator("textarea").last.input_value() == draft
+            expect(page.locator(".invisible-warning")).to_have_count(1)
+        finally:
+            browser.close()

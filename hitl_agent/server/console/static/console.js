@@ -20,26 +20,41 @@
   let refreshTimer = null;
 
   // ---- small DOM helpers (never innerHTML) ----------------------------------------------
+  // Everything that renders invisibly or reorders text becomes a visible ⟦U+XXXX⟧ marker, by
+  // the rule of hitl_agent/_text.py (which the server applies to request_html): controls but
+  // tab and newline, format characters (bidi, zero-width, tag characters), line/paragraph
+  // separators, lone surrogates, Default_Ignorable_Code_Point (variation selectors, fillers)
+  // and two blank glyphs. The browser's own Unicode tables answer the property escapes.
+  const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}]/gu;
+
+  function reveal(text) {
+    return String(text).replace(INVISIBLE, (ch) =>
+      ch === "\t" || ch === "\n"
+        ? ch
+        : "⟦U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟧",
+    );
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === undefined || value === null || value === false) continue;
       if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
+      else if (key === "text") node.textContent = reveal(value);
       else if (key === "dataset") Object.assign(node.dataset, value);
       else if (key.startsWith("on")) throw new Error("use addEventListener, not " + key);
       else node.setAttribute(key, value === true ? "" : String(value));
     }
     for (const child of children) {
       if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      node.append(child instanceof Node ? child : document.createTextNode(reveal(child)));
     }
     return node;
   }
 
   function showBanner(message) {
     const banner = $("banner");
-    banner.textContent = message;
+    banner.textContent = reveal(message || "");
     banner.hidden = !message;
   }
 
@@ -104,7 +119,7 @@
     $("login").hidden = true;
     $("queue-section").hidden = false;
     $("session").hidden = false;
-    $("who").textContent = me && me.email ? String(me.email) : "";
+    $("who").textContent = me && me.email ? reveal(me.email) : "";
     await refresh();
   }
 
@@ -210,7 +225,7 @@
     card.append(el("div", { class: "section-label", text: "Request (written by the agent)" }));
     const text = el("div", { class: "request-text" });
     text.innerHTML = typeof item.request_html === "string" ? item.request_html : "";
-    if (typeof item.request_html !== "string") text.textContent = String(item.request_text || "");
+    if (typeof item.request_html !== "string") text.textContent = reveal(item.request_text || "");
     card.append(text);
 
     if (item.type === "image" && item.image_url) card.append(buildImage(item.image_url));
@@ -358,7 +373,7 @@
       updateStatus(entry);
     } catch (err) {
       if (err.status === 401) return logout("Session expired: " + err.message);
-      entry.errorEl.textContent = action + " failed (" + err.status + "): " + err.message;
+      entry.errorEl.textContent = reveal(action + " failed (" + err.status + "): " + err.message);
     }
   }
 
@@ -370,13 +385,13 @@
       });
     } catch (err) {
       if (err.status === 401) return logout("Session expired: " + err.message);
-      entry.errorEl.textContent = "The server refused the answer (" + err.status + "): " + err.message;
+      entry.errorEl.textContent = reveal("The server refused the answer (" + err.status + "): " + err.message);
       return;
     }
     entry.answered = true;
     entry.el.classList.add("answered");
     entry.statusEl.textContent = "answered";
-    entry.okEl.textContent = "Answer sent: " + JSON.stringify(value);
+    entry.okEl.textContent = reveal("Answer sent: " + JSON.stringify(value));
     for (const control of entry.el.querySelectorAll("input, textarea, button")) control.disabled = true;
     setTimeout(() => {
       entry.el.remove();
@@ -385,7 +400,7 @@
   }
 
   function localError(entry, message) {
-    entry.errorEl.textContent = message;
+    entry.errorEl.textContent = reveal(message);
   }
 
   // ---- answer forms, one per response type ----------------------------------------------
@@ -492,6 +507,17 @@
     editable_text(form, config, entry) {
       const draft = typeof config.draft_text === "string" ? config.draft_text : "";
       form.append(el("div", { class: "hint", text: "Edit the draft, then send the revised text." }));
+      if (reveal(draft) !== draft) {
+        // The text box must hold the real draft (it is what gets sent); the hidden characters
+        // in it are shown here, marked.
+        form.append(
+          el("div", {
+            class: "hint invisible-warning",
+            text: "The draft holds invisible or direction-changing characters, marked below; they are sent as they are unless you delete them.",
+          }),
+          el("pre", { class: "context draft-revealed", text: draft }),
+        );
+      }
       form.append(
         el("div", {
           class: "hint approves",
@@ -641,7 +667,7 @@
         button.addEventListener("click", () => {
           if (!critical) return submitAnswer(entry, value);
           armed = value;
-          confirmText.textContent = "Critical request: send “" + label + "”?";
+          confirmText.textContent = reveal("Critical request: send “" + label + "”?");
           confirm.hidden = false;
         });
         return button;
@@ -664,7 +690,7 @@
     }
     const left = Math.round((Date.parse(at) - Date.now()) / 1000);
     if (Number.isNaN(left)) {
-      node.textContent = "times out at " + at;
+      node.textContent = reveal("times out at " + at);
       return;
     }
     if (left <= 0) {
