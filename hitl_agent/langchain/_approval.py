@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ..gate import ReviewMismatchError, args_hash
+from ..langgraph.pregel import graph_context
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
@@ -48,6 +49,7 @@ from ._once import Execution
 from ._render import ToolCallView
 from ._settings import check_settings
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
+from ._tasks import shares_task
 
 if TYPE_CHECKING:
     from ..decision import Decision
@@ -168,7 +170,10 @@ class ApprovalTool(BaseTool):
         """Run through the gate, or straight through when ``when`` says no review."""
         direct = self._unreviewed(tool_input)
         if direct is not None:
-            return self.inner.run(direct[0], *args, **kwargs)
+            once = self._unreviewed_once(tool_input, kwargs, sync=True)
+            if once is None:
+                return self.inner.run(direct[0], *args, **kwargs)
+            return once.run(lambda: self.inner.run(direct[0], *args, **kwargs))
         with _call_id(kwargs):
             return super().run(tool_input, *args, **kwargs)
 
@@ -176,9 +181,44 @@ class ApprovalTool(BaseTool):
         """Async twin of :meth:`run`."""
         direct = self._unreviewed(tool_input)
         if direct is not None:
-            return await self.inner.arun(direct[0], *args, **kwargs)
+            once = self._unreviewed_once(tool_input, kwargs, sync=False)
+            if once is None:
+                return await self.inner.arun(direct[0], *args, **kwargs)
+            return await once.arun(lambda: self.inner.arun(direct[0], *args, **kwargs))
         with _call_id(kwargs):
             return await super().arun(tool_input, *args, **kwargs)
+
+    def _unreviewed_once(
+        self, tool_input: Any, kwargs: Mapping[str, Any], *, sync: bool
+    ) -> Execution | None:
+        """An at-most-once record for a call ``when=`` lets through, when LangGraph may
+        re-run it: it shares its ToolNode task with a sibling call that waits for a reviewer
+        (LangGraph's own ``tools_condition``). None when it runs in a task of its own."""
+        call_id = kwargs.get("tool_call_id")
+        config = kwargs.get("config") or {}
+        runtime = (
+            tool_input.get(self.runtime_arg_ or RUNTIME) if isinstance(tool_input, dict) else None
+        )
+        if call_id is None or runtime is None or not shares_task(config):
+            return None
+        if not _gated_siblings(runtime, call_id, sync=sync):
+            return None
+        ctx = graph_context()
+        if ctx is None:
+            return None
+        return Execution(
+            ledger=self.keeper.ledger,
+            key=f"exec|{ctx.thread_id}|{ctx.checkpoint_ns}|{call_id}",
+            tool=self.name,
+            request_id="",
+            thread_id=ctx.thread_id,
+            tool_call_id=call_id,
+            decision=None,
+            not_run=lambda message: ToolMessage(
+                f"Not run: {message}", tool_call_id=call_id, name=self.name, status="error"
+            ),
+            clock=getattr(self.keeper, "clock", time.time),
+        )
 
     # -- the gated call ----------------------------------------------------------------------
 
@@ -361,6 +401,7 @@ class _GatedCall:
         full, runtime = tool._split(args, kwargs)
         call_id = _CALL_ID.get()
         note_started(call_id)
+        _warn_if_exposed(tool.name, runtime, call_id, config)
         flow = tool._flow(full, runtime, config)
         return cls(tool, full, runtime, flow, call_id, flow.first())
 
@@ -509,6 +550,39 @@ def _gated_siblings(runtime: Any, call_id: str | None, *, sync: bool) -> list[st
         if call.get("id") != call_id
         and _reviews(tools.get(call.get("name")), call.get("args"), sync=sync)
     ]
+
+
+_WARNED: set[tuple[str, ...]] = set()
+
+
+def _warn_if_exposed(tool: str, runtime: Any, call_id: str | None, config: RunnableConfig) -> None:
+    """Warn once when a gated call shares its ToolNode task with tools no wrapper guards:
+    LangGraph re-runs the whole task on each resume, so they run again."""
+    calls = _turn(runtime, call_id)
+    if len(calls) < 2 or not shares_task(config):
+        return
+    tools = {t.name: t for t in getattr(runtime, "tools", None) or []}
+    from ._ask import AskHumanTool
+
+    exposed = sorted(
+        {
+            str(call.get("name"))
+            for call in calls
+            if call.get("id") != call_id
+            and not isinstance(tools.get(call.get("name")), ApprovalTool | AskHumanTool)
+        }
+    )
+    if not exposed or (tool, *exposed) in _WARNED:
+        return
+    _WARNED.add((tool, *exposed))
+    log.warning(
+        "tool %s waits for a reviewer in the same ToolNode task as %s: LangGraph re-runs the "
+        "whole task on each resume, so %s may run again. Route tool calls with "
+        "hitl_agent.langgraph.tools_condition (one task per call), or use create_agent",
+        tool,
+        ", ".join(exposed),
+        "they" if len(exposed) > 1 else "it",
+    )
 
 
 def _as_tool(tool_or_fn: BaseTool | Callable[..., Any]) -> BaseTool:

@@ -17,6 +17,7 @@ from .._exceptions import RemoteResumeError
 from ..protocol import DECISIONS_KEY, PAYLOAD_KEY, resume_value
 from ._node import review_node
 from ._resumer import GraphResumer
+from ._routing import tools_condition
 
 if TYPE_CHECKING:
     from .remote import RemoteGraphResumer
@@ -40,4 +41,5 @@ __all__ = [
     "RemoteResumeError",
     "resume_value",
     "review_node",
+    "tools_condition",
 ]

@@ -174,7 +174,11 @@ def delivery_from_row(row: tuple[Any, ...] | list[Any]) -> DeliveryFault:
 
 
 def dump_result(result: dict[str, Any] | None) -> str | None:
-    """A recorded result as stored (None stays None)."""
-    from ._rows import dump_json  # _rows imports _base, which imports this module
-
-    return None if result is None else dump_json(result, "result")
+    """A recorded result as stored (None stays None); as ``_rows.dump_json`` writes
+    payloads: ASCII-escaped, NaN refused (PostgreSQL would refuse it after the fact)."""
+    if result is None:
+        return None
+    try:
+        return json.dumps(result, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"result is not storable JSON: {exc}") from exc
