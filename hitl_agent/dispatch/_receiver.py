@@ -6,6 +6,11 @@ token against the ledger row in constant time, answers ``202`` at once, and then
 response is sent) asks the resolver, which GETs the request with our key. Bad input of any kind
 gets a 4xx and changes nothing; nothing here answers 500.
 
+With a ``signing_secret`` the receiver also requires a valid ``X-HITL-Signature-256`` (or
+``X-HITL-Signature``) HMAC-SHA256 of the raw body, checked in constant time before the body
+is parsed, and a body ``timestamp`` within ``replay_window`` seconds (401 otherwise). That
+authenticates the doorbell; the decision still comes from the GET.
+
 Accepted bodies (every documented shape): ``{"request_id": ...}``, ``{"data": {"request_id":
 ...}}`` and ``{"data": {"request": {"id": ...}}}``, with ``event`` and/or ``status`` or neither.
 
@@ -18,11 +23,15 @@ must match :data:`REQUEST_ID_PATTERN` in full (``\Z``: no trailing newline).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._callback_paths import NotFoundLog, normalize_path, token_in
@@ -36,12 +45,16 @@ if TYPE_CHECKING:
     from ._resolver import Resolver
 
 __all__ = [
+    "DEFAULT_REPLAY_WINDOW",
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
     "REQUEST_ID_PATTERN",
+    "SIGNATURE_HEADERS",
     "WebhookReceiver",
     "claims_final",
     "extract_request_id",
+    "signature_valid",
+    "signed_timestamp",
 ]
 
 log = logging.getLogger("hitl_agent.dispatch")
@@ -108,6 +121,57 @@ def extract_request_id(body: Any) -> str | None:
     return None
 
 
+SIGNATURE_HEADERS = ("x-hitl-signature-256", "x-hitl-signature")
+"""Where HITL.sh's docs put the signature: ``X-HITL-Signature-256: sha256=<hex>`` (the
+webhooks page) and ``X-HITL-Signature: <hex>`` (``webhooks/global.mdx``); both accepted,
+with or without the ``sha256=`` prefix."""
+DEFAULT_REPLAY_WINDOW = 300.0
+"""Seconds a signed body's ``timestamp`` may be from the receiver's clock, either way."""
+
+
+def signature_valid(raw: bytes, headers: list[tuple[bytes, bytes]], secret: str) -> bool:
+    """True when one of the signature headers is the HMAC-SHA256 of ``raw`` under ``secret``.
+
+    Constant-time comparison of the hex digests; a missing, malformed or empty header, or an
+    empty secret, never verifies.
+    """
+    if not secret:
+        return False
+    expected = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest().encode()
+    valid = False
+    for name, value in headers:
+        if name.decode("latin-1").lower() not in SIGNATURE_HEADERS:
+            continue
+        given = value.strip()
+        if given[:7].lower() == b"sha256=":
+            given = given[7:]
+        # No early exit: every header is compared, each in constant time.
+        valid |= hmac.compare_digest(expected, given.lower())
+    return valid
+
+
+def signed_timestamp(body: Any) -> float | None:
+    """Epoch seconds of the body's ``timestamp`` (top level or under ``data``: Make's and the
+    global webhooks' field; the local server sends it), or None when there is none."""
+    if not isinstance(body, dict):
+        return None
+    values = [body.get("timestamp")]
+    if isinstance(body.get("data"), dict):
+        values.append(body["data"].get("timestamp"))
+    for value in values:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.timestamp()
+    return None
+
+
 class _Reject(Exception):
     def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
@@ -127,6 +191,12 @@ class WebhookReceiver:
             Compared in canonical form (:func:`~hitl_agent._callback_paths.normalize_path`).
         lifespan: optional async context callbacks run on ASGI lifespan startup/shutdown.
         body_timeout: seconds the whole body may take to arrive (408 after, connection closed).
+        signing_secret: when set, every callback must carry a valid signature
+            (:data:`SIGNATURE_HEADERS`, HMAC-SHA256 of the raw body, constant-time compare)
+            and a ``timestamp`` within ``replay_window`` seconds of now; others get 401 and
+            change nothing. The decision still comes from the GET: a signature
+            authenticates the doorbell, it does not make the body the decision.
+        replay_window: seconds a signed body's ``timestamp`` may differ from now.
     """
 
     def __init__(
@@ -138,9 +208,13 @@ class WebhookReceiver:
         on_startup: Callable[[], Awaitable[None]] | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         body_timeout: float = 10.0,
+        signing_secret: str | None = None,
+        replay_window: float = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         if body_timeout <= 0:
             raise ValueError("body_timeout: must be positive. Fix: pass e.g. 10")
+        if replay_window <= 0:
+            raise ValueError("replay_window: must be positive. Fix: pass e.g. 300")
         self.ledger = ledger
         self.resolver = resolver
         self.path = normalize_path(path)
@@ -148,6 +222,9 @@ class WebhookReceiver:
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.body_timeout = body_timeout
+        self.signing_secret = signing_secret
+        """Settable after construction (``dispatcher.receiver.signing_secret = ...``)."""
+        self.replay_window = replay_window
         self.accepted = 0
         self.rejected = 0
         # Request ids whose first "finished" callback was fetched past the doorbell gap.
@@ -213,12 +290,22 @@ class WebhookReceiver:
                 raw = await _read_body(scope, receive)
         except TimeoutError:
             raise _Reject(408, "body not received in time", close=True) from None
+        secret = self.signing_secret
+        if secret and not signature_valid(raw, list(scope.get("headers") or []), secret):
+            raise _Reject(401, "missing or invalid signature")
         try:
             body = loads_bounded(raw, max_depth=MAX_JSON_DEPTH)
         except JSONTooDeep:
             raise _Reject(400, f"body nested deeper than {MAX_JSON_DEPTH} levels") from None
         except ValueError:  # UnicodeDecodeError included
             raise _Reject(400, "body is not JSON") from None
+        if secret:
+            # Replays of an old signed body (and bodies without a signed time) are refused.
+            stamp = signed_timestamp(body)
+            if stamp is None:
+                raise _Reject(401, "signed body carries no timestamp")
+            if abs(self.resolver.clock() - stamp) > self.replay_window:
+                raise _Reject(401, "signed body outside the replay window")
         request_id = extract_request_id(body)
         if request_id is None:
             raise _Reject(400, "no request_id in the body")

@@ -33,7 +33,13 @@ from ._storage import Storage
 from ._url_policy import CallbackPolicy, RefusedCallback
 from ._util import dumps, iso
 
-__all__ = ["MAX_ATTEMPTS", "CallbackDeliverer", "enqueue_callback", "wrap_response_data"]
+__all__ = [
+    "LEGACY_SIGNATURE_HEADER",
+    "MAX_ATTEMPTS",
+    "CallbackDeliverer",
+    "enqueue_callback",
+    "wrap_response_data",
+]
 
 log = logging.getLogger("hitl_agent.server")
 
@@ -80,6 +86,9 @@ _BATCH = 50
 _USER_AGENT = "hitl-agent-local-server/0.1.0"
 _REFUSED = "refused by the callback URL policy"
 
+
+LEGACY_SIGNATURE_HEADER = "X-HITL-Signature"
+"""The signature header of ``webhooks/global.mdx``: the same HMAC, hex without a prefix."""
 
 _PLAIN_KEY = "_plain_response_data"
 """Kept in the stored payload beside the wrapped ``response_data``, never sent: the plain
@@ -330,7 +339,11 @@ class CallbackDeliverer:
             "X-HITL-Delivery": str(item.id),
         }
         if self._secret:
-            headers[SIGNATURE_HEADER] = sign(body, self._secret)
+            signature = sign(body, self._secret)
+            headers[SIGNATURE_HEADER] = signature
+            # webhooks/global.mdx names the header X-HITL-Signature (plain hex): send both,
+            # so a receiver written against either page verifies (issue 22 W6).
+            headers[LEGACY_SIGNATURE_HEADER] = signature.removeprefix("sha256=")
         _DELIVERING.set(True)  # this task's own context: see _RedactCallbackURLs
         try:
             async with asyncio.timeout(self.timeout):

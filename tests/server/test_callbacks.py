@@ -167,6 +167,12 @@ def test_signature_header_verifies_with_the_secret(make_env: MakeEnv) -> None:
     assert header.startswith("sha256=")
     assert verify(call.content, header, "s3cret")
     assert not verify(call.content, header, "wrong")
+    # webhooks/global.mdx's header too (plain hex), and the dispatcher's receiver accepts both.
+    assert call.headers["X-HITL-Signature"] == header.removeprefix("sha256=")
+    from hitl_agent.dispatch._receiver import signature_valid
+
+    assert signature_valid(call.content, call.headers.raw, "s3cret")
+    assert not signature_valid(call.content, call.headers.raw, "wrong")
 
 
 def test_fails_twice_then_succeeds_is_delivered_once_after_three_attempts(
