@@ -45,7 +45,7 @@ from pydantic import BaseModel, ValidationError
 from ..decision import Decision
 from ..models.response_types import EditedText
 from ._bridge_schema import DECISION_TYPES, BridgeAction, DecisionType
-from ._render import ToolCallView, render_tool_call, render_tool_call_checked, reveal_invisible
+from ._render import ToolCallView, render_tool_call_checked, reveal_invisible
 
 __all__ = [
     "CANCELLED",
@@ -127,16 +127,22 @@ def _view(action: BridgeAction, what_it_does: str | None) -> ToolCallView:
 
 
 def shows_whole_call(action: BridgeAction, what_it_does: str | None = None) -> bool:
-    """True when the request text shows every argument in full (else Approve is not offered)."""
-    return render_tool_call_checked(_view(action, what_it_does)).complete
+    """True when the form's request text shows every argument in full (else the form does not
+    offer Approve): the same rendering :func:`form_for` makes, so the same answer."""
+    return _form(action, what_it_does)[1]
+
+
+def _render(action: BridgeAction, what_it_does: str | None, note: str) -> tuple[str, bool]:
+    footer = [note] if note else []
+    footer.append("No answer before the deadline: the tool does not run (timed out).")
+    rendered = render_tool_call_checked(_view(action, what_it_does), footer=footer, title=_TITLE)
+    return rendered.text, rendered.complete
 
 
 def render_request(action: BridgeAction, *, what_it_does: str | None = None, note: str = "") -> str:
     """The request text (the gate's renderer): a fixed title, the app's description boxed
     under its label, the tool, fenced args, how to answer."""
-    footer = [note] if note else []
-    footer.append("No answer before the deadline: the tool does not run (timed out).")
-    return render_tool_call(_view(action, what_it_does), footer=footer, title=_TITLE)
+    return _render(action, what_it_does, note)[0]
 
 
 def _args_json(args: Mapping[str, Any]) -> str:
@@ -180,7 +186,7 @@ _NO_APPROVE = (
 )
 
 
-def _instructions(action: BridgeAction, *, with_args: bool, whole: bool) -> str:
+def _instructions(action: BridgeAction, with_args: bool, whole: bool) -> str:
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
     parts.append("Keep exactly one word after `decision:` and submit.")
     if "reject" in action.allowed or "respond" in action.allowed:
@@ -201,37 +207,41 @@ def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str,
         action: the action.
         what_it_does: the tool's own description, when the agent's tools are known.
     """
-    whole = shows_whole_call(action, what_it_does)
+    return _form(action, what_it_does)[0]
+
+
+def _form(action: BridgeAction, what_it_does: str | None) -> tuple[dict[str, Any], bool]:
+    """The form with Approve when its text shows the whole call, else the form without it;
+    and which one it is."""
     if not _uses_text_form(action):
-        if whole:
-            note = (
-                "**Approve** runs the call once with exactly these arguments; **Reject** does not."
-            )
-            options = [
-                {"value": "approve", "label": "Approve"},
-                {"value": "reject", "label": "Reject"},
-            ]
-        else:
-            note = f"{_NO_APPROVE} **Reject** does not run it."
+        note = "**Approve** runs the call once with exactly these arguments; **Reject** does not."
+        text, whole = _render(action, what_it_does, note)
+        options = [{"value": "approve", "label": "Approve"}, {"value": "reject", "label": "Reject"}]
+        if not whole:
+            text, _ = _render(action, what_it_does, f"{_NO_APPROVE} **Reject** does not run it.")
             options = [{"value": "reject", "label": "Reject"}]
-        return {
-            "request_text": render_request(action, what_it_does=what_it_does, note=note),
+        form = {
+            "request_text": text,
             "response_type": "single_select",
             "response_config": {"options": options},
             "default_response": "reject",
         }
-    with_args = "edit" in action.allowed
-    draft = _draft(action, with_args=with_args, whole=whole)
-    if len(draft) > _EDITABLE_MAX:
-        with_args = False
-        draft = _draft(action, with_args=False, whole=whole)
-    note = _instructions(action, with_args=with_args, whole=whole)
-    return {
-        "request_text": render_request(action, what_it_does=what_it_does, note=note),
+        return form, whole
+    # Whether the args fit the draft is decided on the longest draft (approve listed).
+    with_args = "edit" in action.allowed and len(_draft(action, with_args=True)) <= _EDITABLE_MAX
+    text, whole = _render(action, what_it_does, _instructions(action, with_args, True))
+    if not whole:
+        text, _ = _render(action, what_it_does, _instructions(action, with_args, False))
+    form = {
+        "request_text": text,
         "response_type": "editable_text",
-        "response_config": {"draft_text": draft, "max_length": _EDITABLE_MAX},
+        "response_config": {
+            "draft_text": _draft(action, with_args=with_args, whole=whole),
+            "max_length": _EDITABLE_MAX,
+        },
         "default_response": "decision: reject",
     }
+    return form, whole
 
 
 # -- reading the answer ----------------------------------------------------------------

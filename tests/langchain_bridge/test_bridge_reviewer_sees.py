@@ -99,3 +99,34 @@ def test_a_description_callable_is_boxed_never_the_title(env: Env, mode: str) ->
     strong = html.split("<strong>")[1].split("</strong>")[0]
     assert strong == "Approve tool call:"
     assert text.count(MARK) == 2  # the product's own two lines
+
+
+@pytest.mark.parametrize(
+    "allowed", [("approve", "reject"), ("approve", "edit", "reject", "respond")]
+)
+def test_approve_is_offered_exactly_when_the_text_shows_every_argument(
+    allowed: tuple[Any, ...],
+) -> None:
+    from hitl_agent.langchain._bridge_form import form_for
+    from hitl_agent.langchain._bridge_schema import BridgeAction
+
+    # Lengths around the limit, where the footer's own length decides whether the args fit.
+    for length in range(1000, 1900, 7):
+        content = "c" * (length - 3) + "END"
+        action = BridgeAction(
+            kind="batched",
+            index=0,
+            name="write_file",
+            args={"content": content, "filename": "a.txt"},
+            description="Tool execution requires approval",
+            allowed=allowed,
+        )
+        form = form_for(action, "Write content to a file.")
+        config = form["response_config"]
+        offered = (
+            [o["value"] for o in config["options"]]
+            if "options" in config
+            else config["draft_text"].split("\n")[0].removeprefix("decision: ").split(" | ")
+        )
+        assert len(form["request_text"]) <= 2000
+        assert (content in form["request_text"]) is ("approve" in offered), length
