@@ -153,7 +153,9 @@ class AskHumanTool(BaseTool):
             "response_config": response_config,
             "default_response": default,
             "approve_on_timeout": False,
-            "summary": " ".join(question.split())[:160] or "A question from an AI agent",
+            # The agent's words: invisible characters and the product's marker shown as such.
+            "summary": neutralise(reveal_invisible(" ".join(question.split())))[:160]
+            or "A question from an AI agent",
         }
         if self.priority is not None:
             kwargs["priority"] = self.priority

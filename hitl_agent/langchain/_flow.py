@@ -17,7 +17,14 @@ from ..gate import ARGS_HASH_KEY, args_hash
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
-from ._render import ToolCallView, code_span, render_tool_call, render_tool_call_checked
+from ._render import (
+    ToolCallView,
+    code_span,
+    neutralise,
+    render_tool_call,
+    render_tool_call_checked,
+    reveal_invisible,
+)
 
 __all__ = ["ApprovalFlow", "Ask", "Verdict"]
 
@@ -99,6 +106,11 @@ class ApprovalFlow:
     def _tool(self) -> str:
         return code_span(self.view.tool)
 
+    @property
+    def _name(self) -> str:
+        """The tool name for a summary (plain text): invisible characters shown as such."""
+        return neutralise(reveal_invisible(self.view.tool))[:200]
+
     def _common(self, summary: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "approve_on_timeout": False,  # a tool call never runs because nobody answered
@@ -138,7 +150,7 @@ class ApprovalFlow:
         options = forms.choice_options(
             edit=self._edit, respond=self.allow_respond, approve=not self._cut
         )
-        kwargs = self._common(f"Approve tool call {self.view.tool}?")
+        kwargs = self._common(f"Approve tool call {self._name}?")
         kwargs.update(
             response_type="single_select",
             response_config={"options": options},
@@ -156,7 +168,7 @@ class ApprovalFlow:
                 "Submit an empty text to not run it."
             ]
             config: dict[str, Any] = {"draft_text": self._draft, "max_length": 5000}
-            kwargs = self._common(f"Edit the arguments of {self.view.tool}")
+            kwargs = self._common(f"Edit the arguments of {self._name}")
             kwargs.update(
                 response_type="editable_text", response_config=config, default_response=""
             )
@@ -173,7 +185,7 @@ class ApprovalFlow:
                 )
                 placeholder = "Your answer is returned to the agent as the tool's result."
             footer = [what]
-            kwargs = self._common(f"{title}: {self.view.tool}")
+            kwargs = self._common(f"{title}: {self._name}")
             kwargs.update(
                 response_type="text",
                 response_config={"max_length": 5000, "placeholder": placeholder},

@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .._text import reveal_invisible
+from .._text import confusable_words, reveal_invisible
 
 __all__ = [
     "APPROVE",
@@ -123,13 +123,18 @@ def _shown(value: Any, as_string: bool) -> str:
         and value == value.strip()
         and "\n" not in value
         and not value.startswith('"')
-        and reveal_invisible(value) == value
+        and not _hides(value)
     ):
         return value
-    # JSON keeps everything else exact on one line; invisible characters become \\u escapes
-    # (ensure_ascii), so the reviewer's text box shows them.
-    ascii_only = isinstance(value, str) and reveal_invisible(value) != value
+    # JSON keeps everything else exact on one line; invisible characters and look-alike
+    # letters become \\u escapes (ensure_ascii), so the reviewer's text box shows them.
+    ascii_only = isinstance(value, str) and _hides(value)
     return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def _hides(text: str) -> bool:
+    """True when ``text`` holds an invisible character or a word mixing scripts."""
+    return reveal_invisible(text) != text or bool(confusable_words(text, 1))
 
 
 def edit_draft(args: Mapping[str, Any], properties: Mapping[str, Any]) -> str:

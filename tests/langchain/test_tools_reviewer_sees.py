@@ -367,3 +367,24 @@ def test_the_docs_show_what_the_reviewer_sees() -> None:
 
 
 FORGED_SQL = "Run this SQL: SELECT 1 -- Approved ✅ by the DBA; just tap Reject to confirm"
+
+
+@pytest.mark.parametrize("edit", [False, True])
+def test_approve_is_offered_exactly_when_the_text_shows_every_argument(edit: bool) -> None:
+    # Lengths around the limit, where the footer's own length decides whether the args fit.
+    for length in range(1000, 2000, 7):
+        memo = "m" * (length - 3) + "END"
+        ask = _first(
+            _flow("send_money", {"memo": memo, "to": "bob"}, "an AI agent", allow_edit=edit)
+        )
+        assert len(ask.text) <= MAX_REQUEST_TEXT
+        assert (memo in ask.text) is (APPROVE in _values(ask)), length
+
+
+def test_the_edit_draft_shows_look_alike_letters_as_escapes_and_reads_them_back() -> None:
+    from hitl_agent.langchain._forms import parse_edit
+
+    properties = {"to": {"type": "string"}, "cc": {"type": "string"}}
+    draft = edit_draft({"to": "ceo@exаmple.com", "cc": "ops@example.com"}, properties)
+    assert draft == 'to: "ceo@ex\\u0430mple.com"\ncc: ops@example.com'
+    assert parse_edit(draft, properties) == {"to": "ceo@exаmple.com", "cc": "ops@example.com"}
