@@ -184,6 +184,7 @@ class Gatekeeper:
             callback_url=self.callback_url,
             callback_secret=secret,
             clock=clock,
+            budget=self.budget,  # reconciliation pays for its listing (issue 20 F5)
         )
         self._blocking = Dispatcher(
             ledger=self.ledger,

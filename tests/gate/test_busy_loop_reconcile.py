@@ -29,6 +29,7 @@ from hitl_agent.dispatch import CallBudget
 from hitl_agent.gate import (
     AmbiguousCreateError,
     CreateTarget,
+    Gatekeeper,
     ReviewSpec,
     aensure_request,
     ensure_request,
@@ -319,3 +320,20 @@ def test_without_a_server_time_the_limit_bounds_the_scan(
                 ensure_request(target, client, KEY, SPEC)
             assert calls.count("POST") == 2
     ledger.close()
+
+
+def test_a_keepers_reconciliation_is_charged_to_its_budget(sync_env: _Sync) -> None:
+    env = sync_env
+    budget = CallBudget(limit=4, clock=env.clock)
+    keeper = Gatekeeper(
+        client=env.client, loop_id=env.hitl.loop_id, ledger=env.ledger, clock=env.clock,
+        budget=budget,
+    )  # fmt: skip
+    assert keeper.create_target.budget is budget
+    first = _lose_first_create(env, keeper.create_target)
+    _busy(env.hitl.server, env.hitl.api_key, env.hitl.loop_id, env.clock, 1000)
+    with pytest.raises(AmbiguousCreateError, match="budget"):
+        keeper.review(
+            SPEC.request_text, key=KEY, mode="block", timeout_seconds=3600, wait_timeout=0.01
+        )
+    assert env.ours() == [first] and budget.spent() == 4
