@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ._http import envelope, http_date
+from ._loops import join_fields
 from ._openapi import openapi_document
 from ._routes_api import api_routes
 from ._routes_reviewer import reviewer_routes
@@ -39,6 +41,20 @@ def _console_routes() -> list[BaseRoute] | None:
 
 async def _openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
+
+
+async def _qr_code(request: Request) -> Response:
+    # The qr_code_url of a loop create (like HITL.sh's https://api.hitl.sh/qr/<code>.png):
+    # no key needed, the invite code is the capability, as with HITL.sh's.
+    server = request.app.state.hitl
+    code = str(request.path_params["code"])
+    with server.storage.read() as conn:
+        row = conn.execute("SELECT 1 FROM loops WHERE invite_code = ?", (code,)).fetchone()
+    if row is None:
+        return envelope(404, "Not found")
+    data = join_fields(str(request.base_url), code)["qr_code_base64"]
+    png = base64.b64decode(data.split(",", 1)[1])
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 async def _index(request: Request) -> Response:
@@ -164,6 +180,7 @@ def create_app(
         *api_routes(),
         *reviewer_routes(),
         Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/qr/{code}.png", _qr_code, methods=["GET"]),
     ]
     console = _console_routes()
     if console is None:

@@ -6,6 +6,7 @@ creator may read one loop's details, update, delete or manage its members.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import sqlite3
 import string
@@ -14,6 +15,7 @@ from typing import Any
 from ..models.loops import CreateLoopParams, UpdateLoopParams
 from ._accounts import Caller
 from ._errors import ServerError
+from ._qr import MAX_QR_BYTES, qr_png
 from ._util import is_id, iso, iso_or_none, new_id
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "create_loop",
     "delete_loop",
     "get_owned_loop",
+    "join_fields",
     "list_loops",
     "loop_doc",
     "loop_members",
@@ -102,15 +105,21 @@ def create_loop(
     )
     row = conn.execute("SELECT * FROM loops WHERE id = ?", (loop_id,)).fetchone()
     # No phone app joins a local loop (reviewers are added with LocalHITLServer.add_reviewer
-    # and sign in to the console), so join_url opens the console; the invite code is kept
-    # for API compatibility.
+    # and sign in to the console), so join_url opens the console; the invite code and a QR
+    # code of join_url are kept for API compatibility (openapi.json: required strings).
+    return {"loop": loop_doc(conn, row), "invite_code": code, **join_fields(base_url, code)}
+
+
+def join_fields(base_url: str, code: str) -> dict[str, str]:
+    """``join_url`` (absolute), ``qr_code_url`` (served at ``/qr/{code}.png``) and
+    ``qr_code_base64`` (a PNG data URI) of a loop's invite code."""
     base = base_url if base_url.endswith("/") else base_url + "/"
+    join_url = f"{base}console/?join={code}"
+    png = qr_png(join_url if len(join_url.encode()) <= MAX_QR_BYTES else code)
     return {
-        "loop": loop_doc(conn, row),
-        "invite_code": code,
-        "qr_code_base64": None,
-        "qr_code_url": None,
-        "join_url": f"{base}console/?join={code}",
+        "qr_code_base64": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        "qr_code_url": f"{base}qr/{code}.png",
+        "join_url": join_url,
     }
 
 

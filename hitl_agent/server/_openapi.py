@@ -213,9 +213,10 @@ def _document() -> dict[str, Any]:
         {
             "loop": _ref("Loop"),
             "invite_code": _STR,
+            "qr_code_base64": {"type": "string", "pattern": "^data:image/png;base64,"},
+            "qr_code_url": {"type": "string", "format": "uri"},
             "join_url": {"type": "string", "format": "uri"},
         },
-        {"qr_code_base64": _null(_STR), "qr_code_url": _null(_STR)},
     )
     rate_limit = _obj({"limit": _null(_INT), "remaining": _null(_INT), "reset_at": _null(_TIME)})
     key_info = _obj(

@@ -167,3 +167,39 @@ def test_under_uvicorn_with_serve_options_one_date_header(tmp_path: Any) -> None
         thread.join(timeout=10)
         app.state.hitl.close()
         sock.close()
+
+
+def test_loop_create_returns_a_qr_code_of_the_join_url(env: Env) -> None:
+    # openapi.json: qr_code_base64 and qr_code_url are required strings (were null).
+    import base64
+    import struct
+
+    from hitl_agent.server._qr import qr_matrix
+
+    data = env.api("POST", "/api/loops", json={"name": "L", "icon": "eye"}).json()["data"]
+    prefix = "data:image/png;base64,"
+    assert data["qr_code_base64"].startswith(prefix)
+    png = base64.b64decode(data["qr_code_base64"].removeprefix(prefix))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    side = struct.unpack(">I", png[16:20])[0]
+    assert side == (len(qr_matrix(data["join_url"])) + 8) * 6  # the QR code of join_url
+    assert data["qr_code_url"] == f"http://testserver/qr/{data['invite_code']}.png"
+    served = env.http.get(data["qr_code_url"])
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content == png
+    assert env.http.get("http://testserver/qr/NOSUCHCODE.png").status_code == 404
+
+
+def test_qr_encoder_matches_the_standard_for_an_exactly_full_symbol() -> None:
+    # Cross-checked against segno 1.6.6 (same matrices for versions 1-6 at level L, mask 0);
+    # here the invariants any reader relies on: size, finder patterns, the dark module.
+    from hitl_agent.server._qr import MAX_QR_BYTES, qr_matrix
+
+    for length, version in ((17, 1), (32, 2), (53, 3), (78, 4), (106, 5), (134, 6)):
+        matrix = qr_matrix("x" * length)
+        size = 17 + 4 * version
+        assert len(matrix) == size, length
+        assert all(matrix[r][c] for r, c in ((0, 0), (0, size - 1), (size - 1, 0)))
+        assert matrix[size - 8][8]
+    with pytest.raises(ValueError, match="do not fit"):
+        qr_matrix("x" * (MAX_QR_BYTES + 1))
