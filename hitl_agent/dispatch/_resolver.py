@@ -371,7 +371,9 @@ class Resolver:
                 return []
             keeper.stop()
             yield _Io(self._finish, (group, outcome))
-            if fault is not None and outcome is not None:
+            if outcome is None:
+                yield _Io(self._note_failure, (group, None, fault))
+            elif fault is not None:
                 yield _Io(self._clear_faults, (group,))
         finally:
             keeper.stop()
@@ -409,15 +411,25 @@ class Resolver:
         return True
 
     def _note_failure(
-        self, group: list[ReviewRecord], exc: Exception, fault: DeliveryFault | None
+        self, group: list[ReviewRecord], exc: Exception | None, fault: DeliveryFault | None
     ) -> None:
-        """Record a failed resume of ``group``: when to try again, or that it is parked."""
+        """Record a failed resume of ``group`` (``exc``), or one that found nothing waiting
+        for its decision (``exc`` None): when to try again, or that it is parked."""
         attempts = (fault.attempts if fault is not None else 0) + 1
         now = self.clock()
         parked = attempts >= self.max_attempts
-        # The first retry is the next sweep's (most failures are a moment's: a lost
-        # connection, a crash mid-write); then the waits double.
-        delay = 0.0 if attempts == 1 else min(self.retry_base * 2 ** (attempts - 2), self.retry_cap)
+        # The first retries are the next sweeps' (most failures are a moment's: a lost
+        # connection, a crash mid-write; a decision recorded before its interrupt was
+        # saved finds nothing waiting for a moment), then the waits double.
+        free = 1 if exc is not None else 3
+        delay = (
+            0.0
+            if attempts <= free
+            else min(self.retry_base * 2 ** (attempts - free - 1), self.retry_cap)
+        )
+        if exc is None:
+            self._note_orphan(group, attempts, now, parked, delay)
+            return
         ids = [m.request_id for m in group if m.request_id is not None]
         started = any(self.ledger.list_executions(request_id=rid, limit=1) for rid in ids) or any(
             self.ledger.list_executions(states=("succeeded",), request_id=rid, limit=1)
@@ -462,6 +474,35 @@ class Resolver:
             )
         else:
             log.info("resume failed again request_ids=%s attempt=%d error=%s", ids, attempts, error)
+
+    def _note_orphan(
+        self, group: list[ReviewRecord], attempts: int, now: float, parked: bool, delay: float
+    ) -> None:
+        ids = [m.request_id for m in group if m.request_id is not None]
+        reason = (
+            "orphaned: nothing waits for this decision (the thread was deleted or moved on, "
+            "its node was renamed, or the graph no longer gates the call)"
+            if parked
+            else f"nothing waited for the decision {attempts} time(s); next try in {delay:.0f} s"
+        )
+        for rid in ids:
+            self.ledger.record_delivery_fault(
+                rid,
+                attempts=attempts,
+                now=now,
+                retry_at=None if parked else now + delay,
+                parked=parked,
+                reason=reason,
+                last_error=None,
+            )
+        if parked:
+            self.stats["orphaned"] += len(ids)
+            log.error(
+                "decision parked, %s request_ids=%s thread=%s; see `hitl-agent ledger problems`",
+                reason,
+                ids,
+                group[0].thread_id,
+            )
 
     def _clear_faults(self, group: list[ReviewRecord]) -> None:
         for member in group:

@@ -239,3 +239,32 @@ def test_a_resume_that_keeps_failing_backs_off_parks_and_logs_at_error_twice(
     assert charged == [900]
     assert not graph.get_state(CONFIG).next
     assert env.ledger.get_delivery_fault(request_id) is None
+
+
+def test_a_decision_nothing_waits_for_is_parked_and_said_once_at_error(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20 L4 / issue 19 M7: the thread was deleted while its review was pending."""
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        return "charged"
+
+    saver = InMemorySaver()
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
+    graph.invoke({"messages": []}, CONFIG)
+    saver.delete_thread("once-1")
+    _approve_all(env)
+    request_id = env.only_request_id()
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
+        for _ in range(60):
+            dispatcher.poll_once()
+            env.clock.advance(60)
+
+    fault = env.ledger.get_delivery_fault(request_id)
+    assert fault is not None and fault.parked and fault.reason is not None
+    assert fault.reason.startswith("orphaned")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and request_id in errors[0] and "orphaned" in errors[0]
