@@ -184,7 +184,7 @@ def test_resumes_go_on_after_every_connection_is_killed(
     pg: dict[str, str], graph_module: Any
 ) -> None:
     checkpointer, ledger = _urls(pg)
-    rounds, kills = 4, 0
+    rounds, kills = 6, 0
     with local_hitl() as hitl, _worker(hitl, graph_module, checkpointer, ledger) as worker:
         # The wiring under test: a checked pool, not one connection for the worker's life.
         assert worker.checkpointer.pool is not None
