@@ -53,7 +53,7 @@ _LABELS = {
     APPROVE: "✅ Approve: run it",
     REJECT: "❌ Reject",
     REJECT_WITH_REASON: "❌ Reject and say why…",
-    EDIT: "✏️ Edit the arguments…",
+    EDIT: "✏ Edit the arguments…",
     RESPOND: "💬 Answer instead of running it…",
 }
 

@@ -388,3 +388,23 @@ def test_the_edit_draft_shows_look_alike_letters_as_escapes_and_reads_them_back(
     draft = edit_draft({"to": "ceo@exаmple.com", "cc": "ops@example.com"}, properties)
     assert draft == 'to: "ceo@ex\\u0430mple.com"\ncc: ops@example.com'
     assert parse_edit(draft, properties) == {"to": "ceo@exаmple.com", "cc": "ops@example.com"}
+
+
+def test_the_products_own_labels_have_nothing_to_reveal() -> None:
+    # A variation selector in a label (✏️) would show as ⟦U+FE0F⟧ wherever labels are revealed.
+    from hitl_agent.langchain._forms import choice_options
+
+    for option in choice_options(edit=True, respond=True):
+        assert reveal_invisible(option["label"]) == option["label"]
+
+
+def test_a_long_tool_name_is_cut_and_not_offered_for_approval() -> None:
+    flow = _flow("t" * 500, {"a": 1}, "an AI agent")
+    ask = _first(flow)
+    assert APPROVE not in _values(ask) and len(ask.text) <= MAX_REQUEST_TEXT
+    timed_out = Decision.model_validate(
+        {"request_id": "r1", "status": "timeout", "outcome": "timed_out", "approved": False}
+    )
+    verdict = flow.next(ask, timed_out)
+    assert isinstance(verdict, Verdict) and "timed out" in verdict.message
+    assert "Approve was not offered" in verdict.message
