@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .._text import confusable_words
 from ..decision import Decision
 from ..models.response_types import EditedText
 from ._bridge_schema import DECISION_TYPES, BridgeAction, DecisionType
@@ -147,9 +148,9 @@ def render_request(action: BridgeAction, *, what_it_does: str | None = None, not
 
 def _args_json(args: Mapping[str, Any]) -> str:
     """The args as the draft shows them; ``\\u`` escapes when they hide invisible characters
-    (a text box would not show them)."""
+    or look-alike letters (a text box would show neither)."""
     text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    if reveal_invisible(text) != text:
+    if reveal_invisible(text) != text or confusable_words(text, 1):
         text = json.dumps(args, indent=2, sort_keys=True, ensure_ascii=True, default=str)
     return text
 

@@ -130,3 +130,28 @@ def test_approve_is_offered_exactly_when_the_text_shows_every_argument(
         )
         assert len(form["request_text"]) <= 2000
         assert (content in form["request_text"]) is ("approve" in offered), length
+
+
+def test_the_draft_escapes_smuggled_and_look_alike_characters() -> None:
+    from hitl_agent.langchain._bridge_form import form_for
+    from hitl_agent.langchain._bridge_schema import BridgeAction
+
+    smuggled = "".join(chr(0xE0000 + ord(c)) for c in "rm -rf")
+    for content, escape in [
+        ("Hi Bob, see you tomorrow." + smuggled, "\\udb40\\udc72"),
+        ("mail ceo@exаmple.com", "\\u0430"),
+    ]:
+        action = BridgeAction(
+            kind="batched",
+            index=0,
+            name="write_file",
+            args={"content": content, "filename": "a.txt"},
+            description="",
+            allowed=("approve", "edit", "reject", "respond"),
+        )
+        form = form_for(action)
+        assert escape in form["response_config"]["draft_text"]
+        assert content not in form["response_config"]["draft_text"]
+        text = form["request_text"]
+        # The request text shows tag characters as markers, and flags the look-alike word.
+        assert content not in text or "⚠ Argument ` content ` has a word mixing scripts" in text
