@@ -162,3 +162,48 @@ def test_one_execution_whatever_the_replicas_clocks(
     assert b.stats["claim_lost"] == 12
     row = ledger.get("k")
     assert row is not None and (row.state, row.claimed_by) == ("resumed", "replica-a")
+
+
+def test_renewals_resume_within_seconds_after_a_195_s_outage(
+    setup: tuple[Ledger, FakeClock, Action], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7: ``renew`` fails from +105 s to +300 s. A's keeper renews again at +302 s (its
+    backoff: 1 s, then 2 s), and B, sweeping at +400 s when the lease renewed at +100 s
+    would have ended, gets nothing."""
+    from hitl_agent.ledger import LedgerError
+
+    ledger, clock, action = setup
+    a = replica(ledger, action, clock, "replica-a")
+    b = replica(ledger, action, clock, "replica-b")
+    t0 = clock()
+    renew = ledger.renew
+    failed: list[float] = []
+
+    def flaky_renew(*args: Any, **kwargs: Any) -> bool:
+        if t0 + 105 <= clock() <= t0 + 300:
+            failed.append(clock() - t0)
+            raise LedgerError("PostgreSQL ledger: OperationalError: the server is gone")
+        return bool(renew(*args, **kwargs))
+
+    monkeypatch.setattr(ledger, "renew", flaky_renew)
+    thread, out = start(a, action)
+    assert action.started.wait(10)
+    clock.advance(100)
+    wait_renewed(ledger, t0 + 100 + LEASE)
+    for when in (200.0, 300.0):
+        clock.advance(when - (clock() - t0))
+        deadline = time.monotonic() + 10
+        while when not in failed:
+            assert time.monotonic() < deadline, f"no renewal tried at +{when} s"
+            time.sleep(0.005)
+    clock.advance(1)
+    clock.advance(1)
+    wait_renewed(ledger, t0 + 302 + LEASE)
+    clock.advance(98)  # +400 s
+    assert b.deliver("req-1") == []
+    action.release.set()
+    thread.join(10)
+    print(f"\nF7: failed renewals at +{failed} s; executions={action.executions}")
+    assert len(out[0]) == 1
+    assert action.executions == 1
+    assert a.stats["lease_renew_failed"] == 2 and a.stats["lease_lost"] == 0
