@@ -354,6 +354,19 @@ def _from_draft(
         if not message:
             return _refused(action, "'respond' needs a message")
         return Answer({"type": "respond", "message": message})
+    return _reject(message, whole)
+
+
+_WHY_NO_APPROVE = (
+    "Approve was not offered: the arguments were too long to show the reviewer in full; "
+    "send shorter arguments, or split the call."
+)
+
+
+def _reject(message: str, whole: bool) -> Answer:
+    """A reviewer's reject; when Approve was not offered, the agent is told why."""
+    if not whole:
+        message = f"{message} ({_WHY_NO_APPROVE})" if message else _WHY_NO_APPROVE
     return Answer({"type": "reject", "message": message} if message else {"type": "reject"})
 
 
@@ -387,5 +400,5 @@ def read_answer(
             return _refused(action, _CUT)
         return Answer({"type": "approve"})
     if value == "reject" and "reject" in action.allowed:
-        return Answer({"type": "reject"})
+        return _reject("", whole)
     return _refused(action, f"{value!r} is not one of this form's answers")

@@ -155,3 +155,16 @@ def test_the_draft_escapes_smuggled_and_look_alike_characters() -> None:
         text = form["request_text"]
         # The request text shows tag characters as markers, and flags the look-alike word.
         assert content not in text or "⚠ Argument ` content ` has a word mixing scripts" in text
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_a_reject_of_long_args_tells_the_agent_why(env: Env, mode: str) -> None:
+    effects: list[str] = []
+    query = "SELECT " + "x, " * 1000 + "1"
+    agent = _agent(effects, ("execute_sql", {"query": query}), mode)
+    row, _, cfg = _submit(env, agent, f"sql-reject-{mode}")
+    env.hitl.reviewer.respond(row.request_id, "reject")
+    env.tick()
+    assert effects == []
+    message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
+    assert "Approve was not offered: the arguments were too long" in message.content
