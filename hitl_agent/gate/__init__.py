@@ -17,11 +17,19 @@ decision to what runs (:func:`args_hash`, :data:`ARGS_HASH_KEY`, :func:`canonica
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import AmbiguousCreateError, ReviewMismatchError, ReviewTimeoutError
 from ._keeper import Gatekeeper
-from ._spec import ARGS_HASH_KEY, CONTEXT_KEY, ReviewSpec, args_hash, canonical_json
+from ._spec import (
+    ARGS_HASH_KEY,
+    CONTEXT_KEY,
+    GATED_TOOL_KEY,
+    ReviewSpec,
+    args_hash,
+    canonical_json,
+)
 
 __all__ = [
     "ARGS_HASH_KEY",
     "CONTEXT_KEY",
+    "GATED_TOOL_KEY",
     "AmbiguousCreateError",
     "CreateTarget",
     "Gatekeeper",

@@ -192,6 +192,7 @@ def _intent(
             "interpretation": spec.interpretation(),
             # What the reviewer approves, bound apart from the spec hash (see ARGS_HASH_KEY).
             **({"args_hash": spec.args_hash} if spec.args_hash else {}),
+            **({"gated_tool": spec.gated_tool} if spec.gated_tool else {}),
         },
     )
     _check_same_question(row, key, spec)

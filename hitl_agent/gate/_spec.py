@@ -25,6 +25,7 @@ from ..protocol import canonical_json, jsonable
 __all__ = [
     "ARGS_HASH_KEY",
     "CONTEXT_KEY",
+    "GATED_TOOL_KEY",
     "ReviewSpec",
     "answer_values",
     "args_hash",
@@ -35,6 +36,10 @@ CONTEXT_KEY = "hitl_agent"
 """The key under which a gate stamps its correlation key into the request's ``context``."""
 
 ARGS_HASH_KEY = "hitl_agent_args_hash"
+#: ``context`` key naming the tool whose calls ``require_approval`` gates (kept in the row's
+#: payload as ``gated_tool``, never sent): a resumer refuses to resume the review into a
+#: graph whose tools node no longer gates that tool.
+GATED_TOOL_KEY = "hitl_agent_gated_tool"
 """A ``context`` entry that binds a review to one tool call: its :func:`args_hash`.
 
 It is lifted out of the context (never sent, never shown to the reviewer, not part of the
@@ -87,6 +92,7 @@ class ReviewSpec:
     reject_values: tuple[str, ...] = tuple(sorted(DEFAULT_REJECT_VALUES))
     approve_on_timeout: bool = False
     args_hash: str | None = None
+    gated_tool: str | None = None
 
     @classmethod
     def build(
@@ -178,6 +184,7 @@ class ReviewSpec:
             default_response = _safe_default(response_type, config, rejecting)
         ctx = dict(context or {})
         bound = ctx.pop(ARGS_HASH_KEY, None)
+        gated_tool = ctx.pop(GATED_TOOL_KEY, None)
         if bound is not None and not _is_sha256_hex(bound):
             raise ConfigError(
                 f"context.{ARGS_HASH_KEY}",
@@ -220,6 +227,7 @@ class ReviewSpec:
             reject_values=rejecting,
             approve_on_timeout=approve_on_timeout,
             args_hash=bound,
+            gated_tool=str(gated_tool) if gated_tool is not None else None,
         )
 
     def spec_hash(self) -> str:

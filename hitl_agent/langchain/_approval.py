@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, ToolMessage
@@ -40,6 +40,8 @@ from langgraph.errors import GraphInterrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
+from .._exceptions import ConfigError
+from .._keys import gate_key
 from ..gate import ReviewMismatchError, args_hash
 from ..langgraph.pregel import graph_context
 from ._callid import CALL_ID as _CALL_ID
@@ -115,6 +117,10 @@ class ApprovalTool(BaseTool):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    # GraphResumer refuses to resume a tool call's review into a ToolNode whose tool lacks
+    # this (a redeploy dropped the gate): read by duck typing, the adapter imports no wrapper.
+    gates_calls: ClassVar[bool] = True
+
     inner: BaseTool
     keeper: Any = Field(exclude=True, repr=False)
     when: Policy | None = Field(default=None, exclude=True)
@@ -169,6 +175,9 @@ class ApprovalTool(BaseTool):
     def run(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         """Run through the gate, or straight through when ``when`` says no review."""
         direct = self._unreviewed(tool_input)
+        earlier = self._earlier_review(kwargs) if direct is not None else None
+        if earlier is not None and self.keeper.ledger.get(earlier):
+            direct = None
         if direct is not None:
             once = self._unreviewed_once(tool_input, kwargs, sync=True)
             if once is None:
@@ -180,6 +189,9 @@ class ApprovalTool(BaseTool):
     async def arun(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         """Async twin of :meth:`run`."""
         direct = self._unreviewed(tool_input)
+        earlier = self._earlier_review(kwargs) if direct is not None else None
+        if earlier is not None and await self.keeper.ledger.aget(earlier):
+            direct = None
         if direct is not None:
             once = self._unreviewed_once(tool_input, kwargs, sync=False)
             if once is None:
@@ -187,6 +199,22 @@ class ApprovalTool(BaseTool):
             return await once.arun(lambda: self.inner.arun(direct[0], *args, **kwargs))
         with _call_id(kwargs):
             return await super().arun(tool_input, *args, **kwargs)
+
+    def _earlier_review(self, kwargs: Mapping[str, Any]) -> str | None:
+        """The key of this call's review from an earlier run, to look up when ``when`` lets
+        the call through in a *resumed* task: a redeploy that loosened the policy must not
+        run a call its reviewer already decided on (rejected stays rejected). None when the
+        task is not resumed (no lookup: the policy-skipped path stays free of IO)."""
+        call_id = kwargs.get("tool_call_id")
+        if call_id is None:
+            return None
+        try:
+            ctx = graph_context()
+        except ConfigError:
+            return None  # a graph without a checkpointer never suspended this call
+        if ctx is None or not ctx.resumed:
+            return None
+        return gate_key(ctx.thread_id, ctx.checkpoint_ns, call_id, 0)
 
     def _unreviewed_once(
         self, tool_input: Any, kwargs: Mapping[str, Any], *, sync: bool

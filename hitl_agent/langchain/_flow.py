@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .._exceptions import ConfigError
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
-from ..gate import ARGS_HASH_KEY, args_hash
+from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
@@ -115,7 +115,7 @@ class ApprovalFlow:
         kwargs: dict[str, Any] = {
             "approve_on_timeout": False,  # a tool call never runs because nobody answered
             "summary": summary,
-            "context": {ARGS_HASH_KEY: self.binding},
+            "context": {ARGS_HASH_KEY: self.binding, GATED_TOOL_KEY: self.view.tool},
         }
         if self.priority is not None:
             kwargs["priority"] = self.priority

@@ -27,6 +27,7 @@ checkpoint; a new message on the thread does).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -312,6 +313,28 @@ def resume_map(
     return {interrupt_id: codec.encode(pending, decisions)}
 
 
+log = logging.getLogger("hitl_agent.langgraph")
+
+_REFUSED: set[str | None] = set()  # request ids whose refusal was logged (once per process)
+
+
+def ungated_tool(graph: Any, state: StateSnapshot, record: ReviewRecord) -> str | None:
+    """The tool name when ``record`` is the review of a call that ``require_approval`` gated
+    (``payload["gated_tool"]``) and the graph running now holds that tool in the row's tools
+    node without its gate (a redeploy dropped ``require_approval``): resuming would run the
+    call unreviewed. None when it is still gated or cannot be told."""
+    tool = record.payload.get("gated_tool")
+    if not isinstance(tool, str) or not record.checkpoint_ns:
+        return None
+    node = record.checkpoint_ns.split("|")[0].split(":")[0]
+    spec = (getattr(graph, "nodes", None) or {}).get(node)
+    tools = getattr(getattr(spec, "bound", None), "tools_by_name", None)
+    if not isinstance(tools, dict):
+        return None  # not a ToolNode (a subgraph, a custom node): its own code decides
+    # Duck-typed: the adapter does not import the LangChain wrappers.
+    return None if getattr(tools.get(tool), "gates_calls", False) else tool
+
+
 class GraphResumer:
     """Resumes a compiled LangGraph graph (with its checkpointer) for decided reviews.
 
@@ -353,9 +376,23 @@ class GraphResumer:
     def _command(
         self, state: StateSnapshot, record: ReviewRecord, decisions: Sequence[Decision]
     ) -> Command[Any] | None:
-        """The resume of the row's pending interrupt in ``state``, or None (not waiting)."""
+        """The resume of the row's pending interrupt in ``state``, or None (not waiting, or
+        the graph no longer gates the call: resuming would run it unreviewed)."""
         found = find_interrupt(state, record, self.codec, reused=True)
         if found is None:
+            return None
+        tool = ungated_tool(self.graph, state, record)
+        if tool is not None:
+            if record.request_id not in _REFUSED:
+                _REFUSED.add(record.request_id)
+                log.error(
+                    "not resuming: the graph's tools node no longer gates tool %s, so the "
+                    "resume would run the call its reviewer decided on without its gate "
+                    "request_id=%s thread=%s",
+                    tool,
+                    record.request_id,
+                    record.thread_id,
+                )
             return None
         return Command(resume=resume_map(found, self.codec, decisions))
 

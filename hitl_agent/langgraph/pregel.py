@@ -106,6 +106,8 @@ class GraphContext:
     thread_id: str
     checkpoint_ns: str
     run: _RunState
+    resumed: bool = False
+    """LangGraph handed this task run resume values (it runs again after an interrupt)."""
 
     def key(self, tool_call_id: str | None) -> str:
         """The next correlation key of this task run (call once per review)."""
@@ -147,6 +149,7 @@ def graph_context() -> GraphContext | None:
         thread_id=str(thread_id),
         checkpoint_ns=str(conf.get("checkpoint_ns") or ""),
         run=_run_state(scratchpad),
+        resumed=bool(getattr(scratchpad, "resume", None)),
     )
 
 

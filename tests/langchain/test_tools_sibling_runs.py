@@ -130,3 +130,55 @@ def test_the_products_tools_condition_keeps_langgraphs_contract() -> None:
     assert [s.arg["tool_call"]["id"] for s in sends] == ["c-small", "c-big"]
     with pytest.raises(ValueError, match="no messages under 'history'"):
         tools_condition({"history": []}, messages_key="history")
+
+
+def _refund_graph(env: Env, runs: list[str], saver: Any, *, gate: str) -> Any:
+    """One turn, refund(250); ``gate``: v1 (> $100), loosened (> $1000) or gone."""
+    from tools_support import one_turn_graph
+
+    @tool
+    def refund(order_id: str, amount: int) -> str:
+        """Refund an order."""
+        runs.append(f"refund {order_id} {amount}")
+        return f"refunded {amount}"
+
+    limit = {"v1": 100, "loosened": 1000}.get(gate)
+    tools = (
+        [refund]
+        if limit is None
+        else [env.keeper.require_approval(refund, when=lambda a: a["amount"] > limit)]
+    )
+    calls = [{"name": "refund", "args": {"order_id": "big", "amount": 250}, "id": "c-big"}]
+    return one_turn_graph(tools, calls, saver)
+
+
+@pytest.mark.parametrize("v2", ["loosened", "gone"])
+def test_a_redeploy_that_loosens_the_gate_never_runs_a_rejected_call(
+    env: Env, v2: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19, M7: v1 gates refunds over $100 and the reviewer rejects refund(250); v2
+    raises when= to $1000 (or drops the gate) and resumes the thread."""
+    runs: list[str] = []
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": f"m7-{v2}"}}
+    _refund_graph(env, runs, saver, gate="v1").invoke({"messages": []}, config)
+    request_id = env.only_request_id()
+    env.hitl.reviewer.respond(request_id, "reject")
+
+    v2_graph = _refund_graph(env, runs, saver, gate=v2)
+    dispatcher = env.keeper.dispatcher(GraphResumer(v2_graph))
+    with caplog.at_level(logging.ERROR):
+        for _ in range(12):
+            dispatcher.poll_once()
+            env.clock.advance(3600)
+
+    assert runs == []  # the rejected refund never ran
+    if v2 == "loosened":  # the earlier review still governs: the agent hears "rejected"
+        (message,) = [m for m in v2_graph.get_state(config).values["messages"] if m.type == "tool"]
+        assert message.status == "error" and "rejected" in message.content.lower()
+    else:  # nothing gates it any more: not resumed, parked, said at ERROR
+        assert v2_graph.get_state(config).next
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert any("no longer gates tool refund" in e and request_id in e for e in errors)
+        fault = env.ledger.get_delivery_fault(request_id)
+        assert fault is not None and fault.parked
