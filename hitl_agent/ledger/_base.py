@@ -445,7 +445,9 @@ class Ledger(ABC):
         """Async twin of :meth:`get_alias`."""
         return await asyncio.to_thread(self.get_alias, key)
 
-    async def astart_execution(self, key: str, owner: str, **kwargs: Any) -> tuple[ExecutionRecord, bool]:
+    async def astart_execution(
+        self, key: str, owner: str, **kwargs: Any
+    ) -> tuple[ExecutionRecord, bool]:
         """Async twin of :meth:`start_execution`."""
         return await asyncio.to_thread(lambda: self.start_execution(key, owner, **kwargs))
 
