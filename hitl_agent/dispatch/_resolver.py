@@ -40,6 +40,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from .._claims import resuming_under
 from .._exceptions import APIError, RateLimitError
 from .._hooks import checkpoint
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES, Decision
@@ -345,6 +346,7 @@ class Resolver:
         fault = yield _Io(self.ledger.get_delivery_fault, (request_id,))
         if fault is not None and not self._due(fault):
             return []
+        claimed_at = self.clock()
         claimed = yield _Io(self._claim, (request_id,))
         if claimed is None:
             return []
@@ -358,11 +360,15 @@ class Resolver:
             lease_seconds=self.lease_seconds,
             interval=self.heartbeat_interval,
             stats=self.stats,
+            claimed_at=claimed_at,
         ).start()
         try:
             decisions = [Decision.model_validate(member.decision) for member in group]
             try:
-                outcome = yield from self._drive(row, decisions)
+                # An approved action checks the claim right before it starts (_claims.py):
+                # a process that stalled past its lease must not start it.
+                with resuming_under(keeper.expired):
+                    outcome = yield from self._drive(row, decisions)
             except Exception as exc:
                 keeper.stop()
                 yield _Io(self._release, (group,))

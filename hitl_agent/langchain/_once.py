@@ -33,6 +33,8 @@ from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from .._claims import check_claim
+
 if TYPE_CHECKING:
     from ..decision import Decision
     from ..ledger import ExecutionRecord, Ledger
@@ -201,6 +203,7 @@ class Execution:
     def begin(self) -> tuple[bool, Any]:
         """``(True, None)``: this attempt runs the action; ``(False, result)``: an earlier
         attempt started it, return ``result`` instead."""
+        check_claim()  # never start under a resume claim that expired (a stalled process)
         record, mine = self.ledger.start_execution(
             self.key,
             self.owner,

@@ -268,3 +268,43 @@ def test_a_decision_nothing_waits_for_is_parked_and_said_once_at_error(
     assert fault.reason.startswith("orphaned")
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and request_id in errors[0] and "orphaned" in errors[0]
+
+
+def test_a_resumer_that_stalled_past_its_lease_before_the_action_does_not_start_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 C2′/F7: the stall happens between the claim and the action."""
+    from hitl_agent._claims import ClaimExpiredError
+    from hitl_agent.dispatch import _resolver
+
+    charged: list[str] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(customer)
+        return "charged"
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, InMemorySaver())
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    monkeypatch.setattr(_resolver.LeaseKeeper, "start", lambda self: self)  # renewer stalled
+
+    class Stalling(GraphResumer):
+        def resume(self, record: Any, decisions: Any) -> bool:
+            env.clock.advance(301)  # the process pauses past its 300 s lease, then resumes
+            return super().resume(record, decisions)
+
+    errors: list[BaseException] = []
+    first = env.keeper.dispatcher(Stalling(graph))
+    monkeypatch.setattr(
+        _resolver.log, "error", lambda *a, **k: errors.append(k.get("exc_info") or a[0])
+    )
+    first.poll_once()
+    assert charged == []  # not started under an expired claim
+    assert any(isinstance(e, ClaimExpiredError) for e in errors)
+    assert env.ledger.list_executions(states=("started", "succeeded", "in_doubt")) == []
+
+    env.keeper.dispatcher(GraphResumer(graph)).poll_once()  # the replica that took over
+    assert charged == ["c-1"]
+    assert not graph.get_state(CONFIG).next
