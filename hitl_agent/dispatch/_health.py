@@ -158,8 +158,25 @@ class Readiness:
         return self._update(results)
 
     async def acheck(self) -> dict[str, str]:
-        """Async twin of :meth:`check` (the probes run in threads; the loop never blocks)."""
-        return await asyncio.to_thread(self.check)
+        """Async twin of :meth:`check`. The probes run in threads of their own, never in the
+        loop's default executor: during an outage that one fills up with ledger calls that
+        wait for the database, and a readiness check queued behind them would never say so."""
+        started = {name: self._start(name, probe) for name, probe in self.probes.items()}
+        results: dict[str, str | None] = {}
+        for name, (future, deadline) in started.items():
+            # shield: a timed-out wait must not cancel the probe other checks share; and the
+            # outcome is always retrieved (no "exception was never retrieved" line later).
+            wrapped = asyncio.wrap_future(future)
+            wrapped.add_done_callback(_retrieve)
+            waiter = asyncio.shield(wrapped)
+            try:
+                await asyncio.wait_for(waiter, timeout=max(0.0, deadline - time.monotonic()))
+                results[name] = None
+            except TimeoutError:
+                results[name] = f"no answer within {self.probe_timeout:g} s"
+            except Exception as exc:
+                results[name] = _reason(exc, self.secrets)
+        return self._update(results)
 
     def _update(self, results: dict[str, str | None]) -> dict[str, str]:
         with self._lock:
@@ -204,6 +221,11 @@ class Readiness:
         if failed:
             body["failed"] = sorted(failed)
         return ready, body
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _run_into(probe: Probe, future: concurrent.futures.Future[object]) -> None:
