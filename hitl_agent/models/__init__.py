@@ -32,6 +32,7 @@ from .requests import (
 )
 from .response_types import (
     RESPONSE_TYPES,
+    TOLERATED_CONFIG_KEYS,
     BooleanConfig,
     EditableTextConfig,
     EditedText,
@@ -54,6 +55,7 @@ __all__ = [
     "RESPONSE_TYPES",
     "STATUS_ALIASES",
     "TERMINAL_STATUSES",
+    "TOLERATED_CONFIG_KEYS",
     "BooleanConfig",
     "CancelResult",
     "ContentType",
