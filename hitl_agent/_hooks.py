@@ -5,7 +5,9 @@ a hook. The names are stable (crash-injection tests refer to them):
 
 ``gate.after_intent``, ``gate.before_create``, ``gate.after_create``, ``gate.after_mark_created``,
 ``gate.before_interrupt``, ``resolver.after_fetch``, ``resolver.after_record_decision``,
-``resolver.after_claim``, ``resolver.after_resume``.
+``resolver.after_claim``, ``resolver.after_resume``, ``execution.after_start`` (an approved
+call's start is recorded, its action not yet run), ``execution.after_action`` (the action
+returned, its outcome not yet recorded).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ CRASH_POINTS: tuple[str, ...] = (
     "resolver.after_record_decision",
     "resolver.after_claim",
     "resolver.after_resume",
+    "execution.after_start",
+    "execution.after_action",
 )
 
 _hook: Callable[[str], None] | None = None

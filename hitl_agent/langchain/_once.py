@@ -34,6 +34,7 @@ from langgraph.errors import GraphBubbleUp
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .._claims import check_claim
+from .._hooks import checkpoint
 
 if TYPE_CHECKING:
     from ..decision import Decision
@@ -248,6 +249,7 @@ class Execution:
         go, instead = self.begin()
         if not go:
             return instead
+        checkpoint("execution.after_start")
         token = _CURRENT.set(self._approved())
         try:
             result = action()
@@ -256,6 +258,7 @@ class Execution:
             raise
         finally:
             _CURRENT.reset(token)
+        checkpoint("execution.after_action")
         self._end_quietly(result, None)
         return result
 
@@ -266,6 +269,7 @@ class Execution:
         go, instead = await self.abegin()
         if not go:
             return instead
+        checkpoint("execution.after_start")
         token = _CURRENT.set(self._approved())
         try:
             result = await action()
@@ -274,6 +278,7 @@ class Execution:
             raise
         finally:
             _CURRENT.reset(token)
+        checkpoint("execution.after_action")
         await asyncio.to_thread(self._end_quietly, result, None)
         return result
 

@@ -26,6 +26,19 @@ points (``hitl_agent._hooks.set_hook``) plus these of the harness:
 * ``action.after_execute``: the approved action committed its effect row; the process dies
   before the node returns, so the checkpoint after the action is never written (window (c)).
 
+The execution points run a second graph, the README's shape (issue 19): an agent node emits one
+tool call, ``hitl_agent.langgraph.tools_condition`` routes it to a ``ToolNode`` holding
+``keeper.require_approval(refund)``; the wrapper records each approved call's execution in the
+ledger (started, then its outcome), so no re-run of the task runs the refund again:
+
+* ``execution.after_start``: the start is recorded, the refund has not run: recovery must not
+  run it (the call ends *in doubt*, 0 effects);
+* ``execution.after_action``: the refund committed its effect row, its outcome is not recorded:
+  recovery must not run it again (in doubt, 1 effect; window (c) closed for wrapped tools);
+* ``tool.raises_after_effect``: no crash: the refund commits its effect, then raises (a payment
+  API charged the card, then reading the receipt timed out); the failed resume is retried and
+  must report the failure, not charge again (1 effect, execution ``failed``).
+
 Every module this file imports is preloaded by the forkserver, so a child costs a fork.
 """
 
@@ -88,8 +101,14 @@ RESUME_POINTS = (
     "action.after_execute",
     "resolver.after_resume",
 )
-POINTS = GATE_POINTS + RESUME_POINTS
+TOOL_POINTS = (
+    "execution.after_start",
+    "execution.after_action",
+    "tool.raises_after_effect",
+)
+POINTS = GATE_POINTS + RESUME_POINTS + TOOL_POINTS
 WINDOW_C = "action.after_execute"
+RAISES = "tool.raises_after_effect"
 IN_ACT = ("action.before_execute", WINDOW_C)  # reached only once the gate's step is saved
 PRELOAD = (
     "httpx",
@@ -102,6 +121,8 @@ PRELOAD = (
     "hitl_agent.gate",
     "hitl_agent.langgraph",
     "hitl_agent.ledger",
+    "langchain_core.tools",
+    "langgraph.prebuilt",
 )
 
 
@@ -284,6 +305,70 @@ def build_graph(
     return builder.compile(checkpointer=saver)
 
 
+def tool_call_id(thread_id: str) -> str:
+    return f"call-{thread_id}"
+
+
+def build_tool_graph(
+    keeper: Gatekeeper | None, saver: Any, effects: Effects, *, crash_point: str | None = None
+) -> Any:
+    """START -> agent (one AIMessage: refund(thread)) -> tools (ToolNode with the wrapped
+    refund, routed by hitl_agent's tools_condition) -> END."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+    from langgraph.graph import MessagesState
+    from langgraph.prebuilt import ToolNode
+
+    from hitl_agent.langchain import approved_call
+    from hitl_agent.langgraph import tools_condition
+
+    @tool
+    def refund(thread: str, amount: int) -> str:
+        """Refund an order."""
+        approval = approved_call()
+        effects.record(thread, approval.request_id if approval else None, approval is not None)
+        if crash_point == RAISES:
+            raise TimeoutError("reading the receipt timed out")
+        return f"refunded {amount}"
+
+    def agent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        if state["messages"]:
+            return {}
+        thread_id = config["configurable"]["thread_id"]
+        call = {
+            "name": "refund",
+            "args": {"thread": thread_id, "amount": 1},
+            "id": tool_call_id(thread_id),
+        }
+        return {"messages": [AIMessage("", tool_calls=[call], id=f"turn-{thread_id}")]}
+
+    tools = [keeper.require_approval(refund)] if keeper is not None else [refund]
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(tools))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition, ["tools", END])
+    builder.add_edge("tools", END)
+    return builder.compile(checkpointer=saver)
+
+
+def read_tool_outcome(store: Store, thread_id: str) -> dict[str, Any]:
+    """The tool graph's final state: finished, and the refund's ToolMessage."""
+    conn, saver = store.saver()
+    try:
+        graph = build_tool_graph(None, saver, store.effects())
+        snap = graph.get_state(thread_config(thread_id))
+        messages = [m for m in snap.values.get("messages", []) if m.type == "tool"]
+        return {
+            "exists": snap.created_at is not None,
+            "unfinished": unfinished(snap),
+            "interrupts": len(snap.interrupts),
+            "tool_messages": [{"status": m.status, "content": str(m.content)} for m in messages],
+        }
+    finally:
+        conn.close()
+
+
 def thread_config(thread_id: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id}}
 
@@ -297,12 +382,15 @@ def unfinished(snap: Any) -> bool:
     return bool(snap.next or snap.tasks)
 
 
-def agent_step(graph: Any, thread_id: str, amount: int, durability: str) -> str:
+def agent_step(
+    graph: Any, thread_id: str, amount: int, durability: str, shape: str = "gate"
+) -> str:
     """What a (re)started agent does with its thread; returns what it did."""
     config = thread_config(thread_id)
     snap = graph.get_state(config)
     if snap.created_at is None:
-        graph.invoke({"amount": amount}, config, durability=durability)
+        first = {"messages": []} if shape == "tool" else {"amount": amount}
+        graph.invoke(first, config, durability=durability)
         return "started"
     if unfinished(snap) and not snap.interrupts:
         graph.invoke(None, config, durability=durability)  # continue the crashed run
@@ -341,6 +429,7 @@ class AgentConfig:
     durability: str = "sync"
     idempotent: bool = False
     break_reconcile: bool = False  # canary: the gate forgets to reconcile an unfinished intent
+    shape: str = "gate"  # "gate": gate -> act; "tool": the README's ToolNode + require_approval
 
 
 class _DieAfterCreate(httpx.BaseTransport):
@@ -375,7 +464,11 @@ def child_main(
     transport: httpx.BaseTransport = httpx.HTTPTransport()
     if crash_point == "client.after_create_sent":
         transport = _DieAfterCreate(transport)
-    if crash_point and "." in hook_name and not hook_name.startswith(("client.", "action.")):
+    if (
+        crash_point
+        and "." in hook_name
+        and not hook_name.startswith(("client.", "action.", "tool."))
+    ):
 
         def hook(name: str) -> None:
             if name == hook_name:
@@ -401,16 +494,19 @@ def child_main(
         callback_secret=SECRET,
         clock=lambda: time.time() + clock_offset,
     )
-    graph = build_graph(
-        keeper,
-        saver,
-        cfg.store.effects(),
-        crash_point=crash_point,
-        idempotent=cfg.idempotent,
-    )
+    if cfg.shape == "tool":
+        graph = build_tool_graph(keeper, saver, cfg.store.effects(), crash_point=crash_point)
+    else:
+        graph = build_graph(
+            keeper,
+            saver,
+            cfg.store.effects(),
+            crash_point=crash_point,
+            idempotent=cfg.idempotent,
+        )
     result: dict[str, Any] = {}
     if role == "start":
-        result["step"] = agent_step(graph, thread_id, amount, cfg.durability)
+        result["step"] = agent_step(graph, thread_id, amount, cfg.durability, cfg.shape)
         if crash_point == "agent.after_interrupt":
             die()
     elif role == "worker":

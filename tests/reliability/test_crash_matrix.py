@@ -21,12 +21,17 @@ Then, from the server's list, the checkpointer and the effects table:
 * unauthorized runs: an effect without an approving answer, or more than one effect outside
   window (c);
 * window (c) re-runs, counted apart: a crash after the action committed and before the
-  checkpoint after it re-runs the (non-idempotent) action on recovery, as documented.
+  checkpoint after it re-runs the (non-idempotent) action on recovery, as documented, in the
+  hand-written ``act`` node; a tool that ``require_approval`` wraps has no such window (its
+  execution record), so there any second run counts as duplicated;
+* in doubt, counted apart from lost and duplicated (the tool graph, issue 19): a crash between
+  the execution's start record and its recorded outcome ends the call ``in_doubt`` (the agent is
+  told it may have run): acceptable only when the action ran at most once.
 
 The local HITL server lives in the test process (uvicorn thread), so it outlives every crash.
 Default: 1 run per point per backend (durability ``sync``); ``HITL_STRESS=full``: 10 runs per
 point, durability ``sync`` and ``async``. Each matrix prints per point: runs, lost,
-duplicated (reviews or executions), unauthorized.
+duplicated (reviews or executions), unauthorized, in doubt.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +53,14 @@ from crash_agent import (
     LEASE,
     POINTS,
     PRELOAD,
+    RAISES,
+    TOOL_POINTS,
     WINDOW_C,
     AgentConfig,
     Store,
     child_main,
     read_outcome,
+    read_tool_outcome,
 )
 from rel_support import HITLServer, Stress, open_store, record_summary
 
@@ -114,6 +122,9 @@ class Outcome:
     recovery_sweeps: int
     ledger_left_open: int
     seconds: float
+    in_doubt: int = 0
+    execution_states: tuple[str, ...] = ()
+    agent_not_told: int = 0
 
 
 def crash_run(
@@ -126,6 +137,8 @@ def crash_run(
     answer: str = "approve",
 ) -> Outcome:
     started = time.monotonic()
+    if point in TOOL_POINTS:
+        cfg = replace(cfg, shape="tool")
     store = cfg.store
     thread_id = f"t1-{point}-{run}-{uuid.uuid4().hex[:8]}"
     # The poller's batched fetch has no after_fetch point: that point needs the resolve path.
@@ -150,14 +163,21 @@ def crash_run(
     )
     if not gate_side:
         crashed = code == KILLED
-        # ``act`` is reached for either answer; its effect only for an approval.
+        # ``act`` is reached for either answer; its effect only for an approval; the
+        # execution points only for an approval; the raising tool kills nothing.
         reachable = not (point == WINDOW_C and answer != "approve")
+        if point in TOOL_POINTS:
+            reachable = answer == "approve" and point != RAISES
         assert crashed == reachable, f"{point}: killed={crashed}, expected {reachable}"
     else:
         assert code == 0
     code, result = spawn(cfg, "recover", thread_id, tmp, clock_offset=LEASE + 1)
     assert code == 0, f"{point}: the recovery process failed (exit {code})"
 
+    if cfg.shape == "tool":
+        return _tool_outcome(
+            server, cfg, thread_id, point, run, answer, mode, crashed, result, started
+        )
     requests = server.requests_for(thread_id)
     outcome = read_outcome(store, thread_id)
     effects = store.effects().rows(thread_id)
@@ -204,6 +224,80 @@ def crash_run(
     )
 
 
+def _tool_outcome(
+    server: HITLServer,
+    cfg: AgentConfig,
+    thread_id: str,
+    point: str,
+    run: int,
+    answer: str,
+    mode: str,
+    crashed: bool,
+    result: Any,
+    started: float,
+) -> Outcome:
+    """Count harm for the tool graph: effects, the execution record, the agent's ToolMessage."""
+    store = cfg.store
+    requests = server.requests_for(thread_id)
+    outcome = read_tool_outcome(store, thread_id)
+    effects = store.effects().rows(thread_id)
+    approved_ids = {
+        r.id for r in requests if r.status == "completed" and r.response_value == "approve"
+    }
+    answered = [r for r in requests if r.status == "completed"]
+    ledger = store.ledger(max_size=1)
+    try:
+        rows = [ledger.get(str(r.context["hitl_agent"]["key"])) for r in requests]
+        every: tuple[Any, ...] = ("started", "succeeded", "failed", "in_doubt")
+        records = [x for x in ledger.list_executions(states=every) if x.thread_id == thread_id]
+    finally:
+        ledger.close()
+    states = tuple(sorted(x.state for x in records))
+    in_doubt = sum(x.state == "in_doubt" for x in records)
+    finished = outcome["exists"] and not outcome["unfinished"]
+    messages = outcome["tool_messages"]
+    approved = bool(answered) and answered[-1].id in approved_ids
+    lost = 0
+    if answered and (not finished or len(messages) != 1):
+        lost = 1
+    elif approved and not effects and not in_doubt:
+        lost = 1  # approved, never run, not reported in doubt
+    # The agent is told what became of the call: the refund's result, its failure, or doubt.
+    told = True
+    if messages and approved:
+        content = messages[0]["content"]
+        if "in_doubt" in states:
+            told = "may or may not have taken effect" in content
+        elif "failed" in states:
+            told = messages[0]["status"] == "error" and "failed" in content
+        else:
+            told = content == "refunded 1"
+    return Outcome(
+        point=point,
+        backend=store.backend,
+        durability=cfg.durability,
+        run=run,
+        answer=answer,
+        mode=mode,
+        early_answer=False,
+        crashed=crashed,
+        reviews=len(requests),
+        executions=len(effects),
+        duplicate_reviews=max(0, len(requests) - 1),
+        lost=lost,
+        unauthorized=sum(1 for e in effects if e[1] not in approved_ids),
+        duplicate_executions=max(0, len(effects) - 1),
+        window_c_reruns=0,
+        recovery_sweeps=int((result or {}).get("sweeps", -1)),
+        ledger_left_open=sum(1 for row in rows if row is None or row.state != "resumed")
+        + sum(x.state == "started" for x in records),
+        seconds=time.monotonic() - started,
+        in_doubt=in_doubt,
+        execution_states=states,
+        agent_not_told=int(not told),
+    )
+
+
 def run_matrix(
     server: HITLServer, store: Store, durability: str, runs: int, seed: int, tmp: Path
 ) -> list[Outcome]:
@@ -235,6 +329,8 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
             "duplicate_executions",
             "window_c_reruns",
             "ledger_left_open",
+            "in_doubt",
+            "agent_not_told",
         ):
             totals[name] += getattr(o, name)
     points = {o.point for o in outcomes}
@@ -247,6 +343,8 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
             "lost": sum(o.lost for o in rows),
             "duplicated": sum(o.duplicate_reviews + o.duplicate_executions for o in rows),
             "unauthorized": sum(o.unauthorized for o in rows),
+            "in_doubt": sum(o.in_doubt for o in rows),
+            "max_executions": max(o.executions for o in rows),
         }
     summary = {
         "matrix": title,
@@ -271,7 +369,12 @@ def assert_no_harm(outcomes: list[Outcome]) -> None:
     bad = [
         asdict(o)
         for o in outcomes
-        if o.duplicate_reviews or o.lost or o.unauthorized or o.duplicate_executions
+        if o.duplicate_reviews
+        or o.lost
+        or o.unauthorized
+        or o.duplicate_executions
+        or o.agent_not_told
+        or (o.in_doubt and o.executions > 1)
     ]
     assert not bad, json.dumps(bad, indent=1)
     # Window (c): the effect may run again (documented), never a third time.
@@ -287,6 +390,35 @@ def assert_no_harm(outcomes: list[Outcome]) -> None:
 def test_every_named_crash_point_is_in_the_matrix() -> None:
     assert set(CRASH_POINTS) <= {p.removesuffix("@resume") for p in POINTS}
     assert WINDOW_C in POINTS
+    assert {"execution.after_start", "execution.after_action", RAISES} <= set(TOOL_POINTS)
+
+
+@pytest.mark.parametrize(
+    ("point", "states", "executions"),
+    [
+        ("execution.after_start", ("in_doubt",), 0),
+        ("execution.after_action", ("in_doubt",), 1),
+        (RAISES, ("failed",), 1),
+    ],
+)
+def test_the_execution_cells_end_once_or_in_doubt(
+    hitl_server: HITLServer, tmp_path: Path, point: str, states: tuple[str, ...], executions: int
+) -> None:
+    """Each cell the execution record creates, on SQLite, approved: the refund never runs a
+    second time; a crash between the start record and the outcome is reported in doubt."""
+    store = open_store("sqlite", tmp_path / "store")
+    cfg = AgentConfig(
+        store=store,
+        base_url=hitl_server.base_url,
+        api_key=hitl_server.api_key,
+        loop_id=hitl_server.loop_id,
+    )
+    outcome = crash_run(hitl_server, cfg, point, 0, random.Random(3), tmp_path)
+    assert outcome.crashed == (point != RAISES)
+    assert outcome.execution_states == states, outcome
+    assert outcome.executions == executions, outcome
+    assert outcome.in_doubt == (states == ("in_doubt",))
+    assert_no_harm([outcome])
 
 
 @pytest.mark.slow
