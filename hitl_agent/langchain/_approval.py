@@ -416,6 +416,7 @@ class _GatedCall:
     flow: ApprovalFlow
     call_id: str | None
     step: Ask | Verdict
+    shared: bool = True
 
     @classmethod
     def start(
@@ -431,7 +432,8 @@ class _GatedCall:
         note_started(call_id)
         _warn_if_exposed(tool.name, runtime, call_id, config)
         flow = tool._flow(full, runtime, config)
-        return cls(tool, full, runtime, flow, call_id, flow.first())
+        shared = shares_task(config) or not (config.get("metadata") or {})
+        return cls(tool, full, runtime, flow, call_id, flow.first(), shared)
 
     def review_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of the current form's ``keeper.review``/``areview``."""
@@ -471,7 +473,11 @@ class _GatedCall:
         return self.flow.first_request_id or ""
 
     def siblings(self, *, sync: bool) -> list[str]:
-        """The ids of this turn's other calls that will ask a reviewer (wait for them)."""
+        """The ids of this turn's other calls that will ask a reviewer (wait for them);
+        none when this call runs in a task of its own (a ``Send`` per call: LangGraph never
+        re-runs a finished task, so nothing here can act twice)."""
+        if not self.shared:
+            return []
         return _gated_siblings(self.runtime, self.call_id, sync=sync)
 
     def unbound(self, row: ReviewRecord | None) -> Any:

@@ -28,6 +28,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from .._exceptions import HITLError
 from .._keys import GraphKey, gate_key, parse_gate_key
 from ..langgraph.pregel import GraphContext, graph_context, wait_for_decision
 from ..protocol import review_payload
@@ -36,7 +37,30 @@ from . import _forms as forms
 if TYPE_CHECKING:
     from ..ledger import Ledger, ReviewRecord
 
-__all__ = ["ahold_for_siblings", "hold_for_siblings", "note_started", "note_suspended"]
+__all__ = [
+    "SiblingReviewMissingError",
+    "ahold_for_siblings",
+    "hold_for_siblings",
+    "note_started",
+    "note_suspended",
+]
+
+
+class SiblingReviewMissingError(HITLError):
+    """An approved call waited for a sibling call of its turn to record its review, and it
+    never did; the approved call did not run.
+
+    The sibling failed before asking, or never started: LangGraph's ``tools_condition`` runs
+    a turn's calls in one ToolNode task, whose thread pool may be smaller than the number of
+    gated calls. Route with ``hitl_agent.langgraph.tools_condition`` (one task per call).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a sibling tool call's review was never recorded within "
+            f"{_APPEAR_SECONDS:.0f} s; this approved call did not run (route tool calls with "
+            "hitl_agent.langgraph.tools_condition: one task per call)"
+        )
 
 _FOLLOW_UPS = frozenset({forms.EDIT, forms.RESPOND, forms.REJECT_WITH_REASON})
 _APPEAR_SECONDS = 30.0  # how long a sibling may take to record its review
@@ -181,7 +205,9 @@ def hold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list[str]) 
         siblings: the ids of the other calls of the AIMessage that will ask a reviewer.
 
     Raises:
-        RuntimeError: a sibling's review was never recorded and none is open (it failed).
+        SiblingReviewMissingError: a sibling's review was never recorded and none is open
+            (it failed before asking, or it could not start: a thread pool smaller than the
+            turn's gated calls).
     """
     ctx = graph_context()
     if ctx is None:
@@ -198,7 +224,7 @@ def hold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list[str]) 
         if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
-            raise RuntimeError("a sibling tool call's review was never recorded")
+            raise SiblingReviewMissingError()
         time.sleep(_POLL)
 
 
@@ -221,5 +247,5 @@ async def ahold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list
         if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
-            raise RuntimeError("a sibling tool call's review was never recorded")
+            raise SiblingReviewMissingError()
         await asyncio.sleep(_POLL)
