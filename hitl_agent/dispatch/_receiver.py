@@ -9,7 +9,9 @@ gets a 4xx and changes nothing; nothing here answers 500.
 With a ``signing_secret`` the receiver also requires a valid ``X-HITL-Signature-256`` (or
 ``X-HITL-Signature``) HMAC-SHA256 of the raw body, checked in constant time before the body
 is parsed, and a body ``timestamp`` within ``replay_window`` seconds (401 otherwise). That
-authenticates the doorbell; the decision still comes from the GET.
+authenticates the doorbell; the decision still comes from the GET, unless
+``trust_signed_bodies`` is on (off by default) and the body is complete
+(:func:`trusted_request`): then the body is the decision and no GET is made.
 
 Accepted bodies (every documented shape): ``{"request_id": ...}``, ``{"data": {"request_id":
 ...}}`` and ``{"data": {"request": {"id": ...}}}``, with ``event`` and/or ``status`` or neither.
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from .._callback_paths import NotFoundLog, normalize_path, token_in
 from .._json_limits import JSONTooDeep, loads_bounded
 from .._tokens import token_matches
-from ..models.requests import STATUS_ALIASES, TERMINAL_STATUSES
+from ..models.requests import STATUS_ALIASES, TERMINAL_STATUSES, Request
 from ._redact import install_access_log_redaction
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ __all__ = [
     "extract_request_id",
     "signature_valid",
     "signed_timestamp",
+    "trusted_request",
 ]
 
 log = logging.getLogger("hitl_agent.dispatch")
@@ -172,6 +175,34 @@ def signed_timestamp(body: Any) -> float | None:
     return None
 
 
+def trusted_request(body: Any, request_id: str) -> Request | None:
+    """The finished request an authenticated callback body describes in full, or None.
+
+    Complete means everything ``Decision.from_request`` reads: a final ``status``, the
+    ``response_type``, for a completed request its ``response_data`` (and, for a select, the
+    ``response_config`` whose options the answer must be one of), for a timeout its
+    ``default_response``. The local server's callbacks carry all of it; HITL.sh's documented
+    payload lacks ``response_type``, so its bodies are never complete and take the GET.
+    """
+    if not isinstance(body, dict):
+        return None
+    try:
+        request = Request.model_validate({**body, "id": request_id})
+    except ValueError:  # pydantic's ValidationError included
+        return None
+    if not request.is_terminal or request.response_type is None:
+        return None
+    if request.status == "completed":
+        if request.response_data is None:
+            return None
+        options = (request.response_config or {}).get("options")
+        if request.response_type in ("single_select", "multi_select") and not options:
+            return None
+    if request.status == "timeout" and "default_response" not in body:
+        return None
+    return request
+
+
 class _Reject(Exception):
     def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
@@ -197,6 +228,10 @@ class WebhookReceiver:
             change nothing. The decision still comes from the GET: a signature
             authenticates the doorbell, it does not make the body the decision.
         replay_window: seconds a signed body's ``timestamp`` may differ from now.
+        trust_signed_bodies: off by default. With a ``signing_secret``, a callback whose
+            signature verified and whose body is complete (:func:`trusted_request`) is
+            decided from the body, without the truth GET (DESIGN invariant 4's documented
+            choice). Anything else still takes the GET.
     """
 
     def __init__(
@@ -210,6 +245,7 @@ class WebhookReceiver:
         body_timeout: float = 10.0,
         signing_secret: str | None = None,
         replay_window: float = DEFAULT_REPLAY_WINDOW,
+        trust_signed_bodies: bool = False,
     ) -> None:
         if body_timeout <= 0:
             raise ValueError("body_timeout: must be positive. Fix: pass e.g. 10")
@@ -225,6 +261,10 @@ class WebhookReceiver:
         self.signing_secret = signing_secret
         """Settable after construction (``dispatcher.receiver.signing_secret = ...``)."""
         self.replay_window = replay_window
+        self.trust_signed_bodies = trust_signed_bodies
+        """Settable after construction, like ``signing_secret``; only read with a secret."""
+        self.trusted = 0
+        """Callbacks decided from their authenticated body, without a GET."""
         self.accepted = 0
         self.rejected = 0
         # Request ids whose first "finished" callback was fetched past the doorbell gap.
@@ -239,7 +279,7 @@ class WebhookReceiver:
         if scope["type"] != "http":
             return
         try:
-            request_id, body = await self._authenticate(scope, receive)
+            request_id, body, verified = await self._authenticate(scope, receive)
         except _Reject as reject:
             self.rejected += 1
             body = {"error": True, "msg": reject.message}
@@ -255,8 +295,15 @@ class WebhookReceiver:
         # doorbell (issue 21 S7: the real answer's callback waited for the next sweep).
         # Later "finished" claims for the same request are coalesced again, so forged ones
         # cost at most one GET per request.
+        trusted = (
+            trusted_request(body, request_id) if verified and self.trust_signed_bodies else None
+        )
         try:
-            if claims_final(body) and self._first_final(request_id):
+            if trusted is not None:
+                # Authenticated and complete: decided from the body, no GET (opt-in).
+                self.trusted += 1
+                await self.resolver.aresolve(request_id, fetched=trusted)
+            elif claims_final(body) and self._first_final(request_id):
                 await self.resolver.aresolve(request_id)
                 row = await self.ledger.aget_by_request_id(request_id)
                 if row is not None and row.state == "pending":
@@ -278,7 +325,8 @@ class WebhookReceiver:
             self._final_fetched.popitem(last=False)
         return True
 
-    async def _authenticate(self, scope: Scope, receive: Receive) -> tuple[str, Any]:
+    async def _authenticate(self, scope: Scope, receive: Receive) -> tuple[str, Any, bool]:
+        """The request id, the parsed body, and whether a signature verified it."""
         token = token_in(self.path, scope, _MAX_TOKEN)
         if token is None:
             self._not_found("not found")
@@ -318,7 +366,7 @@ class WebhookReceiver:
         if row is None or not token_matches(token, row.token_hash):
             self._not_found("unknown request or token")
             raise _Reject(404, "unknown request or token")
-        return request_id, body
+        return request_id, body, bool(secret)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -168,6 +168,11 @@ def enqueue_callback(conn: sqlite3.Connection, now: float, request_id: str) -> N
         str(body.get("response_type")), config if isinstance(config, dict) else {}, plain
     )
     payload[_PLAIN_KEY] = plain
+    # What a receiver needs to decide from a signed body without a GET (issue 22 W6, opt-in
+    # on the receiver): the form and the default. HITL.sh's payload does not carry them.
+    payload["response_type"] = body.get("response_type")
+    payload["response_config"] = config if isinstance(config, dict) else None
+    payload["default_response"] = body.get("default_response")
     conn.execute(
         "INSERT OR IGNORE INTO outbox (request_id, event, url, payload, next_attempt_at, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?)",

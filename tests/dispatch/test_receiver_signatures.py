@@ -163,3 +163,82 @@ def test_the_local_servers_own_signed_callback_verifies() -> None:
     assert signed_timestamp(json.loads(raw)) == 1_767_225_630.0
     assert signed_timestamp({"data": {"timestamp": 5}}) == 5.0
     assert signed_timestamp({"timestamp": "yesterday"}) is None
+
+
+# -- the trust path (opt-in): an authenticated, complete body is the decision ------------------
+
+
+def test_the_local_servers_signed_callback_resumes_without_a_get_when_trusted(env: Env) -> None:
+    dispatcher, request_id, _ = _parked(env)
+    dispatcher.receiver.trust_signed_bodies = True
+    env.plug(dispatcher)
+    env.hitl.server.deliverer._secret = SIGNING  # the server signs its callbacks
+    env.hitl.reviewer.respond(request_id, True)
+    env.tick()
+    assert _decided(env, request_id)
+    assert dispatcher.receiver.trusted == 1
+    assert dispatcher.resolver.stats["fetched"] == 0  # was one GET per callback
+
+
+def test_trust_is_off_by_default_and_needs_a_secret(env: Env) -> None:
+    dispatcher, request_id, _ = _parked(env)
+    env.plug(dispatcher)
+    env.hitl.server.deliverer._secret = SIGNING
+    env.hitl.reviewer.respond(request_id, True)
+    env.tick()
+    assert _decided(env, request_id)
+    assert dispatcher.receiver.trusted == 0
+    assert dispatcher.resolver.stats["fetched"] == 1  # the truth GET, as before
+
+
+def _complete(env: Env, request_id: str, **overrides: Any) -> bytes:
+    payload: dict[str, Any] = {
+        "event": "request.completed",
+        "request_id": request_id,
+        "loop_id": env.hitl.loop_id,
+        "status": "completed",
+        "response_type": "boolean",
+        "response_config": {},
+        "default_response": False,
+        "response_data": {"boolean": True, "boolean_label": "Yes"},
+        "timestamp": _iso(env.clock()),
+    }
+    payload.update(overrides)
+    return json.dumps({k: v for k, v in payload.items() if v is not ...}).encode()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"response_type": ...},  # HITL.sh's documented payload has no response_type
+        {"response_data": None},
+        {"status": "pending"},
+        {"response_type": "single_select", "response_config": {}, "response_data": "approve"},
+        {"status": "timeout", "response_data": None, "default_response": ...},
+    ],
+)
+def test_an_incomplete_signed_body_takes_the_get(env: Env, overrides: dict[str, Any]) -> None:
+    dispatcher, request_id, token = _parked(env)
+    dispatcher.receiver.trust_signed_bodies = True
+    raw = _complete(env, request_id, **overrides)
+    assert _post(dispatcher, token, raw, {"X-HITL-Signature-256": sign(raw, SIGNING)}) == 202
+    assert dispatcher.receiver.trusted == 0
+    assert dispatcher.resolver.stats["fetched"] == 1
+    assert not _decided(env, request_id)  # the GET says pending
+
+
+def test_a_trusted_body_for_another_loop_decides_nothing(env: Env) -> None:
+    dispatcher, request_id, token = _parked(env)
+    dispatcher.receiver.trust_signed_bodies = True
+    raw = _complete(env, request_id, loop_id="65f1234567890abcdef99999")
+    assert _post(dispatcher, token, raw, {"X-HITL-Signature-256": sign(raw, SIGNING)}) == 202
+    assert not _decided(env, request_id)
+
+
+def test_unsigned_complete_bodies_are_never_trusted(env: Env) -> None:
+    dispatcher, request_id, token = _parked(env)
+    dispatcher.receiver.signing_secret = None
+    dispatcher.receiver.trust_signed_bodies = True
+    assert _post(dispatcher, token, _complete(env, request_id), {}) == 202
+    assert dispatcher.receiver.trusted == 0
+    assert not _decided(env, request_id)  # the GET says pending

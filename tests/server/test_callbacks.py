@@ -69,6 +69,10 @@ def test_completed_callback_has_the_documented_payload_and_waits_for_tick(env: E
         "response_at": "2026-01-01T00:00:30Z",
         "response_time_seconds": 30.0,
         "created_at": "2026-01-01T00:00:00Z",
+        # The form and the default: a receiver that trusts a signed body needs them (W6).
+        "response_type": "single_select",
+        "response_config": {"options": ["Approve", "Reject"]},
+        "default_response": "reject",
     }
 
 
