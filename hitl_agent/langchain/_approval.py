@@ -26,6 +26,7 @@ variable for its ``_run``, so no parameter is added to the tool's schema.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -606,6 +607,21 @@ def _warn_if_exposed(tool: str, runtime: Any, call_id: str | None, config: Runna
             and not isinstance(tools.get(call.get("name")), ApprovalTool | AskHumanTool)
         }
     )
+    gated = 1 + len(_gated_siblings(runtime, call_id, sync=True))
+    # ToolNode runs a shared turn on LangGraph's executor: max_concurrency threads, else
+    # ThreadPoolExecutor's default. Calls beyond it cannot start while the others wait.
+    pool = config.get("max_concurrency") or min(32, (os.cpu_count() or 1) + 4)
+    if gated > pool and ("pool", tool) not in _WARNED:
+        _WARNED.add(("pool", tool))
+        log.warning(
+            "tool %s: %d calls of one model turn wait for reviewers in one ToolNode task, "
+            "more than its %d threads: the calls beyond them start only after the others, "
+            "and each resume may wait up to 30 s for them. Route tool calls with "
+            "hitl_agent.langgraph.tools_condition (one task per call)",
+            tool,
+            gated,
+            pool,
+        )
     if not exposed or (tool, *exposed) in _WARNED:
         return
     _WARNED.add((tool, *exposed))

@@ -182,3 +182,29 @@ def test_a_redeploy_that_loosens_the_gate_never_runs_a_rejected_call(
         assert any("no longer gates tool refund" in e and request_id in e for e in errors)
         fault = env.ledger.get_delivery_fault(request_id)
         assert fault is not None and fault.parked
+
+
+def test_more_gated_calls_than_a_shared_tasks_threads_are_warned_at_run_time(
+    env: Env, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools_support import one_turn_graph
+
+    from hitl_agent.langchain import _approval
+
+    monkeypatch.setattr(_approval, "_WARNED", set())
+
+    @tool
+    def refund(order_id: str, amount: int) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    calls = [
+        {"name": "refund", "args": {"order_id": f"o{i}", "amount": 200}, "id": f"c{i}"}
+        for i in range(3)
+    ]
+    graph = one_turn_graph([env.keeper.require_approval(refund)], calls, InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "pool"}, "max_concurrency": 2}
+    with caplog.at_level(logging.WARNING, logger="hitl_agent.langchain"):
+        graph.invoke({"messages": []}, config)
+    warnings = [m for r in caplog.records if "more than its 2 threads" in (m := r.getMessage())]
+    assert len(warnings) == 1 and "3 calls" in warnings[0]
