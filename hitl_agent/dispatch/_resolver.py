@@ -510,6 +510,38 @@ class Resolver:
                 group[0].thread_id,
             )
 
+    def _note_dropped(self, row: ReviewRecord) -> None:
+        """An approved row whose thread moved on: delivered (its execution is recorded), or
+        dropped for sure (a tool wrapper's row with no execution: the call never ran), or
+        perhaps dropped (a review node's: its own code ran or not). The last two are kept
+        as parked faults, so ``hitl-agent ledger problems`` lists them, and said at ERROR."""
+        assert row.request_id is not None
+        if self.ledger.get_execution(row.key) is not None:
+            return  # it ran (or is in doubt, which ledger problems lists on its own)
+        sure = bool(row.payload.get("gated_tool"))
+        reason = (
+            "dropped: the thread moved on (new input or a new turn) before this approval "
+            "was delivered; the approved call did not run"
+            if sure
+            else "perhaps dropped: the thread moved on after this approval; it was not "
+            "delivered unless the thread ran it before"
+        )
+        self.ledger.record_delivery_fault(
+            row.request_id,
+            attempts=0,
+            now=self.clock(),
+            retry_at=None,
+            parked=True,
+            reason=reason,
+            last_error=None,
+        )
+        (log.error if sure else log.warning)(
+            "approval not delivered, %s request_id=%s thread=%s",
+            reason,
+            row.request_id,
+            row.thread_id,
+        )
+
     def _clear_faults(self, group: list[ReviewRecord]) -> None:
         for member in group:
             if member.request_id is not None:
@@ -612,12 +644,8 @@ class Resolver:
             # its ledger write, or a new turn on the thread): nothing can wait for it any
             # more, so close the rows. An approval dropped this way is said out loud.
             self.stats["finished_elsewhere"] += len(rows)
-            dropped = [m.request_id for m in rows if (m.decision or {}).get("approved")]
-            if dropped:
-                log.warning(
-                    "closed rows whose thread moved on; their approvals were not delivered "
-                    "unless the thread ran them before request_ids=%s",
-                    dropped,
-                )
-            else:
+            approved = [m for m in rows if (m.decision or {}).get("approved")]
+            for member in approved:
+                self._note_dropped(member)
+            if not approved:
                 log.info("closed rows of a finished thread request_id=%s", rows[0].request_id)

@@ -308,3 +308,97 @@ def test_a_resumer_that_stalled_past_its_lease_before_the_action_does_not_start_
     env.keeper.dispatcher(GraphResumer(graph)).poll_once()  # the replica that took over
     assert charged == ["c-1"]
     assert not graph.get_state(CONFIG).next
+
+
+def _readme_program(
+    env: Env, paid: list[int], call_id: Any, saver: Any, *, resumed: bool = False
+) -> Any:
+    """The README quickstart's graph (ToolNode + tools_condition + when=), one process.
+    ``resumed``: the model's next answer is the one after the tool result ("Done.")."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    from hitl_agent.langgraph import tools_condition
+
+    @env.keeper.require_approval(when=lambda args: args["amount"] > 100)
+    def refund(order_id: str, amount: int) -> str:
+        """Refund an order to the customer's card."""
+        paid.append(amount)
+        return f"Refunded ${amount} for order {order_id}."
+
+    call = {"name": "refund", "args": {"order_id": "1234", "amount": 250}, "id": call_id()}
+    script = [AIMessage("Done.")] if resumed else [AIMessage("", tool_calls=[call])]
+    model = GenericFakeChatModel(messages=iter([*script, AIMessage("Done.")]))
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode([refund]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("ids", ["scripted", "unique"])
+def test_the_readme_program_restarted_after_an_answer_given_while_down_pays_once(
+    env: Env, ids: str
+) -> None:
+    """Issue 19, Q-stop: kill the README program while it waits, approve while it is down,
+    start it again. The program (as the README now writes it) does not re-invoke a thread
+    that still waits: the dispatcher resumes it and the refund is paid once."""
+    import itertools
+
+    counter = itertools.count()
+    call_id = (lambda: "call_1") if ids == "scripted" else (lambda: f"call_{next(counter)}")
+    paid: list[int] = []
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "order-1234"}}
+    inputs = {"messages": [("user", "Refund order 1234: it arrived broken.")]}
+
+    first = _readme_program(env, paid, call_id, saver)
+    first.invoke(inputs, config)  # ... and the process is killed while it waits
+    env.hitl.reviewer.respond(env.only_request_id(), "approve")
+
+    second = _readme_program(env, paid, call_id, saver, resumed=True)  # started again
+    dispatcher = env.keeper.dispatcher(GraphResumer(second))
+    if not second.get_state(config).next:  # the README's guard
+        second.invoke(inputs, config)
+    for _ in range(3):
+        dispatcher.poll_once()
+    assert paid == [250]
+    assert not second.get_state(config).next
+    assert [r.status for r in env.requests()] == ["completed"]
+
+
+def test_reinvoking_a_thread_past_an_approval_is_said_at_error_and_listed(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19, Q-stop: without the guard, new input on a thread whose approval was not
+    delivered yet moves the thread on; the approval is never silently dropped."""
+    import itertools
+
+    from hitl_agent.cli._ledger import find_problems
+
+    counter = itertools.count()
+    paid: list[int] = []
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "order-1234"}}
+    inputs = {"messages": [("user", "Refund order 1234: it arrived broken.")]}
+    first = _readme_program(env, paid, lambda: f"call_{next(counter)}", saver)
+    first.invoke(inputs, config)
+    approved = env.only_request_id()
+    env.hitl.reviewer.respond(approved, "approve")
+    second = _readme_program(env, paid, lambda: f"call_{next(counter)}", saver)
+    second.invoke(inputs, config)  # no guard: a new turn asks again
+    with caplog.at_level("ERROR", logger="hitl_agent.dispatch"):
+        env.keeper.dispatcher(GraphResumer(second)).poll_once()
+    assert paid == []
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and approved in errors[0] and "did not run" in errors[0]
+    problems = find_problems(env.ledger, now=env.clock(), stale=3600)
+    assert [(p["problem"], p["request_id"]) for p in problems] == [("resume parked", approved)]
