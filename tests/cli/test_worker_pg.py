@@ -376,3 +376,23 @@ def test_once_exits_1_in_one_line_when_the_checkpointer_does_not_answer(
     assert "--checkpointer: PostgreSQL did not answer" in down.output
     assert len(down.output.strip().splitlines()) == 1
     assert PASSWORD not in down.output
+
+
+def test_a_dead_connection_is_replaced_without_the_pools_backoff(pg: dict[str, str]) -> None:
+    """The pool's own ``check=`` sleeps about 1 s after a failed check (then 2 s, 4 s…)
+    while the saver holds its lock: under a kill a second nothing was resumed. The worker's
+    pool discards the dead connection and borrows the next one at once."""
+    from hitl_agent.cli._checkpointer import open_checkpointer
+
+    checkpointer, _ = _urls(pg)
+    with open_checkpointer(checkpointer) as opened:
+        worst = 0.0
+        for _ in range(3):
+            opened.probe()  # a pooled connection, idle
+            assert _kill_backends(pg) >= 1
+            started = time.monotonic()
+            opened.probe()  # borrows the dead one first
+            worst = max(worst, time.monotonic() - started)
+            saved = opened.saver.get_tuple({"configurable": {"thread_id": "none"}})
+            assert saved is None
+    assert worst < 0.8, f"a borrow after a kill took {worst:.2f} s"
