@@ -123,6 +123,7 @@ class MiddlewareBridge:
             GraphResumer(graph, durability=durability, config=config, codec=self.codec),
             GraphResumer(graph, durability=durability, config=config),
             codec=self.codec,
+            keeper=keeper,
         )
 
     def __repr__(self) -> str:

@@ -22,17 +22,24 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._bridge_form import Answer, read_answer, refusal
-from ._bridge_schema import BridgeAction, parse_interrupt, parse_key
+from ._bridge_form import Answer, Step, follow_up_of, read_answer, read_follow_up, refusal
+from ._bridge_schema import BridgeAction, follow_up_key, parse_interrupt, parse_key
 
 if TYPE_CHECKING:
     from ..decision import Decision
     from ..gate import ReviewSpec
     from ..ledger import Ledger, ReviewRecord
 
-__all__ = ["IncompleteDecisions", "MiddlewareCodec", "to_inbox_response"]
+__all__ = [
+    "FollowUp",
+    "FollowUpsNeeded",
+    "IncompleteDecisions",
+    "MiddlewareCodec",
+    "to_inbox_response",
+]
 
 log = logging.getLogger("hitl_agent.bridge")
 
@@ -51,6 +58,30 @@ _PREFETCHED: ContextVar[Mapping[str, ReviewRecord | None] | None] = ContextVar(
 
 class IncompleteDecisions(Exception):
     """A batched interrupt's decisions do not cover every action yet: send nothing."""
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A follow-up request to create: the text the reviewer's first answer asked for.
+
+    Its key derives from the first request's (:func:`follow_up_key`) and it shares the first
+    row's task (thread and namespace), so the resolver waits for it and then delivers both
+    rows together, once.
+    """
+
+    key: str
+    spec: ReviewSpec
+    thread_id: str | None
+    checkpoint_ns: str | None
+
+
+class FollowUpsNeeded(IncompleteDecisions):
+    """A reviewer's first answer asked for a follow-up that has no decided row yet: create
+    ``follow_ups`` (at most once each) and send nothing."""
+
+    def __init__(self, follow_ups: Sequence[FollowUp]) -> None:
+        self.follow_ups = list(follow_ups)
+        super().__init__(f"{len(self.follow_ups)} follow-up request(s) to ask first")
 
 
 def to_inbox_response(decision: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,6 +104,8 @@ class MiddlewareCodec:
         ledger: the keeper's ledger (a decision's row gives its action index).
         spec_of: the review spec the bridge sends for an action (binds answers to calls).
         tools: the agent's tools by name, for edit validation; None for a remote graph.
+        follow_up_of: the spec of an action's follow-up request (``SpecBuilder.follow_up``);
+            taken from ``spec_of`` when it has one.
     """
 
     def __init__(
@@ -80,9 +113,11 @@ class MiddlewareCodec:
         ledger: Ledger,
         spec_of: Callable[[BridgeAction], ReviewSpec],
         tools: Mapping[str, Any] | None,
+        follow_up_of: Callable[[BridgeAction, Step], ReviewSpec] | None = None,
     ) -> None:
         self.ledger = ledger
         self.spec_of = spec_of
+        self.follow_up_spec = follow_up_of or getattr(spec_of, "follow_up", None)
         self.tools = tools
         self._refusals: dict[str, str] = {}
 
@@ -117,13 +152,39 @@ class MiddlewareCodec:
 
         _PREFETCHED.set(await asyncio.to_thread(read))
 
-    def _answer(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Answer:
+    def _step(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Step | None:
+        """The follow-up the first answer asks for; None when it decides alone (or no longer
+        applies: the call changed since it was reviewed, or no follow-up can be asked)."""
+        if self.follow_up_spec is None or not self._bound(row, self.spec_of(action)):
+            return None
+        return follow_up_of(decision, action, self.tools)
+
+    @staticmethod
+    def _bound(row: ReviewRecord, spec: ReviewSpec) -> bool:
+        return row.args_hash is None or row.args_hash == spec.spec_hash()
+
+    def _answer(
+        self,
+        action: BridgeAction,
+        row: ReviewRecord,
+        decision: Decision,
+        follow: tuple[ReviewRecord, Decision] | None,
+    ) -> Answer:
         forced = self._refusals.pop(decision.request_id, None)
+        if follow is not None:
+            forced = self._refusals.pop(follow[1].request_id, None) or forced
         if forced is not None:
             return Answer(refusal(action, forced), forced)
-        if row.args_hash is not None and row.args_hash != self.spec_of(action).spec_hash():
+        if not self._bound(row, self.spec_of(action)):
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        return read_answer(decision, action, self.tools)
+        step = self._step(action, row, decision)
+        if step is None:
+            return read_answer(decision, action, self.tools)
+        assert follow is not None and self.follow_up_spec is not None  # encode checked it
+        follow_row, follow_decision = follow
+        if not self._bound(follow_row, self.follow_up_spec(action, step)):
+            return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
+        return read_follow_up(step, follow_decision, action, self.tools)
 
     def encode(self, value: Any, decisions: Sequence[Decision]) -> Any:
         """The resume value for the middleware interrupt ``value``.
@@ -140,6 +201,7 @@ class MiddlewareCodec:
         kind, actions = parsed
         prefetched = _PREFETCHED.get()
         by_index: dict[int, tuple[BridgeAction, ReviewRecord, Decision]] = {}
+        follow_ups: dict[int, tuple[ReviewRecord, Decision]] = {}
         for decision in decisions:
             row = (
                 prefetched[decision.request_id]
@@ -155,16 +217,30 @@ class MiddlewareCodec:
                     continue
                 # The interrupt value does not carry the allowed decisions; the key does.
                 action = BridgeAction(**{**action.__dict__, "allowed": parts.allowed})
-            by_index.setdefault(parts.index, (action, row, decision))
+            if parts.step:
+                follow_ups.setdefault(parts.index, (row, decision))
+            else:
+                by_index.setdefault(parts.index, (action, row, decision))
         missing = [i for i in range(len(actions)) if i not in by_index]
         if missing:
             raise IncompleteDecisions(
                 f"{len(missing)} of {len(actions)} actions have no decision yet (indexes {missing})"
             )
+        # A first answer that asks for text (edit, a reason, a reply) waits for its follow-up:
+        # nothing is sent until every action of the interrupt has its final decision.
+        needed: list[FollowUp] = []
+        for index, (action, row, decision) in sorted(by_index.items()):
+            step = self._step(action, row, decision)
+            if step is not None and index not in follow_ups and self.follow_up_spec is not None:
+                spec = self.follow_up_spec(action, step)
+                key = follow_up_key(row.key)
+                needed.append(FollowUp(key, spec, row.thread_id, row.checkpoint_ns))
+        if needed:
+            raise FollowUpsNeeded(needed)
         answers: list[dict[str, Any]] = []
         for index in range(len(actions)):
             action, row, decision = by_index[index]
-            answer = self._answer(action, row, decision)
+            answer = self._answer(action, row, decision, follow_ups.get(index))
             if answer.problem is not None:
                 log.warning(
                     "bridge sends a %s for tool=%s request_id=%s: %s",

@@ -14,13 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .._exceptions import ConfigError
+from ..decision import Decision
 from ..gate import CreateTarget, aensure_request, ensure_request
-from ._bridge_codec import IncompleteDecisions, MiddlewareCodec
-from ._bridge_form import form_for, what_it_does
-from ._bridge_schema import KEY_PREFIX, BridgeAction, action_key, parse_interrupt, parse_key
+from ._bridge_codec import FollowUp, FollowUpsNeeded, IncompleteDecisions, MiddlewareCodec
+from ._bridge_form import Step, follow_up_form, follow_up_of, form_for, what_it_does
+from ._bridge_schema import (
+    KEY_PREFIX,
+    BridgeAction,
+    action_key,
+    follow_up_key,
+    parse_interrupt,
+    parse_key,
+)
 
 if TYPE_CHECKING:
-    from ..decision import Decision
     from ..dispatch import Resumer
     from ..gate import Gatekeeper, ReviewSpec
     from ..ledger import ReviewRecord
@@ -59,8 +67,11 @@ def send_action(
     keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
 ) -> ReviewRecord:
     """The HITL request of one pending action, created at most once (or the row another
-    replica is creating right now: replicas sweep the same interrupts by design)."""
-    return ensure_request(
+    replica is creating right now: replicas sweep the same interrupts by design).
+
+    When the first request is already decided with a choice that asks for text, its follow-up
+    is made sure of too (a process that crashed between the two requests finds it again)."""
+    row = ensure_request(
         target,
         keeper.client,
         item.key,
@@ -69,13 +80,17 @@ def send_action(
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
     )
+    follow_up = follow_up_for(spec, item, row, spec.tools)
+    if follow_up is not None:
+        send_follow_up(keeper, target, follow_up)
+    return row
 
 
 async def asend_action(
     keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
 ) -> ReviewRecord:
     """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
-    return await aensure_request(
+    row = await aensure_request(
         target,
         keeper.async_client or keeper.client,
         item.key,
@@ -84,6 +99,10 @@ async def asend_action(
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
     )
+    follow_up = follow_up_for(spec, item, row, spec.tools)
+    if follow_up is not None:
+        await asend_follow_up(keeper, target, follow_up)
+    return row
 
 
 def _interrupts(state: Any, prefix: str = "") -> dict[str, tuple[str, Any]]:
@@ -144,13 +163,31 @@ class SpecBuilder:
         self.tools = tools
 
     def __call__(self, action: BridgeAction) -> ReviewSpec:
+        """The spec of the action's first request: the decision, one tap."""
         form = form_for(action, what_it_does(action, self.tools))
+        return self._spec(action, form, f"Approve {action.name}?")
+
+    def follow_up(self, action: BridgeAction, step: Step) -> ReviewSpec:
+        """The spec of the action's follow-up: the text its first answer asked for."""
+        form = follow_up_form(action, step, what_it_does(action, self.tools))
+        summary = {
+            "edit": f"Edit the arguments of {action.name}",
+            "reason": f"Say why you reject {action.name}",
+            "respond": f"Answer instead of running {action.name}",
+        }[step]
+        return self._spec(action, form, summary, step)
+
+    def _spec(
+        self, action: BridgeAction, form: dict[str, Any], summary: str, step: Step | None = None
+    ) -> ReviewSpec:
         extra: dict[str, Any] = {}
         if self.timeout_seconds is not _UNSET:
             extra["timeout_seconds"] = self.timeout_seconds
         context: dict[str, Any] = {"tool": action.name, "action_index": action.index}
         if action.tool_call_id is not None:
             context["tool_call_id"] = action.tool_call_id
+        if step is not None:
+            context["follow_up"] = step
         return self.keeper.spec(
             form["request_text"],
             response_type=form["response_type"],
@@ -158,13 +195,55 @@ class SpecBuilder:
             default_response=form["default_response"],
             priority=self.priority,
             context={"langchain_bridge": context},
-            summary=f"Approve {action.name}?",
+            summary=summary,
             # The form's own values decide, and a bridged call never runs without a
             # reviewer's explicit answer.
             approve_values=("approve",),
             approve_on_timeout=False,
             **extra,
         )
+
+
+def follow_up_for(
+    spec: SpecBuilder, item: PendingAction, first: ReviewRecord, tools: Mapping[str, Any] | None
+) -> FollowUp | None:
+    """The follow-up of ``item`` when its first row's decision asks for one, else None."""
+    if first.decision is None or first.key != item.key:
+        return None
+    step = follow_up_of(Decision.model_validate(first.decision), item.action, tools)
+    if step is None:
+        return None
+    key = follow_up_key(first.key)
+    return FollowUp(key, spec.follow_up(item.action, step), item.thread_id, item.checkpoint_ns)
+
+
+def send_follow_up(keeper: Gatekeeper, target: CreateTarget, follow_up: FollowUp) -> ReviewRecord:
+    """Create the follow-up request at most once (its key derives from the first's, so a
+    process that crashed between the two requests finds the same row again)."""
+    return ensure_request(
+        target,
+        keeper.client,
+        follow_up.key,
+        follow_up.spec,
+        thread_id=follow_up.thread_id,
+        checkpoint_ns=follow_up.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
+    )
+
+
+async def asend_follow_up(
+    keeper: Gatekeeper, target: CreateTarget, follow_up: FollowUp
+) -> ReviewRecord:
+    """Async twin of :func:`send_follow_up`."""
+    return await aensure_request(
+        target,
+        keeper.async_client or keeper.client,
+        follow_up.key,
+        follow_up.spec,
+        thread_id=follow_up.thread_id,
+        checkpoint_ns=follow_up.checkpoint_ns,
+        defer_seconds=IN_FLIGHT_SECONDS,
+    )
 
 
 class BridgeResumer:
@@ -182,11 +261,47 @@ class BridgeResumer:
     """
 
     def __init__(
-        self, bridged: Resumer, plain: Resumer | None = None, codec: MiddlewareCodec | None = None
+        self,
+        bridged: Resumer,
+        plain: Resumer | None = None,
+        codec: MiddlewareCodec | None = None,
+        keeper: Gatekeeper | None = None,
     ) -> None:
         self.bridged = bridged
         self.plain = plain
         self.codec = codec
+        self.keeper = keeper
+
+    def _follow_ups(self, record: ReviewRecord, err: FollowUpsNeeded) -> bool:
+        """Create the follow-ups a first answer asked for (at most once each: the key is the
+        first's plus its next index); False: nothing was sent, the resolver waits for them."""
+        if self.keeper is None:
+            raise ConfigError(
+                "BridgeResumer.keeper", "missing", "build the resumer with keeper.bridge(agent)"
+            )
+        for follow_up in err.follow_ups:
+            row = send_follow_up(self.keeper, self.keeper.create_target, follow_up)
+            log.info(
+                "bridge asks a follow-up request_id=%s after request_id=%s",
+                row.request_id,
+                record.request_id,
+            )
+        return False
+
+    async def _afollow_ups(self, record: ReviewRecord, err: FollowUpsNeeded) -> bool:
+        """Async twin of :meth:`_follow_ups`."""
+        if self.keeper is None:
+            raise ConfigError(
+                "BridgeResumer.keeper", "missing", "build the resumer with keeper.bridge(agent)"
+            )
+        for follow_up in err.follow_ups:
+            row = await asend_follow_up(self.keeper, self.keeper.create_target, follow_up)
+            log.info(
+                "bridge asks a follow-up request_id=%s after request_id=%s",
+                row.request_id,
+                record.request_id,
+            )
+        return False
 
     def _schema_refusal(self, record: ReviewRecord, err: Exception) -> str | None:
         """The reason to refuse with when ``err`` is a per_call schema refusal, else None."""
@@ -230,6 +345,8 @@ class BridgeResumer:
             return False
         try:
             return target.resume(record, decisions)
+        except FollowUpsNeeded as err:
+            return self._follow_ups(record, err)
         except IncompleteDecisions as err:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False
@@ -247,6 +364,8 @@ class BridgeResumer:
             await self.codec.aprefetch(decisions)
         try:
             return await target.aresume(record, decisions)
+        except FollowUpsNeeded as err:
+            return await self._afollow_ups(record, err)
         except IncompleteDecisions as err:
             log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
             return False

@@ -38,23 +38,35 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ValidationError
 
 from .._text import confusable_words
 from ..decision import Decision
 from ..models.response_types import EditedText
-from ._bridge_schema import DECISION_TYPES, BridgeAction, DecisionType
-from ._render import ToolCallView, render_tool_call_checked, reveal_invisible
+from ._bridge_schema import DECISION_TYPES, BridgeAction
+from ._render import (
+    ToolCallView,
+    code_span,
+    render_tool_call,
+    render_tool_call_checked,
+    reveal_invisible,
+)
 
 __all__ = [
     "CANCELLED",
+    "FOLLOW_UP_OF",
+    "REJECT_WITH_REASON",
     "TIMED_OUT",
     "Answer",
+    "Step",
     "UndeliverableDecision",
+    "follow_up_form",
+    "follow_up_of",
     "form_for",
     "read_answer",
+    "read_follow_up",
     "refusal",
     "render_request",
 ]
@@ -157,28 +169,55 @@ def _args_json(args: Mapping[str, Any]) -> str:
 
 # -- the form --------------------------------------------------------------------------
 
+REJECT_WITH_REASON = "reject_with_reason"
+"""The first form's option for a reject that sends a reason (a follow-up asks for it)."""
 
-def _uses_text_form(action: BridgeAction) -> bool:
-    return "edit" in action.allowed or "respond" in action.allowed
+Step: TypeAlias = Literal["edit", "reason", "respond"]
+"""A follow-up request: the edited args, a reject's reason, or a reply."""
+
+FOLLOW_UP_OF: dict[str, Step] = {"edit": "edit", REJECT_WITH_REASON: "reason", "respond": "respond"}
+"""The first form's options that open a follow-up, and which."""
+
+# value: (label, description). Labels end in … when a second request follows.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "approve": ("✅ Approve: run it", "Runs the call once with exactly the arguments shown."),
+    "edit": (
+        "✏ Edit the arguments…",
+        "A second request shows the arguments in a text box; what you submit runs.",
+    ),
+    "reject": ("❌ Reject", "Does not run it."),
+    REJECT_WITH_REASON: (
+        "❌ Reject and say why…",
+        "Does not run it; a second request asks for your reason, which the agent reads.",
+    ),
+    "respond": (
+        "💬 Answer instead of running it…",
+        "Does not run it; a second request asks for the reply the agent gets as the result.",
+    ),
+}
 
 
-def _offered(action: BridgeAction, whole: bool) -> tuple[DecisionType, ...]:
-    """The decisions the form offers: the allowed ones, less approve when the reviewer cannot
-    see the whole call (a reject is always offered: it is how a reviewer says no)."""
-    offered = tuple(d for d in action.allowed if d != "approve" or whole)
-    return offered if any(d != "approve" for d in offered) else ("reject",)
+def _edit_fits(action: BridgeAction) -> bool:
+    """True when the edit follow-up's text box can hold every argument (5000 characters)."""
+    return len(_args_json(action.args)) <= _EDITABLE_MAX
 
 
-def _draft(action: BridgeAction, *, with_args: bool, whole: bool = True) -> str:
-    offered = _offered(action, whole)
-    lines = ["decision: " + " | ".join(offered)]
-    if "reject" in offered or "respond" in offered:
-        lines.append("message: ")
-    if with_args:
-        lines.append(f"tool: {action.name}")
-        lines.append("args:")
-        lines.append(_args_json(action.args))
-    return "\n".join(lines)
+def _choices(action: BridgeAction, whole: bool) -> list[str]:
+    """The first form's option values, in the order shown: the decisions the tool's
+    ``allowed_decisions`` allow (approve only when the text shows the whole call, edit only
+    when the args fit the edit box) and a reject with a reason beside a plain reject. A reject
+    is always offered: it is how a reviewer says no."""
+    values: list[str] = []
+    if "approve" in action.allowed and whole:
+        values.append("approve")
+    edit = "edit" in action.allowed and _edit_fits(action)
+    if edit:
+        values.append("edit")
+    if "reject" in action.allowed or not (edit or "respond" in action.allowed):
+        values += ["reject", REJECT_WITH_REASON]
+    if "respond" in action.allowed:
+        values.append("respond")
+    return values
 
 
 _NO_APPROVE = (
@@ -187,22 +226,27 @@ _NO_APPROVE = (
 )
 
 
-def _instructions(action: BridgeAction, with_args: bool, whole: bool) -> str:
+def _choice_note(action: BridgeAction, values: list[str], whole: bool) -> str:
+    """The product's line saying what the options do (the arguments get the room)."""
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
-    parts.append("Keep exactly one word after `decision:` and submit.")
-    if "reject" in action.allowed or "respond" in action.allowed:
-        parts.append("For reject or respond, write your message after `message:`.")
-    if with_args:
-        parts.append("For edit, change `args:` (not `tool:`); the edited call is what runs.")
-        if not whole:
-            parts.append("The text box holds every argument in full.")
-    elif "edit" in action.allowed:
-        parts.append("Edit is unavailable: the arguments are too long to edit here.")
+    if "approve" in values:
+        parts.append("**Approve** runs the call once with exactly these arguments;")
+    parts.append("**Reject** does not run it.")
+    seconds = [
+        {"edit": "the arguments to change", REJECT_WITH_REASON: "your reason"}.get(v, "your reply")
+        for v in values
+        if v in FOLLOW_UP_OF
+    ]
+    if seconds:
+        parts.append("A choice ending in … opens a second request for " + ", ".join(seconds) + ".")
+    if "edit" in action.allowed and "edit" not in values:
+        parts.append("Edit is not offered: the arguments are too long to edit here.")
     return " ".join(parts)
 
 
 def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str, Any]:
-    """``request_text``, ``response_type``, ``response_config`` and ``default_response``.
+    """The first request's ``request_text``, ``response_type`` (``single_select``),
+    ``response_config`` and ``default_response``.
 
     Args:
         action: the action.
@@ -214,35 +258,72 @@ def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str,
 def _form(action: BridgeAction, what_it_does: str | None) -> tuple[dict[str, Any], bool]:
     """The form with Approve when its text shows the whole call, else the form without it;
     and which one it is."""
-    if not _uses_text_form(action):
-        note = "**Approve** runs the call once with exactly these arguments; **Reject** does not."
-        text, whole = _render(action, what_it_does, note)
-        options = [{"value": "approve", "label": "Approve"}, {"value": "reject", "label": "Reject"}]
-        if not whole:
-            text, _ = _render(action, what_it_does, f"{_NO_APPROVE} **Reject** does not run it.")
-            options = [{"value": "reject", "label": "Reject"}]
-        form = {
-            "request_text": text,
-            "response_type": "single_select",
-            "response_config": {"options": options},
-            "default_response": "reject",
-        }
-        return form, whole
-    # Whether the args fit the draft is decided on the longest draft (approve listed).
-    with_args = "edit" in action.allowed and len(_draft(action, with_args=True)) <= _EDITABLE_MAX
-    text, whole = _render(action, what_it_does, _instructions(action, with_args, True))
+    values = _choices(action, True)
+    text, whole = _render(action, what_it_does, _choice_note(action, values, True))
     if not whole:
-        text, _ = _render(action, what_it_does, _instructions(action, with_args, False))
+        values = _choices(action, False)
+        text, _ = _render(action, what_it_does, _choice_note(action, values, False))
+    options = [
+        {"value": value, "label": _OPTIONS[value][0], "description": _OPTIONS[value][1]}
+        for value in values
+    ]
     form = {
         "request_text": text,
-        "response_type": "editable_text",
-        "response_config": {
-            "draft_text": _draft(action, with_args=with_args, whole=whole),
-            "max_length": _EDITABLE_MAX,
-        },
-        "default_response": "decision: reject",
+        "response_type": "single_select",
+        "response_config": {"options": options},
+        "default_response": "reject",
     }
     return form, whole
+
+
+_FOLLOW_UP_TITLES: dict[Step, str] = {
+    "edit": "Edit the arguments of",
+    "reason": "Say why you reject",
+    "respond": "Answer instead of running",
+}
+
+
+def follow_up_form(
+    action: BridgeAction, step: Step, what_it_does: str | None = None
+) -> dict[str, Any]:
+    """The follow-up request of ``step`` (after the reviewer chose it in the first form).
+
+    ``edit``: an ``editable_text`` pre-filled with the current args as JSON (the text box holds
+    every argument in full); ``reason`` and ``respond``: a ``text``.
+    """
+    tool = code_span(action.name)
+    if step == "edit":
+        footer = (
+            "Change the arguments in the text box (JSON) and submit: "
+            f"{tool} runs once with what you submit, if it passes the tool's checks. "
+            "Submit an empty text to not run it."
+        )
+        config: dict[str, Any] = {
+            "draft_text": _args_json(action.args),
+            "max_length": _EDITABLE_MAX,
+        }
+        response_type = "editable_text"
+    else:
+        if step == "reason":
+            footer = "Type why you reject this call; the agent reads it. It does not run."
+            placeholder = "Why not? The agent reads this."
+        else:
+            footer = (
+                f"Type the answer the agent gets instead of running {tool}. The tool does not run."
+            )
+            placeholder = "Your answer is returned to the agent as the tool's result."
+        config = {"max_length": _EDITABLE_MAX, "placeholder": placeholder}
+        response_type = "text"
+    lines = [footer, "No answer before the deadline: the tool does not run (timed out)."]
+    text = render_tool_call(
+        _view(action, what_it_does), footer=lines, title=_FOLLOW_UP_TITLES[step]
+    )
+    return {
+        "request_text": text,
+        "response_type": response_type,
+        "response_config": config,
+        "default_response": "",
+    }
 
 
 # -- reading the answer ----------------------------------------------------------------
@@ -320,6 +401,8 @@ _CUT = "approve was not offered: the arguments were too long to show the reviewe
 def _from_draft(
     text: str, action: BridgeAction, tools: Mapping[str, Any] | None, whole: bool
 ) -> Answer:
+    """An answer to the bridge's earlier one-request form (a ``decision:`` draft): rows created
+    before the two-step form still get read the way their reviewer was told."""
     sections = _sections(text)
     # Words of letters only: "Approve." and "approve" are the same choice.
     words = re.findall(r"[a-z]+", sections.get("decision", "").lower())
@@ -354,7 +437,7 @@ def _from_draft(
         if not message:
             return _refused(action, "'respond' needs a message")
         return Answer({"type": "respond", "message": message})
-    return _reject(message, whole)
+    return _reject(action, message, whole)
 
 
 _WHY_NO_APPROVE = (
@@ -363,20 +446,44 @@ _WHY_NO_APPROVE = (
 )
 
 
-def _reject(message: str, whole: bool) -> Answer:
-    """A reviewer's reject; when Approve was not offered, the agent is told why."""
+def _reject(action: BridgeAction, message: str, whole: bool) -> Answer:
+    """A reviewer's reject; when Approve was not offered, the agent is told why. A tool whose
+    ``allowed_decisions`` leave reject out gets it as the refusal its config accepts."""
     if not whole:
         message = f"{message} ({_WHY_NO_APPROVE})" if message else _WHY_NO_APPROVE
+    if "reject" not in action.allowed:
+        return Answer(refusal(action, message or _REJECTED), "reject is not allowed")
     return Answer({"type": "reject", "message": message} if message else {"type": "reject"})
+
+
+_REJECTED = "A reviewer rejected the tool call; it was not run."
+
+
+def _whole(action: BridgeAction, tools: Mapping[str, Any] | None) -> bool:
+    # The form offered approve only when its text showed the whole call (the same rendering,
+    # so the same answer here as when the form was made).
+    return shows_whole_call(action, what_it_does(action, tools))
+
+
+def follow_up_of(
+    decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+) -> Step | None:
+    """The follow-up the reviewer's first answer asks for (a choice ending in …, offered by
+    the form), or None when that answer decides on its own."""
+    value = decision.value
+    if decision.status != "completed" or not isinstance(value, str) or value not in FOLLOW_UP_OF:
+        return None
+    return FOLLOW_UP_OF[value] if value in _choices(action, _whole(action, tools)) else None
 
 
 def read_answer(
     decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
 ) -> Answer:
-    """The LangChain decision for ``action`` given the reviewer's ``decision``, validated.
+    """The LangChain decision for ``action`` given the reviewer's first ``decision`` (one that
+    needs no follow-up: see :func:`follow_up_of`), validated.
 
     Args:
-        decision: the recorded decision of the action's HITL request.
+        decision: the recorded decision of the action's first HITL request.
         action: the action as the pending interrupt describes it now.
         tools: the agent's tools by name (edit validation); None for a remote graph.
 
@@ -388,17 +495,63 @@ def read_answer(
     if decision.status == "timeout":  # never approves: the bridge's specs do not opt in
         return Answer(refusal(action, TIMED_OUT), "timed out")
     value = decision.value
-    # The form offered approve only when its text showed the whole call (the same rendering,
-    # so the same answer here as when the form was made).
-    whole = shows_whole_call(action, what_it_does(action, tools))
+    whole = _whole(action, tools)
     if isinstance(value, EditedText):
         return _from_draft(value.text, action, tools, whole)
+    if value is None:
+        return _refused(action, decision.reason or "the request completed without an answer")
     # The single_select's option values are the bridge's own, whatever the keeper's
     # approve_values say.
     if value == "approve" and "approve" in action.allowed:
         if not whole:
             return _refused(action, _CUT)
         return Answer({"type": "approve"})
-    if value == "reject" and "reject" in action.allowed:
-        return _reject("", whole)
+    if value == "reject" and value in _choices(action, whole):
+        return _reject(action, "", whole)
     return _refused(action, f"{value!r} is not one of this form's answers")
+
+
+_ASKED: dict[Step, tuple[str, str, str]] = {
+    # what the reviewer chose, what the follow-up asks for, that without its article
+    "edit": ("to edit the arguments", "the edited arguments", "edited arguments"),
+    "reason": ("to reject with a reason", "a reason", "reason"),
+    "respond": ("to answer instead", "a reply", "reply"),
+}
+
+
+def read_follow_up(
+    step: Step, decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+) -> Answer:
+    """The LangChain decision once the follow-up of ``step`` is decided, validated.
+
+    Whatever cannot be used fails closed: a refusal saying why (a timeout or a cancellation of
+    the follow-up says so: the reviewer chose, then sent nothing).
+    """
+    chose, thing, bare = _ASKED[step]
+    if decision.status in ("cancelled", "timeout"):
+        why = (
+            f"the reviewer chose {chose}, then the review was cancelled before {thing} was sent"
+            if decision.status == "cancelled"
+            else f"the reviewer chose {chose} but sent no {bare} before the deadline (timed out)"
+        )
+        return Answer(refusal(action, f"The{why[3:]}; the tool call was not run."), why)
+    text = decision.text
+    if text is None:
+        return _refused(action, decision.reason or f"no {thing} was sent")
+    whole = _whole(action, tools)
+    if step == "reason":
+        return _reject(action, text.strip(), whole)
+    if step == "respond":
+        if not text.strip():
+            return _refused(action, "'respond' needs a message")
+        return Answer({"type": "respond", "message": text})
+    if not text.strip():
+        return _refused(action, "the edited arguments were cleared")
+    try:
+        args = json.loads(text)
+    except ValueError as err:
+        return _refused(action, f"the edited args are not valid JSON ({err})")
+    problem = _check_edit(action, action.name, args, tools)
+    if problem is not None:
+        return _refused(action, problem)
+    return Answer({"type": "edit", "edited_action": {"name": action.name, "args": args}})

@@ -119,7 +119,10 @@ class RemoteMiddlewareBridge:
         }
         self.remote = RemoteGraphResumer(url, assistant_id, codec=self.codec, **common)
         self.resumer = BridgeResumer(
-            self.remote, RemoteGraphResumer(url, assistant_id, **common), codec=self.codec
+            self.remote,
+            RemoteGraphResumer(url, assistant_id, **common),
+            codec=self.codec,
+            keeper=keeper,
         )
 
     def __repr__(self) -> str:

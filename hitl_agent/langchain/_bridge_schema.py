@@ -31,6 +31,7 @@ __all__ = [
     "DecisionType",
     "InterruptKind",
     "action_key",
+    "follow_up_key",
     "parse_interrupt",
     "parse_key",
     "per_call_allowed",
@@ -209,6 +210,33 @@ class ActionKey:
     index: int
     tool_call_id: str
     allowed: tuple[DecisionType, ...]
+    step: int = 0
+    """0 for the action's first request (the decision), 1 for its follow-up (the text)."""
+
+    @property
+    def first_key(self) -> str:
+        """The key of the action's first request (the same for both steps)."""
+        return bridge_key(
+            thread_id=self.thread_id,
+            checkpoint_ns=self.checkpoint_ns,
+            interrupt_id=self.interrupt_id,
+            index=self.index,
+            tool_call_id=self.tool_call_id,
+            allowed=self.allowed,
+        )
+
+
+FOLLOW_UP_SUFFIX = "|1"
+"""A follow-up's key is its action's first key plus this: the action's next review (index 1).
+
+The first key's six fields are percent-encoded, so a seventh field cannot be confused with any
+of them; an action has at most one follow-up, and both of its rows share the task (thread and
+namespace), so the resolver delivers them together."""
+
+
+def follow_up_key(first_key: str) -> str:
+    """The key of the follow-up of the action whose first request has ``first_key``."""
+    return first_key + FOLLOW_UP_SUFFIX
 
 
 def action_key(
@@ -232,7 +260,11 @@ def action_key(
 
 
 def parse_key(key: str) -> ActionKey | None:
-    """The parts of a key made by :func:`action_key`, or None for any other key."""
+    """The parts of a key made by :func:`action_key` or :func:`follow_up_key`, or None for
+    any other key."""
+    step = 0
+    if key.endswith(FOLLOW_UP_SUFFIX):
+        key, step = key[: -len(FOLLOW_UP_SUFFIX)], 1
     parts = parse_bridge_key(key)
     if parts is None:
         return None
@@ -244,4 +276,5 @@ def parse_key(key: str) -> ActionKey | None:
         tool_call_id=parts.tool_call_id,
         # parse_bridge_key only yields LangChain's four decision names.
         allowed=cast("tuple[DecisionType, ...]", parts.allowed),
+        step=step,
     )

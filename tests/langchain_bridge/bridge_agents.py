@@ -136,3 +136,21 @@ def draft(text: str, **changes: str) -> str:
         else:
             out.append(line)
     return "\n".join(out)
+
+
+def follow_up(env: Any, row: Any) -> Any:
+    """The follow-up row of ``row`` (its key: the first's plus ``|1``), or None."""
+    return env.ledger.get(row.key + "|1")
+
+
+def answer(env: Any, row: Any, choice: str, text: str | None = None) -> Any:
+    """A reviewer taps ``choice`` on ``row``'s request; for a choice that asks for text (edit,
+    reject_with_reason, respond) the dispatcher opens the follow-up, answered with ``text``
+    (``None``: left unanswered). Returns the follow-up row (None when there is none)."""
+    env.hitl.reviewer.respond(row.request_id, choice)
+    env.tick()
+    second = follow_up(env, row)
+    if second is not None and text is not None:
+        env.hitl.reviewer.respond(second.request_id, text)
+        env.tick()
+    return second

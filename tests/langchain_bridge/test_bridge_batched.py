@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge_agents import calls, documented_agent, draft, script, tool_messages
+from bridge_agents import answer, calls, documented_agent, follow_up, script, tool_messages
 from hitl_harness import Env
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -47,19 +47,34 @@ def test_approve_two_gated_calls_and_an_ungated_one_in_one_turn(env: Env) -> Non
     assert bridge.submit(cfg) == rows or len(env.requests()) == 2  # idempotent
     assert len(env.requests()) == 2
     write, sql = rows
-    # The form follows allowed_decisions: write_file offers edit/respond, execute_sql does not.
-    assert _request(env, write)["response_type"] == "editable_text"
+    # Both are one tap; the options follow allowed_decisions: write_file's offer edit/respond,
+    # execute_sql's do not.
+    write_request = _request(env, write)
+    assert write_request["response_type"] == "single_select"
+    assert [o["value"] for o in write_request["response_config"]["options"]] == [
+        "approve",
+        "edit",
+        "reject",
+        "reject_with_reason",
+        "respond",
+    ]
+    assert all(o["label"] and o["description"] for o in write_request["response_config"]["options"])
     sql_request = _request(env, sql)
     assert sql_request["response_type"] == "single_select"
     assert "Tool execution pending approval" in sql_request["request_text"]
     assert "DELETE FROM t" in sql_request["request_text"]
+    assert [o["value"] for o in sql_request["response_config"]["options"]] == [
+        "approve",
+        "reject",
+        "reject_with_reason",
+    ]
 
     env.hitl.reviewer.respond(sql.request_id, "approve")
     env.tick()
     assert effects == []  # one action is still undecided: the thread is not resumed
-    text = _request(env, write)["response_config"]["draft_text"]
-    env.hitl.reviewer.respond(write.request_id, draft(text, decision="approve"))
+    env.hitl.reviewer.respond(write.request_id, "approve")  # one tap
     env.tick()
+    assert follow_up(env, write) is None and len(env.requests()) == 2  # 1 request per approve
 
     state = agent.get_state(cfg)
     assert not state.next
@@ -84,17 +99,32 @@ def test_edit_reject_and_respond_reach_the_agent_in_langchain_format(env: Env) -
     )
     agent.invoke(USER, cfg)
     edit, respond, reject_msg, sql = bridge.submit(cfg)
-    text = _request(env, edit)["response_config"]["draft_text"]
-    edited = json.dumps({"filename": "a.txt", "content": "final"})
-    env.hitl.reviewer.respond(edit.request_id, draft(text, decision="edit", args=edited))
-    env.hitl.reviewer.respond(
-        respond.request_id, draft(text, decision="respond", message="b.txt exists already")
-    )
-    env.hitl.reviewer.respond(
-        reject_msg.request_id, draft(text, decision="reject", message="not c")
-    )
     env.hitl.reviewer.respond(sql.request_id, "reject")
+    env.hitl.reviewer.respond(edit.request_id, "edit")
+    env.hitl.reviewer.respond(respond.request_id, "respond")
     env.tick()
+    # The turn waits for its last first answer; the sweep opens the follow-ups asked so far.
+    assert follow_up(env, edit) is None
+    bridge.submit(cfg)
+    assert follow_up(env, edit) is not None and follow_up(env, respond) is not None
+    # The last tap: the resume finds the third follow-up missing and asks it, sending nothing.
+    env.hitl.reviewer.respond(reject_msg.request_id, "reject_with_reason")
+    env.tick()
+    assert effects == [] and not agent.get_state(cfg).values["messages"][-1].content
+    second = follow_up(env, edit)
+    draft_text = _request(env, second)["response_config"]["draft_text"]
+    assert json.loads(draft_text) == {"content": "draft", "filename": "a.txt"}  # pre-filled
+    env.hitl.reviewer.respond(
+        second.request_id, json.dumps({"filename": "a.txt", "content": "final"})
+    )
+    env.hitl.reviewer.respond(follow_up(env, respond).request_id, "b.txt exists already")
+    env.tick()
+    assert effects == []  # one action still has no final decision: the turn waits
+    env.hitl.reviewer.respond(follow_up(env, reject_msg).request_id, "not c")
+    env.tick()
+    # 4 first requests + 3 follow-ups (edit, reply, reason); the plain reject cost one.
+    assert len(env.requests()) == 7
+    assert bridge.submit(cfg) == [] and len(env.requests()) == 7
 
     assert effects == ["write_file a.txt final"]
     messages = tool_messages(agent.get_state(cfg).values["messages"])
@@ -122,7 +152,8 @@ def test_the_reviewer_sees_the_args_as_data_whatever_the_model_wrote(env: Env) -
     assert "\n# APPROVED" not in text.split("````")[0]  # only inside the longer fence
     assert "````json" in text
     assert row.key not in text
-    draft_text = request["response_config"]["draft_text"]
+    second = answer(env, row, "edit")
+    draft_text = _request(env, second)["response_config"]["draft_text"]
     assert "\\u202e" in draft_text  # the draft shows the invisible character as an escape
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bridge_agents import calls, documented_agent, draft, per_call_agent, script, tool_messages
+from bridge_agents import answer, calls, documented_agent, per_call_agent, script, tool_messages
 from hitl_harness import Env
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -64,10 +64,16 @@ def test_the_per_call_sample_each_call_resumed_alone_as_soon_as_decided(env: Env
     state = agent.get_state(cfg)
     assert [i.value["tool_call_id"] for i in state.interrupts] == ["call_0"]
 
-    text = _draft_of(env, email.request_id)
+    # Edit in two steps: tap "Edit the arguments…", then change the pre-filled args.
+    env.hitl.reviewer.respond(email.request_id, "edit")  # type: ignore[arg-type]
+    env.tick()
+    assert effects == ["delete_file report.txt"]  # nothing sent before the edited args
+    second = env.ledger.get(email.key + "|1")
+    assert second is not None and second.checkpoint_ns == email.checkpoint_ns
+    assert json.loads(_draft_of(env, second.request_id)) == {"to": "alice", "body": "hi"}
     env.hitl.reviewer.respond(
-        email.request_id,  # type: ignore[arg-type]
-        draft(text, decision="edit", args=json.dumps({"to": "alice", "body": "hello"})),
+        second.request_id,  # type: ignore[arg-type]
+        json.dumps({"to": "alice", "body": "hello"}),
     )
     env.tick()
     assert effects == ["delete_file report.txt", "send_email alice hello"]
@@ -99,12 +105,7 @@ def test_per_call_reject_respond_and_an_ungated_call_that_runs_at_once(env: Env)
     rows = _by_tool(env, bridge.submit(cfg))
     write, sql = rows["write_file"], rows["execute_sql"]
     env.hitl.reviewer.respond(sql.request_id, "reject")  # type: ignore[arg-type]
-    text = _draft_of(env, write.request_id)
-    env.hitl.reviewer.respond(
-        write.request_id,  # type: ignore[arg-type]
-        draft(text, decision="respond", message="Saved it by hand."),
-    )
-    env.tick()
+    answer(env, write, "respond", "Saved it by hand.")
     assert effects == ["read_data q"]
     messages = tool_messages(agent.get_state(cfg).values["messages"])
     assert messages["call_0"].content == "Saved it by hand."

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from bridge_agents import calls, documented_agent, draft, script, tool_messages
+from bridge_agents import answer, calls, documented_agent, script, tool_messages
 from hitl_harness import Env
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
@@ -37,55 +37,35 @@ def _one_write(env: Env, mode: str = "batched") -> tuple[Any, ReviewRecord, list
     return agent, row, effects, cfg
 
 
-def _answer(env: Env, row: ReviewRecord, **changes: str) -> None:
-    assert row.request_id is not None
-    text = env.hitl.reviewer.get(row.request_id)["response_config"]["draft_text"]
-    env.hitl.reviewer.respond(row.request_id, draft(text, **changes))
-    env.tick()
-
-
 BAD_ANSWERS = [
-    pytest.param({}, "exactly one decision word", id="all-words-kept"),
-    pytest.param({"decision": "approve reject"}, "exactly one decision word", id="two-words"),
-    pytest.param({"decision": "maybe"}, "exactly one decision word", id="unknown-word"),
+    # (first tap, follow-up text, the reason the agent is told)
+    pytest.param("edit", json.dumps({"filename": "a.txt"}), "field content", id="edit-missing"),
     pytest.param(
-        {"decision": "edit", "args": json.dumps({"filename": "a.txt"})},
-        "field content",
-        id="edit-missing-field",
-    ),
-    pytest.param(
-        {"decision": "edit", "args": json.dumps({"filename": ["x"], "content": "y"})},
+        "edit",
+        json.dumps({"filename": ["x"], "content": "y"}),
         "field filename",
         id="edit-wrong-type",
     ),
-    pytest.param({"decision": "edit", "args": "{not json"}, "not valid JSON", id="edit-bad-json"),
-    pytest.param({"decision": "edit", "args": "[1, 2]"}, "not a JSON object", id="edit-list"),
-    pytest.param(
-        {"decision": "edit", "tool": "rm_rf"},
-        "which the agent does not have|only 'write_file' can be edited here",
-        id="unknown-tool",
-    ),
-    pytest.param(
-        {"decision": "approve", "args": json.dumps({"filename": "b", "content": "x"})},
-        "changed under 'approve'",
-        id="approve-with-changed-args",
-    ),
-    pytest.param({"decision": "respond"}, "'respond' needs a message", id="respond-empty"),
+    pytest.param("edit", "{not json", "not valid JSON", id="edit-bad-json"),
+    pytest.param("edit", "[1, 2]", "not a JSON object", id="edit-list"),
+    pytest.param("edit", "   ", "the edited arguments were cleared", id="edit-cleared"),
+    pytest.param("respond", "  ", "'respond' needs a message", id="respond-empty"),
 ]
 
 
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
-@pytest.mark.parametrize(("changes", "reason"), BAD_ANSWERS)
+@pytest.mark.parametrize(("choice", "text", "reason"), BAD_ANSWERS)
 def test_an_answer_that_cannot_be_valid_becomes_a_reject_with_its_reason(
     env: Env,
     mode: str,
-    changes: dict[str, str],
+    choice: str,
+    text: str,
     reason: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     agent, row, effects, cfg = _one_write(env, mode)
     with caplog.at_level(logging.WARNING, logger="hitl_agent.bridge"):
-        _answer(env, row, **changes)
+        answer(env, row, choice, text)
     assert effects == []
     state = agent.get_state(cfg)
     assert not state.next, "the thread must not stick"
@@ -95,38 +75,52 @@ def test_an_answer_that_cannot_be_valid_becomes_a_reject_with_its_reason(
     assert "not run" in message.content
     assert any(re.search(reason, r.getMessage()) for r in caplog.records)
     assert env.ledger.get(row.key).state == "resumed"  # type: ignore[union-attr]
+    assert env.ledger.get(row.key + "|1").state == "resumed"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(
-    ("target", "args"),
-    [
-        # execute_sql is approve/reject only: an edit must not run SQL no one could edit.
-        pytest.param("execute_sql", {"query": "DROP TABLE users"}, id="into-approve-only"),
-        # read_data is not gated at all (interrupt_on False).
-        pytest.param("read_data", {"query": "z"}, id="into-ungated"),
-    ],
-)
-def test_a_batched_edit_cannot_turn_one_tool_into_another(
-    env: Env, target: str, args: dict[str, Any]
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_an_edit_form_holds_the_args_only_so_it_cannot_name_another_tool(
+    env: Env, mode: str
 ) -> None:
-    # Issue 21 S4: write_file allows edit; an edit naming another tool of the agent ran it.
-    agent, row, effects, cfg = _one_write(env)
-    _answer(env, row, decision="edit", tool=target, args=json.dumps(args))
-    assert effects == []
-    state = agent.get_state(cfg)
-    assert not state.next
-    message = tool_messages(state.values["messages"])["call_0"]
-    assert message.status == "error"
-    assert f"the edit names tool {target!r}; only 'write_file' can be edited" in message.content
-    assert "never the tool" in message.content
-
-
-def test_per_call_edit_cannot_switch_tools(env: Env) -> None:
-    agent, row, effects, cfg = _one_write(env, "per_call")
-    _answer(env, row, decision="edit", tool="read_data", args=json.dumps({"query": "z"}))
+    # Issue 21 S4 (helper D's rule, kept by the two-step form): the follow-up's text box holds
+    # the reviewed tool's args, nothing else; a tool name typed into it is an argument
+    # write_file does not have, and nothing runs.
+    agent, row, effects, cfg = _one_write(env, mode)
+    sql = {"tool": "execute_sql", "query": "DROP TABLE users"}
+    answer(env, row, "edit", json.dumps(sql))
     assert effects == []
     message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
-    assert "only 'write_file' can be edited" in message.content
+    assert message.status == "error"
+    assert "the edited args are invalid for 'write_file' (field" in message.content
+
+
+def test_an_answer_to_the_earlier_draft_form_still_cannot_switch_tools() -> None:
+    """Rows created before the two-step form are read as their reviewer was told; an edit
+    there naming another tool stays refused (issue 21 S4)."""
+    from hitl_agent.langchain._bridge_form import read_answer
+    from hitl_agent.langchain._bridge_schema import BridgeAction
+    from hitl_agent.models.response_types import EditedText
+
+    action = BridgeAction(
+        "batched",
+        0,
+        "write_file",
+        {"filename": "a", "content": "x"},
+        "",
+        (
+            "approve",
+            "edit",
+            "reject",
+            "respond",
+        ),
+    )
+    text = 'decision: edit\nmessage:\ntool: execute_sql\nargs:\n{"query": "DROP TABLE users"}'
+    decision = Decision(
+        request_id="r1", status="completed", outcome="edited", value=EditedText(text=text)
+    )
+    sent = read_answer(decision, action).decision
+    assert sent["type"] == "reject"
+    assert "only 'write_file' can be edited here" in sent["message"]
 
 
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
@@ -192,7 +186,9 @@ def test_an_approval_does_not_apply_to_a_call_that_changed_since_review(env: Env
     agent, row, _, cfg = _one_write(env)
     bridge = env.keeper.bridge(agent)
     env.forwarder.target = None  # no callback: nothing is resumed, the codec is asked below
-    _answer(env, row, decision="approve")
+    assert row.request_id is not None
+    env.hitl.reviewer.respond(row.request_id, "approve")
+    env.tick()
     decision = Decision.from_request(env.hitl.client.requests.get(row.request_id or ""))
     assert decision is not None
     env.ledger.record_decision(decision.request_id, decision.model_dump(mode="json"), now=1.0)
@@ -205,11 +201,3 @@ def test_an_approval_does_not_apply_to_a_call_that_changed_since_review(env: Env
     (sent,) = bridge.codec.encode(changed, decisions)["decisions"]
     assert sent["type"] == "reject"
     assert "changed after it was sent for review" in sent["message"]
-
-
-@pytest.mark.parametrize("word", ["Approve", " approve. ", "APPROVE!"])
-def test_the_decision_word_is_read_whatever_its_case_and_punctuation(env: Env, word: str) -> None:
-    agent, row, effects, cfg = _one_write(env)
-    _answer(env, row, decision=word)
-    assert effects == ["write_file a.txt x"]
-    assert not agent.get_state(cfg).next
