@@ -18,6 +18,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClaimExpiredError,
     ConfigError,
     ConflictError,
     HITLError,
@@ -28,6 +29,7 @@ from ._exceptions import (
     RateLimitError,
     RemoteResumeError,
     ResponseShapeError,
+    SiblingReviewMissingError,
 )
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -47,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CallbackConfig",
+    "ClaimExpiredError",
     "ConfigError",
     "ConflictError",
     "Decision",
@@ -68,6 +71,7 @@ __all__ = [
     "ReviewDefaults",
     "ReviewMismatchError",
     "ReviewTimeoutError",
+    "SiblingReviewMissingError",
     "__version__",
 ]
 

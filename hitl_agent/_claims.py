@@ -15,18 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from ._exceptions import HITLError
+from ._exceptions import ClaimExpiredError
 
 __all__ = ["ClaimExpiredError", "check_claim", "resuming_under"]
 
 _EXPIRED: ContextVar[Callable[[], bool] | None] = ContextVar("hitl_agent_claim", default=None)
-
-
-class ClaimExpiredError(HITLError):
-    """The resume's claim expired before the approved action could start: not started.
-
-    The resolver retries the resume (another replica may hold the row now); nothing ran.
-    """
 
 
 @contextmanager

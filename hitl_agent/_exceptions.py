@@ -10,6 +10,8 @@ Every error the library raises on purpose derives from :class:`HITLError`::
       ReviewMismatchError                       a correlation key already holds another question
       LedgerError                               the ledger's store failed
       RemoteResumeError(status_code)            a LangGraph Server refused or failed a resume
+      ClaimExpiredError                         a resume's claim expired before its action began
+      SiblingReviewMissingError                 an approved call's sibling never recorded a review
       APIError                                  anything that went wrong talking to the API
         AmbiguousCreateError(key, created)      a lost create that listing could not settle
       APIConnectionError                      the request failed to get a response
@@ -51,6 +53,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClaimExpiredError",
     "ConfigError",
     "ConflictError",
     "HITLError",
@@ -61,6 +64,7 @@ __all__ = [
     "RateLimitError",
     "RemoteResumeError",
     "ResponseShapeError",
+    "SiblingReviewMissingError",
 ]
 
 
@@ -144,6 +148,24 @@ class RemoteResumeError(HITLError):
             body = notes[-1] if notes else getattr(exc, "message", "")
             detail = f"HTTP {status} {exc.response.reason_phrase}: {body}".rstrip(": ")
         return cls(f"{what} failed: {detail}", status)
+
+
+class ClaimExpiredError(HITLError):
+    """A resume's claim expired before its approved action could start: it did not start.
+
+    The process stalled past its lease (another replica may hold the row now); the resolver
+    retries the resume. Raised by the tool wrappers, right before an action would start.
+    """
+
+
+class SiblingReviewMissingError(HITLError):
+    """An approved call waited for a sibling call of its model turn to record its review,
+    and it never did; the approved call did not run.
+
+    The sibling failed before asking, or never started: LangGraph's ``tools_condition`` runs
+    a turn's calls in one ToolNode task, whose thread pool may be smaller than the number of
+    gated calls. Route with ``hitl_agent.langgraph.tools_condition`` (one task per call).
+    """
 
 
 class APIError(HITLError):

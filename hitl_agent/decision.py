@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._answer_words import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES
 from ._exceptions import ResponseShapeError
 from .models.requests import Request, Reviewer
 from .models.response_types import (
@@ -52,13 +53,6 @@ __all__ = [
 DecisionStatus: TypeAlias = Literal["completed", "timeout", "cancelled"]
 Outcome: TypeAlias = Literal["approved", "rejected", "edited", "answered", "timed_out", "cancelled"]
 
-DEFAULT_APPROVE_VALUES: frozenset[str] = frozenset({"approve", "approved", "yes", "allow"})
-"""``single_select`` values that approve (compared case-insensitively)."""
-
-DEFAULT_REJECT_VALUES: frozenset[str] = frozenset(
-    {"reject", "rejected", "no", "deny", "denied", "decline", "declined"}
-)
-"""``single_select`` values that reject; any other option is an ``answered`` decision."""
 
 
 class ApproveAction(BaseModel):

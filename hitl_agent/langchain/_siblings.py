@@ -28,7 +28,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, NoReturn
 
-from .._exceptions import HITLError
+from .._exceptions import SiblingReviewMissingError
 from .._keys import GraphKey, gate_key, parse_gate_key
 from ..langgraph.pregel import GraphContext, graph_context, wait_for_decision
 from ..protocol import review_payload
@@ -38,29 +38,12 @@ if TYPE_CHECKING:
     from ..ledger import Ledger, ReviewRecord
 
 __all__ = [
-    "SiblingReviewMissingError",
     "ahold_for_siblings",
     "hold_for_siblings",
     "note_started",
     "note_suspended",
 ]
 
-
-class SiblingReviewMissingError(HITLError):
-    """An approved call waited for a sibling call of its turn to record its review, and it
-    never did; the approved call did not run.
-
-    The sibling failed before asking, or never started: LangGraph's ``tools_condition`` runs
-    a turn's calls in one ToolNode task, whose thread pool may be smaller than the number of
-    gated calls. Route with ``hitl_agent.langgraph.tools_condition`` (one task per call).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(
-            "a sibling tool call's review was never recorded within "
-            f"{_APPEAR_SECONDS:.0f} s; this approved call did not run (route tool calls with "
-            "hitl_agent.langgraph.tools_condition: one task per call)"
-        )
 
 _FOLLOW_UPS = frozenset({forms.EDIT, forms.RESPOND, forms.REJECT_WITH_REASON})
 _APPEAR_SECONDS = 30.0  # how long a sibling may take to record its review
@@ -69,6 +52,14 @@ _POLL = 0.02
 # submits them together); one not started after this long runs in another task (create_agent
 # sends each call as its own task) or was cancelled because an earlier call suspended.
 _START_GRACE = 0.25
+
+
+def _missing() -> SiblingReviewMissingError:
+    return SiblingReviewMissingError(
+        "a sibling tool call's review was never recorded within "
+        f"{_APPEAR_SECONDS:.0f} s; this approved call did not run (route tool calls with "
+        "hitl_agent.langgraph.tools_condition: one task per call)"
+    )
 
 
 def note_suspended() -> None:
@@ -224,7 +215,7 @@ def hold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list[str]) 
         if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
-            raise SiblingReviewMissingError()
+            raise _missing()
         time.sleep(_POLL)
 
 
@@ -247,5 +238,5 @@ async def ahold_for_siblings(ledger: Ledger, own_request_id: str, siblings: list
         if _step(ctx, rows, siblings, own_request_id, time.monotonic() - start, aliased):
             return
         if time.monotonic() > deadline:
-            raise SiblingReviewMissingError()
+            raise _missing()
         await asyncio.sleep(_POLL)

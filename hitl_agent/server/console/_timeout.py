@@ -17,8 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..._answer_words import DEFAULT_APPROVE_VALUES
 from ..._text import reveal_invisible
-from ...decision import DEFAULT_APPROVE_VALUES
 from ...models.response_types import option_value
 
 __all__ = ["default_label", "timeout_note"]
