@@ -12,7 +12,7 @@ import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from bridge_agents import calls, documented_agent, draft, script
+from bridge_agents import answer, calls, documented_agent, follow_up, script
 from hitl_harness import Env
 from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -54,14 +54,9 @@ def test_a_nested_agent_is_found_and_resumed_through_its_parent(env: Env) -> Non
     assert write.checkpoint_ns is not None and write.checkpoint_ns.startswith("agent:")
     assert "|HumanInTheLoopMiddleware.after_model:" in write.checkpoint_ns
     assert write.request_id is not None and sql.request_id is not None
-    text = env.hitl.reviewer.get(write.request_id)["response_config"]["draft_text"]
-    # An edit of the nested agent's tool: validated against that tool's schema.
-    env.hitl.reviewer.respond(
-        write.request_id,
-        draft(text, decision="edit", args=json.dumps({"filename": "z.txt", "content": "z"})),
-    )
     env.hitl.reviewer.respond(sql.request_id, "approve")
-    env.tick()
+    # An edit of the nested agent's tool: validated against that tool's schema.
+    answer(env, write, "edit", json.dumps({"filename": "z.txt", "content": "z"}))
     assert sorted(effects) == ["execute_sql SELECT 1", "write_file z.txt z"]
     state = parent.get_state(cfg)
     assert not state.next
@@ -95,17 +90,25 @@ def test_ainvoke_asubmit_and_the_async_dispatcher(env: Env, mode: str) -> None:
         await agent.ainvoke(USER, cfg)
         (row,) = await bridge.asubmit(cfg)
         assert await bridge.asubmit(cfg) == [await asyncio.to_thread(env.ledger.get, row.key)]
-        request = await asyncio.to_thread(env.hitl.reviewer.get, row.request_id)
-        answer = draft(request["response_config"]["draft_text"], decision="approve")
-        await asyncio.to_thread(env.hitl.reviewer.respond, row.request_id, answer)
+        # Edit in two steps on the async path: the tap opens the follow-up (nothing is
+        # delivered), the edited args deliver the final decision once.
+        await asyncio.to_thread(env.hitl.reviewer.respond, row.request_id, "edit")
+        assert await dispatcher.apoll_once() == []
+        second = await asyncio.to_thread(follow_up, env, row)
+        assert second is not None and second.request_id is not None
+        edited = json.dumps({"filename": "a.txt", "content": "y"})
+        await asyncio.to_thread(env.hitl.reviewer.respond, second.request_id, edited)
         delivered = await dispatcher.apoll_once()
-        assert [d.request_id for d in delivered] == [row.request_id]
+        assert sorted(d.request_id for d in delivered) == sorted(
+            [row.request_id, second.request_id]
+        )
+        assert await dispatcher.apoll_once() == []
 
     asyncio.run(main())
     assert loop_reads == []  # the resume's encode read its rows off the event loop
-    assert effects == ["write_file a.txt x"]
+    assert effects == ["write_file a.txt y"]
     assert not agent.get_state(cfg).next
-    assert len(env.requests()) == 1
+    assert len(env.requests()) == 2
 
 
 class Inbox(TypedDict, total=False):
@@ -146,18 +149,15 @@ def _inbox_graph(effects: list[str], **flags: bool) -> Any:
 
 def test_agent_inbox_interrupts_are_answered_with_one_human_response(env: Env) -> None:
     cases = [
-        ({"decision": "approve"}, {"type": "accept", "args": None}, ["send bob hi"]),
+        (("approve", None), {"type": "accept", "args": None}, ["send bob hi"]),
         (
-            {"decision": "edit", "args": json.dumps({"to": "eve", "body": "yo"})},
+            ("edit", json.dumps({"to": "eve", "body": "yo"})),
             {"type": "edit", "args": {"action": "send_email", "args": {"to": "eve", "body": "yo"}}},
             ["send eve yo"],
         ),
-        (
-            {"decision": "respond", "message": "call him"},
-            {"type": "response", "args": "call him"},
-            [],
-        ),
-        ({"decision": "reject", "message": "no"}, {"type": "ignore", "args": "no"}, []),
+        (("respond", "call him"), {"type": "response", "args": "call him"}, []),
+        (("reject_with_reason", "no"), {"type": "ignore", "args": "no"}, []),
+        (("reject", None), {"type": "ignore", "args": None}, []),
     ]
     for i, (changes, expected, expected_effects) in enumerate(cases):
         effects: list[str] = []
@@ -171,10 +171,7 @@ def test_agent_inbox_interrupts_are_answered_with_one_human_response(env: Env) -
         request = env.hitl.reviewer.get(row.request_id)
         # Boxed under its label, never the title: the description may quote the model.
         assert "it may quote the model):** ` Send this email? `" in request["request_text"]
-        env.hitl.reviewer.respond(
-            row.request_id, draft(request["response_config"]["draft_text"], **changes)
-        )
-        env.tick()
+        answer(env, row, *changes)
         assert graph.get_state(cfg).values["response"] == expected
         assert effects == expected_effects
 

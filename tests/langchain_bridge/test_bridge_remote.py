@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from bridge_agents import draft
 from langgraph_sdk import get_sync_client
 
 from hitl_agent.gate import Gatekeeper
@@ -109,13 +108,15 @@ def _start(sdk: Any, assistant: str) -> str:
     return thread_id
 
 
-def _answer(server: Any, row: Any, changes: dict[str, str]) -> None:
-    request = server.hitl.reviewer.get(row.request_id)
-    if request["response_type"] == "single_select":
-        server.hitl.reviewer.respond(row.request_id, changes["decision"])
-    else:
-        text = request["response_config"]["draft_text"]
-        server.hitl.reviewer.respond(row.request_id, draft(text, **changes))
+def _answer(server: Any, row: Any, choice: str) -> None:
+    server.hitl.reviewer.respond(row.request_id, choice)
+
+
+def _follow(server: Any, keeper: Gatekeeper, row: Any, text: str) -> None:
+    """Answer the follow-up the first tap opened (its key: the first's plus ``|1``)."""
+    second = keeper.ledger.get(row.key + "|1")
+    assert second is not None and second.request_id is not None
+    server.hitl.reviewer.respond(second.request_id, text)
 
 
 def _tool(server: Any, row: Any) -> str:
@@ -134,11 +135,14 @@ def test_batched_thread_found_by_sweep_and_resumed_through_the_sdk(
     by_tool = {_tool(server, r): r for r in rows}
 
     dispatcher = keeper.dispatcher(bridge.resumer)
-    _answer(server, by_tool["execute_sql"], {"decision": "reject"})
+    _answer(server, by_tool["execute_sql"], "reject")
     assert dispatcher.poll_once() == []  # write_file is not decided: nothing is sent
-    edited = json.dumps({"filename": "a", "content": "edited"})
-    _answer(server, by_tool["write_file"], {"decision": "edit", "args": edited})
-    assert len(dispatcher.poll_once()) == 2
+    _answer(server, by_tool["write_file"], "edit")
+    assert dispatcher.poll_once() == []  # the edit's follow-up opens: nothing is sent
+    _follow(
+        server, keeper, by_tool["write_file"], json.dumps({"filename": "a", "content": "edited"})
+    )
+    assert len(dispatcher.poll_once()) == 3  # both first rows and the follow-up, once
 
     assert server.effects_of(thread_id) == ["write_file a edited", "read_data q"] or sorted(
         server.effects_of(thread_id)
@@ -163,12 +167,14 @@ def test_per_call_thread_each_call_resumed_by_its_interrupt_id(
     assert sql_request["response_type"] == "single_select"
 
     dispatcher = keeper.dispatcher(bridge.resumer)
-    _answer(server, by_tool["execute_sql"], {"decision": "approve"})
+    _answer(server, by_tool["execute_sql"], "approve")
     assert len(dispatcher.poll_once()) == 1
     assert server.effects_of(thread_id) == ["read_data q", "execute_sql DELETE t"]
     assert sdk.threads.get_state(thread_id)["next"]  # write_file still waits
-    _answer(server, by_tool["write_file"], {"decision": "respond", "message": "done by hand"})
-    assert len(dispatcher.poll_once()) == 1
+    _answer(server, by_tool["write_file"], "respond")
+    assert dispatcher.poll_once() == []
+    _follow(server, keeper, by_tool["write_file"], "done by hand")
+    assert len(dispatcher.poll_once()) == 2
     state = sdk.threads.get_state(thread_id)
     assert not state["next"]
     tool_results = {
@@ -190,7 +196,7 @@ def test_asweep_and_the_async_dispatcher_on_the_server(
         rows = [r for r in await bridge.asweep() if r.thread_id == thread_id]
         assert len(rows) == 2
         for row in rows:
-            await asyncio.to_thread(_answer, server, row, {"decision": "approve"})
+            await asyncio.to_thread(_answer, server, row, "approve")
         delivered = await keeper.dispatcher(bridge.resumer).apoll_once()
         await bridge.remote.aclose()
         return len(delivered)
@@ -214,8 +220,10 @@ def test_per_call_edit_the_server_refuses_becomes_a_reject(
     by_tool = {_tool(server, r): r for r in bridge.submit(thread_id)}
     dispatcher = keeper.dispatcher(bridge.resumer)
     bad = json.dumps({"filename": "a"})  # content is required by write_file
-    _answer(server, by_tool["write_file"], {"decision": "edit", "args": bad})
-    _answer(server, by_tool["execute_sql"], {"decision": "reject"})
+    _answer(server, by_tool["write_file"], "edit")
+    _answer(server, by_tool["execute_sql"], "reject")
+    assert len(dispatcher.poll_once()) == 1  # the reject; the edit's follow-up opens
+    _follow(server, keeper, by_tool["write_file"], bad)
     assert len(dispatcher.poll_once()) == 2
     state = sdk.threads.get_state(thread_id)
     assert not state["next"]

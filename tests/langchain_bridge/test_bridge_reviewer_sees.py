@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bridge_agents import calls, documented_tools, draft, script, tool_messages
+from bridge_agents import answer, calls, documented_tools, script, tool_messages
 from hitl_harness import Env
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
@@ -56,13 +56,35 @@ def test_long_args_are_not_offered_for_approval_in_the_text_form(env: Env, mode:
     content = "c" * 3000 + " rm -rf /"
     agent = _agent(effects, ("write_file", {"content": content, "filename": "a.txt"}), mode)
     row, request, cfg = _submit(env, agent, f"long-{mode}")
-    text, box = request["request_text"], request["response_config"]["draft_text"]
+    text = request["request_text"]
     assert len(text) <= 2000 and '"filename": "a.txt"' in text  # the short arg survives
     assert "**Approve is not offered:**" in text and "rm -rf /" in text  # the end is kept
-    assert box.startswith("decision: edit | reject | respond\n")
-    assert content in box  # the text box holds every argument in full
-    env.hitl.reviewer.respond(row.request_id, draft(box, decision="approve"))
+    values = [o["value"] for o in request["response_config"]["options"]]
+    assert values == ["edit", "reject", "reject_with_reason", "respond"]
+    # "Edit the arguments…" shows every argument in full; what is submitted runs.
+    second = answer(env, row, "edit")
+    box = env.hitl.reviewer.get(second.request_id)["response_config"]["draft_text"]
+    assert content in box
+    env.hitl.reviewer.respond(second.request_id, box.replace("rm -rf /", "ls"))
     env.tick()
+    assert effects == ["write_file a.txt " + "c" * 3000 + " ls"]
+    assert not agent.get_state(cfg).next
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_an_approve_of_long_args_is_refused_though_it_was_not_offered(env: Env, mode: str) -> None:
+    from hitl_agent.decision import Decision
+
+    effects: list[str] = []
+    content = "c" * 3000 + " rm -rf /"
+    agent = _agent(effects, ("write_file", {"content": content, "filename": "a.txt"}), mode)
+    row, _, cfg = _submit(env, agent, f"long-approve-{mode}")
+    bridge = env.keeper.bridge(agent)
+    forged = Decision(
+        request_id=row.request_id, status="completed", outcome="approved", value="approve"
+    )
+    env.ledger.record_decision(row.request_id, forged.model_dump(mode="json"), now=1.0)
+    assert bridge.resumer.resume(env.ledger.get(row.key), [forged])  # type: ignore[arg-type]
     assert effects == []
     message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
     assert "approve was not offered: the arguments were too long" in message.content
@@ -75,7 +97,7 @@ def test_long_args_of_an_approve_reject_tool_offer_reject_only(env: Env, mode: s
     agent = _agent(effects, ("execute_sql", {"query": query}), mode)
     _, request, _ = _submit(env, agent, f"sql-{mode}")
     values = [o["value"] for o in request["response_config"]["options"]]
-    assert values == ["reject"]
+    assert values == ["reject", "reject_with_reason"]
     assert "**Approve is not offered:**" in request["request_text"]
 
 
@@ -122,18 +144,13 @@ def test_approve_is_offered_exactly_when_the_text_shows_every_argument(
             allowed=allowed,
         )
         form = form_for(action, "Write content to a file.")
-        config = form["response_config"]
-        offered = (
-            [o["value"] for o in config["options"]]
-            if "options" in config
-            else config["draft_text"].split("\n")[0].removeprefix("decision: ").split(" | ")
-        )
+        offered = [o["value"] for o in form["response_config"]["options"]]
         assert len(form["request_text"]) <= 2000
         assert (content in form["request_text"]) is ("approve" in offered), length
 
 
 def test_the_draft_escapes_smuggled_and_look_alike_characters() -> None:
-    from hitl_agent.langchain._bridge_form import form_for
+    from hitl_agent.langchain._bridge_form import follow_up_form, form_for
     from hitl_agent.langchain._bridge_schema import BridgeAction
 
     smuggled = "".join(chr(0xE0000 + ord(c)) for c in "rm -rf")
@@ -149,10 +166,9 @@ def test_the_draft_escapes_smuggled_and_look_alike_characters() -> None:
             description="",
             allowed=("approve", "edit", "reject", "respond"),
         )
-        form = form_for(action)
-        assert escape in form["response_config"]["draft_text"]
-        assert content not in form["response_config"]["draft_text"]
-        text = form["request_text"]
+        box = follow_up_form(action, "edit")["response_config"]["draft_text"]
+        assert escape in box and content not in box
+        text = form_for(action)["request_text"]
         # The request text shows tag characters as markers, and flags the look-alike word.
         assert content not in text or "⚠ Argument ` content ` has a word mixing scripts" in text
 
