@@ -198,6 +198,37 @@ class Ledger(ABC):
         whole task on resume."""
 
     @abstractmethod
+    def list_rows(
+        self,
+        *,
+        since: float | None = None,
+        thread_id: str | None = None,
+        limit: int = 1000,
+        after: tuple[float, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Every row, any state, in ``(created_at, key)`` order: one page of a full read
+        (the audit export).
+
+        Args:
+            since: only rows created at or after this time (epoch seconds).
+            thread_id: only rows of this LangGraph thread.
+            limit: at most this many rows.
+            after: the ``(created_at, key)`` of the last row of the previous page: only rows
+                after it. A cursor of values, not of a row, so a row deleted between two pages
+                (a discarded intent) cannot end the read early.
+        """
+
+    def get_executions(self, keys: Sequence[str]) -> dict[str, ExecutionRecord]:
+        """The execution records of ``keys`` that exist, by key (one read per page of an
+        export instead of one per row; backends override this loop)."""
+        found = {}
+        for key in dict.fromkeys(keys):
+            record = self.get_execution(key)
+            if record is not None:
+                found[key] = record
+        return found
+
+    @abstractmethod
     def record_decision(self, request_id: str, decision: dict[str, Any], *, now: float) -> bool:
         """``pending`` -> ``decided``: store the first decision for ``request_id`` and
         ``decided_at = now``.

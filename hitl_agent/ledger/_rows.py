@@ -85,3 +85,25 @@ def check_limit(limit: int) -> None:
     """Raises ValueError for a negative ``limit`` (SQLite would read it as "no limit")."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit!r}")
+
+
+def page_filter(
+    since: float | None, thread_id: str | None, after: tuple[float, str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The ``WHERE`` clause (``?`` placeholders, or "") and its arguments of one page of
+    :meth:`~hitl_agent.ledger.Ledger.list_rows`, in ``(created_at, key)`` order."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        clauses.append("created_at >= ?")
+        args.append(since)
+    if thread_id is not None:
+        clauses.append("thread_id = ?")
+        args.append(thread_id)
+    if after is not None:
+        at, key = after
+        # Spelled out rather than a row comparison: the same SQL in both backends.
+        clauses.append("(created_at > ? OR (created_at = ? AND key > ?))")
+        args.extend((at, at, key))
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    return where, tuple(args)

@@ -33,7 +33,7 @@ from . import _executions as ex
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 from ._markers import move_markers
-from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
+from ._rows import COLUMNS, check_lease, check_limit, dump_json, page_filter, to_record
 
 __all__ = ["MIGRATIONS", "PostgresLedger"]
 
@@ -299,6 +299,23 @@ class PostgresLedger(Ledger):
         rows, _ = self._run(
             "read", lambda conn: conn.execute(query, (thread_id, checkpoint_ns)).fetchall()
         )
+        return [to_record(row) for row in rows]
+
+    def list_rows(
+        self,
+        *,
+        since: float | None = None,
+        thread_id: str | None = None,
+        limit: int = 1000,
+        after: tuple[float, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Every row, any state, in ``(created_at, key)`` order; see the base class."""
+        check_limit(limit)
+        where, args = page_filter(since, thread_id, after)
+        # page_filter writes only its own literal SQL; the values travel as parameters.
+        tail: LiteralString = where.replace("?", "%s")
+        query = self._select + sql.SQL(tail + " ORDER BY created_at, key LIMIT %s")
+        rows, _ = self._run("read", lambda conn: conn.execute(query, (*args, limit)).fetchall())
         return [to_record(row) for row in rows]
 
     # -- transitions -------------------------------------------------------------------
@@ -609,6 +626,14 @@ class PostgresLedger(Ledger):
         """The record for ``key``, or None."""
         rows = self._x_rows(ex.SELECT_EXECUTION + " WHERE key = ?", (key,))
         return ex.execution_from_row(rows[0]) if rows else None
+
+    def get_executions(self, keys: Sequence[str]) -> dict[str, ExecutionRecord]:
+        """The records of ``keys`` that exist, by key (one read)."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        rows = self._x_rows(ex.SELECT_EXECUTION + " WHERE key = ANY(?)", (unique,))
+        return {record.key: record for record in map(ex.execution_from_row, rows)}
 
     def list_executions(
         self,

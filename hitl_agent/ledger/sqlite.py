@@ -20,7 +20,7 @@ from . import _executions as ex
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
 from ._markers import move_markers
-from ._rows import COLUMNS, check_lease, check_limit, dump_json, to_record
+from ._rows import COLUMNS, check_lease, check_limit, dump_json, page_filter, to_record
 
 __all__ = ["MIGRATIONS", "SqliteLedger"]
 
@@ -318,6 +318,19 @@ class SqliteLedger(Ledger):
             (thread_id, checkpoint_ns),
         )
 
+    def list_rows(
+        self,
+        *,
+        since: float | None = None,
+        thread_id: str | None = None,
+        limit: int = 1000,
+        after: tuple[float, str] | None = None,
+    ) -> list[ReviewRecord]:
+        """Every row, any state, in ``(created_at, key)`` order; see the base class."""
+        check_limit(limit)
+        where, args = page_filter(since, thread_id, after)
+        return self._read(f"{_SELECT}{where} ORDER BY created_at, key LIMIT ?", (*args, limit))
+
     # -- transitions -------------------------------------------------------------------
 
     def record_intent(
@@ -556,6 +569,23 @@ class SqliteLedger(Ledger):
                 ex.SELECT_EXECUTION.format(**_NAMES) + " WHERE key = ?", (key,)
             ).fetchone()
         return None if row is None else ex.execution_from_row(row)
+
+    def get_executions(self, keys: Sequence[str]) -> dict[str, ExecutionRecord]:
+        """The records of ``keys`` that exist, by key (one read per 500 keys)."""
+        found: dict[str, ExecutionRecord] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._use() as conn:
+            # 500 a statement: older SQLite builds allow 999 variables at most.
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = conn.execute(
+                    ex.SELECT_EXECUTION.format(**_NAMES) + f" WHERE key IN ({marks})", chunk
+                ).fetchall()
+                for row in rows:
+                    record = ex.execution_from_row(row)
+                    found[record.key] = record
+        return found
 
     def list_executions(
         self,
