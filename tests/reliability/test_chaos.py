@@ -28,7 +28,7 @@ execution). A row still ``resuming`` under the claim of a killed worker whose le
 the worker's default) has not run out yet is counted as ``awaiting_lease``: the default
 sample's window is shorter than a lease, the full run's is longer.
 
-Default: a small seeded sample per mode (3 threads × 2 calls, 8 s of chaos, 25 s window).
+Default: a small seeded sample per mode (3 threads × 2 calls, 6 s of chaos, 25 s window).
 ``HITL_STRESS=full`` (``make stress``): 40 threads × 2 calls, 60 s of chaos, and a window
 past the lease (330 s), after which ``awaiting_lease`` must be 0 too.
 """
@@ -46,6 +46,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,13 @@ class Sizes:
     calls: int
     chaos: float
     window: float
+    kills: bool = True
 
 
 def sizes(stress: Stress) -> Sizes:
     if stress.full:
         return Sizes(threads=40, calls=2, chaos=60.0, window=LEASE + 30)
-    return Sizes(threads=3, calls=2, chaos=8.0, window=25.0)
+    return Sizes(threads=3, calls=2, chaos=6.0, window=25.0)
 
 
 def _free_port() -> int:
@@ -423,7 +425,14 @@ def open_state(run: Run) -> tuple[bool, Any]:
 
 
 def chaos_run(
-    server: HITLServer, mode: str, sizes: Sizes, seed: int, tmp: Path, *, full_window: bool
+    server: HITLServer,
+    mode: str,
+    sizes: Sizes,
+    seed: int,
+    tmp: Path,
+    *,
+    full_window: bool,
+    plant: Callable[[Run], None] | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(f"{seed}-{mode}")
     run = Run(mode=mode, server=server, tmp=tmp, rng=rng)
@@ -456,7 +465,7 @@ def chaos_run(
                 run.review()
                 run.deliver(http)
                 now = time.monotonic()
-                if now >= next_kill:
+                if sizes.kills and now >= next_kill:
                     run.kill_one()
                     next_kill = now + rng.uniform(1, 3)
                 if mode == "storm" and now >= next_storm:
@@ -481,6 +490,8 @@ def chaos_run(
                 if not full_window and only_resuming and history[-10:].count(snapshot) >= 10:
                     break
                 time.sleep(0.5)
+        if plant is not None:
+            plant(run)
         summary = count(run, sizes)
         summary["seconds"] = round(time.monotonic() - started, 1)
         return summary
@@ -502,6 +513,7 @@ def test_chaos_three_workers_sigkill(
     if stress.full:
         pytest.skip("the full chaos runs in test_chaos_full (make stress)")
     summary = chaos_run(hitl_server, mode, sizes(stress), stress.seed, tmp_path, full_window=False)
+    record_summary(summary)
     _check(summary, full=False)
 
 
@@ -514,11 +526,11 @@ def test_chaos_full(hitl_server: HITLServer, mode: str, stress: Stress, tmp_path
     if not stress.full:
         pytest.skip("the full chaos runs under HITL_STRESS=full (make stress)")
     summary = chaos_run(hitl_server, mode, sizes(stress), stress.seed, tmp_path, full_window=True)
+    record_summary(summary)
     _check(summary, full=True)
 
 
 def _check(summary: dict[str, Any], *, full: bool) -> None:
-    record_summary(summary)
     shown = json.dumps(summary, indent=1)
     assert summary["approved_calls"] > 0, shown
     assert summary["duplicated"] == 0, shown
@@ -528,3 +540,40 @@ def _check(summary: dict[str, Any], *, full: bool) -> None:
     assert summary["in_doubt_executed_twice"] == 0, shown
     if full:
         assert summary["awaiting_lease"] == 0, shown
+
+
+def test_chaos_counter_flags_planted_harm(hitl_server: HITLServer, tmp_path: Path) -> None:
+    """Self-test: a calm run (no kills), then a double run, a missing run and a rejected run
+    planted in the effects table: the counter must flag each one, and _check must fail."""
+    import psycopg
+    from pg_support import require_postgres
+
+    require_postgres()
+
+    def plant(run: Run) -> None:
+        requests = run.mine()
+        approved = sorted(
+            c for r in requests if r.response_value == "approve" and (c := _call_id(r))
+        )
+        rejected = sorted(
+            c for r in requests if r.response_value == "reject" and (c := _call_id(r))
+        )
+        assert len(approved) >= 2, "the seeded reviewer approved fewer than 2 calls"
+        with psycopg.connect(run.url("effects", "hitl-chaos-harness"), autocommit=True) as conn:
+            row = (approved[0], "planted", True, 0, 0.0)
+            conn.execute("INSERT INTO chaos_effects VALUES (%s, %s, %s, %s, %s)", row)
+            conn.execute("DELETE FROM chaos_effects WHERE tool_call_id = %s", (approved[1],))
+            for call in rejected[:1] or [f"{run.schema}-unknown"]:
+                row = (call, "planted", True, 0, 0.0)
+                conn.execute("INSERT INTO chaos_effects VALUES (%s, %s, %s, %s, %s)", row)
+
+    calm = Sizes(threads=2, calls=2, chaos=0.0, window=20.0, kills=False)
+    summary = chaos_run(
+        hitl_server, "callbacks+poll", calm, 7, tmp_path, full_window=False, plant=plant
+    )
+    assert summary["duplicated"] == 1, summary
+    assert summary["lost"] == 1, summary
+    assert summary["unapproved_executed"] == 1, summary
+    assert summary["stuck"] == 0 and summary["in_doubt"] == 0, summary
+    with pytest.raises(AssertionError):
+        _check(summary, full=False)
