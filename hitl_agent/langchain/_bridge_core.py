@@ -7,6 +7,7 @@ Framework-light: LangGraph's ``StateSnapshot`` shape is read duck-typed, so the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -344,7 +345,7 @@ class BridgeResumer:
         if target is None:
             return False
         try:
-            return target.resume(record, decisions)
+            delivered = target.resume(record, decisions)
         except FollowUpsNeeded as err:
             return self._follow_ups(record, err)
         except IncompleteDecisions as err:
@@ -354,6 +355,20 @@ class BridgeResumer:
             if not self._refuse_next(record, decisions, err):
                 raise
             return target.resume(record, decisions)
+        if delivered and target is self.bridged:
+            self._clear_waits(decisions)
+        return delivered
+
+    def _clear_waits(self, decisions: Sequence[Decision]) -> None:
+        """Forget the "nothing waited" notes of rows that waited for their follow-up (the
+        resume that asked it returned not-waiting, which the resolver records as a fault):
+        they are delivered now, and an operator's problem list must not show them."""
+        if self.codec is None:
+            return
+        ledger = self.codec.ledger
+        for decision in decisions:
+            if ledger.get_delivery_fault(decision.request_id) is not None:
+                ledger.clear_delivery_fault(decision.request_id)
 
     async def aresume(self, record: ReviewRecord, decisions: Sequence[Decision]) -> bool:
         """Async twin of :meth:`resume`."""
@@ -363,7 +378,7 @@ class BridgeResumer:
         if target is self.bridged and self.codec is not None:
             await self.codec.aprefetch(decisions)
         try:
-            return await target.aresume(record, decisions)
+            delivered = await target.aresume(record, decisions)
         except FollowUpsNeeded as err:
             return await self._afollow_ups(record, err)
         except IncompleteDecisions as err:
@@ -373,6 +388,9 @@ class BridgeResumer:
             if not self._refuse_next(record, decisions, err):
                 raise
             return await target.aresume(record, decisions)
+        if delivered and target is self.bridged:
+            await asyncio.to_thread(self._clear_waits, decisions)
+        return delivered
 
     def finished(self, record: ReviewRecord) -> bool:
         """True when the row's thread finished after its decision."""

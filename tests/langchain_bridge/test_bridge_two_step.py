@@ -1,0 +1,170 @@
+"""Issue 21 S5: the reviewer decides with one tap and types only what needs text.
+
+The first request is a ``single_select`` of the tool's allowed decisions; a choice ending in
+… (edit, reject and say why, answer instead) opens one follow-up request keyed with the first's
+key plus ``|1`` in the same task, so the resolver delivers both rows together, once. Measured
+here: the requests each kind of decision costs, a follow-up that times out, and a process
+that dies between the two requests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from bridge_agents import answer, calls, documented_agent, follow_up, script, tool_messages
+from hitl_harness import Env
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from hitl_agent._hooks import set_hook
+from hitl_agent.ledger import ReviewRecord
+
+USER = {"messages": [HumanMessage("Write it.")]}
+WRITE = ("write_file", {"filename": "a.txt", "content": "x"})
+MODES = ["batched", "per_call"]
+
+
+def _one_write(env: Env, mode: str) -> tuple[Any, Any, ReviewRecord, list[str], Any]:
+    effects: list[str] = []
+    agent = documented_agent(script(calls(WRITE)), effects, InMemorySaver(), mode=mode)
+    bridge = env.keeper.bridge(agent)
+    env.plug(env.keeper.dispatcher(bridge.resumer))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": f"two-{mode}"}}
+    agent.invoke(USER, cfg)
+    (row,) = bridge.submit(cfg)
+    return agent, bridge, row, effects, cfg
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("choice", "text", "requests", "ran", "result"),
+    [
+        pytest.param("approve", None, 1, ["write_file a.txt x"], "wrote a.txt", id="approve"),
+        pytest.param("reject", None, 1, [], "User rejected the tool call", id="reject"),
+        pytest.param("reject_with_reason", "too risky", 2, [], "too risky", id="reason"),
+        pytest.param(
+            "edit",
+            json.dumps({"filename": "a.txt", "content": "y"}),
+            2,
+            ["write_file a.txt y"],
+            "wrote a.txt",
+            id="edit",
+        ),
+        pytest.param("respond", "Saved it by hand.", 2, [], "Saved it by hand.", id="respond"),
+    ],
+)
+def test_each_decision_costs_one_tap_and_at_most_two_requests(
+    env: Env,
+    mode: str,
+    choice: str,
+    text: str | None,
+    requests: int,
+    ran: list[str],
+    result: str,
+) -> None:
+    agent, bridge, row, effects, cfg = _one_write(env, mode)
+    first = env.hitl.reviewer.get(row.request_id)  # type: ignore[arg-type]
+    assert first["response_type"] == "single_select"  # a tap, never a draft to cut down
+    assert first["default_response"] == "reject"
+    second = answer(env, row, choice, text)
+    assert (second is not None) is (requests == 2)
+    if second is not None:
+        # One correlation: the follow-up's key is the first's plus its next index, in the
+        # same task (the resolver delivers both rows together).
+        assert second.key == row.key + "|1"
+        assert (second.thread_id, second.checkpoint_ns) == (row.thread_id, row.checkpoint_ns)
+        asked = env.hitl.reviewer.get(second.request_id)  # type: ignore[arg-type]
+        assert asked["response_type"] == ("editable_text" if choice == "edit" else "text")
+        if choice == "edit":  # pre-filled with the current args
+            assert json.loads(asked["response_config"]["draft_text"]) == WRITE[1]
+    assert effects == ran
+    state = agent.get_state(cfg)
+    assert not state.next
+    assert result in tool_messages(state.values["messages"])["call_0"].content
+    assert len(env.requests()) == requests
+    # Exactly once: the rows are resumed; another sweep or poll creates and delivers nothing.
+    assert env.ledger.get(row.key).state == "resumed"  # type: ignore[union-attr]
+    bridge.submit(cfg)
+    assert env.keeper.dispatcher(bridge.resumer).poll_once() == []
+    assert len(env.requests()) == requests and effects == ran
+    # The resume that asked the follow-up found nothing to send yet; that note is cleared
+    # once both rows are delivered (no "nothing waited" entry in `ledger problems`).
+    assert env.ledger.list_delivery_faults() == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("choice", "told"),
+    [
+        ("edit", "chose to edit the arguments but sent no edited arguments before the deadline"),
+        ("reject_with_reason", "chose to reject with a reason but sent no reason before the"),
+        ("respond", "chose to answer instead but sent no reply before the deadline"),
+    ],
+)
+def test_a_follow_up_that_times_out_fails_closed_saying_so(
+    env: Env, mode: str, choice: str, told: str
+) -> None:
+    agent, _, row, effects, cfg = _one_write(env, mode)
+    second = answer(env, row, choice)
+    assert second is not None and second.state == "pending"
+    env.clock.advance(3601)
+    env.tick()  # the server times the follow-up out and calls back
+    assert effects == []
+    state = agent.get_state(cfg)
+    assert not state.next
+    message = tool_messages(state.values["messages"])["call_0"]
+    assert message.status == "error"
+    assert told in message.content and "(timed out)" in message.content
+    assert "not run" in message.content
+
+
+class Crash(Exception):
+    """The process dies here (the resolver logs it and releases its claim)."""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_restart_between_the_two_requests_finds_the_follow_up_again(env: Env, mode: str) -> None:
+    agent, _, row, effects, cfg = _one_write(env, mode)
+    crashed: list[str] = []
+
+    def die_after_create(point: str) -> None:
+        if point == "gate.after_create" and not crashed:
+            crashed.append(point)
+            raise Crash(point)
+
+    set_hook(die_after_create)
+    try:
+        # The tap: the follow-up is created on the server, then the process dies before the
+        # ledger learns its request id.
+        env.hitl.reviewer.respond(row.request_id, "edit")  # type: ignore[arg-type]
+        env.tick()
+    finally:
+        set_hook(None)
+    assert crashed
+    assert len(env.requests()) == 2
+    second = follow_up(env, row)
+    assert second is not None and second.request_id is None  # an intent, not yet marked
+
+    # A new process: a new bridge and dispatcher over the same ledger and checkpointer.
+    bridge = env.keeper.bridge(agent)
+    dispatcher = env.plug(env.keeper.dispatcher(bridge.resumer))
+    bridge.submit(cfg)  # within a minute the intent is left to its writer: nothing created
+    assert len(env.requests()) == 2
+    env.clock.advance(61)
+    bridge.submit(cfg)  # then it is reconciled with the server: found, not created again
+    assert len(env.requests()) == 2
+    second = follow_up(env, row)
+    assert second is not None and second.request_id is not None
+    created = {r.id for r in env.requests()}
+    assert second.request_id in created and row.request_id in created
+
+    env.hitl.reviewer.respond(
+        second.request_id, json.dumps({"filename": "a.txt", "content": "after restart"})
+    )
+    env.tick()
+    assert effects == ["write_file a.txt after restart"]
+    assert not agent.get_state(cfg).next
+    assert dispatcher.poll_once() == [] and bridge.submit(cfg) == []
+    assert len(env.requests()) == 2 and effects == ["write_file a.txt after restart"]
