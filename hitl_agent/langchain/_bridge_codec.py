@@ -11,6 +11,12 @@ The resolver hands a codec every decided row of one task (thread + checkpoint na
   ``tool_call_id``, never by position;
 * inbox — one ``HumanResponse`` in a list.
 
+An action has one or two rows: its first request (the decision, one tap) and, when that
+answer asks for text (edit, a reason, a reply), a follow-up keyed with the first's key plus
+``|1`` in the same task. The resolver waits while the follow-up is pending and then hands both
+rows over together, so the final decision is sent once. A first answer whose follow-up has no
+row yet raises :class:`FollowUpsNeeded` (nothing sent): the bridge's resumer creates it.
+
 A row is bound to what the reviewer saw: if the action in the pending interrupt no longer
 renders to the question stored with the row (args changed in the checkpoint), its answer is
 replaced by a reject saying so.

@@ -1,35 +1,37 @@
-"""What the reviewer sees for one bridged action, and how their answer becomes LangChain's.
+"""What the reviewer sees for one bridged action, and how their answers become LangChain's.
 
-The form follows the tool's ``allowed_decisions``:
+Every HITL.sh request has one response type, so a decision that needs text takes two
+requests, as the tool wrapper's do (:mod:`hitl_agent.langchain._forms`). The first is always
+a ``single_select``, one tap, whose options follow the tool's ``allowed_decisions``:
 
-* approve and/or reject only — a ``single_select`` with *Approve* / *Reject* (default
-  *reject*);
-* anything with edit or respond — an ``editable_text`` whose draft lists the allowed
-  decisions, a message line and, when edit is allowed, the tool name and its args as JSON::
+==========================  ================================  ==============================
+option (value)              when offered                      follow-up request
+==========================  ================================  ==============================
+✅ Approve (``approve``)     approve allowed, the whole call   none: 1 request
+                            shown
+✏ Edit… (``edit``)          edit allowed, args fit 5000       ``editable_text`` pre-filled
+                            characters                        with the args as JSON
+❌ Reject (``reject``)       always (how a reviewer says no)   none: 1 request
+❌ Reject and say why…       with Reject                       ``text``: the reason
+(``reject_with_reason``)
+💬 Answer instead…           respond allowed                   ``text``: the reply
+(``respond``)
+==========================  ================================  ==============================
 
-      decision: approve | edit | reject | respond
-      message:
-      tool: write_file
-      args:
-      {"content": "hello", "filename": "notes.txt"}
-
-  The reviewer keeps one word after ``decision:``. A draft submitted with more than one (or
-  none) is not an answer: it is read as a reject saying why. Changed args under ``approve``
-  are refused the same way (only ``edit`` runs changed args), and so is an edit naming
-  another tool (an edit changes the args, never the tool).
-
+The follow-up edits the args of the reviewed tool only (an edit never changes the tool).
 When the request text cannot show the whole call (an argument was cut to fit HITL.sh's 2000
-characters), Approve is not offered: the select offers Reject only, the draft's decisions
-leave ``approve`` out, and an ``approve`` answer is refused with the reason. The
-middleware's ``description`` is untrusted (a callable may quote the model): it is boxed under
-its label, never the title.
+characters), Approve is not offered and an ``approve`` answer is refused with the reason; the
+edit box still holds every argument in full. The middleware's ``description`` is untrusted (a
+callable may quote the model): it is boxed under its label, never the title.
 
-:func:`read_answer` turns a :class:`~hitl_agent.decision.Decision` into one LangChain decision
-and validates it (type against ``allowed_decisions``, ``message`` for respond, an edit's tool
-and args against the agent's tools). Whatever cannot be made valid becomes a reject whose
-message says why; timeouts and cancellations become rejects saying *timed out* /
-*cancelled*. A tool that allows neither reject nor respond cannot be refused in LangChain's
+:func:`read_answer` (a first answer that decides alone), :func:`follow_up_of` (which
+follow-up a first answer asks for) and :func:`read_follow_up` (the final decision from the
+follow-up's answer) validate everything (type against ``allowed_decisions``, a reply for
+respond, the edited args against the agent's tools). Whatever cannot be made valid becomes a
+reject whose message says why; timeouts and cancellations, of either request, become rejects
+saying so. A tool that allows neither reject nor respond cannot be refused in LangChain's
 format at all: such an answer raises :class:`UndeliverableDecision` and nothing is sent.
+Answers to the earlier one-request ``decision:`` draft are still read (:func:`_from_draft`).
 """
 
 from __future__ import annotations
@@ -226,17 +228,20 @@ _NO_APPROVE = (
 )
 
 
+_SECOND = {
+    "edit": "the arguments to change (edit)",
+    REJECT_WITH_REASON: "your reason (reject and say why)",
+    "respond": "your reply (answer instead)",
+}
+
+
 def _choice_note(action: BridgeAction, values: list[str], whole: bool) -> str:
     """The product's line saying what the options do (the arguments get the room)."""
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
     if "approve" in values:
         parts.append("**Approve** runs the call once with exactly these arguments;")
     parts.append("**Reject** does not run it.")
-    seconds = [
-        {"edit": "the arguments to change", REJECT_WITH_REASON: "your reason"}.get(v, "your reply")
-        for v in values
-        if v in FOLLOW_UP_OF
-    ]
+    seconds = [_SECOND[v] for v in values if v in FOLLOW_UP_OF]
     if seconds:
         parts.append("A choice ending in … opens a second request for " + ", ".join(seconds) + ".")
     if "edit" in action.allowed and "edit" not in values:
