@@ -251,9 +251,12 @@ class Execution:
             return instead
         checkpoint("execution.after_start")
         token = _CURRENT.set(self._approved())
+        # A KeyboardInterrupt, SystemExit or cancellation mid-action records nothing: the
+        # record stays "started", and a later run reports the call in doubt (it may have
+        # taken effect), which is the truth.
         try:
             result = action()
-        except BaseException as exc:
+        except Exception as exc:
             self._end_quietly(None, exc)
             raise
         finally:
@@ -271,9 +274,9 @@ class Execution:
             return instead
         checkpoint("execution.after_start")
         token = _CURRENT.set(self._approved())
-        try:
+        try:  # cancelled mid-action: nothing recorded (see run())
             result = await action()
-        except BaseException as exc:
+        except Exception as exc:
             await asyncio.to_thread(self._end_quietly, None, exc)
             raise
         finally:

@@ -402,3 +402,35 @@ def test_reinvoking_a_thread_past_an_approval_is_said_at_error_and_listed(
     assert len(errors) == 1 and approved in errors[0] and "did not run" in errors[0]
     problems = find_problems(env.ledger, now=env.clock(), stale=3600)
     assert [(p["problem"], p["request_id"]) for p in problems] == [("resume parked", approved)]
+
+
+class _Killed(BaseException):
+    """Stands in for SIGINT / SystemExit / a cancellation in the middle of the action."""
+
+
+def test_an_action_interrupted_midway_is_reported_in_doubt_not_run_again(env: Env) -> None:
+    charged: list[int] = []
+    kill = [True]
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)
+        if kill.pop() if kill else False:
+            raise _Killed()  # the card may be charged: nobody knows
+        return "charged"
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, InMemorySaver())
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    with pytest.raises(_Killed):
+        dispatcher.poll_once()
+    env.clock.advance(400)  # past the dead resumer's lease
+    _sweeps(env, dispatcher, 3)
+
+    assert charged == [900]
+    (message,) = _messages(graph)
+    assert message.status == "error" and "may or may not have taken effect" in message.content
+    (record,) = env.ledger.list_executions(states=("in_doubt",))
+    assert record.tool == "charge"
