@@ -13,11 +13,14 @@ the turn (batched mode); ``bridge.submit(config)`` sends one HITL request per ga
 
 It shows:
 
-1. ``execute_sql``: a ``single_select`` form; the reviewer picks *Approve*; the query runs;
-2. ``write_file``: an ``editable_text`` form whose draft lists the allowed decisions and the
-   call's arguments; the reviewer keeps ``decision: edit`` and changes the file's content; the
-   tool runs with the edited arguments (LangChain's ``{"type": "edit", "edited_action": ...}``);
-3. the thread resumed once, when both answers are in, by one ``dispatcher.poll_once()``.
+1. ``execute_sql``: a ``single_select`` (Approve / Reject / Reject and say why…); the reviewer
+   taps *Approve*; the query runs;
+2. ``write_file``: the same one-tap form with every decision its config allows; the reviewer
+   taps *Edit the arguments…*, which opens a second request: an ``editable_text`` pre-filled
+   with the call's arguments as JSON; the reviewer changes the file's content; the tool runs
+   with the edited arguments (LangChain's ``{"type": "edit", "edited_action": ...}``);
+3. the thread resumed once, when every final answer is in (3 requests: approve costs one,
+   edit two).
 
 Run it offline (an in-process local HITL server; the script plays the reviewer)::
 
@@ -108,16 +111,12 @@ def build_agent(checkpointer: Any, ran: list[str]) -> Any:
 def answer_for(request: dict[str, Any]) -> tuple[str, Any]:
     """Offline: (what the form is, what this script's reviewer answers)."""
     if request["response_type"] == "single_select":
-        return "execute_sql: Approve / Reject", "approve"
-    # The bridge's editable form: a decision line, a message line, the tool and its args.
-    draft = request["response_config"]["draft_text"]
-    head, _, args = draft.partition("args:\n")
-    edited = {**json.loads(args), "content": EDITED_CONTENT}
-    lines = [
-        "decision: edit" if line.startswith("decision:") else line for line in head.split("\n")
-    ]
-    revised = "\n".join(lines) + "args:\n" + json.dumps(edited, indent=2)
-    return "write_file: decision/args form", {"revised_text": revised}
+        if "execute_sql" in (request.get("request_text") or ""):
+            return "execute_sql: one tap", "approve"
+        return "write_file: one tap", "edit"  # "Edit the arguments…" opens a second request
+    # The edit's follow-up: the call's arguments as JSON, pre-filled.
+    edited = {**json.loads(request["response_config"]["draft_text"]), "content": EDITED_CONTENT}
+    return "write_file: the arguments", {"revised_text": json.dumps(edited, indent=2)}
 
 
 @dataclass
@@ -160,16 +159,15 @@ def main() -> Result:
                 for item in reviewer.queue():
                     asked, value = answer_for(item)
                     reviewer.respond(item["id"], value)
-                    shown = (
-                        value["revised_text"].split("\n")[0] if isinstance(value, dict) else value
-                    )
+                    shown = "edited content" if isinstance(value, dict) else value
                     print(f"reviewer: {asked} -> {shown!r}")
             else:
                 print("  waiting: answer both requests in the HITL.sh app")
-            delivered = dispatcher.poll_once()  # the turn resumes once both are decided
+            delivered = dispatcher.poll_once()  # the turn resumes once all are decided
             resumes += len(delivered)
             if not delivered:
-                if reviewer is not None:
+                # An "Edit…" tap opens its follow-up instead of resuming: answer it next.
+                if reviewer is not None and not reviewer.queue():
                     raise RuntimeError("answered, yet nothing was resumed")
                 time.sleep(20)
 

@@ -226,8 +226,8 @@ def test_middleware_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     module = example("middleware_bridge")
     result = module.main()
 
-    # The form follows allowed_decisions: approve/reject only -> a select; all -> the draft.
-    assert result.forms == {"execute_sql": "single_select", "write_file": "editable_text"}
+    # One tap each (a select of the allowed decisions); the edit's text came in a follow-up.
+    assert result.forms == {"execute_sql": "single_select", "write_file": "single_select"}
     assert result.ran == [  # the approved query as proposed; the file with the reviewer's edit
         "execute_sql: DELETE FROM carts WHERE age_days > 30",
         f"write_file: notes.txt: {module.EDITED_CONTENT}",
@@ -237,7 +237,8 @@ def test_middleware_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.tool_results["call_file"].endswith(
         f"wrote {len(module.EDITED_CONTENT)} characters to notes.txt"
     )
-    assert result.resumes == 2 and result.final == "Done."
+    # Three decisions (two taps and the edited args) delivered in one resume of the turn.
+    assert result.resumes == 3 and result.final == "Done."
     assert "interrupted, nothing ran yet: []" in capsys.readouterr().out
 
 
