@@ -11,6 +11,7 @@ from .._extras import MissingExtraError
 __all__ = ["main"]
 
 _COMMANDS: dict[str, str] = {
+    "audit": "hitl_agent.cli._audit:audit",
     "bridge": "hitl_agent.cli._bridge:bridge",
     "check": "hitl_agent.cli._check:check",
     "ledger": "hitl_agent.cli._ledger:ledger",
