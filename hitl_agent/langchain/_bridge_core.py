@@ -247,6 +247,19 @@ async def asend_follow_up(
     )
 
 
+def _waiting(err: BaseException) -> IncompleteDecisions | None:
+    """The codec's "send nothing yet" in ``err`` or its causes: a resumer may wrap what the
+    codec raised (the remote resumer raises ``RemoteResumeError`` from it)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, IncompleteDecisions):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
+
+
 class BridgeResumer:
     """The bridge's resumer: its rows go to the codec's resumer, other graph rows (gates of
     ``keeper.review`` in the same graph) to a plain one.
@@ -346,12 +359,13 @@ class BridgeResumer:
             return False
         try:
             delivered = target.resume(record, decisions)
-        except FollowUpsNeeded as err:
-            return self._follow_ups(record, err)
-        except IncompleteDecisions as err:
-            log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
-            return False
         except Exception as err:
+            waiting = _waiting(err)
+            if isinstance(waiting, FollowUpsNeeded):
+                return self._follow_ups(record, waiting)
+            if waiting is not None:
+                log.info("bridge waits for decisions request_id=%s: %s", record.request_id, waiting)
+                return False
             if not self._refuse_next(record, decisions, err):
                 raise
             return target.resume(record, decisions)
@@ -379,12 +393,13 @@ class BridgeResumer:
             await self.codec.aprefetch(decisions)
         try:
             delivered = await target.aresume(record, decisions)
-        except FollowUpsNeeded as err:
-            return await self._afollow_ups(record, err)
-        except IncompleteDecisions as err:
-            log.info("bridge waits for sibling decisions request_id=%s: %s", record.request_id, err)
-            return False
         except Exception as err:
+            waiting = _waiting(err)
+            if isinstance(waiting, FollowUpsNeeded):
+                return await self._afollow_ups(record, waiting)
+            if waiting is not None:
+                log.info("bridge waits for decisions request_id=%s: %s", record.request_id, waiting)
+                return False
             if not self._refuse_next(record, decisions, err):
                 raise
             return await target.aresume(record, decisions)

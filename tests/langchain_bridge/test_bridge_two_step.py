@@ -168,3 +168,56 @@ def test_a_restart_between_the_two_requests_finds_the_follow_up_again(env: Env, 
     assert not agent.get_state(cfg).next
     assert dispatcher.poll_once() == [] and bridge.submit(cfg) == []
     assert len(env.requests()) == 2 and effects == ["write_file a.txt after restart"]
+
+
+class WrapsLikeTheRemoteResumer:
+    """The local graph resumer wrapped as ``RemoteGraphResumer`` wraps every error of a
+    resume, the codec's included (``raise RemoteResumeError.wrap(...) from exc``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def resume(self, record: ReviewRecord, decisions: Any) -> bool:
+        from hitl_agent._exceptions import RemoteResumeError
+
+        try:
+            return bool(self.inner.resume(record, decisions))
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc
+
+    async def aresume(self, record: ReviewRecord, decisions: Any) -> bool:
+        from hitl_agent._exceptions import RemoteResumeError
+
+        try:
+            return bool(await self.inner.aresume(record, decisions))
+        except Exception as exc:
+            raise RemoteResumeError.wrap(f"resuming thread {record.thread_id}", exc) from exc
+
+    def finished(self, record: ReviewRecord) -> bool:
+        return bool(self.inner.finished(record))
+
+    async def afinished(self, record: ReviewRecord) -> bool:
+        return bool(await self.inner.afinished(record))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_follow_up_is_asked_through_a_resumer_that_wraps_the_codecs_errors(
+    env: Env, mode: str
+) -> None:
+    """The remote bridge shares this code; its resumer wraps what the codec raises, and the
+    follow-up is asked all the same (the remote server tests need the langgraph CLI)."""
+    from hitl_agent.langchain._bridge_core import BridgeResumer
+
+    agent, bridge, row, effects, cfg = _one_write(env, mode)
+    resumer = BridgeResumer(
+        WrapsLikeTheRemoteResumer(bridge.resumer.bridged),  # type: ignore[arg-type]
+        codec=bridge.codec,
+        keeper=env.keeper,
+    )
+    env.plug(env.keeper.dispatcher(resumer))
+    second = answer(env, row, "respond", "Done by hand.")
+    assert second is not None and second.key == row.key + "|1"
+    assert effects == [] and not agent.get_state(cfg).next
+    message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
+    assert message.content == "Done by hand."
+    assert len(env.requests()) == 2
