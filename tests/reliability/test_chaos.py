@@ -518,6 +518,7 @@ def test_chaos_three_workers_sigkill(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 60 s of chaos, the agent, and a window past the 300 s lease
 @pytest.mark.parametrize("mode", MODES)
 def test_chaos_full(hitl_server: HITLServer, mode: str, stress: Stress, tmp_path: Path) -> None:
     from pg_support import require_postgres

@@ -422,6 +422,7 @@ def test_the_execution_cells_end_once_or_in_doubt(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a full cell (170 runs) takes 3-6 min on a loaded machine
 @pytest.mark.parametrize("durability", ["sync", "async"])
 def test_crash_matrix_no_dup_no_loss(
     hitl_server: HITLServer, store: Store, durability: str, stress: Stress, tmp_path: Path
