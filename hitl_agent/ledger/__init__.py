@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ._base import Ledger, LedgerError, LedgerState, ReviewRecord, SlotClaim
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
+from ._grants import Grant, GrantScope, GrantUse
 from .sqlite import SqliteLedger
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ __all__ = [
     "DeliveryFault",
     "ExecutionRecord",
     "ExecutionState",
+    "Grant",
+    "GrantScope",
+    "GrantUse",
     "Ledger",
     "LedgerError",
     "LedgerState",

@@ -37,6 +37,7 @@ from typing import Any, Literal, Self, TypeAlias
 from .._exceptions import HITLError
 from .._keys import slot_key
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
+from ._grants import Grant, GrantUse
 
 __all__ = ["Ledger", "LedgerError", "LedgerState", "ReviewRecord", "SlotClaim"]
 
@@ -381,6 +382,61 @@ class Ledger(ABC):
     @abstractmethod
     def clear_delivery_fault(self, request_id: str) -> bool:
         """Forget ``request_id``'s delivery fault (it was delivered, or an operator retries)."""
+
+    # -- standing grants (see hitl_agent.ledger._grants) ----------------------------------
+
+    @abstractmethod
+    def record_grant(self, grant: Grant) -> Grant:
+        """Store ``grant`` unless its id is stored; the stored grant (the first one wins, so
+        a re-run of the call that made it changes nothing)."""
+
+    @abstractmethod
+    def find_grant(
+        self,
+        *,
+        tool: str,
+        loop_id: str | None,
+        thread_id: str | None,
+        args_hash: str | None,
+        now: float,
+    ) -> Grant | None:
+        """A live grant (not revoked, ``now < expires_at``) of ``tool`` in ``loop_id`` whose
+        scope covers the call: its thread (``thread`` scope) or its args hash (``args``
+        scope). The one that lasts longest when several do; None when none does."""
+
+    @abstractmethod
+    def get_grant(self, grant_id: str) -> Grant | None:
+        """The grant ``grant_id``, live or not, or None."""
+
+    @abstractmethod
+    def list_grants(self, *, live_at: float | None = None) -> list[Grant]:
+        """Every grant (only those live at ``live_at``, when given), oldest first."""
+
+    @abstractmethod
+    def revoke_grant(self, grant_id: str, *, now: float) -> bool:
+        """Revoke a grant: it covers no call from now on. False when there is no such grant
+        or it was already revoked."""
+
+    @abstractmethod
+    def record_grant_use(
+        self,
+        key: str,
+        grant_id: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> GrantUse:
+        """Record that the call keyed ``key`` runs under ``grant_id`` unless it was recorded;
+        the stored use (the first one wins)."""
+
+    @abstractmethod
+    def get_grant_use(self, key: str) -> GrantUse | None:
+        """The grant use of the call keyed ``key``, or None."""
+
+    @abstractmethod
+    def list_grant_uses(self, grant_id: str | None = None) -> list[GrantUse]:
+        """Every grant use (of one grant, when given), oldest first."""
 
     @abstractmethod
     def close(self) -> None:

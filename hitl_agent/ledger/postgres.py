@@ -30,8 +30,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("postgres", "PostgresLedger", exc.name or "psycopg") from exc
 
 from . import _executions as ex
+from . import _grants as gr
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
+from ._grants import Grant, GrantUse
 from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, page_filter, to_record
 
@@ -98,6 +100,9 @@ MIGRATIONS: list[LiteralString] = [
     # 12-13: what approved actions did, and the resolver's failed resumes (_executions.py).
     ex.EXECUTIONS_SQL,
     ex.DELIVERIES_SQL,
+    # 14-15: standing grants and the calls that ran under them (_grants.py).
+    gr.GRANTS_SQL,
+    gr.GRANT_USES_SQL,
 ]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(name) for name in COLUMNS)
@@ -148,6 +153,8 @@ class PostgresLedger(Ledger):
             "aliases": sql.Identifier(*prefix, "hitl_gate_aliases"),
             "executions": sql.Identifier(*prefix, "hitl_executions"),
             "deliveries": sql.Identifier(*prefix, "hitl_deliveries"),
+            "grants": sql.Identifier(*prefix, "hitl_grants"),
+            "grant_uses": sql.Identifier(*prefix, "hitl_grant_uses"),
             "open_index": sql.Identifier("hitl_ledger_open"),
             "task_index": sql.Identifier("hitl_ledger_task"),
         }
@@ -685,6 +692,116 @@ class PostgresLedger(Ledger):
     def clear_delivery_fault(self, request_id: str) -> bool:
         """Forget ``request_id``'s delivery fault."""
         return self._x_write("clear_delivery_fault", ex.CLEAR_DELIVERY, (request_id,))
+
+    # -- standing grants ------------------------------------------------------------------
+
+    def _first_row(
+        self,
+        label: str,
+        insert: LiteralString,
+        values: tuple[Any, ...],
+        select: LiteralString,
+        key: str,
+    ) -> tuple[Any, ...]:
+        """Insert unless present and read the stored row, in one transaction (a lost reply
+        retried reads the same row)."""
+        insert_query, select_query = self._x(insert), self._x(select)
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...]:
+            with conn.transaction():
+                conn.execute(insert_query, values)
+                row = conn.execute(select_query, (key,)).fetchone()
+            assert row is not None  # inserted by us or by the caller that won
+            return row
+
+        row, _ = self._run(label, run)
+        return row
+
+    def record_grant(self, grant: Grant) -> Grant:
+        """Store ``grant`` unless its id is stored; the stored grant."""
+        row = self._first_row(
+            "record_grant",
+            gr.INSERT_GRANT,
+            grant.values(),
+            gr.SELECT_GRANT + " WHERE grant_id = ?",
+            grant.grant_id,
+        )
+        return gr.grant_from_row(row)
+
+    def find_grant(
+        self,
+        *,
+        tool: str,
+        loop_id: str | None,
+        thread_id: str | None,
+        args_hash: str | None,
+        now: float,
+    ) -> Grant | None:
+        """A live grant covering the call; see the base class."""
+        rows = self._x_rows(
+            gr.FIND_GRANT.replace("? IS NULL", "?::text IS NULL"),
+            (tool, loop_id, loop_id, now, thread_id, args_hash),
+        )
+        return gr.grant_from_row(rows[0]) if rows else None
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        """The grant ``grant_id``, or None."""
+        rows = self._x_rows(gr.SELECT_GRANT + " WHERE grant_id = ?", (grant_id,))
+        return gr.grant_from_row(rows[0]) if rows else None
+
+    def list_grants(self, *, live_at: float | None = None) -> list[Grant]:
+        """Every grant (live ones only, at ``live_at``), oldest first."""
+        if live_at is None:
+            rows = self._x_rows(gr.SELECT_GRANT + " ORDER BY created_at, grant_id", ())
+        else:
+            rows = self._x_rows(
+                gr.SELECT_GRANT
+                + " WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at, grant_id",
+                (live_at,),
+            )
+        return [gr.grant_from_row(row) for row in rows]
+
+    def revoke_grant(self, grant_id: str, *, now: float) -> bool:
+        """Revoke ``grant_id``; False when absent or already revoked."""
+        if self._x_write("revoke_grant", gr.REVOKE_GRANT, (now, grant_id)):
+            return True
+        # A retried attempt finds its own earlier write.
+        grant = self.get_grant(grant_id)
+        return grant is not None and grant.revoked_at == now
+
+    def record_grant_use(
+        self,
+        key: str,
+        grant_id: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> GrantUse:
+        """Record the call ``key`` under ``grant_id`` unless recorded; the stored use."""
+        row = self._first_row(
+            "record_grant_use",
+            gr.INSERT_USE,
+            (key, grant_id, thread_id, tool_call_id, now),
+            gr.SELECT_USE + " WHERE key = ?",
+            key,
+        )
+        return gr.use_from_row(row)
+
+    def get_grant_use(self, key: str) -> GrantUse | None:
+        """The grant use of ``key``, or None."""
+        rows = self._x_rows(gr.SELECT_USE + " WHERE key = ?", (key,))
+        return gr.use_from_row(rows[0]) if rows else None
+
+    def list_grant_uses(self, grant_id: str | None = None) -> list[GrantUse]:
+        """Every grant use (of ``grant_id``), oldest first."""
+        if grant_id is None:
+            rows = self._x_rows(gr.SELECT_USE + " ORDER BY used_at, key", ())
+        else:
+            rows = self._x_rows(
+                gr.SELECT_USE + " WHERE grant_id = ? ORDER BY used_at, key", (grant_id,)
+            )
+        return [gr.use_from_row(row) for row in rows]
 
     # -- shared settings ---------------------------------------------------------------
 

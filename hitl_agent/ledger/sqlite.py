@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import _executions as ex
+from . import _grants as gr
 from ._base import Ledger, LedgerError, ReviewRecord, SlotClaim
 from ._executions import DeliveryFault, ExecutionRecord, ExecutionState
+from ._grants import Grant, GrantUse
 from ._markers import move_markers
 from ._rows import COLUMNS, check_lease, check_limit, dump_json, page_filter, to_record
 
@@ -30,7 +32,14 @@ _SLOTS = "hitl_gate_slots"
 _ALIASES = "hitl_gate_aliases"
 _EXECUTIONS = "hitl_executions"
 _DELIVERIES = "hitl_deliveries"
-_NAMES = {"executions": _EXECUTIONS, "deliveries": _DELIVERIES}
+_GRANTS = "hitl_grants"
+_GRANT_USES = "hitl_grant_uses"
+_NAMES = {
+    "executions": _EXECUTIONS,
+    "deliveries": _DELIVERIES,
+    "grants": _GRANTS,
+    "grant_uses": _GRANT_USES,
+}
 _COPY_SLOTS, _COPY_ALIASES, _DELETE_MARKERS = move_markers(
     _TABLE,
     _SLOTS,
@@ -97,6 +106,9 @@ MIGRATIONS: list[str] = [
     # 12-13: what approved actions did, and the resolver's failed resumes (_executions.py).
     ex.EXECUTIONS_SQL.format(executions=_EXECUTIONS),
     ex.DELIVERIES_SQL.format(deliveries=_DELIVERIES),
+    # 14-15: standing grants and the calls that ran under them (_grants.py).
+    gr.GRANTS_SQL.format(grants=_GRANTS),
+    gr.GRANT_USES_SQL.format(grant_uses=_GRANT_USES),
 ]
 
 
@@ -647,6 +659,87 @@ class SqliteLedger(Ledger):
     def clear_delivery_fault(self, request_id: str) -> bool:
         """Forget ``request_id``'s delivery fault."""
         return self._exec_cas(ex.CLEAR_DELIVERY, (request_id,))
+
+    # -- standing grants ------------------------------------------------------------------
+
+    def _rows(self, template: str, args: tuple[Any, ...]) -> list[Any]:
+        with self._use() as conn:
+            return conn.execute(template.format(**_NAMES), args).fetchall()
+
+    def record_grant(self, grant: Grant) -> Grant:
+        """Store ``grant`` unless its id is stored; the stored grant."""
+        with self._write() as conn:
+            conn.execute(gr.INSERT_GRANT.format(**_NAMES), grant.values())
+            row = conn.execute(
+                gr.SELECT_GRANT.format(**_NAMES) + " WHERE grant_id = ?", (grant.grant_id,)
+            ).fetchone()
+        return gr.grant_from_row(row)
+
+    def find_grant(
+        self,
+        *,
+        tool: str,
+        loop_id: str | None,
+        thread_id: str | None,
+        args_hash: str | None,
+        now: float,
+    ) -> Grant | None:
+        """A live grant covering the call; see the base class."""
+        rows = self._rows(gr.FIND_GRANT, (tool, loop_id, loop_id, now, thread_id, args_hash))
+        return gr.grant_from_row(rows[0]) if rows else None
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        """The grant ``grant_id``, or None."""
+        rows = self._rows(gr.SELECT_GRANT + " WHERE grant_id = ?", (grant_id,))
+        return gr.grant_from_row(rows[0]) if rows else None
+
+    def list_grants(self, *, live_at: float | None = None) -> list[Grant]:
+        """Every grant (live ones only, at ``live_at``), oldest first."""
+        if live_at is None:
+            rows = self._rows(gr.SELECT_GRANT + " ORDER BY created_at, grant_id", ())
+        else:
+            rows = self._rows(
+                gr.SELECT_GRANT
+                + " WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at, grant_id",
+                (live_at,),
+            )
+        return [gr.grant_from_row(row) for row in rows]
+
+    def revoke_grant(self, grant_id: str, *, now: float) -> bool:
+        """Revoke ``grant_id``; False when absent or already revoked."""
+        return self._exec_cas(gr.REVOKE_GRANT, (now, grant_id))
+
+    def record_grant_use(
+        self,
+        key: str,
+        grant_id: str,
+        *,
+        now: float,
+        thread_id: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> GrantUse:
+        """Record the call ``key`` under ``grant_id`` unless recorded; the stored use."""
+        with self._write() as conn:
+            conn.execute(
+                gr.INSERT_USE.format(**_NAMES), (key, grant_id, thread_id, tool_call_id, now)
+            )
+            row = conn.execute(gr.SELECT_USE.format(**_NAMES) + " WHERE key = ?", (key,)).fetchone()
+        return gr.use_from_row(row)
+
+    def get_grant_use(self, key: str) -> GrantUse | None:
+        """The grant use of ``key``, or None."""
+        rows = self._rows(gr.SELECT_USE + " WHERE key = ?", (key,))
+        return gr.use_from_row(rows[0]) if rows else None
+
+    def list_grant_uses(self, grant_id: str | None = None) -> list[GrantUse]:
+        """Every grant use (of ``grant_id``), oldest first."""
+        if grant_id is None:
+            rows = self._rows(gr.SELECT_USE + " ORDER BY used_at, key", ())
+        else:
+            rows = self._rows(
+                gr.SELECT_USE + " WHERE grant_id = ? ORDER BY used_at, key", (grant_id,)
+            )
+        return [gr.use_from_row(row) for row in rows]
 
     # -- shared settings ---------------------------------------------------------------
 
