@@ -21,6 +21,7 @@ can close (a SIGKILL after the side effect and before the outcome is recorded) i
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -219,8 +220,6 @@ class Execution:
 
     async def abegin(self) -> tuple[bool, Any]:
         """Async twin of :meth:`begin` (the ledger in a worker thread)."""
-        import asyncio
-
         return await asyncio.to_thread(self.begin)
 
     def end(self, result: Any = None, error: BaseException | None = None) -> None:
@@ -267,8 +266,6 @@ class Execution:
 
     async def arun(self, action: Callable[[], Any]) -> Any:
         """Async twin of :meth:`run` (``action`` returns an awaitable)."""
-        import asyncio
-
         go, instead = await self.abegin()
         if not go:
             return instead
