@@ -75,6 +75,8 @@ class CallBudget:
         self.doorbell_gap = doorbell_gap
         self.server_clock = ServerClock(clock)
         self._spent: deque[float] = deque()
+        self.charged = 0
+        """Calls charged since this budget was made (``hitl_api_calls_total``)."""
         self._blocked_until = 0.0
         self._lock = threading.Lock()
         # request id -> (our time before which another doorbell fetches nothing, its gap)
@@ -144,6 +146,7 @@ class CallBudget:
             if len(self._spent) + n + keep > self.limit:
                 return False
             self._spent.extend([now] * n)
+            self.charged += n
             return True
 
     def meter(self, *, client: Any = None, keep: int = 0) -> AttemptMeter:

@@ -30,6 +30,7 @@ from .._exceptions import ConfigError
 from .._extras import require
 from .._poll_health import PollHealth, log_failed_sweep
 from ..ledger import LedgerError
+from ..observability._metrics import LedgerMetrics, ResumeStats, resume_source
 from ._budget import CallBudget
 from ._health import HealthRoutes, Readiness
 from ._poller import Poller
@@ -222,6 +223,12 @@ class Dispatcher:
         """What ``/readyz`` reports: the stores' probes (the ledger's here; ``hitl-agent
         worker`` adds the checkpointer's) and when the recovery step last ran."""
         self.readiness.add("ledger", lambda: ledger.list_open(limit=1))
+        # Resumes counted by source as the resolver counts them (no hook in the resolver).
+        self.resolver.stats = ResumeStats(self.resolver.stats)
+        self.metrics = LedgerMetrics(
+            ledger, budget=self.budget, client=client, stats=self.resolver.stats, clock=clock
+        )
+        """What ``GET /metrics`` serves (docs/observability.md)."""
         self._recovery_task: asyncio.Task[None] | None = None
         self._recovery_failed: set[str] = set()
 
@@ -237,18 +244,22 @@ class Dispatcher:
     def health_app(self) -> HealthRoutes:
         """The receiver with ``GET /healthz`` (alive) and ``GET /readyz`` (200 when the ledger
         and checkpointer answer and the recovery step ran recently; else 503 naming what
-        failed) in front: what :meth:`serve`, :meth:`running` and ``hitl-agent worker``
-        serve. Mount it instead of :attr:`asgi_app` to get the routes in your app."""
-        return HealthRoutes(self.receiver, self.readiness)
+        failed) and ``GET /metrics`` (Prometheus) in front: what :meth:`serve`,
+        :meth:`running` and ``hitl-agent worker`` serve. Mount it instead of
+        :attr:`asgi_app` to get the routes in your app."""
+        return HealthRoutes(self.receiver, self.readiness, self.metrics)
 
+    @resume_source("manual")
     def resolve(self, request_id: str) -> list[Decision]:
         """Resolve one request now (a manual resume); the decisions this call delivered."""
         return self.resolver.resolve(request_id)
 
+    @resume_source("manual")
     async def aresolve(self, request_id: str) -> list[Decision]:
         """Async twin of :meth:`resolve`."""
         return await self.resolver.aresolve(request_id)
 
+    @resume_source("poll")
     def poll_once(self) -> list[Decision]:
         """One budgeted sweep; the decisions it delivered. Its outcome is recorded in
         :attr:`health` (see :attr:`poll_error`)."""
@@ -260,6 +271,7 @@ class Dispatcher:
         self._record(self.poller.error, answered=self.poller.answered > 0)
         return delivered
 
+    @resume_source("poll")
     async def apoll_once(self) -> list[Decision]:
         """Async twin of :meth:`poll_once`."""
         try:
@@ -304,6 +316,7 @@ class Dispatcher:
                 ready.append(row.request_id)
         return ready
 
+    @resume_source("recovery")
     def recover_once(self) -> list[Decision]:
         """The recovery step: deliver what the ledger alone shows ready (``decided`` rows,
         ``resuming`` rows whose lease expired), with no API call; the decisions delivered.
@@ -340,6 +353,7 @@ class Dispatcher:
         self.readiness.ran()
         return delivered
 
+    @resume_source("recovery")
     async def arecover_once(self) -> list[Decision]:
         """Async twin of :meth:`recover_once` (ledger work and probes in worker threads)."""
         if await self.readiness.acheck():

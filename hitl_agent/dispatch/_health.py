@@ -12,7 +12,9 @@ looking healthy from outside. Now:
   the first tick after the store answers again;
 * :class:`HealthRoutes` answers ``GET /healthz`` (the process is alive: always 200) and
   ``GET /readyz`` (200 when every store answered just now and the recovery step ran
-  recently; else 503 with a JSON body naming what failed) in front of the callback receiver.
+  recently; else 503 with a JSON body naming what failed) in front of the callback receiver,
+  and ``GET /metrics`` (the Prometheus text exposition, :mod:`hitl_agent.observability`) when
+  the dispatcher's metrics are given.
 
 Every reason shown or logged passes through :func:`scrub`: no password of a connection URL.
 """
@@ -27,8 +29,11 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from ..observability import LedgerMetrics
 
 __all__ = ["HealthRoutes", "Readiness", "scrub"]
 
@@ -238,13 +243,17 @@ def _run_into(probe: Probe, future: concurrent.futures.Future[object]) -> None:
 
 
 class HealthRoutes:
-    """``GET /healthz`` and ``GET /readyz`` in front of ``app`` (everything else, lifespan
-    included, goes to ``app``): what :meth:`Dispatcher.serve` and ``hitl-agent worker``
-    serve. Mounted under a prefix, the routes are under it too."""
+    """``GET /healthz`` and ``GET /readyz`` (and ``GET /metrics`` when ``metrics`` is given)
+    in front of ``app`` (everything else, lifespan included, goes to ``app``): what
+    :meth:`Dispatcher.serve` and ``hitl-agent worker`` serve. Mounted under a prefix, the
+    routes are under it too."""
 
-    def __init__(self, app: ASGIApp, readiness: Readiness) -> None:
+    def __init__(
+        self, app: ASGIApp, readiness: Readiness, metrics: LedgerMetrics | None = None
+    ) -> None:
         self.app = app
         self.readiness = readiness
+        self.metrics = metrics
 
     def __repr__(self) -> str:
         return f"HealthRoutes({self.app!r})"
@@ -263,6 +272,11 @@ class HealthRoutes:
                 path = path[len(root) :]
             if path in ("/healthz", "/readyz"):
                 await self._answer(path, scope, send)
+                return
+            if path == "/metrics" and self.metrics is not None:
+                from ..observability._metrics import serve_metrics
+
+                await serve_metrics(self.metrics, scope, send)
                 return
         await self.app(scope, receive, send)
 

@@ -1,0 +1,34 @@
+"""Human waits made visible: Prometheus metrics and OpenTelemetry spans (docs/observability.md).
+
+::
+
+    dispatcher.metrics.render()       # the text exposition GET /metrics serves
+    REGISTRY.register(dispatcher.metrics.collector())   # or in your prometheus_client registry
+
+The metrics need no extra (the exposition is written here); ``collector()`` needs
+``prometheus_client``.
+"""
+
+from ._metrics import (
+    CONTENT_TYPE,
+    DEFAULT_BUCKETS,
+    OUTCOMES,
+    RESUME_SOURCES,
+    LedgerMetrics,
+    MetricsSnapshot,
+    ResumeStats,
+    current_resume_source,
+    resume_source,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_BUCKETS",
+    "OUTCOMES",
+    "RESUME_SOURCES",
+    "LedgerMetrics",
+    "MetricsSnapshot",
+    "ResumeStats",
+    "current_resume_source",
+    "resume_source",
+]
