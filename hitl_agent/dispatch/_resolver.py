@@ -44,6 +44,7 @@ from .._claims import resuming_under
 from .._exceptions import APIError, RateLimitError
 from .._hooks import checkpoint
 from ..decision import DEFAULT_APPROVE_VALUES, DEFAULT_REJECT_VALUES, Decision
+from ..ledger import LedgerError
 from ..models.requests import Request
 from ._lease import LeaseKeeper, default_interval
 
@@ -87,6 +88,17 @@ class Resumer(Protocol):
     def proceed(self, record: ReviewRecord) -> bool: ...
 
     async def aproceed(self, record: ReviewRecord) -> bool: ...
+
+
+def _store_outage(exc: BaseException | None) -> bool:
+    """Whether a failed resume is a store that could not be reached (retried without end):
+    the ledger, or a connection-level error of the checkpointer's database driver."""
+    if exc is None:
+        return False
+    if isinstance(exc, LedgerError | ConnectionError | TimeoutError):
+        return True
+    # psycopg.OperationalError, sqlite3.OperationalError: named, so no driver is imported.
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
 
 
 # -- one implementation, two drivers -----------------------------------------------------
@@ -423,7 +435,10 @@ class Resolver:
         for its decision (``exc`` None): when to try again, or that it is parked."""
         attempts = (fault.attempts if fault is not None else 0) + 1
         now = self.clock()
-        parked = attempts >= self.max_attempts
+        # A store that is out (the ledger, the checkpointer's database) comes back: its
+        # failures are retried at the capped interval for as long as it takes, never parked,
+        # so a worker catches up on its own. Anything else is parked after max_attempts.
+        parked = attempts >= self.max_attempts and not _store_outage(exc)
         # The first retries are the next sweeps' (most failures are a moment's: a lost
         # connection, a crash mid-write; a decision recorded before its interrupt was
         # saved finds nothing waiting for a moment), then the waits double.

@@ -190,15 +190,13 @@ def test_the_wrapped_tool_reads_a_stable_idempotency_key(env: Env) -> None:
 
 
 class _BrokenSaver(InMemorySaver):
-    """A checkpointer that cannot be read once armed (a database that went away)."""
+    """A checkpointer that fails once armed: ``error`` is what it raises."""
 
-    broken = False
-    reads = 0
+    error: BaseException | None = None
 
     def get_tuple(self, config: Any) -> Any:
-        if self.broken:
-            type(self).reads += 1
-            raise OSError("checkpoint store unreachable")
+        if self.error is not None:
+            raise self.error
         return super().get_tuple(config)
 
 
@@ -219,7 +217,7 @@ def test_a_resume_that_keeps_failing_backs_off_parks_and_logs_at_error_twice(
     _approve_all(env)
     dispatcher = env.keeper.dispatcher(GraphResumer(graph))
     request_id = env.only_request_id()
-    saver.broken = True
+    saver.error = RuntimeError("checkpoint table corrupt")
     with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
         for _ in range(60):  # an hour of sweeps, one a minute
             dispatcher.poll_once()
@@ -227,13 +225,13 @@ def test_a_resume_that_keeps_failing_backs_off_parks_and_logs_at_error_twice(
 
     fault = env.ledger.get_delivery_fault(request_id)
     assert fault is not None and fault.parked and fault.attempts == 10
-    assert fault.last_error is not None and "checkpoint store unreachable" in fault.last_error
+    assert fault.last_error is not None and "checkpoint table corrupt" in fault.last_error
     errors = [r for r in caplog.records if r.levelname == "ERROR" and "resume" in r.getMessage()]
     assert len(errors) == 2  # the first failure and the parking, not one per sweep
     assert charged == []  # it failed before the action started
 
-    # The store is back and an operator retries: delivered once.
-    saver.broken = False
+    # The store is repaired and an operator retries: delivered once.
+    saver.error = None
     assert env.ledger.clear_delivery_fault(request_id)
     dispatcher.poll_once()
     assert charged == [900]
@@ -434,3 +432,39 @@ def test_an_action_interrupted_midway_is_reported_in_doubt_not_run_again(env: En
     assert message.status == "error" and "may or may not have taken effect" in message.content
     (record,) = env.ledger.list_executions(states=("in_doubt",))
     assert record.tool == "charge"
+
+
+def test_a_store_outage_is_retried_until_it_returns_and_never_parked(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20 F2: a database that is down for two hours; the worker catches up alone."""
+    charged: list[int] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)
+        return "charged"
+
+    saver = _BrokenSaver()
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    request_id = env.only_request_id()
+    saver.error = ConnectionError("connection to the checkpoint database refused")
+    with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
+        for _ in range(120):  # two hours of one-a-minute sweeps
+            dispatcher.poll_once()
+            env.clock.advance(60)
+    fault = env.ledger.get_delivery_fault(request_id)
+    assert fault is not None and not fault.parked and fault.attempts < 30  # backed off
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "resume" in r.getMessage()]
+    assert len(errors) == 1
+
+    saver.error = None  # the database is back: the next due retry delivers, on its own
+    for _ in range(20):
+        dispatcher.poll_once()
+        env.clock.advance(60)
+    assert charged == [900]
+    assert env.ledger.get_delivery_fault(request_id) is None
