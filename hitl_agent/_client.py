@@ -27,6 +27,7 @@ from .models.account import KeyInfo
 if TYPE_CHECKING:
     from .resources.loops import AsyncLoops, Loops
     from .resources.requests import AsyncRequests, Requests
+    from .resources.workflows import AsyncWorkflows, Workflows
 
 __all__ = ["AsyncHITLClient", "HITLClient"]
 
@@ -80,6 +81,13 @@ class HITLClient(BaseClient):
         from .resources.loops import Loops
 
         return Loops(self)
+
+    @cached_property
+    def workflows(self) -> Workflows:
+        """Workflows: trigger (HITL.sh's successor to creating requests in a loop)."""
+        from .resources.workflows import Workflows
+
+        return Workflows(self)
 
     def test(self) -> KeyInfo:
         """Check the key: ``GET /test`` returns its owner, status and rate limit."""
@@ -157,6 +165,13 @@ class AsyncHITLClient(BaseClient):
         from .resources.loops import AsyncLoops
 
         return AsyncLoops(self)
+
+    @cached_property
+    def workflows(self) -> AsyncWorkflows:
+        """Workflows: trigger (HITL.sh's successor to creating requests in a loop)."""
+        from .resources.workflows import AsyncWorkflows
+
+        return AsyncWorkflows(self)
 
     async def test(self) -> KeyInfo:
         """Check the key: ``GET /test`` returns its owner, status and rate limit."""

@@ -50,6 +50,7 @@ from .response_types import (
     option_value,
     parse_response_config,
 )
+from .workflows import WorkflowRef, WorkflowTrigger, workflow_ref
 
 __all__ = [
     "RESPONSE_TYPES",
@@ -93,8 +94,11 @@ __all__ = [
     "TextConfig",
     "UpdateLoopParams",
     "UpdateRequestParams",
+    "WorkflowRef",
+    "WorkflowTrigger",
     "check_value",
     "normalize_response_data",
     "option_value",
     "parse_response_config",
+    "workflow_ref",
 ]

@@ -2,5 +2,13 @@
 
 from .loops import AsyncLoops, Loops
 from .requests import AsyncRequests, Requests
+from .workflows import AsyncWorkflows, Workflows
 
-__all__ = ["AsyncLoops", "AsyncRequests", "Loops", "Requests"]
+__all__ = [
+    "AsyncLoops",
+    "AsyncRequests",
+    "AsyncWorkflows",
+    "Loops",
+    "Requests",
+    "Workflows",
+]

@@ -124,10 +124,15 @@ def join_fields(base_url: str, code: str) -> dict[str, str]:
 
 
 def list_loops(conn: sqlite3.Connection, caller: Caller) -> dict[str, Any]:
-    """Loops the caller's user created or is an active member of."""
+    """Loops the caller's user created or is an active member of.
+
+    A workflow's backing loop is not listed: it is the workflow's reviewers, not a loop
+    anyone created (its requests are still read and listed like any other).
+    """
     rows = conn.execute(
-        "SELECT * FROM loops WHERE creator_id = ? OR id IN "
-        "(SELECT loop_id FROM loop_members WHERE user_id = ? AND status = 'active') "
+        "SELECT * FROM loops WHERE (creator_id = ? OR id IN "
+        "(SELECT loop_id FROM loop_members WHERE user_id = ? AND status = 'active')) "
+        "AND id NOT IN (SELECT loop_id FROM workflows) "
         "ORDER BY created_at, id",
         (caller.user_id, caller.user_id),
     ).fetchall()

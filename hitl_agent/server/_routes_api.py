@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from .._exceptions import ConfigError
 from ..models.base import validate_strict
 from ..models.loops import CreateLoopParams, UpdateLoopParams
-from . import _loops, _quota, _requests
+from . import _loops, _quota, _requests, _workflows
 from ._accounts import Caller
 from ._errors import ServerError, validation_error
 from ._http import Result, api_endpoint, read_json
@@ -175,6 +175,43 @@ async def add_feedback(request: Request, caller: Caller, server: LocalHITLServer
     return 200, "Feedback added successfully", data
 
 
+async def _trigger(request: Request, caller: Caller, server: LocalHITLServer, shape: str) -> Result:
+    workflow_id = _path(request, "workflow_id")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ServerError(400, "Invalid request body", "the trigger body must be a JSON object")
+    server.check_create_body(body)  # sizes and the callback_url policy, as for a create
+    data = server.run(_workflows.trigger_workflow, caller, workflow_id, body, shape)
+    server.wake()
+    return 201, "Workflow triggered successfully", data
+
+
+async def trigger_workflow(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """POST /v1/workflows/{workflow_id}/trigger (``concepts/workflows.mdx``)."""
+    return await _trigger(request, caller, server, "trigger")
+
+
+async def workflow_webhook(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """POST /v1/workflows/webhook/{workflow_id} (HITL.sh's n8n node v2)."""
+    return await _trigger(request, caller, server, "webhook")
+
+
+async def list_executions(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """GET /v1/workflows/{workflow_id}/executions: the latest executions (local server)."""
+    with server.storage.read() as conn:
+        data = _workflows.list_executions(conn, caller, _path(request, "workflow_id"))
+    return 200, "Executions retrieved successfully", data
+
+
+async def get_execution(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """GET /v1/workflows/{workflow_id}/executions/{execution_id} (local server)."""
+    with server.storage.read() as conn:
+        data = _workflows.get_execution(
+            conn, caller, _path(request, "workflow_id"), _path(request, "execution_id")
+        )
+    return 200, "Execution retrieved successfully", data
+
+
 def api_routes() -> list[BaseRoute]:
     """The ``/v1`` routes that API keys call."""
     return [
@@ -198,5 +235,23 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/api/requests/{request_id}", api_endpoint(update_request), methods=["PATCH"]),
         Route(
             "/v1/api/requests/{request_id}/feedback", api_endpoint(add_feedback), methods=["POST"]
+        ),
+        Route(
+            "/v1/workflows/{workflow_id}/trigger",
+            api_endpoint(trigger_workflow),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/workflows/webhook/{workflow_id}", api_endpoint(workflow_webhook), methods=["POST"]
+        ),
+        Route(
+            "/v1/workflows/{workflow_id}/executions",
+            api_endpoint(list_executions),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/workflows/{workflow_id}/executions/{execution_id}",
+            api_endpoint(get_execution),
+            methods=["GET"],
         ),
     ]

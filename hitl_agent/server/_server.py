@@ -20,7 +20,8 @@ import httpx
 import httpx2
 
 from ..models.loops import CreateLoopParams
-from . import _accounts, _reviewing
+from ..models.workflows import WorkflowDefinition, WorkflowFile
+from . import _accounts, _reviewing, _workflows
 from ._accounts import Caller, KeyAccount, ReviewerAccount
 from ._callbacks import CallbackDeliverer
 from ._errors import ServerError
@@ -29,6 +30,7 @@ from ._loops import create_loop
 from ._storage import Storage
 from ._url_policy import CallbackPolicy, RefusedCallback
 from ._util import hash_secret, new_secret
+from ._workflows import DEFAULT_WORKFLOW
 
 __all__ = ["Bootstrap", "LocalHITLServer", "render_request_html"]
 
@@ -59,6 +61,8 @@ class Bootstrap:
     reviewer_token: str = field(repr=False)
     reviewer_id: str
     reviewer_email: str
+    workflow_id: str | None = None
+    """The default workflow (trigger → human review, Approve/Reject, 1 h, default Reject)."""
 
 
 class LocalHITLServer:
@@ -126,6 +130,8 @@ class LocalHITLServer:
         api_key: str | None = None,
         reviewer_token: str | None = None,
         loop_name: str = "Local approvals",
+        *,
+        default_workflow: bool = False,
     ) -> Bootstrap:
         """Make sure there is an API key, a loop it owns and a reviewer in that loop.
 
@@ -133,7 +139,8 @@ class LocalHITLServer:
         registered once (stored hashed); without them, the pair generated the first time is
         reused (generated credentials are kept in the database's ``meta`` table so that
         ``hitl-agent serve`` can print them again). An existing loop named ``loop_name``
-        owned by the key's user is reused.
+        owned by the key's user is reused. With ``default_workflow`` the key's user also
+        owns the default workflow (:data:`DEFAULT_WORKFLOW`), the reviewer its member.
         """
         with self.storage.transaction() as conn:
             now = self.clock()
@@ -159,7 +166,54 @@ class LocalHITLServer:
             reviewer = _accounts.add_reviewer(
                 conn, now, email, reviewer_token, [loop_id], name="Local Reviewer"
             )
-        return Bootstrap(api_key, loop_id, reviewer_token, reviewer.id, reviewer.email)
+            workflow_id = None
+            if default_workflow:
+                workflow_id = _workflows.register_workflow(
+                    conn, now, key.user_id, DEFAULT_WORKFLOW, [reviewer.email]
+                )
+        return Bootstrap(api_key, loop_id, reviewer_token, reviewer.id, reviewer.email, workflow_id)
+
+    def add_workflows(
+        self,
+        user_id: str,
+        workflows: WorkflowFile | WorkflowDefinition | Any,
+        *,
+        default_reviewers: Iterable[str] = (),
+    ) -> list[str]:
+        """Register workflows owned by ``user_id`` (a :class:`WorkflowFile`, one
+        :class:`WorkflowDefinition`, or a file's parsed JSON/YAML data); their ids.
+
+        A Human Review node's ``reviewers`` and ``groups`` (emails) become its members; a
+        node that names none gets ``default_reviewers`` (``hitl-agent serve``: the
+        bootstrap reviewer). Registering an id again replaces its definition.
+
+        Raises:
+            ConfigError: the data is not a valid workflow file (the field named).
+        """
+        if isinstance(workflows, WorkflowDefinition):
+            workflows = WorkflowFile(workflows=[workflows])
+        elif not isinstance(workflows, WorkflowFile):
+            workflows = WorkflowFile.parse(workflows)
+        fallback = list(default_reviewers)
+        ids: list[str] = []
+        with self.storage.transaction() as conn:
+            now = self.clock()
+            for definition in workflows.workflows:
+                node = definition.review
+                emails = [*node.reviewers]
+                for group in node.groups:
+                    emails.extend(workflows.groups[group])
+                ids.append(
+                    _workflows.register_workflow(
+                        conn, now, user_id, definition, dict.fromkeys(emails or fallback)
+                    )
+                )
+        return ids
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """Every workflow with its execution count (the console's and the banner's list)."""
+        with self.storage.read() as conn:
+            return _workflows.list_workflows(conn)
 
     def add_api_key(
         self,

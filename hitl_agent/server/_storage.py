@@ -130,6 +130,27 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (request_id, event)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner_id TEXT NOT NULL REFERENCES users (id),
+    loop_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    request_id TEXT,
+    api_key_id TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow_id, created_at);
+CREATE INDEX IF NOT EXISTS executions_request ON executions (request_id);
 CREATE TABLE IF NOT EXISTS usage (
     api_key_id TEXT NOT NULL,
     window_start INTEGER NOT NULL,

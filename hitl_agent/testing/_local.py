@@ -46,7 +46,8 @@ class LocalHITL:
     Attributes:
         app: the ASGI app.
         server: its :class:`~hitl_agent.server.LocalHITLServer`.
-        api_key: the bootstrapped API key; ``loop_id`` its loop.
+        api_key: the bootstrapped API key; ``loop_id`` its loop; ``workflow_id`` its
+            default workflow (trigger → human review, Approve/Reject, 1 h, default Reject).
         base_url: ``http://testserver/v1``.
         client: a :class:`~hitl_agent.HITLClient` over starlette's ``TestClient``.
         reviewer: a :class:`ScriptedReviewer`, member of ``loop_id``.
@@ -62,6 +63,12 @@ class LocalHITL:
     reviewer: ScriptedReviewer
     http: TestClient = field(repr=False)
     credentials: Bootstrap = field(repr=False)
+
+    @property
+    def workflow_id(self) -> str:
+        """The default workflow (trigger → human review: single_select Approve/Reject, 1 h,
+        default Reject); ``Gatekeeper(workflow=hitl.workflow_id, ...)`` reviews through it."""
+        return self.credentials.workflow_id or ""
 
     async def tick(self) -> None:
         """One scheduler pass: timeouts, claim expiry, due callbacks."""
@@ -90,6 +97,12 @@ class AsyncLocalHITL:
     http: httpx2.AsyncClient = field(repr=False)
     credentials: Bootstrap = field(repr=False)
 
+    @property
+    def workflow_id(self) -> str:
+        """The default workflow (trigger → human review: single_select Approve/Reject, 1 h,
+        default Reject); ``Gatekeeper(workflow=hitl.workflow_id, ...)`` reviews through it."""
+        return self.credentials.workflow_id or ""
+
     async def tick(self) -> None:
         """One scheduler pass: timeouts, claim expiry, due callbacks."""
         await self.server.tick()
@@ -107,6 +120,7 @@ def local_hitl(
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = None,
     retry: RetryPolicy | None = None,
+    plain_callbacks: bool = False,
 ) -> Iterator[LocalHITL]:
     """A local HITL server for a test, with a bootstrapped key, loop, client and reviewer.
 
@@ -114,6 +128,9 @@ def local_hitl(
     ``await hitl.tick()`` (or ``hitl.tick_sync()``) after moving ``clock`` to process
     timeouts, claim expiry and callbacks. Callbacks retry without delay by default. The
     client does not retry (``retry`` overrides), so a 429 surfaces at once.
+    ``plain_callbacks`` sends callbacks' ``response_data`` plain (``"approve"``) instead of
+    the wrapped shape of HITL.sh's webhooks page (see :func:`hitl_agent.server.create_app`).
+    The default workflow's id is ``hitl.workflow_id``.
     """
     app = create_app(
         db,
@@ -124,10 +141,11 @@ def local_hitl(
         callback_base_delay=callback_base_delay,
         claim_timeout_seconds=claim_timeout_seconds,
         scheduler_interval=scheduler_interval,
+        plain_callbacks=plain_callbacks,
     )
     server: LocalHITLServer = app.state.hitl
     try:
-        credentials = server.bootstrap()
+        credentials = server.bootstrap(default_workflow=True)
         with TestClient(app, base_url="http://testserver") as http:
             client = HITLClient(
                 credentials.api_key, base_url=BASE_URL, http_client=http, retry=retry or _NO_RETRY
@@ -159,6 +177,7 @@ async def alocal_hitl(
     claim_timeout_seconds: float = 300.0,
     scheduler_interval: float | None = None,
     retry: RetryPolicy | None = None,
+    plain_callbacks: bool = False,
 ) -> AsyncIterator[AsyncLocalHITL]:
     """The async twin of :func:`local_hitl`; use with ``async with``."""
     app = create_app(
@@ -170,11 +189,12 @@ async def alocal_hitl(
         callback_base_delay=callback_base_delay,
         claim_timeout_seconds=claim_timeout_seconds,
         scheduler_interval=scheduler_interval,
+        plain_callbacks=plain_callbacks,
     )
     server: LocalHITLServer = app.state.hitl
     task: asyncio.Task[Any] | None = None
     try:
-        credentials = server.bootstrap()
+        credentials = server.bootstrap(default_workflow=True)
         if scheduler_interval is not None:
             # ASGITransport runs no lifespan, so the scheduler is started here instead.
             task = asyncio.create_task(server.run_scheduler(scheduler_interval))
