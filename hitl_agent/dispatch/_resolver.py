@@ -451,6 +451,8 @@ class Resolver:
         if exc is None:
             self._note_orphan(group, attempts, now, parked, delay)
             return
+        if _store_outage(exc):
+            delay = min(delay, 60.0)  # catch up within a minute of the store's return
         ids = [m.request_id for m in group if m.request_id is not None]
         started = any(self.ledger.list_executions(request_id=rid, limit=1) for rid in ids) or any(
             self.ledger.list_executions(states=("succeeded",), request_id=rid, limit=1)

@@ -458,13 +458,13 @@ def test_a_store_outage_is_retried_until_it_returns_and_never_parked(
             dispatcher.poll_once()
             env.clock.advance(60)
     fault = env.ledger.get_delivery_fault(request_id)
-    assert fault is not None and not fault.parked and fault.attempts < 30  # backed off
+    assert fault is not None and not fault.parked and fault.attempts > 10
     errors = [r for r in caplog.records if r.levelname == "ERROR" and "resume" in r.getMessage()]
     assert len(errors) == 1
 
-    saver.error = None  # the database is back: the next due retry delivers, on its own
-    for _ in range(20):
+    saver.error = None  # the database is back: delivered within a minute, on its own
+    for _ in range(2):
         dispatcher.poll_once()
-        env.clock.advance(60)
+        env.clock.advance(30)
     assert charged == [900]
     assert env.ledger.get_delivery_fault(request_id) is None
