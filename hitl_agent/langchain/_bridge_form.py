@@ -215,7 +215,9 @@ def _choices(action: BridgeAction, whole: bool) -> list[str]:
     edit = "edit" in action.allowed and _edit_fits(action)
     if edit:
         values.append("edit")
-    if "reject" in action.allowed or not (edit or "respond" in action.allowed):
+    # A tool that allows neither reject nor respond still gets Reject: a reviewer must be
+    # able to say no (the answer becomes the refusal its config accepts, or none is sent).
+    if "reject" in action.allowed or "respond" not in action.allowed:
         values += ["reject", REJECT_WITH_REASON]
     if "respond" in action.allowed:
         values.append("respond")
@@ -276,7 +278,9 @@ def _form(action: BridgeAction, what_it_does: str | None) -> tuple[dict[str, Any
         "request_text": text,
         "response_type": "single_select",
         "response_config": {"options": options},
-        "default_response": "reject",
+        # What a timeout stores (a timeout never runs the call, whatever it stores): one of
+        # the options, so the form is valid.
+        "default_response": "reject" if "reject" in values else "respond",
     }
     return form, whole
 

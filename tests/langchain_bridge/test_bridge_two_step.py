@@ -221,3 +221,42 @@ def test_the_follow_up_is_asked_through_a_resumer_that_wraps_the_codecs_errors(
     message = tool_messages(agent.get_state(cfg).values["messages"])["call_0"]
     assert message.content == "Done by hand."
     assert len(env.requests()) == 2
+
+
+@pytest.mark.parametrize(
+    ("allowed", "values", "default"),
+    [
+        (
+            ("approve", "edit", "reject", "respond"),
+            ["approve", "edit", "reject", "reject_with_reason", "respond"],
+            "reject",
+        ),
+        (("approve", "reject"), ["approve", "reject", "reject_with_reason"], "reject"),
+        (
+            ("approve", "edit", "reject"),
+            ["approve", "edit", "reject", "reject_with_reason"],
+            "reject",
+        ),
+        # Nothing else can say no: Reject is offered all the same (the timeout default must
+        # be an option, or the request cannot be created).
+        (("approve", "edit"), ["approve", "edit", "reject", "reject_with_reason"], "reject"),
+        (("approve",), ["approve", "reject", "reject_with_reason"], "reject"),
+        (("approve", "respond"), ["approve", "respond"], "respond"),
+    ],
+)
+def test_the_options_follow_allowed_decisions_and_the_default_is_one_of_them(
+    env: Env, allowed: tuple[Any, ...], values: list[str], default: str
+) -> None:
+    from hitl_agent.langchain._bridge_form import form_for
+    from hitl_agent.langchain._bridge_schema import BridgeAction
+
+    action = BridgeAction("batched", 0, "write_file", dict(WRITE[1]), "", allowed)
+    form = form_for(action)
+    options = form["response_config"]["options"]
+    assert [o["value"] for o in options] == values
+    assert all(o["label"] and o["description"] for o in options)
+    assert form["default_response"] == default
+    # The form is valid for HITL.sh: the request is created.
+    spec = env.keeper.bridge(documented_agent(script(), [], InMemorySaver())).spec(action)
+    created = env.hitl.client.requests.create(env.hitl.loop_id, **spec.create_kwargs("k", None))
+    assert env.hitl.reviewer.get(created.id)["response_type"] == "single_select"
