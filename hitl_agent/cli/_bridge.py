@@ -64,7 +64,7 @@ async def _serve(
     # No access log: every callback path carries a capability token.
     server = uvicorn.Server(
         uvicorn.Config(
-            dispatcher.asgi_app,
+            dispatcher.health_app,  # the receiver plus GET /healthz and /readyz
             host=host,
             port=port,
             lifespan="on",

@@ -238,6 +238,10 @@ def test_the_service_sweeps_and_resumes_on_its_own(
             assert time.monotonic() < deadline, "the thread was not finished"
             time.sleep(0.1)
         assert agent.get_state(cfg).values["messages"][-1].content == "All done."
+        # The service answers the probes an orchestrator sends (issue 24, health).
+        assert http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        ready = http.get(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200, ready.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # our own session, started above
         proc.wait(15)
