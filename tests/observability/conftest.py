@@ -5,4 +5,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gate"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hitl_harness import env  # noqa: E402, F401  (the fixture)
+from hitl_harness import env  # noqa: F401  (the fixture)

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from hitl_agent.dispatch import Dispatcher
 from hitl_agent.langgraph import GraphResumer
-from hitl_agent.observability import CONTENT_TYPE
+from hitl_agent.observability import CONTENT_TYPE, OUTCOMES
 
 
 def _rid(env: Env, thread_id: str) -> str:
@@ -66,8 +66,7 @@ def test_metrics_after_a_scripted_run(env: Env) -> None:
     assert sorted(effects) == ["refund 1", "refund 2", "refund 4"]
     found = _scrape(dispatcher)
     assert value(found, "hitl_reviews_pending", priority="medium") == 0
-    outcomes = {o: value(found, "hitl_decisions_total", outcome=o) for o in
-                ("approved", "rejected", "edited", "answered", "timed_out", "cancelled")}  # fmt: skip
+    outcomes = {o: value(found, "hitl_decisions_total", outcome=o) for o in OUTCOMES}
     assert outcomes == {
         "approved": 3, "rejected": 1, "edited": 0, "answered": 0, "timed_out": 1, "cancelled": 0,
     }  # fmt: skip
