@@ -162,7 +162,7 @@ def worker(
     once: bool,
 ) -> None:
     """Resume LangGraph threads as reviews are answered (webhook receiver + recovery +
-    poller). Serves GET /healthz and GET /readyz on its port."""
+    poller). Serves GET /healthz, GET /readyz and GET /metrics (Prometheus) on its port."""
     from .._client import HITLClient
     from .._exceptions import HITLError
 
@@ -192,7 +192,7 @@ def worker(
                 return
             click.echo(
                 f"worker on http://{host}:{port}{dispatcher.receiver.path}/<token> "
-                "(health: /healthz, /readyz)"
+                "(health: /healthz, /readyz; metrics: /metrics)"
             )
             dispatcher.serve(host=host, port=port, poll=not no_poll)
     except HITLError as err:
