@@ -207,8 +207,8 @@ def _edit_fits(action: BridgeAction) -> bool:
 def _choices(action: BridgeAction, whole: bool) -> list[str]:
     """The first form's option values, in the order shown: the decisions the tool's
     ``allowed_decisions`` allow (approve only when the text shows the whole call, edit only
-    when the args fit the edit box) and a reject with a reason beside a plain reject. A reject
-    is always offered: it is how a reviewer says no."""
+    when the args fit the edit box) and a reject with a reason beside a plain reject. Reject
+    is offered whenever nothing else can say no."""
     values: list[str] = []
     if "approve" in action.allowed and whole:
         values.append("approve")
@@ -240,9 +240,13 @@ _SECOND = {
 def _choice_note(action: BridgeAction, values: list[str], whole: bool) -> str:
     """The product's line saying what the options do (the arguments get the room)."""
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
+    says = []
     if "approve" in values:
-        parts.append("**Approve** runs the call once with exactly these arguments;")
-    parts.append("**Reject** does not run it.")
+        says.append("**Approve** runs the call once with exactly these arguments")
+    if "reject" in values:
+        says.append("**Reject** does not run it")
+    if says:
+        parts.append("; ".join(says) + ".")
     seconds = [_SECOND[v] for v in values if v in FOLLOW_UP_OF]
     if seconds:
         parts.append("A choice ending in … opens a second request for " + ", ".join(seconds) + ".")
