@@ -55,7 +55,14 @@ from .._retry import NEVER_SENT_ERRORS
 from .._server_clock import server_now_bound
 from .._tokens import derive_token, token_hash
 from ..decision import Decision
-from ..models.requests import CancelResult, CreatedRequest, Request, RequestPage
+from ..models.requests import (
+    CancelResult,
+    CreatedRequest,
+    CreateRequestParams,
+    Request,
+    RequestPage,
+)
+from ..models.workflows import WorkflowRef, WorkflowTrigger
 from ..resources.requests import _next_offset
 from ._errors import AmbiguousCreateError, ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
@@ -128,7 +135,7 @@ class CreateTarget:
     """Where and how a gate creates requests (shared by every review of one Gatekeeper)."""
 
     ledger: Ledger
-    loop_id: str
+    loop_id: str | None  # None: a workflow target
     callback_url: str | None
     callback_secret: str | None = field(repr=False)  # never in a repr or a log line
     clock: Callable[[], float] = time.time
@@ -139,6 +146,45 @@ class CreateTarget:
     # Charged one call per reconciliation listing or fetch (the keeper's quota budget);
     # None: no budget applies.
     budget: CallBudget | None = None
+    # Create by triggering this workflow instead of POSTing to a loop (issue 22 W1).
+    workflow: WorkflowRef | None = None
+
+    @property
+    def where(self) -> str:
+        """What requests are created in, for messages: ``loop X`` or ``workflow Y``."""
+        if self.workflow is not None:
+            return f"workflow {self.workflow.id}"
+        return f"loop {self.loop_id}"
+
+    def listing(self) -> dict[str, Any]:
+        """The list filter that covers this target's requests. A workflow's backing requests
+        live in a loop the gate is not told about: it lists every request of its key."""
+        return {} if self.workflow is not None else {"loop_id": self.loop_id}
+
+    def trigger_body(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The trigger POST's body: the create's fields, validated and normalised as a create
+        is (the rendered text, the form, the default, timeout, priority, context with the
+        key, callback URL), plus ``platform`` as HITL.sh's n8n node sends it."""
+        return CreateRequestParams.build(**kwargs, platform="hitl-agent").to_body()
+
+    def created(self, answer: WorkflowTrigger) -> CreatedRequest:
+        """A trigger's answer as a create's: its backing request id and deadline."""
+        if not answer.request_id:
+            # Refused like a 4xx (nothing for the gate to wait on): a workflow must reach a
+            # Human Review node when triggered.
+            raise ConfigError(
+                "workflow",
+                f"the trigger of workflow {self.workflow.id if self.workflow else '?'} "
+                f"answered without a request_id (execution {answer.execution_id})",
+                "give the workflow a Human Review node right after its trigger",
+            )
+        log.info(
+            "triggered %s execution_id=%s request_id=%s",
+            self.where,
+            answer.execution_id,
+            answer.request_id,
+        )
+        return CreatedRequest(request_id=answer.request_id, timeout_at=answer.timeout_at)
 
     def callback_for(self, key: str) -> tuple[str | None, str | None]:
         """The per-request callback URL and the token hash to store, or (None, None)."""
@@ -193,6 +239,7 @@ def _intent(
             # What the reviewer approves, bound apart from the spec hash (see ARGS_HASH_KEY).
             **({"args_hash": spec.args_hash} if spec.args_hash else {}),
             **({"gated_tool": spec.gated_tool} if spec.gated_tool else {}),
+            **({"workflow_id": target.workflow.id} if target.workflow is not None else {}),
         },
     )
     _check_same_question(row, key, spec)
@@ -306,7 +353,7 @@ def _ensure(
     url, _ = target.callback_for(key)
     checkpoint("gate.before_create")
     try:
-        created = client.requests.create(target.loop_id, **spec.create_kwargs(key, url))
+        created = _create(target, client, spec.create_kwargs(key, url))
     except Exception as err:
         if not _must_settle(key, thread_id, err):
             _on_create_error(target.ledger, key, err)
@@ -455,7 +502,7 @@ def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float)
         try:
             with scan.metered():
                 page = client.requests.list(
-                    loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+                    **target.listing(), limit=_PAGE, offset=offset, sort="created_at_desc"
                 )
         except APIError as err:
             raise scan.failed(err) from err
@@ -474,6 +521,14 @@ def _reconcile(target: CreateTarget, client: HITLClient, key: str, since: float)
             scan.check_bound()
         offset = scan.next_offset(page, offset)
     return None
+
+
+def _create(target: CreateTarget, client: HITLClient, kwargs: dict[str, Any]) -> CreatedRequest:
+    """POST the create, or the trigger of the target's workflow."""
+    if target.workflow is None:
+        return client.requests.create(target.loop_id or "", **kwargs)
+    answer = client.workflows.trigger(target.workflow, target.trigger_body(kwargs))
+    return target.created(answer)
 
 
 def _must_settle(key: str, thread_id: str | None, err: Exception) -> bool:
@@ -501,24 +556,26 @@ def _unsettled(
         "unclear failure reconciles instead of asking twice"
     )
     if unknown is None:
-        log.warning("create failed key=%s error=%s; the loop holds no such request", key, cause)
+        log.warning(
+            "create failed key=%s error=%s; %s holds no such request", key, cause, target.where
+        )
         return AmbiguousCreateError(
-            f"review {key!r}: the create failed ({cause}) and loop {target.loop_id} holds no "
+            f"review {key!r}: the create failed ({cause}) and {target.where} holds no "
             f"request for it: nothing was created. Fix: call review() again; {stable}.",
             key=key,
             created=False,
         )
     log.warning(
-        "create outcome unknown key=%s error=%s; a request with this key in loop %s, if "
+        "create outcome unknown key=%s error=%s; a request with this key in %s, if "
         "any, is not waited on",
         key,
         cause,
-        target.loop_id,
+        target.where,
     )
     return AmbiguousCreateError(
         f"review {key!r}: the create failed ({cause}) and the gate could not tell whether "
-        f"HITL.sh stored it: {unknown.reason}. Nothing waits on it now: a request in loop "
-        f"{target.loop_id} whose context holds this key, if one shows, is an orphan (cancel "
+        f"HITL.sh stored it: {unknown.reason}. Nothing waits on it now: a request in "
+        f"{target.where} whose context holds this key, if one shows, is an orphan (cancel "
         f"it). Fix: {stable}; then call review() again.",
         key=key,
         retry_after=unknown.retry_after,
@@ -744,7 +801,11 @@ async def _aensure(
     checkpoint("gate.before_create")
     kwargs: dict[str, Any] = spec.create_kwargs(key, url)
     try:
-        created = await client.requests.create(target.loop_id, **kwargs)
+        if target.workflow is None:
+            created = await client.requests.create(target.loop_id or "", **kwargs)
+        else:
+            body = target.trigger_body(kwargs)
+            created = target.created(await client.workflows.trigger(target.workflow, body))
     except Exception as err:
         if not _must_settle(key, thread_id, err):
             await asyncio.to_thread(_on_create_error, ledger, key, err)
@@ -792,7 +853,7 @@ async def _areconcile(
         try:
             with scan.metered():
                 page = await client.requests.list(
-                    loop_id=target.loop_id, limit=_PAGE, offset=offset, sort="created_at_desc"
+                    **target.listing(), limit=_PAGE, offset=offset, sort="created_at_desc"
                 )
         except APIError as err:
             raise scan.failed(err) from err
