@@ -260,3 +260,37 @@ def test_the_options_follow_allowed_decisions_and_the_default_is_one_of_them(
     spec = env.keeper.bridge(documented_agent(script(), [], InMemorySaver())).spec(action)
     created = env.hitl.client.requests.create(env.hitl.loop_id, **spec.create_kwargs("k", None))
     assert env.hitl.reviewer.get(created.id)["response_type"] == "single_select"
+
+
+def test_in_a_batched_turn_the_sweep_opens_a_follow_up_before_the_others_are_decided(
+    env: Env,
+) -> None:
+    """The resolver resumes a batched turn only when every call is decided; a follow-up asked
+    before that opens at the next submit / sweep (sync and async), once."""
+    import asyncio
+
+    effects: list[str] = []
+    agent = documented_agent(
+        script(calls(WRITE, ("execute_sql", {"query": "SELECT 1"}))), effects, InMemorySaver()
+    )
+    bridge = env.keeper.bridge(agent)
+    env.plug(env.keeper.dispatcher(bridge.resumer))
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "sweep-opens"}}
+    agent.invoke(USER, cfg)
+    write, sql = bridge.submit(cfg)
+    assert answer(env, write, "reject_with_reason") is None  # sql undecided: not yet
+    asyncio.run(bridge.asubmit(cfg))
+    second = follow_up(env, write)
+    assert second is not None and second.request_id is not None
+    bridge.submit(cfg)
+    bridge.sweep()
+    assert len(env.requests()) == 3  # 2 first requests + 1 follow-up, whatever the sweeps
+    env.hitl.reviewer.respond(second.request_id, "not this file")
+    env.tick()
+    assert effects == [] and agent.get_state(cfg).next  # sql still undecided
+    env.hitl.reviewer.respond(sql.request_id, "approve")  # type: ignore[arg-type]
+    env.tick()
+    assert effects == ["execute_sql SELECT 1"]
+    messages = tool_messages(agent.get_state(cfg).values["messages"])
+    assert "not this file" in messages["call_0"].content
+    assert len(env.requests()) == 3
