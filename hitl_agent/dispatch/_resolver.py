@@ -50,7 +50,7 @@ from ._lease import LeaseKeeper, default_interval
 
 if TYPE_CHECKING:
     from .._client import HITLClient
-    from ..ledger import DeliveryFault, Ledger, ReviewRecord
+    from ..ledger import DeliveryFault, ExecutionState, Ledger, ReviewRecord
     from ._budget import CallBudget
 
 __all__ = ["Resolver", "Resumer"]
@@ -454,9 +454,9 @@ class Resolver:
         if _store_outage(exc):
             delay = min(delay, 60.0)  # catch up within a minute of the store's return
         ids = [m.request_id for m in group if m.request_id is not None]
-        started = any(self.ledger.list_executions(request_id=rid, limit=1) for rid in ids) or any(
-            self.ledger.list_executions(states=("succeeded",), request_id=rid, limit=1)
-            for rid in ids
+        every_state: tuple[ExecutionState, ...] = ("started", "in_doubt", "failed", "succeeded")
+        started = any(
+            self.ledger.list_executions(states=every_state, request_id=rid, limit=1) for rid in ids
         )
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         reason = (
@@ -466,16 +466,7 @@ class Resolver:
         )
         if started:
             reason += "; the approved action had started (a retry reports it, never reruns it)"
-        for rid in ids:
-            self.ledger.record_delivery_fault(
-                rid,
-                attempts=attempts,
-                now=now,
-                retry_at=None if parked else now + delay,
-                parked=parked,
-                reason=reason,
-                last_error=error,
-            )
+        self._store_faults(ids, attempts, now, None if parked else now + delay, reason, error)
         if parked:
             self.stats["parked"] += len(ids)
             log.error(
@@ -508,16 +499,7 @@ class Resolver:
             if parked
             else f"nothing waited for the decision {attempts} time(s); next try in {delay:.0f} s"
         )
-        for rid in ids:
-            self.ledger.record_delivery_fault(
-                rid,
-                attempts=attempts,
-                now=now,
-                retry_at=None if parked else now + delay,
-                parked=parked,
-                reason=reason,
-                last_error=None,
-            )
+        self._store_faults(ids, attempts, now, None if parked else now + delay, reason, None)
         if parked:
             self.stats["orphaned"] += len(ids)
             log.error(
@@ -543,21 +525,34 @@ class Resolver:
             else "perhaps dropped: the thread moved on after this approval; it was not "
             "delivered unless the thread ran it before"
         )
-        self.ledger.record_delivery_fault(
-            row.request_id,
-            attempts=0,
-            now=self.clock(),
-            retry_at=None,
-            parked=True,
-            reason=reason,
-            last_error=None,
-        )
+        self._store_faults([row.request_id], 0, self.clock(), None, reason, None)
         (log.error if sure else log.warning)(
             "approval not delivered, %s request_id=%s thread=%s",
             reason,
             row.request_id,
             row.thread_id,
         )
+
+    def _store_faults(
+        self,
+        ids: list[str],
+        attempts: int,
+        now: float,
+        retry_at: float | None,
+        reason: str,
+        error: str | None,
+    ) -> None:
+        """One delivery fault per request id; no ``retry_at``: parked."""
+        for rid in ids:
+            self.ledger.record_delivery_fault(
+                rid,
+                attempts=attempts,
+                now=now,
+                retry_at=retry_at,
+                parked=retry_at is None,
+                reason=reason,
+                last_error=error,
+            )
 
     def _clear_faults(self, group: list[ReviewRecord]) -> None:
         for member in group:

@@ -47,6 +47,23 @@ def _sweeps(env: Env, dispatcher: Any, count: int) -> int:
     return failures
 
 
+def _approved_charge(env: Env, saver: Any) -> tuple[Any, Any, str, list[int]]:
+    """A graph whose gated ``charge`` call was approved: (graph, dispatcher, request id,
+    the charges made so far)."""
+    charged: list[int] = []
+
+    @tool
+    def charge(customer: str, cents: int) -> str:
+        """Charge a customer's card."""
+        charged.append(cents)
+        return "charged"
+
+    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
+    graph.invoke({"messages": []}, CONFIG)
+    _approve_all(env)
+    return graph, env.keeper.dispatcher(GraphResumer(graph)), env.only_request_id(), charged
+
+
 def test_a_tool_that_raises_after_its_side_effect_runs_once_and_the_agent_is_told(
     env: Env,
 ) -> None:
@@ -203,20 +220,8 @@ class _BrokenSaver(InMemorySaver):
 def test_a_resume_that_keeps_failing_backs_off_parks_and_logs_at_error_twice(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    charged: list[int] = []
-
-    @tool
-    def charge(customer: str, cents: int) -> str:
-        """Charge a customer's card."""
-        charged.append(cents)
-        return "charged"
-
     saver = _BrokenSaver()
-    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
-    graph.invoke({"messages": []}, CONFIG)
-    _approve_all(env)
-    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
-    request_id = env.only_request_id()
+    graph, dispatcher, request_id, charged = _approved_charge(env, saver)
     saver.error = RuntimeError("checkpoint table corrupt")
     with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
         for _ in range(60):  # an hour of sweeps, one a minute
@@ -438,20 +443,8 @@ def test_a_store_outage_is_retried_until_it_returns_and_never_parked(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 20 F2: a database that is down for two hours; the worker catches up alone."""
-    charged: list[int] = []
-
-    @tool
-    def charge(customer: str, cents: int) -> str:
-        """Charge a customer's card."""
-        charged.append(cents)
-        return "charged"
-
     saver = _BrokenSaver()
-    graph = one_turn_graph([env.keeper.require_approval(charge)], CALL, saver)
-    graph.invoke({"messages": []}, CONFIG)
-    _approve_all(env)
-    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
-    request_id = env.only_request_id()
+    _, dispatcher, request_id, charged = _approved_charge(env, saver)
     saver.error = ConnectionError("connection to the checkpoint database refused")
     with caplog.at_level("INFO", logger="hitl_agent.dispatch"):
         for _ in range(120):  # two hours of one-a-minute sweeps
