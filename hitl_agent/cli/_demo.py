@@ -70,15 +70,12 @@ def _serve(app: Any, sock: socket.socket) -> Iterator[None]:
     """Run an ASGI app with uvicorn on ``sock`` (see :func:`_listen`) until the block ends."""
     import uvicorn
 
+    from ..server._app import UVICORN_OPTIONS
+
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,  # callback paths carry capability tokens
-        )
-    )
+    # The served app's options: lifespan on, no access log (callback paths carry capability
+    # tokens), and no uvicorn Date header on top of the app's own (one Date per response).
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **UVICORN_OPTIONS))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{port}", daemon=True
     )

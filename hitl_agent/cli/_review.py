@@ -264,7 +264,10 @@ def _ask(config: ResponseConfig) -> Any:
 
 def _answer(item: dict[str, Any]) -> Any:
     """Prompt until the answer is valid for the request's config (checked locally)."""
-    config = parse_response_config(str(item.get("response_type")), item.get("response_config"))
+    # A config the server sent may carry keys this library does not know yet: read, not refused.
+    config = parse_response_config(
+        str(item.get("response_type")), item.get("response_config"), strict=False
+    )
     while True:
         try:
             value = _ask(config)
@@ -308,7 +311,9 @@ def _review_one(api: ReviewerAPI, item: dict[str, Any]) -> bool:
     answered = False
     try:
         try:
-            parse_response_config(str(item.get("response_type")), item.get("response_config"))
+            parse_response_config(
+                str(item.get("response_type")), item.get("response_config"), strict=False
+            )
         except ConfigError as err:
             click.echo(f"This request cannot be answered here: {err}", err=True)
             return False

@@ -9,6 +9,11 @@ or SIGTERM, closing the database::
 
     hitl-agent serve --port 8765 --db ./hitl-local.db
     export HITL_BASE_URL=http://127.0.0.1:8765/v1 HITL_API_KEY=<key> HITL_LOOP_ID=<loop id>
+
+It also runs workflows (HITL.sh's successor to loops): those of ``--workflow FILE`` (JSON, or
+YAML when PyYAML is installed), else one default workflow (trigger → human review:
+single_select Approve/Reject, 1 h, default Reject). Each one's trigger URL is printed beside
+the loop id.
 """
 
 from __future__ import annotations
@@ -75,6 +80,46 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return bound
 
 
+def _read_workflows(path: Path) -> Any:
+    """The parsed workflow file: the data for ``LocalHITLServer.add_workflows``.
+
+    JSON always; YAML (``.yaml``/``.yml``) when PyYAML is installed. Validated here, before
+    the port is bound or the database created, so a bad file is a one-line error.
+    """
+    from ..models.workflows import WorkflowFile
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise click.BadParameter(
+                "reading YAML needs PyYAML, which is not installed: pip install pyyaml, or "
+                "write the file as JSON",
+                param_hint="--workflow",
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise click.BadParameter(f"not valid YAML: {err}", param_hint="--workflow") from None
+    else:
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise click.BadParameter(f"not valid JSON: {err}", param_hint="--workflow") from None
+    from .._exceptions import ConfigError
+    from ..server._workflows import check_workflows
+
+    try:
+        workflows = WorkflowFile.parse(data)
+        check_workflows(workflows)
+    except ConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--workflow") from None
+    return workflows
+
+
 def _close(server: Any) -> None:
     # The server owns its SQLite connection; close it even if its lifespan did not run.
     close = getattr(server, "close", None)
@@ -134,6 +179,15 @@ def _close(server: Any) -> None:
     'of HITL.sh\'s webhooks-page shape {"selected_value": ...} [env HITL_LOCAL_PLAIN_CALLBACKS].',
 )
 @click.option(
+    "--workflow",
+    "workflow_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Workflows to run (JSON, or YAML with PyYAML): trigger -> human review node "
+    "(response type, options, timeout/default, reviewers/groups). Default: one workflow, "
+    "Approve/Reject, 1 h, default Reject. See docs/server.md#workflows.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -149,6 +203,7 @@ def serve(
     rate_limit: int | None,
     allow_private_callbacks: bool,
     plain_callbacks: bool,
+    workflow_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the local HITL server and the reviewer console."""
@@ -166,6 +221,7 @@ def serve(
                 "must be at least 16 characters (or omit it to generate one)", param_hint=name
             )
 
+    workflows = _read_workflows(workflow_file) if workflow_file is not None else None
     # First the port: a busy one is an error before any key or database file is created.
     sockets = _listen(host, port)
     with contextlib.ExitStack() as stack:
@@ -180,13 +236,23 @@ def serve(
         )
         local = app.state.hitl
         stack.callback(_close, local)
-        boot = local.bootstrap(api_key=api_key, reviewer_token=reviewer_token)
+        boot = local.bootstrap(
+            api_key=api_key, reviewer_token=reviewer_token, default_workflow=workflows is None
+        )
+        if workflows is not None:
+            owner = local.add_api_key(boot.api_key)  # the key's account (it exists)
+            # A review node that names no reviewers goes to the bootstrap reviewer.
+            local.add_workflows(owner.user_id, workflows, default_reviewers=[boot.reviewer_email])
 
         base = f"http://{_url_host(host)}:{port}"
         click.echo("hitl-agent local server")
         click.echo(f"  API base URL    {base}/v1")
         click.echo(f"  Console         {base}/console/")
         click.echo(f"  Loop id         {boot.loop_id}")
+        for workflow in local.workflows():  # an earlier start's too: they still run
+            draft = "" if workflow["status"] == "active" else "  (draft: ignores triggers)"
+            click.echo(f"  Workflow id     {workflow['id']}  {workflow['name']}{draft}")
+            click.echo(f"  Trigger URL     {base}/v1/workflows/{workflow['id']}/trigger")
         click.echo(f"  API key         {boot.api_key}")
         click.echo(f"  Reviewer token  {boot.reviewer_token}")
         click.echo(f"  Reviewer        {boot.reviewer_email}")

@@ -194,6 +194,7 @@ class LocalHITLServer:
             workflows = WorkflowFile(workflows=[workflows])
         elif not isinstance(workflows, WorkflowFile):
             workflows = WorkflowFile.parse(workflows)
+        _workflows.check_workflows(workflows)
         fallback = list(default_reviewers)
         ids: list[str] = []
         with self.storage.transaction() as conn:

@@ -16,16 +16,19 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from .._exceptions import ConfigError
 from ..models.loops import CreateLoopParams
-from ..models.workflows import HumanReviewNode, WorkflowDefinition
+from ..models.workflows import HumanReviewNode, WorkflowDefinition, WorkflowFile
 from . import _accounts, _requests
 from ._accounts import Caller
 from ._errors import ServerError
 from ._loops import create_loop
+from ._request_fields import parse_create_body
 from ._util import dumps, iso, iso_or_none, new_id
 
 __all__ = [
     "DEFAULT_WORKFLOW",
+    "check_workflows",
     "execution_doc",
     "get_execution",
     "list_executions",
@@ -60,6 +63,24 @@ _STATUS = {
     "timeout": "timeout",
     "cancelled": "cancelled",
 }
+
+
+def check_workflows(workflows: WorkflowFile) -> None:
+    """Refuse a file whose Human Review node could never create a request (an option list
+    that does not fit its type, a default that is not an answer), before anything runs.
+
+    Raises:
+        ConfigError: naming ``workflows.<i>.nodes.1`` and the request field.
+    """
+    for index, definition in enumerate(workflows.workflows):
+        try:
+            parse_create_body(create_body(definition.review, {"request_text": "check"}))
+        except ServerError as err:
+            raise ConfigError(
+                f"workflows.{index}.nodes.1",
+                f"its review could not create a request: {err.data or err.msg}",
+                "fix the node's response_type, response_config or default_response",
+            ) from None
 
 
 def register_workflow(
@@ -248,7 +269,7 @@ def list_workflows(conn: sqlite3.Connection, owner_id: str | None = None) -> lis
     rows = conn.execute(
         "SELECT w.id, w.name, w.status, w.loop_id, "
         "(SELECT COUNT(*) FROM executions e WHERE e.workflow_id = w.id) AS executions "
-        f"FROM workflows w {where}ORDER BY w.created_at, w.id",
+        f"FROM workflows w {where}ORDER BY w.created_at, w.rowid",
         args,
     ).fetchall()
     return [dict(row) for row in rows]
