@@ -31,6 +31,7 @@ from .._extras import require
 from .._poll_health import PollHealth, log_failed_sweep
 from ..ledger import LedgerError
 from ..observability._metrics import LedgerMetrics, ResumeStats, resume_source
+from ..observability._tracing import TracingResumer, tracing_available
 from ._budget import CallBudget
 from ._health import HealthRoutes, Readiness
 from ._poller import Poller
@@ -225,6 +226,8 @@ class Dispatcher:
         self.readiness.add("ledger", lambda: ledger.list_open(limit=1))
         # Resumes counted by source as the resolver counts them (no hook in the resolver).
         self.resolver.stats = ResumeStats(self.resolver.stats)
+        if tracing_available():  # hitl.resume / hitl.review spans (docs/observability.md)
+            self.resolver.resumer = TracingResumer(self.resolver.resumer, ledger)
         self.metrics = LedgerMetrics(
             ledger, budget=self.budget, client=client, stats=self.resolver.stats, clock=clock
         )

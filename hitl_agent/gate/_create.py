@@ -63,6 +63,7 @@ from ..models.requests import (
     RequestPage,
 )
 from ..models.workflows import WorkflowRef, WorkflowTrigger
+from ..observability._tracing import capture_trace_context
 from ..resources.requests import _next_offset
 from ._errors import AmbiguousCreateError, ReviewMismatchError
 from ._spec import CONTEXT_KEY, ReviewSpec
@@ -239,6 +240,8 @@ def _intent(
             # What the reviewer approves, bound apart from the spec hash (see ARGS_HASH_KEY).
             **({"args_hash": spec.args_hash} if spec.args_hash else {}),
             **({"gated_tool": spec.gated_tool} if spec.gated_tool else {}),
+            # The creating span (the tool's), so the resume's spans join its trace.
+            **capture_trace_context(),
             **({"workflow_id": target.workflow.id} if target.workflow is not None else {}),
         },
     )
