@@ -14,7 +14,7 @@ decision to what runs (:func:`args_hash`, :data:`ARGS_HASH_KEY`, :func:`canonica
 (``hitl_agent._tokens``) are internal.
 """
 
-from ._create import CreateTarget, aensure_request, ensure_request
+from ._create import CreateTarget, aensure_request, ensure_request, retire_request
 from ._errors import AmbiguousCreateError, ReviewMismatchError, ReviewTimeoutError
 from ._keeper import Gatekeeper
 from ._spec import (
@@ -40,4 +40,5 @@ __all__ = [
     "args_hash",
     "canonical_json",
     "ensure_request",
+    "retire_request",
 ]

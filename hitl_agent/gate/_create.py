@@ -679,6 +679,49 @@ def _await_created(target: CreateTarget, owner: ReviewRecord) -> ReviewRecord | 
     return current
 
 
+def retire_request(
+    ledger: Ledger,
+    clock: Callable[[], float],
+    cancel: Callable[[str], CancelResult],
+    row: ReviewRecord,
+    reason: str,
+    *,
+    by: str,
+) -> None:
+    """Cancel ``row``'s open request on HITL.sh (its quota refunded) and decide the row
+    ``cancelled`` with ``reason``: nothing will ever wait for its answer, so no reviewer
+    should spend time on it. Logged at WARNING. A cancel that fails (the reviewer answered
+    meanwhile, or HITL.sh is out of reach) decides nothing: the row keeps waiting for the
+    truth, which the resolver records and reports."""
+    assert row.request_id is not None
+    try:
+        result = cancel(row.request_id)
+        refunded = result.refund_info is not None
+    except APIError as err:
+        log.warning(
+            "could not cancel a superseded request request_id=%s error=%s; its answer, if "
+            "any, is recorded and reported by the dispatcher",
+            row.request_id,
+            type(err).__name__,
+        )
+        return
+    decision = Decision(
+        request_id=row.request_id,
+        status="cancelled",
+        outcome="cancelled",
+        reason=reason,
+        response_type=row.payload.get("response_type"),
+    )
+    ledger.record_decision(row.request_id, decision.model_dump(mode="json"), now=clock())
+    log.warning(
+        "superseded an open review request_id=%s key=%s by key=%s refunded=%s",
+        row.request_id,
+        row.key,
+        by,
+        refunded,
+    )
+
+
 def _supersede(
     target: CreateTarget,
     cancel: Callable[[str], CancelResult],
@@ -690,35 +733,14 @@ def _supersede(
     if current is None or current.request_id is None:
         return
     if current.state == "pending":
-        try:
-            result = cancel(current.request_id)
-            refunded = result.refund_info is not None
-        except APIError as err:
-            refunded = False
-            log.warning(
-                "could not cancel a superseded request request_id=%s error=%s",
-                current.request_id,
-                type(err).__name__,
-            )
-        decision = Decision(
-            request_id=current.request_id,
-            status="cancelled",
-            outcome="cancelled",
-            reason=(
-                "Superseded: a newer run of the same thread asked a different question at "
-                "this gate; this request was cancelled and is not approved."
-            ),
-            response_type=current.payload.get("response_type"),
-        )
-        target.ledger.record_decision(
-            current.request_id, decision.model_dump(mode="json"), now=target.clock()
-        )
-        log.warning(
-            "superseded an open review request_id=%s key=%s by key=%s refunded=%s",
-            current.request_id,
-            current.key,
-            by.key,
-            refunded,
+        retire_request(
+            target.ledger,
+            target.clock,
+            cancel,
+            current,
+            "Superseded: a newer run of the same thread asked a different question at this "
+            "gate; this request was cancelled and is not approved.",
+            by=by.key,
         )
     else:
         log.warning(

@@ -25,6 +25,7 @@ variable for its ``_run``, so no parameter is added to the tool's schema.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -53,6 +54,7 @@ from ._render import ToolCallView
 from ._settings import check_settings
 from ._siblings import ahold_for_siblings, hold_for_siblings, note_started, note_suspended
 from ._tasks import shares_task
+from ._turns import earlier_unanswered, retire_earlier
 
 if TYPE_CHECKING:
     from ..decision import Decision
@@ -345,6 +347,8 @@ class ApprovalTool(BaseTool):
         if sync_unsupported(self.inner):
             raise NotImplementedError(_ASYNC_ONLY.format(name=self.name))
         call = _GatedCall.start(self, args, kwargs, config)
+        if stale := call.earlier_unanswered():
+            retire_earlier(self.keeper, call.thread_id(config), stale, call.call_id or "")
         while isinstance(call.step, Ask):
             try:
                 decision = self.keeper.review(call.step.text, **call.review_kwargs())
@@ -371,6 +375,10 @@ class ApprovalTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         call = _GatedCall.start(self, args, kwargs, config)
+        if stale := call.earlier_unanswered():
+            await asyncio.to_thread(
+                retire_earlier, self.keeper, call.thread_id(config), stale, call.call_id or ""
+            )
         while isinstance(call.step, Ask):
             try:
                 decision = await self.keeper.areview(call.step.text, **call.review_kwargs())
@@ -435,6 +443,18 @@ class _GatedCall:
         flow = tool._flow(full, runtime, config)
         shared = shares_task(config) or not (config.get("metadata") or {})
         return cls(tool, full, runtime, flow, call_id, flow.first(), shared)
+
+    def earlier_unanswered(self) -> set[str]:
+        """Calls of earlier turns of this thread that never got a result (the thread moved
+        on past them): their open requests are retired (:mod:`._turns`)."""
+        if graph_context() is None:
+            return set()
+        return earlier_unanswered(self.runtime, self.call_id)
+
+    @staticmethod
+    def thread_id(config: RunnableConfig) -> str:
+        """The graph thread of this run (``earlier_unanswered`` is empty outside one)."""
+        return str((config.get("configurable") or {}).get("thread_id"))
 
     def review_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of the current form's ``keeper.review``/``areview``."""

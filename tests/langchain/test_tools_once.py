@@ -461,3 +461,35 @@ def test_a_store_outage_is_retried_until_it_returns_and_never_parked(
         env.clock.advance(30)
     assert charged == [900]
     assert env.ledger.get_delivery_fault(request_id) is None
+
+
+def test_new_input_past_a_pending_review_retires_its_request(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19, Q-stop: killed while the review waits, nobody answered, the program started
+    again without the README's guard, with a real model's fresh call id: the first request
+    must not stay in the reviewers' queue."""
+    import itertools
+
+    counter = itertools.count()
+    paid: list[int] = []
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "order-1234"}}
+    inputs = {"messages": [("user", "Refund order 1234: it arrived broken.")]}
+    _readme_program(env, paid, lambda: f"call_{next(counter)}", saver).invoke(inputs, config)
+    first = env.only_request_id()
+
+    second = _readme_program(env, paid, lambda: f"call_{next(counter)}", saver)
+    with caplog.at_level("WARNING", logger="hitl_agent.gate"):
+        second.invoke(inputs, config)  # a new turn asks again
+    statuses = {r.id: r.status for r in env.requests()}
+    assert statuses[first] == "cancelled" and len(statuses) == 2
+    row = env.ledger.get_by_request_id(first)
+    assert row is not None and row.decision is not None
+    assert row.decision["outcome"] == "cancelled" and "new turn" in row.decision["reason"]
+    assert any(first in r.getMessage() for r in caplog.records)
+
+    (latest,) = [rid for rid, status in statuses.items() if status == "pending"]
+    env.hitl.reviewer.respond(latest, "approve")
+    env.keeper.dispatcher(GraphResumer(second)).poll_once()
+    assert paid == [250]  # the one answer given is the one that runs
