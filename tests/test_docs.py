@@ -120,7 +120,7 @@ class _Reviewer(threading.Thread):
 def live_hitl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bootstrap]:
     """The embedded server on 127.0.0.1, a reviewer, and the environment a user would set."""
     app = create_app(tmp_path / "server.db", scheduler_interval=0.2)
-    credentials = app.state.hitl.bootstrap()
+    credentials = app.state.hitl.bootstrap(default_workflow=True)
     with serve_app(app, lifespan="on") as port:
         base_url = f"http://127.0.0.1:{port}/v1"
         reviewer = _Reviewer(base_url, credentials.reviewer_token)
@@ -130,6 +130,7 @@ def live_hitl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Boots
         monkeypatch.setenv("HITL_BASE_URL", base_url)
         monkeypatch.setenv("HITL_API_KEY", credentials.api_key)
         monkeypatch.setenv("HITL_LOOP_ID", credentials.loop_id)
+        monkeypatch.setenv("HITL_WORKFLOW", credentials.workflow_id or "")
         monkeypatch.chdir(tmp_path)
         try:
             yield credentials

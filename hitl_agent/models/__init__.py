@@ -50,7 +50,15 @@ from .response_types import (
     option_value,
     parse_response_config,
 )
-from .workflows import WorkflowRef, WorkflowTrigger, workflow_ref
+from .workflows import (
+    HumanReviewNode,
+    TriggerNode,
+    WorkflowDefinition,
+    WorkflowFile,
+    WorkflowRef,
+    WorkflowTrigger,
+    workflow_ref,
+)
 
 __all__ = [
     "RESPONSE_TYPES",
@@ -67,6 +75,7 @@ __all__ = [
     "EditedText",
     "FeedbackParams",
     "FeedbackResult",
+    "HumanReviewNode",
     "KeyInfo",
     "Loop",
     "LoopCreated",
@@ -92,8 +101,11 @@ __all__ = [
     "SingleSelectConfig",
     "SortOrder",
     "TextConfig",
+    "TriggerNode",
     "UpdateLoopParams",
     "UpdateRequestParams",
+    "WorkflowDefinition",
+    "WorkflowFile",
     "WorkflowRef",
     "WorkflowTrigger",
     "check_value",
