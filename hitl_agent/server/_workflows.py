@@ -197,10 +197,11 @@ def trigger_workflow(
             "status to active",
         )
     definition = WorkflowDefinition.model_validate_json(row["definition"])
-    created = _requests.create_request(
-        conn, now, caller, str(row["loop_id"]), create_body(definition.review, body)
-    )
     execution_id = new_id(now)
+    fields = create_body(definition.review, body)
+    # The request names its run (the keys n8n's node reads); set here, never by the body.
+    fields["workflow_id"], fields["execution_id"] = workflow_id, execution_id
+    created = _requests.create_request(conn, now, caller, str(row["loop_id"]), fields)
     conn.execute(
         "INSERT INTO executions (id, workflow_id, request_id, api_key_id, shape, body, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -62,7 +62,9 @@ async def test_trigger_in_each_shape_creates_a_readable_request(
     }[shape]
     harness = make(_forward(hitl), api_key=hitl.api_key, base_url="http://testserver/v1")
     answer = await harness.call(
-        "workflows.trigger", given, {"content": "Refund $250 to order 1234?", "user_id": "u-1"}
+        "workflows.trigger",
+        given,
+        {"content": "Refund $250 to order 1234?", "user_id": "u-1", "execution_id": "forged"},
     )
     assert isinstance(answer, WorkflowTrigger)
     assert answer.execution_id and answer.request_id and answer.workflow_id == workflow_id
@@ -72,6 +74,9 @@ async def test_trigger_in_each_shape_creates_a_readable_request(
     request = await harness.call("requests.get", answer.request_id)
     assert request.status == "pending" and request.request_text == "Refund $250 to order 1234?"
     assert request.response_type == "single_select" and request.default_response == "reject"
+    # The request names its run, whatever the body says.
+    extra = request.model_extra or {}
+    assert (extra["workflow_id"], extra["execution_id"]) == (workflow_id, answer.execution_id)
     assert [option["value"] for option in request.response_config["options"]] == [
         "approve",
         "reject",
