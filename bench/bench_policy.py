@@ -7,8 +7,15 @@ row). The two are timed in alternating blocks of 50 calls, so drift on a shared 
 both alike; each run prints the medians and the median per-pair ratio, and the summary gives
 min / median / max of that ratio over the runs.
 
+Issue 24: the same with metrics on (``--metrics``; a third row in ``make bench``): a
+dispatcher of the keeper exists (its metrics and resume counters installed) and a thread
+scrapes its ``/metrics`` exposition every second, with no cache (Prometheus scrapes every 15 s
+by default and the cache spares the ledger reads in between: this is the harsher case). The
+gate's own path counts nothing; the figure shows what a live scraper costs the agent's process.
+
     .venv/bin/python bench/bench_policy.py                 # 7 runs x 20,000 calls each
     .venv/bin/python bench/bench_policy.py --runs 3 --calls 5000 --tool-call
+    .venv/bin/python bench/bench_policy.py --metrics      # a /metrics scraper running too
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +44,31 @@ _BLOCK = 50
 def refund(order_id: str, amount: int) -> str:
     """Refund an order."""
     return f"refunded {amount} on {order_id}"
+
+
+@contextmanager
+def scraped(keeper: Gatekeeper, every: float = 1.0) -> Iterator[list[int]]:
+    """Metrics on: the keeper's dispatcher exists and a thread renders its ``/metrics``
+    exposition (a full ledger read, no cache) every ``every`` seconds; yields the count of
+    scrapes so far (a one-item list)."""
+    dispatcher = keeper.dispatcher()
+    dispatcher.metrics.cache_seconds = 0
+    stop = threading.Event()
+    scrapes = [0]
+
+    def scrape() -> None:
+        while not stop.wait(every):
+            dispatcher.metrics.render()
+            scrapes[0] += 1
+
+    thread = threading.Thread(target=scrape, name="bench-scraper", daemon=True)
+    dispatcher.metrics.render()  # one scrape before the timing: the path is warm
+    thread.start()
+    try:
+        yield scrapes
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _per_call_ns(tool_: BaseTool, payload: Any, calls: int) -> float:
@@ -87,21 +121,32 @@ def run(quick: bool) -> list[Result]:
             wrapped = keeper.require_approval(refund, when=lambda a: a["amount"] > 100)
             plain = {"order_id": "A-1", "amount": 5}
             call = {"type": "tool_call", "id": "c1", "name": "refund", "args": plain}
-            for kind, value in (("dict args", plain), ("ToolCall", call)):
+            kinds: list[tuple[str, Any, bool]] = [
+                ("dict args", plain, False),
+                ("ToolCall", call, False),
+                ("dict args, metrics on: /metrics scraped every 1 s", plain, True),
+            ]
+            for kind, value, metrics_on in kinds:
                 assert wrapped.invoke(value) == refund.invoke(value)
-                run_once(refund, wrapped, lambda v=value: v, min(calls, 1_000))  # warm up both
-                row = Result(
-                    f"policy-skipped gate vs bare BaseTool.invoke ({kind})", "µs",
-                    Target("ratio<=", 1.05), baseline_name="bare BaseTool.invoke",
-                    note=f"{calls:,} calls per tool per run, alternating blocks of {_BLOCK}",
-                )  # fmt: skip
-                pairs = []
-                for _ in range(runs):
-                    bare_ns, wrapped_ns, ratio = run_once(refund, wrapped, lambda v=value: v, calls)
-                    row.ours_runs.append(wrapped_ns / 1000)
-                    row.baseline_runs.append(bare_ns / 1000)
-                    pairs.append(ratio)
+                with scraped(keeper) if metrics_on else nullcontext([0]) as scrapes:
+                    run_once(refund, wrapped, lambda v=value: v, min(calls, 1_000))  # warm up
+                    row = Result(
+                        f"policy-skipped gate vs bare BaseTool.invoke ({kind})", "µs",
+                        Target("ratio<=", 1.05), baseline_name="bare BaseTool.invoke",
+                        note=f"{calls:,} calls per tool per run, alternating blocks of {_BLOCK}",
+                    )  # fmt: skip
+                    pairs = []
+                    for _ in range(runs):
+                        bare_ns, wrapped_ns, ratio = run_once(
+                            refund, wrapped, lambda v=value: v, calls
+                        )
+                        row.ours_runs.append(wrapped_ns / 1000)
+                        row.baseline_runs.append(bare_ns / 1000)
+                        pairs.append(ratio)
                 row.note += f"; median per-pair ratio {statistics.median(pairs):.3f}"
+                if metrics_on:
+                    assert scrapes[0] > 0, "the scraper never ran during the timing"
+                    row.note += f"; {scrapes[0]} scrapes during the timing"
                 rows.append(row)
             # Skipped means skipped: no request was created, no ledger row written.
             assert hitl.client.requests.list(loop_id=hitl.loop_id).requests == []
@@ -118,6 +163,9 @@ def main() -> None:
     parser.add_argument(
         "--tool-call", action="store_true", help="invoke with a ToolCall (returns a ToolMessage)"
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="metrics on: scrape /metrics every second"
+    )
     args = parser.parse_args()
 
     with local_hitl() as hitl, tempfile.TemporaryDirectory() as tmp:
@@ -133,9 +181,11 @@ def main() -> None:
             return plain_args
 
         assert wrapped.invoke(payload()) == refund.invoke(payload())
+        metrics = scraped(keeper) if args.metrics else nullcontext([0])
+        metrics.__enter__()  # the scraper runs until the process ends (a daemon thread)
         run_once(refund, wrapped, payload, 2_000)  # warm up both paths
         ratios = []
-        kind = "ToolCall" if args.tool_call else "dict"
+        kind = ("ToolCall" if args.tool_call else "dict") + (", metrics on" if args.metrics else "")
         print(f"policy-skipped call vs bare BaseTool.invoke ({kind} input, {args.calls} calls/run)")
         for index in range(1, args.runs + 1):
             bare_ns, wrapped_ns, ratio = run_once(refund, wrapped, payload, args.calls)
