@@ -27,6 +27,7 @@ from .requests import (
     RequestPage,
     RequestStatus,
     Reviewer,
+    ReviewerAnswer,
     SortOrder,
     UpdateRequestParams,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ResponseType",
     "ResponseValue",
     "Reviewer",
+    "ReviewerAnswer",
     "SelectOption",
     "SingleSelectConfig",
     "SortOrder",

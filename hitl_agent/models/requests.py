@@ -35,6 +35,7 @@ __all__ = [
     "RequestPage",
     "RequestStatus",
     "Reviewer",
+    "ReviewerAnswer",
     "SortOrder",
     "UpdateRequestParams",
 ]
@@ -242,6 +243,19 @@ class Reviewer(HITLModel):
     email: str | None = None
 
 
+class ReviewerAnswer(HITLModel):
+    """One reviewer's answer to a fan-out or endorsement review (``Request.responses``)."""
+
+    user_id: str | None = None
+    response_by_user: Reviewer | None = None
+    response_data: Any = None
+    response_at: datetime | None = None
+
+    def value(self, response_type: str | None) -> ResponseValue | None:
+        """The answer typed as ``Request.response_value`` types the request's."""
+        return normalize_response_data(response_type, self.response_data)
+
+
 class Request(HITLModel):
     """A review request as the API returns it (GET, list, or a webhook's embedded request).
 
@@ -279,6 +293,10 @@ class Request(HITLModel):
     response_time_seconds: float | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    responses: list[ReviewerAnswer] | None = None
+    """Every reviewer's answer, oldest first, when several reviewers answer one request
+    (a workflow's fan-out or endorsement); None for a first-answer-decides request.
+    ``response_data`` is the request's decided answer either way."""
 
     @model_validator(mode="before")
     @classmethod

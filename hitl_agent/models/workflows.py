@@ -149,8 +149,16 @@ class HumanReviewNode(StrictModel):
     groups: list[str] = Field(default_factory=list)
     """Names of groups from the file's ``groups``."""
     mode: Literal["any", "fan_out", "endorsement"] = "any"
-    """``any``: the first answer decides (a loop's behaviour)."""
+    """``any``: the first answer decides (a loop's behaviour). ``fan_out``: every reviewer
+    answers; the answer is theirs when all agree, else ``default_response``.
+    ``endorsement``: ``threshold`` distinct reviewers approving decide early."""
     threshold: Annotated[int, Field(ge=1)] | None = None
+    approve_values: list[Any] | None = None
+    """Endorsement: the answers that count as approvals (default: ``approve`` for a
+    single_select, ``true`` for a boolean)."""
+    any_reject_rejects: bool = True
+    """Endorsement: one rejection rejects at once; False: only once the threshold can no
+    longer be reached."""
 
     @model_validator(mode="after")
     def _defaults(self) -> HumanReviewNode:
@@ -167,14 +175,32 @@ class HumanReviewNode(StrictModel):
             )
             if self.default_response is None:
                 object.__setattr__(self, "default_response", "reject")
-        if self.mode != "any":
-            # Fan-out and endorsement (issue 22 W8) are not run by the local server yet:
-            # refused rather than silently run as "first answer decides".
+        if self.mode == "endorsement":
+            if self.response_type not in ("single_select", "boolean"):
+                raise problem(
+                    f"endorsement counts approvals, which a {self.response_type} answer is not",
+                    "use response_type single_select or boolean, or mode fan_out",
+                    field="mode",
+                )
+            if self.threshold is None:
+                raise problem(
+                    "endorsement needs the number of approvals that decide",
+                    "pass threshold: M (at most the number of reviewers)",
+                    field="threshold",
+                )
+        elif self.threshold is not None:
             raise problem(
-                f"mode {self.mode!r} is not run by the local server yet",
-                "use mode 'any' (the first answer decides)",
+                f"threshold applies to mode endorsement, not {self.mode!r}",
+                "remove threshold, or set mode: endorsement",
+                field="threshold",
             )
         return self
+
+    def approvals(self) -> list[Any]:
+        """The answers an endorsement counts as approvals."""
+        if self.approve_values is not None:
+            return list(self.approve_values)
+        return [True] if self.response_type == "boolean" else ["approve"]
 
 
 Node = Annotated[TriggerNode | HumanReviewNode, Field(discriminator="type")]

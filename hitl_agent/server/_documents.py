@@ -11,7 +11,12 @@ from ._util import iso, iso_or_none
 __all__ = ["REQUEST_SELECT", "callback_payload", "request_doc"]
 
 REQUEST_SELECT = (
-    "SELECT r.*, u.email AS responder_email, u.name AS responder_name "
+    "SELECT r.*, u.email AS responder_email, u.name AS responder_name, "
+    # Every reviewer's answer of a fan-out or endorsement review (issue 22 W8), oldest first.
+    "(SELECT json_group_array(json_object('user_id', x.user_id, 'email', xu.email, "
+    "'name', xu.name, 'response_data', json(x.value), 'at', x.at)) "
+    "FROM (SELECT * FROM responses WHERE request_id = r.id ORDER BY at, rowid) x "
+    "JOIN users xu ON xu.id = x.user_id) AS responses_json "
     "FROM requests r LEFT JOIN users u ON u.id = r.response_by"
 )
 """Select a request with who answered it; append ``WHERE ...``."""
@@ -72,6 +77,17 @@ def request_doc(row: sqlite3.Row) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
+    answers = json.loads(row["responses_json"] or "[]")
+    if answers:
+        doc["responses"] = [
+            {
+                "user_id": a["user_id"],
+                "response_by_user": {"id": a["user_id"], "name": a["name"], "email": a["email"]},
+                "response_data": a["response_data"],
+                "response_at": iso(a["at"]),
+            }
+            for a in answers
+        ]
     for name in _MEDIA_FIELDS:
         if body.get(name) is not None:
             doc[name] = body[name]

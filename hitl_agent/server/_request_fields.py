@@ -86,6 +86,7 @@ IMMUTABLE_FIELDS = frozenset(
         "claimed_by",
         "claim_expires_at",
         "request_html",
+        "responses",
     }
 )
 """Names the server sets itself: never taken from a body (an extra field may not shadow them)."""

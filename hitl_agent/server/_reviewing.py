@@ -13,6 +13,7 @@ from typing import Any
 from .._capability import redact_callback_url
 from .._exceptions import ConfigError
 from ..models.response_types import EditedText
+from . import _panel
 from ._accounts import ReviewerAccount
 from ._callbacks import enqueue_callback
 from ._documents import REQUEST_SELECT, request_doc
@@ -95,8 +96,10 @@ def queue(
         "AND m.user_id = ? AND m.status = 'active' "
         "WHERE r.timeout_at > ? AND (r.status = 'pending' OR (r.status = 'claimed' "
         "AND (r.claimed_by = ? OR r.claim_expires_at <= ?))) "
+        # A panel request this reviewer already answered waits for the others, not for them.
+        "AND NOT EXISTS (SELECT 1 FROM responses a WHERE a.request_id = r.id AND a.user_id = ?) "
         "ORDER BY r.priority_rank DESC, r.created_at ASC, r.seq ASC LIMIT ?",
-        (reviewer.id, now, reviewer.id, now, limit),
+        (reviewer.id, now, reviewer.id, now, reviewer.id, limit),
     ).fetchall()
     items = [reviewer_doc(row, render) for row in rows]
     return {"requests": items, "count": len(items)}
@@ -124,6 +127,9 @@ def claim(
     """Claim a pending request (or renew this reviewer's own claim)."""
     row = _member_row(conn, reviewer, request_id)
     _check_open(row, now)
+    if _panel.policy_of(conn, request_id) is not None:
+        # Every reviewer of a panel answers it: a claim would hide it from the others.
+        return reviewer_request(conn, reviewer, request_id, render)
     if _claimed_by_other(row, reviewer, now):
         raise ServerError(409, "Request is already claimed by another reviewer")
     conn.execute(
@@ -172,12 +178,17 @@ def respond(
     """Answer a request (claiming it implicitly when pending); validated against its config."""
     row = _member_row(conn, reviewer, request_id)
     _check_open(row, now)
-    if _claimed_by_other(row, reviewer, now):
+    policy = _panel.policy_of(conn, request_id)
+    if policy is None and _claimed_by_other(row, reviewer, now):
         raise ServerError(409, "Request is already claimed by another reviewer")
     try:
         answer = _stored_answer(json.loads(row["body"]), value)
     except ConfigError as err:
         raise validation_error(err, "Invalid response") from None
+    if policy is not None:
+        _panel.answer(conn, now, reviewer, row, answer, policy)
+        _touch(conn, reviewer, now)
+        return reviewer_request(conn, reviewer, request_id, render)
     conn.execute(
         "UPDATE requests SET status = 'completed', response_data = ?, response_by = ?, "
         "response_at = ?, claimed_by = ?, claim_expires_at = NULL, updated_at = ? WHERE id = ?",

@@ -151,6 +151,17 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_workflow ON executions (workflow_id, created_at);
 CREATE INDEX IF NOT EXISTS executions_request ON executions (request_id);
+CREATE TABLE IF NOT EXISTS review_panels (
+    request_id TEXT PRIMARY KEY,
+    policy TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS responses (
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (request_id, user_id)
+);
 CREATE TABLE IF NOT EXISTS usage (
     api_key_id TEXT NOT NULL,
     window_start INTEGER NOT NULL,

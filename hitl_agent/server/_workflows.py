@@ -19,7 +19,7 @@ from typing import Any
 from .._exceptions import ConfigError
 from ..models.loops import CreateLoopParams
 from ..models.workflows import HumanReviewNode, WorkflowDefinition, WorkflowFile
-from . import _accounts, _requests
+from . import _accounts, _panel, _requests
 from ._accounts import Caller
 from ._errors import ServerError
 from ._loops import create_loop
@@ -202,6 +202,10 @@ def trigger_workflow(
     # The request names its run (the keys n8n's node reads); set here, never by the body.
     fields["workflow_id"], fields["execution_id"] = workflow_id, execution_id
     created = _requests.create_request(conn, now, caller, str(row["loop_id"]), fields)
+    if definition.review.mode != "any":  # fan-out or endorsement (W8)
+        _panel.start(
+            conn, created["request_id"], definition.review, str(row["loop_id"]), row["owner_id"]
+        )
     conn.execute(
         "INSERT INTO executions (id, workflow_id, request_id, api_key_id, shape, body, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
