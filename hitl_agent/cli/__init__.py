@@ -14,6 +14,7 @@ _COMMANDS: dict[str, str] = {
     "audit": "hitl_agent.cli._audit:audit",
     "bridge": "hitl_agent.cli._bridge:bridge",
     "check": "hitl_agent.cli._check:check",
+    "grants": "hitl_agent.cli._grants:grants",
     "ledger": "hitl_agent.cli._ledger:ledger",
     "loops": "hitl_agent.cli._loops:loops",
     "requests": "hitl_agent.cli._requests:requests",

@@ -20,6 +20,7 @@ the callback token's hash, callback URLs and lease owners are not read into a re
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 import re
@@ -35,7 +36,7 @@ from ._api import csv_cell
 from ._ledger import _LEDGER, _open
 
 if TYPE_CHECKING:
-    from ..ledger import DeliveryFault, ExecutionRecord, Ledger, ReviewRecord
+    from ..ledger import DeliveryFault, ExecutionRecord, Grant, GrantUse, Ledger, ReviewRecord
 
 __all__ = ["AUDIT_COLUMNS", "audit", "audit_records"]
 
@@ -67,6 +68,7 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "delivery_attempts",
     "delivery_reason",
     "delivery_error",
+    "grant_id",
 )
 """The export's columns, in order (``--with-args`` adds ``args``)."""
 
@@ -113,6 +115,7 @@ def _record(
     execution: ExecutionRecord | None,
     fault: DeliveryFault | None,
     with_args: bool,
+    grant: Grant | None = None,
 ) -> dict[str, Any]:
     # Fields are picked one by one: a row also holds the callback token's hash and the
     # lease owner, which no export may carry.
@@ -150,12 +153,40 @@ def _record(
         "delivery_attempts": fault.attempts if fault else None,
         "delivery_reason": fault.reason if fault else None,
         "delivery_error": fault.last_error if fault else None,
+        "grant_id": grant.grant_id if grant else None,
     }
     if with_args:
         edited = decision.get("value") if edit_form else None
         if isinstance(edited, dict):
             edited = edited.get("text")
         record["args"] = edited if isinstance(edited, str) else None
+    return record
+
+
+def _granted(
+    use: GrantUse, grant: Grant | None, execution: ExecutionRecord | None, with_args: bool
+) -> dict[str, Any]:
+    """A call that ran under a standing grant: no review row, no request of its own; the
+    grant (and, through it, the review that made it) is named by ``grant_id``."""
+    record: dict[str, Any] = dict.fromkeys(AUDIT_COLUMNS)
+    record.update(
+        key=use.key,
+        call_key=use.key,
+        stage=1,
+        thread_id=use.thread_id,
+        tool=grant.tool if grant else None,
+        args_hash=use.args_hash,
+        outcome="granted",
+        approved=True,
+        created_at=_iso(use.used_at),
+        execution=execution.state if execution else None,
+        executed_at=_iso(execution.started_at) if execution else None,
+        execution_finished_at=_iso(execution.finished_at) if execution else None,
+        execution_note=execution.note if execution else None,
+        grant_id=use.grant_id,
+    )
+    if with_args:
+        record["args"] = None  # not stored: only the hash
     return record
 
 
@@ -167,9 +198,38 @@ def audit_records(
     with_args: bool = False,
     page: int = _PAGE,
 ) -> Iterator[dict[str, Any]]:
-    """The export's records, oldest first, read a page at a time (three reads a page: the
-    rows, their execution records, and once the delivery faults)."""
+    """The export's records, oldest first: the review rows read a page at a time (the rows
+    and their execution records), merged with the calls that ran under a standing grant
+    (read once, with the delivery faults and the grants)."""
     faults = {fault.request_id: fault for fault in store.list_delivery_faults()}
+    grants = store.list_grants()
+    made = {grant.review_key: grant for grant in grants}
+    by_id = {grant.grant_id: grant for grant in grants}
+    uses = [
+        use
+        for use in store.list_grant_uses()
+        if (since is None or use.used_at >= since)
+        and (thread_id is None or use.thread_id == thread_id)
+    ]
+    ran = store.get_executions([use.key for use in uses])
+    granted = (
+        (use.used_at, use.key, _granted(use, by_id.get(use.grant_id), ran.get(use.key), with_args))
+        for use in uses
+    )
+    reviewed = _reviewed(store, since, thread_id, with_args, page, faults, made)
+    for _, _, record in heapq.merge(reviewed, granted, key=lambda item: (item[0], item[1])):
+        yield record
+
+
+def _reviewed(
+    store: Ledger,
+    since: float | None,
+    thread_id: str | None,
+    with_args: bool,
+    page: int,
+    faults: dict[str, DeliveryFault],
+    made: dict[str | None, Grant],
+) -> Iterator[tuple[float, str, dict[str, Any]]]:
     after: tuple[float, str] | None = None
     while True:
         rows = store.list_rows(since=since, thread_id=thread_id, limit=page, after=after)
@@ -178,7 +238,8 @@ def audit_records(
         executions = store.get_executions([row.key for row in rows])
         for row in rows:
             fault = faults.get(row.request_id) if row.request_id else None
-            yield _record(row, executions.get(row.key), fault, with_args)
+            record = _record(row, executions.get(row.key), fault, with_args, made.get(row.key))
+            yield row.created_at, row.key, record
         after = (rows[-1].created_at, rows[-1].key)
         if len(rows) < page:
             return

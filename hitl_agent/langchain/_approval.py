@@ -46,8 +46,10 @@ from .._exceptions import ConfigError
 from .._keys import gate_key
 from ..gate import ReviewMismatchError, args_hash
 from ..langgraph.pregel import graph_context
+from ..policies import Grants
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
+from ._grants import covering_grant, not_run_message, record_grant
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
 from ._once import Execution
 from ._render import ToolCallView
@@ -132,6 +134,7 @@ class ApprovalTool(BaseTool):
     gate_description: str | None = None
     priority: str | None = None
     timeout_seconds: int | None = None
+    grants: Grants | None = Field(default=None, exclude=True)
     runtime_arg_: str | None = Field(default=None, exclude=True, repr=False)
     fields_: list[str] = Field(default_factory=list, exclude=True, repr=False)
     properties_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
@@ -277,6 +280,8 @@ class ApprovalTool(BaseTool):
             allow_respond=self.allow_respond,
             priority=self.priority,
             timeout_seconds=self.timeout_seconds,
+            grants=self.grants,
+            thread_id=str(thread) if thread else None,
         )
 
     def _validate(self, edited: dict[str, Any]) -> dict[str, Any]:
@@ -349,6 +354,13 @@ class ApprovalTool(BaseTool):
         call = _GatedCall.start(self, args, kwargs, config)
         if stale := call.earlier_unanswered():
             retire_earlier(self.keeper, call.thread_id(config), stale, call.call_id or "")
+        granted = call.granted()
+        if granted is not None:  # a standing grant covers it: no request
+            return granted.run(
+                lambda: call_inner(
+                    self.inner, call.granted_input(), call.call_id, config, run_manager
+                )
+            )
         while isinstance(call.step, Ask):
             try:
                 decision = self.keeper.review(call.step.text, **call.review_kwargs())
@@ -363,6 +375,7 @@ class ApprovalTool(BaseTool):
         if refused is not None:
             return refused
         assert row is not None  # unbound() refuses a missing row
+        call.record_grant(row)
         return call.execution(row, config).run(
             lambda: call_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
         )
@@ -379,6 +392,13 @@ class ApprovalTool(BaseTool):
             await asyncio.to_thread(
                 retire_earlier, self.keeper, call.thread_id(config), stale, call.call_id or ""
             )
+        granted = await asyncio.to_thread(call.granted) if self.grants is not None else None
+        if granted is not None:  # a standing grant covers it: no request
+            return await granted.arun(
+                lambda: acall_inner(
+                    self.inner, call.granted_input(), call.call_id, config, run_manager
+                )
+            )
         while isinstance(call.step, Ask):
             try:
                 decision = await self.keeper.areview(call.step.text, **call.review_kwargs())
@@ -393,6 +413,7 @@ class ApprovalTool(BaseTool):
         if refused is not None:
             return refused
         assert row is not None  # unbound() refuses a missing row
+        await asyncio.to_thread(call.record_grant, row)
         return await call.execution(row, config).arun(
             lambda: acall_inner(self.inner, call.tool_input(), call.call_id, config, run_manager)
         )
@@ -513,6 +534,47 @@ class _GatedCall:
     def tool_input(self) -> dict[str, Any]:
         """The reviewed (or edited) arguments, with the injected ones passed on."""
         return self.tool._invoke_args(self.full, self._verdict.args)
+
+    def granted(self) -> Execution | None:
+        """The execution of a call a standing grant covers (no request), or None: ask.
+        A grant that cannot be read asks a reviewer (fail closed)."""
+        tool = self.tool
+        if tool.grants is None or not isinstance(self.step, Ask) or self.call_id is None:
+            return None
+        try:
+            return covering_grant(
+                tool.keeper.ledger,
+                tool=tool.name,
+                loop_id=getattr(tool.keeper, "loop_id", None),
+                args_hash=self.flow.binding,
+                call_id=self.call_id,
+                clock=getattr(tool.keeper, "clock", time.time),
+                not_run=not_run_message(tool.name, self.call_id),
+            )
+        except Exception:
+            log.warning("tool %s: standing grants could not be read; asking a reviewer", tool.name)
+            return None
+
+    def granted_input(self) -> dict[str, Any]:
+        """The call's own arguments (as a reviewer would have seen them), with the injected
+        ones passed on."""
+        return self.tool._invoke_args(self.full, dict(self.flow.view.args))
+
+    def record_grant(self, row: ReviewRecord) -> None:
+        """Write the standing grant the reviewer chose with this approval (none: nothing)."""
+        verdict, grants = self._verdict, self.tool.grants
+        if verdict.grant is None or grants is None:
+            return
+        clock = getattr(self.tool.keeper, "clock", time.time)
+        record_grant(
+            self.tool.keeper.ledger,
+            scope=verdict.grant,
+            grants=grants,
+            tool=self.tool.name,
+            row=row,
+            decision=verdict.decision,
+            now=clock(),
+        )
 
     def execution(self, row: ReviewRecord, config: RunnableConfig) -> Execution:
         """The at-most-once record of this approved call's action, keyed by its first
@@ -675,6 +737,7 @@ def require_approval(
     description: str | None = None,
     priority: str | None = None,
     timeout_seconds: int | None = None,
+    grants: Grants | None = None,
 ) -> ApprovalTool:
     """Wrap a tool (or a plain function, made a tool first) so a human decides each call.
 
@@ -688,6 +751,9 @@ def require_approval(
         description: what the reviewer reads under the tool's name (default: the tool's
             description).
         priority, timeout_seconds: for these reviews (None: the keeper's defaults).
+        grants: the standing grants the reviewer may give besides "approve once"
+            (:class:`hitl_agent.policies.Grants`): later calls in a grant's scope run
+            without a new request until it expires (see docs/policies.md). None: none.
     """
     inner = _as_tool(tool_or_fn)
     check_settings(keeper, priority, timeout_seconds)
@@ -719,5 +785,16 @@ def require_approval(
         gate_description=description,
         priority=priority,
         timeout_seconds=timeout_seconds,
+        grants=_check_grants(grants),
         **fields,
+    )
+
+
+def _check_grants(grants: Any) -> Grants | None:
+    if grants is None or isinstance(grants, Grants):
+        return grants
+    raise ConfigError(
+        "grants",
+        f"expected a hitl_agent.policies.Grants, got {type(grants).__name__}",
+        "pass grants=Grants(thread=SECONDS, args=SECONDS)",
     )

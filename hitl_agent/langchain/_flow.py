@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
@@ -17,6 +17,7 @@ from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
+from ._grants import SCOPES, grant_footer, grant_options
 from ._render import (
     ToolCallView,
     code_span,
@@ -25,6 +26,10 @@ from ._render import (
     render_tool_call_checked,
     reveal_invisible,
 )
+
+if TYPE_CHECKING:
+    from ..ledger import GrantScope
+    from ..policies import Grants
 
 __all__ = ["ApprovalFlow", "Ask", "Verdict"]
 
@@ -48,6 +53,8 @@ class Verdict:
         message: the tool result when it does not run (``error`` says which status).
         error: the result is an error (rejected, timed out, cancelled, invalid edit).
         decision: the typed decision (``action`` set), for the result's artifact.
+        grant: the standing grant the reviewer chose with the approval (``thread`` or
+            ``args``), else None.
     """
 
     run: bool
@@ -55,6 +62,7 @@ class Verdict:
     args: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     error: bool = True
+    grant: GrantScope | None = None
 
 
 def not_run(reason: str, decision: Decision | None = None) -> Verdict:
@@ -82,6 +90,8 @@ class ApprovalFlow:
     allow_respond: bool = False
     priority: str | None = None
     timeout_seconds: int | None = None
+    grants: Grants | None = None
+    thread_id: str | None = None
     binding: str = ""
     first_request_id: str | None = None
     _draft: str = ""
@@ -134,7 +144,8 @@ class ApprovalFlow:
         footer = forms.choice_footer(
             self._tool, edit=self._edit, respond=self.allow_respond, edit_note=note
         )
-        rendered = render_tool_call_checked(self.view, footer=footer)
+        granting = grant_footer(self.grants, self._tool, self.thread_id)
+        rendered = render_tool_call_checked(self.view, footer=[*footer[:1], *granting, *footer[1:]])
         if not rendered.complete:
             # The reviewer cannot see the whole call in one request: no Approve (an edit
             # still shows every argument in its text box, and runs only what is submitted).
@@ -150,12 +161,15 @@ class ApprovalFlow:
         options = forms.choice_options(
             edit=self._edit, respond=self.allow_respond, approve=not self._cut
         )
+        # Grants only beside Approve: what cannot be approved once cannot be for longer.
+        extra = [] if self._cut else grant_options(self.grants)
+        options[1:1] = extra
         kwargs = self._common(f"Approve tool call {self._name}?")
         kwargs.update(
             response_type="single_select",
             response_config={"options": options},
             default_response=forms.REJECT,
-            approve_values=[forms.APPROVE],
+            approve_values=[forms.APPROVE, *(option["value"] for option in extra)],
         )
         return Ask("choice", rendered.text, kwargs)
 
@@ -232,7 +246,13 @@ class ApprovalFlow:
 
     def _after_choice(self, decision: Decision) -> Ask | Verdict:
         value = decision.value if isinstance(decision.value, str) else None
-        if decision.approved and value == forms.APPROVE and self._cut:
+        offered = {option["value"] for option in grant_options(self.grants)}
+        if decision.approved and value in offered and not self._cut:
+            approved = decision.model_copy(update={"action": ApproveAction()})
+            return Verdict(
+                run=True, decision=approved, args=dict(self.view.args), grant=SCOPES[value]
+            )
+        if decision.approved and value in (forms.APPROVE, *SCOPES) and self._cut:
             # Approve was not among the options: an answer no reviewer could pick.
             return not_run(
                 "the review's answer 'approve' was not offered." + self._why_no_approve(),

@@ -426,6 +426,7 @@ class Ledger(ABC):
         now: float,
         thread_id: str | None = None,
         tool_call_id: str | None = None,
+        args_hash: str | None = None,
     ) -> GrantUse:
         """Record that the call keyed ``key`` runs under ``grant_id`` unless it was recorded;
         the stored use (the first one wins)."""

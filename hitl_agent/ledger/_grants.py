@@ -37,7 +37,7 @@ GRANT_COLUMNS = (
     "expires_at",
     "revoked_at",
 )
-USE_COLUMNS = ("key", "grant_id", "thread_id", "tool_call_id", "used_at")
+USE_COLUMNS = ("key", "grant_id", "thread_id", "tool_call_id", "args_hash", "used_at")
 
 #: ``{grants}``/``{grant_uses}`` are the tables' names (identifiers per backend).
 GRANTS_SQL = """CREATE TABLE {grants} (
@@ -61,6 +61,7 @@ GRANT_USES_SQL = """CREATE TABLE {grant_uses} (
     grant_id TEXT NOT NULL,
     thread_id TEXT,
     tool_call_id TEXT,
+    args_hash TEXT,
     used_at DOUBLE PRECISION NOT NULL
 )"""
 
@@ -78,7 +79,7 @@ FIND_GRANT = (
 )
 REVOKE_GRANT = "UPDATE {grants} SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL"
 INSERT_USE = f"""INSERT INTO {{grant_uses}} ({", ".join(USE_COLUMNS)})
-    VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"""
+    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"""
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class GrantUse:
         key: the call's execution key (``grant|<thread>|<ns>|<tool call id>``).
         grant_id: the grant it ran under.
         thread_id, tool_call_id: the call.
+        args_hash: ``hitl_agent.gate.args_hash(tool, args)`` of the call that ran.
         used_at: epoch seconds.
     """
 
@@ -139,6 +141,7 @@ class GrantUse:
     grant_id: str
     thread_id: str | None
     tool_call_id: str | None
+    args_hash: str | None
     used_at: float
 
 

@@ -777,12 +777,13 @@ class PostgresLedger(Ledger):
         now: float,
         thread_id: str | None = None,
         tool_call_id: str | None = None,
+        args_hash: str | None = None,
     ) -> GrantUse:
         """Record the call ``key`` under ``grant_id`` unless recorded; the stored use."""
         row = self._first_row(
             "record_grant_use",
             gr.INSERT_USE,
-            (key, grant_id, thread_id, tool_call_id, now),
+            (key, grant_id, thread_id, tool_call_id, args_hash, now),
             gr.SELECT_USE + " WHERE key = ?",
             key,
         )

@@ -717,11 +717,13 @@ class SqliteLedger(Ledger):
         now: float,
         thread_id: str | None = None,
         tool_call_id: str | None = None,
+        args_hash: str | None = None,
     ) -> GrantUse:
         """Record the call ``key`` under ``grant_id`` unless recorded; the stored use."""
         with self._write() as conn:
             conn.execute(
-                gr.INSERT_USE.format(**_NAMES), (key, grant_id, thread_id, tool_call_id, now)
+                gr.INSERT_USE.format(**_NAMES),
+                (key, grant_id, thread_id, tool_call_id, args_hash, now),
             )
             row = conn.execute(gr.SELECT_USE.format(**_NAMES) + " WHERE key = ?", (key,)).fetchone()
         return gr.use_from_row(row)
