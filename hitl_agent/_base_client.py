@@ -81,6 +81,8 @@ class APICall(Generic[T]):
     parse: Callable[[Any], T]
     params: dict[str, Any] | None = None
     json: Any = None
+    # A multipart upload: {field: (filename, bytes, content type)} (client.uploads).
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
 
 class AttemptMeter:
@@ -217,6 +219,7 @@ class BaseClient:
             params=params or None,
             json=call.json,
             headers=self._headers(),
+            **({"files": call.files} if call.files is not None else {}),
         )
         # The timeout goes in as the mapping both libraries' transports read: a Timeout object
         # of the other library is refused by httpx2 (2.17+), and a look-alike client may be

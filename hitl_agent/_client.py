@@ -27,6 +27,7 @@ from .models.account import KeyInfo
 if TYPE_CHECKING:
     from .resources.loops import AsyncLoops, Loops
     from .resources.requests import AsyncRequests, Requests
+    from .resources.uploads import AsyncUploads, Uploads
     from .resources.workflows import AsyncWorkflows, Workflows
 
 __all__ = ["AsyncHITLClient", "HITLClient"]
@@ -88,6 +89,13 @@ class HITLClient(BaseClient):
         from .resources.workflows import Workflows
 
         return Workflows(self)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        """Uploads: image, document (files HITL.sh hosts for a request)."""
+        from .resources.uploads import Uploads
+
+        return Uploads(self)
 
     def test(self) -> KeyInfo:
         """Check the key: ``GET /test`` returns its owner, status and rate limit."""
@@ -172,6 +180,13 @@ class AsyncHITLClient(BaseClient):
         from .resources.workflows import AsyncWorkflows
 
         return AsyncWorkflows(self)
+
+    @cached_property
+    def uploads(self) -> AsyncUploads:
+        """Uploads: image, document (files HITL.sh hosts for a request)."""
+        from .resources.uploads import AsyncUploads
+
+        return AsyncUploads(self)
 
     async def test(self) -> KeyInfo:
         """Check the key: ``GET /test`` returns its owner, status and rate limit."""

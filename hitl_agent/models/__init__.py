@@ -51,6 +51,7 @@ from .response_types import (
     option_value,
     parse_response_config,
 )
+from .uploads import DOCUMENT_TYPES, IMAGE_TYPES, UPLOAD_LIMITS, UploadedFile
 from .workflows import (
     HumanReviewNode,
     TriggerNode,
@@ -62,10 +63,13 @@ from .workflows import (
 )
 
 __all__ = [
+    "DOCUMENT_TYPES",
+    "IMAGE_TYPES",
     "RESPONSE_TYPES",
     "STATUS_ALIASES",
     "TERMINAL_STATUSES",
     "TOLERATED_CONFIG_KEYS",
+    "UPLOAD_LIMITS",
     "BooleanConfig",
     "CancelResult",
     "ContentType",
@@ -106,6 +110,7 @@ __all__ = [
     "TriggerNode",
     "UpdateLoopParams",
     "UpdateRequestParams",
+    "UploadedFile",
     "WorkflowDefinition",
     "WorkflowFile",
     "WorkflowRef",

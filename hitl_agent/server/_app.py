@@ -25,6 +25,7 @@ from ._openapi import openapi_document
 from ._routes_api import api_routes
 from ._routes_reviewer import reviewer_routes
 from ._server import LocalHITLServer
+from ._uploads import serve_upload
 
 __all__ = ["UVICORN_OPTIONS", "create_app"]
 
@@ -181,6 +182,7 @@ def create_app(
         *reviewer_routes(),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/qr/{code}.png", _qr_code, methods=["GET"]),
+        Route("/uploads/{upload_id}/{name}", serve_upload, methods=["GET"]),
     ]
     console = _console_routes()
     if console is None:

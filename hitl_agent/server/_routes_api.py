@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from .._exceptions import ConfigError
 from ..models.base import validate_strict
 from ..models.loops import CreateLoopParams, UpdateLoopParams
-from . import _loops, _quota, _requests, _workflows
+from . import _loops, _quota, _requests, _uploads, _workflows
 from ._accounts import Caller
 from ._errors import ServerError, validation_error
 from ._http import Result, api_endpoint, read_json
@@ -212,6 +212,16 @@ async def get_execution(request: Request, caller: Caller, server: LocalHITLServe
     return 200, "Execution retrieved successfully", data
 
 
+async def upload_image(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """POST /v1/upload/image (``api-reference/upload/upload-image``)."""
+    return await _uploads.store_upload(request, caller, server, "image")
+
+
+async def upload_document(request: Request, caller: Caller, server: LocalHITLServer) -> Result:
+    """POST /v1/upload/document (``api-reference/upload/upload-document``)."""
+    return await _uploads.store_upload(request, caller, server, "document")
+
+
 def api_routes() -> list[BaseRoute]:
     """The ``/v1`` routes that API keys call."""
     return [
@@ -236,6 +246,8 @@ def api_routes() -> list[BaseRoute]:
         Route(
             "/v1/api/requests/{request_id}/feedback", api_endpoint(add_feedback), methods=["POST"]
         ),
+        Route("/v1/upload/image", api_endpoint(upload_image), methods=["POST"]),
+        Route("/v1/upload/document", api_endpoint(upload_document), methods=["POST"]),
         Route(
             "/v1/workflows/{workflow_id}/trigger",
             api_endpoint(trigger_workflow),

@@ -162,6 +162,15 @@ CREATE TABLE IF NOT EXISTS responses (
     at REAL NOT NULL,
     PRIMARY KEY (request_id, user_id)
 );
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    api_key_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    file_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS usage (
     api_key_id TEXT NOT NULL,
     window_start INTEGER NOT NULL,
