@@ -49,7 +49,7 @@ from ..langgraph.pregel import graph_context
 from ..policies import Grants
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
-from ._grants import covering_grant, not_run_message, record_grant
+from ._grants import covering_grant, not_run_message, ran_under_grant, record_grant
 from ._inner import RUNTIME, acall_inner, call_inner, sync_unsupported, wrapper_schema
 from ._once import Execution
 from ._render import ToolCallView
@@ -666,6 +666,7 @@ def _gated_siblings(runtime: Any, call_id: str | None, *, sync: bool) -> list[st
         for call in _turn(runtime, call_id)
         if call.get("id") != call_id
         and _reviews(tools.get(call.get("name")), call.get("args"), sync=sync)
+        and not ran_under_grant(tools.get(call.get("name")), call.get("id"))
     ]
 
 

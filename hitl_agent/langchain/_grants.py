@@ -44,6 +44,7 @@ __all__ = [
     "covering_grant",
     "grant_footer",
     "grant_options",
+    "ran_under_grant",
     "record_grant",
 ]
 
@@ -245,6 +246,23 @@ def covering_grant(
         clock=clock,
         grant_id=grant.grant_id,
     )
+
+
+def ran_under_grant(tool: Any, call_id: str | None) -> bool:
+    """True when the sibling call ``call_id`` of this task ran under a grant in an earlier run
+    of the task: it makes no review row, so an approved call must not wait for one. Any
+    doubt (no grants, no graph, an unreadable ledger) answers False: wait for its review."""
+    keeper = getattr(tool, "keeper", None)
+    if getattr(tool, "grants", None) is None or call_id is None or keeper is None:
+        return False
+    try:
+        ctx = graph_context()
+        if ctx is None:
+            return False
+        key = f"grant|{ctx.thread_id}|{ctx.checkpoint_ns}|{call_id}"
+        return keeper.ledger.get_grant_use(key) is not None
+    except Exception:
+        return False
 
 
 def not_run_message(tool: str, call_id: str) -> Callable[[str], Any]:

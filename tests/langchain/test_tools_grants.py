@@ -9,6 +9,7 @@ keeper's ``review`` is not even called), while calls outside it ask again.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,14 @@ class Agent:
         """One model turn calling ``pay(**args)``; True when it ran to the end (no review
         pending)."""
         self.turns.setdefault(thread, []).append([{"name": "pay", "args": args, "id": call_id}])
+        config = {"configurable": {"thread_id": thread}}
+        self.graph.invoke({"messages": []}, config)
+        self.env.clock.advance(1)
+        return not self.graph.get_state(config).next
+
+    def turn(self, thread: str, calls: list[dict[str, Any]]) -> bool:
+        """One model turn with several calls (one ToolNode task); True when it ran to the end."""
+        self.turns.setdefault(thread, []).append(calls)
         config = {"configurable": {"thread_id": thread}}
         self.graph.invoke({"messages": []}, config)
         self.env.clock.advance(1)
@@ -307,6 +316,36 @@ def test_a_covered_call_re_run_replays_and_never_runs_twice(
     assert not agent.graph.get_state(config).next
     assert effects == [("o-1", 5), ("o-2", 5)]
     assert agent.last_result("t1") == "paid 5 on o-2"
+
+
+def test_a_covered_call_beside_a_reviewed_sibling_in_one_task_runs_once_each(
+    backend: tuple[Env, str],
+) -> None:
+    env, _ = backend
+    effects: list[tuple[str, int]] = []
+    refunded: list[str] = []
+
+    @tool
+    def refund(order_id: str) -> str:
+        """Refund an order."""
+        refunded.append(order_id)
+        return f"refunded {order_id}"
+
+    pay = require_approval(env.keeper, _pay_tool(effects), grants=Grants(thread=3600))
+    agent = Agent(env, [pay, require_approval(env.keeper, refund)])
+    assert not agent.call("t1", "c1", order_id="o-1", amount=5)
+    agent.answer("approve_thread")
+    calls = [
+        {"name": "pay", "args": {"order_id": "o-2", "amount": 5}, "id": "c2"},
+        {"name": "refund", "args": {"order_id": "o-7"}, "id": "r1"},
+    ]
+    # pay is covered and runs; refund asks: the task suspends, and re-runs once answered.
+    assert not agent.turn("t1", calls)
+    started = time.monotonic()
+    agent.answer("approve")
+    assert time.monotonic() - started < 5  # the approved sibling did not wait for pay
+    assert not agent.graph.get_state({"configurable": {"thread_id": "t1"}}).next
+    assert effects == [("o-1", 5), ("o-2", 5)] and refunded == ["o-7"]
 
 
 def test_grants_must_be_a_grants_policy_with_positive_durations() -> None:
