@@ -17,6 +17,7 @@ it nothing is stored or emitted, and the gate and dispatcher run as before.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib.util
@@ -190,7 +191,8 @@ class TracingResumer:
             delivered = bool(await self.inner.aresume(record, decisions))
             span.set_attribute("hitl.delivered", delivered)
         if delivered:
-            self._reviews(record, decisions)
+            # The sibling rows are read from the ledger: never on the event loop.
+            await asyncio.to_thread(self._reviews, record, decisions)
         return delivered
 
     def finished(self, record: ReviewRecord) -> bool:

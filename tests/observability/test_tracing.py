@@ -156,3 +156,47 @@ def test_two_replicas_on_postgres_one_trace(
         second.close()
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_the_async_resume_reads_sibling_rows_off_the_event_loop(
+    tmp_path: Path, spans: tuple[Any, InMemorySpanExporter]
+) -> None:
+    """Two decisions of one task resumed together: the second row is read from the ledger
+    for its span, in a worker thread (a read on the loop stalls every other resume)."""
+    import asyncio
+    import threading
+
+    from hitl_agent.decision import Decision
+    from hitl_agent.ledger import SqliteLedger
+
+    provider, exporter = spans
+    ledger = SqliteLedger(tmp_path / "l.db")
+    ledger.setup()
+    for key, rid in (("k1", "r1"), ("k2", "r2")):
+        ledger.record_intent(key, now=100.0)
+        ledger.mark_created(key, rid, now=100.0)
+        ledger.record_decision(rid, {"outcome": "approved"}, now=160.0)
+    on_loop: list[str] = []
+    read = ledger.get_by_request_id
+
+    def watched(request_id: str) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            on_loop.append(request_id)
+        return read(request_id)
+
+    ledger.get_by_request_id = watched  # type: ignore[method-assign]
+
+    class Inner:
+        async def aresume(self, record: Any, decisions: Any) -> bool:
+            return True
+
+    resumer = TracingResumer(Inner(), ledger, tracer_provider=provider)
+    record = read("r1")
+    decisions = [
+        Decision(request_id=r, status="completed", outcome="approved") for r in ("r1", "r2")
+    ]
+    assert asyncio.run(resumer.aresume(record, decisions)) is True
+    assert on_loop == []
+    reviews = [s for s in exporter.get_finished_spans() if s.name == "hitl.review"]
+    assert sorted(s.attributes["hitl.request_id"] for s in reviews) == ["r1", "r2"]
+    ledger.close()
