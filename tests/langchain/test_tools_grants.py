@@ -163,16 +163,28 @@ def test_a_thread_grant_covers_later_calls_of_that_thread_only(
     assert effects == [("o-1", 5)]
 
     requests_before = len(env.requests())
+    sent: list[str] = []
+    http = env.keeper.client._http
+    send = http.send
     with monkeypatch.context() as patch:
         _no_review(env, patch)
+        patch.setattr(
+            http, "send", lambda request, **kw: sent.append(str(request.url)) or send(request, **kw)
+        )
         assert agent.call("t1", "c2", order_id="o-2", amount=700)  # other args, same thread
         assert agent.call("t1", "c3", order_id="o-3", amount=1)
-    assert len(env.requests()) == requests_before  # 0 API calls per covered call
+    assert sent == []  # 0 API calls per covered call
+    assert len(env.requests()) == requests_before
     assert effects == [("o-1", 5), ("o-2", 700), ("o-3", 1)]
     assert agent.last_result("t1") == "paid 1 on o-3"
     assert len(set(keys)) == 3  # each covered call has its own idempotency key
 
-    assert not agent.call("t2", "d1", order_id="o-1", amount=5)  # another thread asks
+    with monkeypatch.context() as patch:  # the counter does count: a call that asks
+        patch.setattr(
+            http, "send", lambda request, **kw: sent.append(str(request.url)) or send(request, **kw)
+        )
+        assert not agent.call("t2", "d1", order_id="o-1", amount=5)  # another thread asks
+    assert sent
     assert len(env.requests()) == requests_before + 1
 
     (grant,) = env.keeper.ledger.list_grants()
