@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hitl_harness import Env, refund_graph
 from langgraph.checkpoint.memory import InMemorySaver
 from obs_support import samples, value
@@ -173,3 +174,19 @@ def test_metrics_answers_get_only_and_passes_other_paths_through(env: Env) -> No
 
     with TestClient(HealthRoutes(dispatcher.receiver, dispatcher.readiness)) as client:
         assert client.get("/metrics").status_code == 404
+
+
+def test_the_collector_gives_prometheus_client_the_same_samples(env: Env) -> None:
+    """``collector()`` in your own registry (needs prometheus_client: skipped without it)."""
+    client = pytest.importorskip("prometheus_client")
+    dispatcher, _ = scripted_run(env)
+    dispatcher.metrics.cache_seconds = 0
+    registry = client.CollectorRegistry()
+    registry.register(dispatcher.metrics.collector())
+    theirs = samples(client.generate_latest(registry).decode())
+    ours = samples(dispatcher.metrics.render())
+    volatile = "hitl_metrics_ledger_read_seconds"
+    assert {k: v for k, v in theirs.items() if k[0] != volatile} == {
+        k: v for k, v in ours.items() if k[0] != volatile
+    }
+    assert value(theirs, "hitl_decisions_total", outcome="approved") == 3
