@@ -83,6 +83,9 @@ class APICall(Generic[T]):
     json: Any = None
     # A multipart upload: {field: (filename, bytes, content type)} (client.uploads).
     files: dict[str, tuple[str, bytes, str]] | None = None
+    # A 2xx body without ``data`` is parsed whole (HITL.sh's n8n node reads a trigger's ids
+    # from ``data`` or from the top level).
+    top_level: bool = False
 
 
 class AttemptMeter:
@@ -306,7 +309,8 @@ class BaseClient:
                 response, msg if isinstance(msg, str) else response.reason_phrase, body.get("data")
             )
         try:
-            return call.parse(body.get("data"))
+            data = body if call.top_level and "data" not in body else body.get("data")
+            return call.parse(data)
         except (pydantic.ValidationError, TypeError, KeyError) as err:
             raise APIResponseValidationError(
                 f"HTTP {response.status_code}: unexpected data for {call.method} {call.path}: "

@@ -27,7 +27,7 @@ def _trigger(
         json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ConfigError("body", f"not JSON: {err}", "pass only JSON values") from None
-    return APICall("POST", ref.path(), WorkflowTrigger.model_validate, json=payload)
+    return APICall("POST", ref.path(), WorkflowTrigger.model_validate, json=payload, top_level=True)
 
 
 class Workflows:

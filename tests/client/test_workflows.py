@@ -127,3 +127,13 @@ def test_the_sync_and_async_resources_are_twins() -> None:
 def test_the_answer_reads_top_level_id_spellings() -> None:
     answer: Any = WorkflowTrigger.model_validate({"id": "ex1", "request_id": "r1"})
     assert answer.execution_id == "ex1" and answer.request_id == "r1"
+
+
+async def test_an_answer_with_the_ids_at_the_top_level_is_read(
+    make: Callable[..., Harness],
+) -> None:
+    # HITL.sh's n8n node reads data.execution_id / data.request_id, or the same keys at the
+    # top level: both shapes are read.
+    harness = make(httpx.Response(201, json={"execution_id": "ex1", "request_id": "r1"}))
+    answer = await harness.call("workflows.trigger", "wf_1", {})
+    assert (answer.execution_id, answer.request_id) == ("ex1", "r1")
