@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 LOCK_DEV := constraints/dev.txt
 LOCK_LG := constraints/langgraph-server.txt
 LOCK_LOWEST := constraints/lg-lowest.txt
-EXTRAS_DEV := dev,server,remote,postgres,langchain,plot
+EXTRAS_DEV := dev,server,remote,postgres,langchain,plot,metrics,otel
 EXTRAS_LG := langgraph-server,server,remote
 
 # The in-memory LangGraph API server (remote-resumer tests) lives in its own virtualenv:
@@ -87,6 +87,17 @@ chromium:
 	  else echo "chromium missing and apt-get unavailable: the browser test will skip"; fi; \
 	fi
 
+# Debian's prometheus (and its promtool) for the observability tests: a real Prometheus scrapes
+# the worker, promtool checks the alert rules. Without them those tests skip, saying why.
+prometheus:
+	@if ! command -v promtool >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian prometheus for the observability tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	      || echo "prometheus could not be installed: those tests will skip"; \
+	  else echo "promtool missing and apt-get unavailable: those tests will skip"; fi; \
+	fi
+
 # Debian's wrk drives the local server's load benchmark (bench/bench_server.py skips without it).
 wrk:
 	@if ! command -v wrk >/dev/null; then \
@@ -113,7 +124,7 @@ demo: $(STAMP)
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass. The whole
 # suite runs on the locked set (constraints/dev.txt), then the LangGraph-facing part on the
 # lowest allowed LangGraph.
-test: lint typecheck chromium langgraph-server langgraph-lowest
+test: lint typecheck chromium prometheus langgraph-server langgraph-lowest
 	@$(BIN)/python tools/versions.py "locked, $(LOCK_DEV)"
 	@HITL_LANGGRAPH_CLI=$(CURDIR)/$(LG_VENV)/bin/langgraph $(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \

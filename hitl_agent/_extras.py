@@ -9,6 +9,8 @@ opt-in, so a user installs what they use::
     postgres  PostgresLedger and langgraph-checkpoint-postgres
     langchain the HumanInTheLoopMiddleware bridge and create_agent examples
     plot      `hitl-agent stats --plot`
+    metrics   hitl_agent.observability.collector() for your own Prometheus registry
+    otel      the hitl.review / hitl.resume OpenTelemetry spans (opentelemetry-api)
 """
 
 from __future__ import annotations
