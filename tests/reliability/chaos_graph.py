@@ -10,7 +10,8 @@ The refund's side effect is an INSERT into ``chaos_effects`` keyed by the tool c
 no unique constraint, so a second execution of one call is a second row (countable). The
 keeper comes from the environment, as examples/worker_graph.py does: ``HITL_API_KEY``,
 ``HITL_BASE_URL``, ``HITL_LOOP_ID``, ``HITL_LEDGER``, ``HITL_CALLBACK_URL``,
-``HITL_CALLBACK_SECRET``; ``CHAOS_EFFECTS`` is the effects database (a libpq URI).
+``HITL_CALLBACK_SECRET``; ``CHAOS_EFFECTS`` is the effects database (a libpq URI);
+``CHAOS_ACTION_SECONDS`` (default 0.2) the refund's pause before and after its INSERT.
 
 ``python chaos_graph.py agent CHECKPOINTER PREFIX THREADS`` is the agent process: it starts
 ``THREADS`` threads (``PREFIX-<n>``), each running up to its reviews, and exits.
@@ -69,10 +70,16 @@ def record_effect(tool_call_id: str | None, request_id: str | None, approved: bo
 def refund(order: str, amount: int) -> str:
     """Refund an order. A human approves it first."""
     approval = approved_call()
+    # A payment API takes a moment on each side of the charge, so that a kill can land
+    # between the execution's start record and the charge, or between the charge and the
+    # recorded outcome (both end in doubt), not only between resumes.
+    pause = float(os.environ.get("CHAOS_ACTION_SECONDS", "0.2"))
+    time.sleep(pause)
     if approval is None:  # must never happen: counted as an unapproved execution
         record_effect(order, None, False)
     else:
         record_effect(approval.tool_call_id or order, approval.request_id, True)
+    time.sleep(pause)
     return f"refunded {amount} on {order}"
 
 

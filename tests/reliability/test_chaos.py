@@ -366,6 +366,7 @@ def count(run: Run, sizes: Sizes) -> dict[str, Any]:
         "awaiting_lease": len(waiting_calls),
         "unfinished_threads": len([u for u in unfinished if u[0] not in waiting_threads]),
         "in_doubt": len(in_doubt_calls),
+        "in_doubt_ran_once": sum(1 for c in in_doubt_calls if c and executions[c] == 1),
         "in_doubt_executed_twice": len(doubt_multi),
         "kills": run.kills,
         "terminated_connections": run.terminated,
