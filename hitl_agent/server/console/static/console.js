@@ -229,6 +229,7 @@
     card.append(text);
 
     if (item.type === "image" && item.image_url) card.append(buildImage(item.image_url));
+    if (item.type === "file" && item.file_url) card.append(buildDocument(item));
 
     const context = reviewerContext(item.context);
     if (context !== undefined) {
@@ -346,6 +347,38 @@
       box.append(button);
     } else {
       box.append(el("div", { class: "hint", text: "Not an http(s) URL: not loaded." }));
+    }
+    return box;
+  }
+
+  function buildDocument(item) {
+    // A document (e.g. an upload the agent attached) is shown as its name, type and URL, and
+    // opened only when the reviewer asks: in a new tab, without a referrer or an opener.
+    // The local server serves uploads as attachments under a sandboxing CSP.
+    const box = el("div", { class: "image document" });
+    box.append(el("div", { class: "section-label", text: "Document (opens only on request)" }));
+    const name = typeof item.file_name === "string" && item.file_name ? item.file_name : "document";
+    const kind = typeof item.file_type === "string" && item.file_type ? " (" + item.file_type + ")" : "";
+    box.append(el("div", { class: "image-url", text: name + kind + ": " + item.file_url }));
+    let parsed = null;
+    try {
+      parsed = new URL(item.file_url);
+    } catch (_err) {
+      parsed = null;
+    }
+    if (parsed && (parsed.protocol === "https:" || parsed.protocol === "http:")) {
+      box.append(
+        el("a", {
+          class: "open-document",
+          href: parsed.href,
+          target: "_blank",
+          rel: "noopener noreferrer",
+          referrerpolicy: "no-referrer",
+          text: "Open " + name + " from " + parsed.host,
+        }),
+      );
+    } else {
+      box.append(el("div", { class: "hint", text: "Not an http(s) URL: not opened." }));
     }
     return box;
   }
