@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .._client import AsyncHITLClient, HITLClient
     from ..langchain import ApprovalTool, AskHumanTool, MiddlewareBridge, RemoteMiddlewareBridge
     from ..langgraph.pregel import GraphContext
+    from ..policies import Grants
 
 __all__ = ["Gatekeeper"]
 
@@ -584,6 +585,7 @@ class Gatekeeper:
         description: str | None = None,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        grants: Grants | None = None,
     ) -> ApprovalTool: ...
 
     @overload
@@ -598,6 +600,7 @@ class Gatekeeper:
         description: str | None = None,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        grants: Grants | None = None,
     ) -> Callable[[BaseTool | Callable[..., Any]], ApprovalTool]: ...
 
     def require_approval(
@@ -611,6 +614,7 @@ class Gatekeeper:
         description: str | None = None,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        grants: Grants | None = None,
     ) -> ApprovalTool | Callable[[BaseTool | Callable[..., Any]], ApprovalTool]:
         """The tool (or function) behind a human decision: same name, description and schema.
 
@@ -630,6 +634,7 @@ class Gatekeeper:
                 description=description,
                 priority=priority,
                 timeout_seconds=timeout_seconds,
+                grants=grants,
             )
 
         return wrap if tool_or_fn is None else wrap(tool_or_fn)

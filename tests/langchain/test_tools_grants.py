@@ -214,7 +214,8 @@ def test_an_args_grant_covers_exactly_those_args_in_any_thread(
 ) -> None:
     env, _ = backend
     effects: list[tuple[str, int]] = []
-    pay = require_approval(env.keeper, _pay_tool(effects), grants=Grants(thread=60, args=86400))
+    # The keeper's method takes grants= as the function does.
+    pay = env.keeper.require_approval(_pay_tool(effects), grants=Grants(thread=60, args=86400))
     agent = Agent(env, [pay])
     assert not agent.call("t1", "c1", order_id="o-1", amount=5)
     agent.answer("approve_args")
