@@ -90,6 +90,11 @@ async def _serve(
 @click.option("--assistant-id", help="The assistant or graph id on the LangGraph Server.")
 @click.option("--ledger", default="sqlite:///hitl.db", show_default=True, help="Ledger URL.")
 @click.option("--loop-id", envvar="HITL_LOOP_ID", help="Loop to create reviews in (HITL_LOOP_ID).")
+@click.option(
+    "--workflow",
+    envvar="HITL_WORKFLOW",
+    help="A HITL.sh workflow (id or trigger URL) instead of --loop-id (HITL_WORKFLOW).",
+)
 @click.option("--callback-url", envvar="HITL_CALLBACK_URL", help="Public receiver base URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -106,6 +111,7 @@ def bridge(
     assistant_id: str | None,
     ledger: str,
     loop_id: str | None,
+    workflow: str | None,
     callback_url: str | None,
     host: str,
     port: int,
@@ -120,8 +126,10 @@ def bridge(
     from .._extras import MissingExtraError, require
     from ..gate import Gatekeeper
 
-    if not loop_id:
-        raise click.UsageError("--loop-id (or HITL_LOOP_ID) is required")
+    if bool(loop_id) == bool(workflow):
+        raise click.UsageError(
+            "pass --loop-id (HITL_LOOP_ID) or --workflow (HITL_WORKFLOW), not both"
+        )
     if (graph_target is None) == (langgraph_url is None):
         raise click.UsageError("pass either --graph (with --checkpointer) or --langgraph-url")
     if langgraph_url is not None and not assistant_id:
@@ -137,6 +145,7 @@ def bridge(
             keeper = Gatekeeper(
                 client=client,
                 loop_id=loop_id,
+                workflow=workflow,
                 ledger=ledger,
                 callback_url=callback_url,
                 callback_secret=os.environ.get("HITL_CALLBACK_SECRET"),

@@ -85,8 +85,9 @@ def open_worker(
     graph_target: str,
     checkpointer: str,
     ledger: str,
-    loop_id: str,
+    loop_id: str | None,
     client: HITLClient,
+    workflow: str | None = None,
     callback_url: str | None = None,
     callback_secret: str | None = None,
 ) -> Iterator[Worker]:
@@ -101,6 +102,7 @@ def open_worker(
         keeper = Gatekeeper(
             client=client,
             loop_id=loop_id,
+            workflow=workflow,
             ledger=ledger,
             callback_url=callback_url,
             callback_secret=callback_secret,
@@ -135,6 +137,11 @@ def _require_ready(dispatcher: Dispatcher, done: str = "") -> None:
 )
 @click.option("--ledger", default="sqlite:///hitl.db", show_default=True, help="Ledger URL.")
 @click.option("--loop-id", envvar="HITL_LOOP_ID", help="Loop to poll (default: HITL_LOOP_ID).")
+@click.option(
+    "--workflow",
+    envvar="HITL_WORKFLOW",
+    help="A HITL.sh workflow (id or trigger URL) instead of --loop-id (HITL_WORKFLOW).",
+)
 @click.option("--callback-url", envvar="HITL_CALLBACK_URL", help="Public receiver base URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -155,6 +162,7 @@ def worker(
     checkpointer: str,
     ledger: str,
     loop_id: str | None,
+    workflow: str | None,
     callback_url: str | None,
     host: str,
     port: int,
@@ -166,8 +174,10 @@ def worker(
     from .._client import HITLClient
     from .._exceptions import HITLError
 
-    if not loop_id:
-        raise click.UsageError("--loop-id (or HITL_LOOP_ID) is required")
+    if bool(loop_id) == bool(workflow):
+        raise click.UsageError(
+            "pass --loop-id (HITL_LOOP_ID) or --workflow (HITL_WORKFLOW), not both"
+        )
     secrets = url_secrets(checkpointer, ledger)
     try:
         with (
@@ -178,6 +188,7 @@ def worker(
                 ledger=ledger,
                 loop_id=loop_id,
                 client=client,
+                workflow=workflow,
                 callback_url=callback_url,
                 callback_secret=os.environ.get("HITL_CALLBACK_SECRET"),
             ) as opened,

@@ -89,6 +89,39 @@ def test_once_runs_one_sweep(
     assert "resumed 0 review(s)" in result.output
 
 
+@pytest.mark.parametrize("target", ["loop_and_workflow", "neither"])
+def test_a_worker_takes_a_loop_or_a_workflow(
+    target: str, graph_module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HITL_API_KEY", "k")
+    monkeypatch.delenv("HITL_LOOP_ID", raising=False)
+    monkeypatch.delenv("HITL_WORKFLOW", raising=False)
+    both = ["--loop-id", "l", "--workflow", "w"] if target == "loop_and_workflow" else []
+    args = ["worker", "--graph", f"{graph_module}:build", "--checkpointer", "memory", *both]
+    result = CliRunner().invoke(main, [*args, "--once"])
+    assert result.exit_code == 2, result.output
+    assert "--loop-id (HITL_LOOP_ID) or --workflow (HITL_WORKFLOW)" in result.output
+
+
+def test_once_with_a_workflow_runs_one_sweep(
+    graph_module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22 W1: ``--workflow`` (or HITL_WORKFLOW) instead of ``--loop-id``."""
+    with local_hitl() as hitl:
+        import hitl_agent._client as client_module
+
+        monkeypatch.setattr(client_module, "HITLClient", lambda *a, **k: hitl.client)
+        monkeypatch.setenv("HITL_WORKFLOW", hitl.workflow_id)
+        monkeypatch.delenv("HITL_LOOP_ID", raising=False)
+        result = CliRunner().invoke(
+            main,
+            ["worker", "--graph", f"{graph_module}:build", "--checkpointer", "memory",
+             "--ledger", f"sqlite:///{tmp_path}/l.db", "--once"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "resumed 0 review(s)" in result.output
+
+
 def test_graph_module_is_found_in_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
