@@ -87,11 +87,19 @@ class CallbackConfig:
             (a dispatcher checks tokens against the ledger). Never shown in the repr.
         path: the path the receiver answers under; default the path of ``url``, else
             ``/hitl``. One that disagrees with ``url`` is a ConfigError.
+        signing_secret: HITL.sh's webhook signing secret: when set, the receiver refuses
+            (401) every callback without a valid ``X-HITL-Signature-256`` /
+            ``X-HITL-Signature`` and a fresh body ``timestamp``. Never shown in the repr.
+        trust_signed_bodies: with a ``signing_secret``, take the decision from a verified,
+            complete body without the truth GET (off: every callback is only a doorbell;
+            see docs/durable-reviews.md for what is trusted).
     """
 
     url: str | None = None
     secret: str | None = field(default=None, repr=False)
     path: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)
+    trust_signed_bodies: bool = False
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,11 @@ async def _serve(
     help="A HITL.sh workflow (id or trigger URL) instead of --loop-id (HITL_WORKFLOW).",
 )
 @click.option("--callback-url", envvar="HITL_CALLBACK_URL", help="Public receiver base URL.")
+@click.option(
+    "--signing-secret",
+    envvar="HITL_SIGNING_SECRET",
+    help="HITL.sh's webhook signing secret: refuse unsigned callbacks (HITL_SIGNING_SECRET).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--sweep-interval", default=30.0, show_default=True, help="Seconds between sweeps.")
@@ -113,6 +118,7 @@ def bridge(
     loop_id: str | None,
     workflow: str | None,
     callback_url: str | None,
+    signing_secret: str | None,
     host: str,
     port: int,
     sweep_interval: float,
@@ -122,6 +128,7 @@ def bridge(
 ) -> None:
     """Give a HumanInTheLoopMiddleware agent reviewers on HITL.sh (sweep + receiver + poller)."""
     from .._client import HITLClient
+    from .._config import CallbackConfig
     from .._exceptions import HITLError
     from .._extras import MissingExtraError, require
     from ..gate import Gatekeeper
@@ -147,8 +154,11 @@ def bridge(
                 loop_id=loop_id,
                 workflow=workflow,
                 ledger=ledger,
-                callback_url=callback_url,
-                callback_secret=os.environ.get("HITL_CALLBACK_SECRET"),
+                callbacks=CallbackConfig(
+                    callback_url,
+                    os.environ.get("HITL_CALLBACK_SECRET"),
+                    signing_secret=signing_secret,
+                ),
             )
             with keeper:
                 served = (

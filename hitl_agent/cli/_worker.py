@@ -90,10 +90,12 @@ def open_worker(
     workflow: str | None = None,
     callback_url: str | None = None,
     callback_secret: str | None = None,
+    signing_secret: str | None = None,
 ) -> Iterator[Worker]:
     """Open the checkpointer (PostgreSQL: a reconnecting pool), load the graph, open the
     keeper's ledger and build the dispatcher, its readiness probing both stores: the
     wiring of ``hitl-agent worker``, closed on exit."""
+    from .._config import CallbackConfig
     from ..gate import Gatekeeper
     from ..langgraph import GraphResumer
 
@@ -104,8 +106,7 @@ def open_worker(
             loop_id=loop_id,
             workflow=workflow,
             ledger=ledger,
-            callback_url=callback_url,
-            callback_secret=callback_secret,
+            callbacks=CallbackConfig(callback_url, callback_secret, signing_secret=signing_secret),
         )
         with keeper:
             dispatcher = keeper.dispatcher(GraphResumer(graph))
@@ -143,6 +144,11 @@ def _require_ready(dispatcher: Dispatcher, done: str = "") -> None:
     help="A HITL.sh workflow (id or trigger URL) instead of --loop-id (HITL_WORKFLOW).",
 )
 @click.option("--callback-url", envvar="HITL_CALLBACK_URL", help="Public receiver base URL.")
+@click.option(
+    "--signing-secret",
+    envvar="HITL_SIGNING_SECRET",
+    help="HITL.sh's webhook signing secret: refuse unsigned callbacks (HITL_SIGNING_SECRET).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option(
@@ -164,6 +170,7 @@ def worker(
     loop_id: str | None,
     workflow: str | None,
     callback_url: str | None,
+    signing_secret: str | None,
     host: str,
     port: int,
     no_poll: bool,
@@ -191,6 +198,7 @@ def worker(
                 workflow=workflow,
                 callback_url=callback_url,
                 callback_secret=os.environ.get("HITL_CALLBACK_SECRET"),
+                signing_secret=signing_secret,
             ) as opened,
         ):
             dispatcher = opened.dispatcher

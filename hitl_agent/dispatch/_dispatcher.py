@@ -199,7 +199,12 @@ class Dispatcher:
             poll_interval, self.budget, deadline_grace, polling.fail_closed_after_outage
         )
         """The polling settings in use (``budget`` is the one this dispatcher spends)."""
-        self.callbacks = CallbackConfig(url=callback_url, path=receiver_path)
+        self.callbacks = CallbackConfig(
+            url=callback_url,
+            path=receiver_path,
+            signing_secret=callbacks.signing_secret,
+            trust_signed_bodies=callbacks.trust_signed_bodies,
+        )
         """The callback settings in use (``path``: where the receiver answers)."""
         self.health = PollHealth()
         """Persistent sweep failures in a row (see :attr:`poll_error`)."""
@@ -210,6 +215,8 @@ class Dispatcher:
             path=receiver_path,
             on_startup=self._start_polling,
             on_shutdown=self._stop_polling,
+            signing_secret=callbacks.signing_secret,
+            trust_signed_bodies=callbacks.trust_signed_bodies,
         )
         self.poll_on_startup: bool | None = None
         """Set by :meth:`serve`, :meth:`running` (and ``hitl-agent bridge``): a bool starts

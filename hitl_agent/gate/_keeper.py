@@ -213,7 +213,13 @@ class Gatekeeper:
             self.priority, self.timeout_seconds, self.approve_on_timeout, self.approve_values
         )
         """What every review starts from (each ``review()`` may override it)."""
-        self.callbacks = CallbackConfig(self.callback_url, callback_secret, callbacks.path)
+        self.callbacks = CallbackConfig(
+            self.callback_url,
+            callback_secret,
+            callbacks.path,
+            callbacks.signing_secret,
+            callbacks.trust_signed_bodies,
+        )
         """The callback settings (``url`` canonical; ``secret`` as passed, if it was)."""
         self.polling = PollConfig(
             poll_interval, self.budget, polling.deadline_grace, polling.fail_closed_after_outage
@@ -323,8 +329,12 @@ class Gatekeeper:
             resumer=CompositeResumer(BlockingResumer(hub), resumer),
             loop_id=self.loop_id,
             clock=self.clock,
-            callback_path=self.callbacks.path if callback_path is None else callback_path,
-            callback_url=self.callback_url,
+            callbacks=CallbackConfig(
+                url=self.callback_url,
+                path=self.callbacks.path if callback_path is None else callback_path,
+                signing_secret=self.callbacks.signing_secret,
+                trust_signed_bodies=self.callbacks.trust_signed_bodies,
+            ),
             polling=PollConfig(
                 self.poll_interval if poll_interval is None else poll_interval,
                 self.budget,

@@ -242,3 +242,33 @@ def test_unsigned_complete_bodies_are_never_trusted(env: Env) -> None:
     assert _post(dispatcher, token, _complete(env, request_id), {}) == 202
     assert dispatcher.receiver.trusted == 0
     assert not _decided(env, request_id)  # the GET says pending
+
+
+def test_the_keepers_callbacks_config_turns_verification_on(tmp_path: Any) -> None:
+    """The signing secret is a setting (CallbackConfig, worker/bridge --signing-secret,
+    HITL_SIGNING_SECRET), not only an attribute to patch after construction."""
+    from click.testing import CliRunner
+
+    from hitl_agent import CallbackConfig, Gatekeeper
+    from hitl_agent.cli import main
+    from hitl_agent.testing import local_hitl
+
+    with local_hitl() as hitl:
+        keeper = Gatekeeper(
+            client=hitl.client,
+            loop_id=hitl.loop_id,
+            ledger=f"sqlite:///{tmp_path}/l.db",
+            callbacks=CallbackConfig(
+                "http://127.0.0.1:8010/hitl", "x" * 32, signing_secret=SIGNING
+            ),
+        )
+        with keeper:
+            dispatcher = keeper.dispatcher()
+            assert dispatcher.receiver.signing_secret == SIGNING
+            assert dispatcher.callbacks.signing_secret == SIGNING
+            assert SIGNING not in repr(dispatcher.callbacks) + repr(keeper.callbacks)
+            with TestClient(dispatcher.asgi_app) as client:
+                unsigned = client.post("/hitl/anything", json={"request_id": "r"})
+            assert unsigned.status_code == 401
+    options = CliRunner().invoke(main, ["worker", "--help"]).output
+    assert "--signing-secret" in options and "HITL_SIGNING_SECRET" in options
