@@ -54,7 +54,6 @@ DecisionStatus: TypeAlias = Literal["completed", "timeout", "cancelled"]
 Outcome: TypeAlias = Literal["approved", "rejected", "edited", "answered", "timed_out", "cancelled"]
 
 
-
 class ApproveAction(BaseModel):
     """Run the action exactly as it was reviewed."""
 
