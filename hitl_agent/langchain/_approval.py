@@ -282,7 +282,25 @@ class ApprovalTool(BaseTool):
             timeout_seconds=self.timeout_seconds,
             grants=self.grants,
             thread_id=str(thread) if thread else None,
+            attach=self._attach_document,
         )
+
+    def _attach_document(self, body: str, name: str) -> str:
+        """Host ``body`` as a document on HITL.sh (``POST /v1/upload/document``) and return
+        its URL, charged to the keeper's budget. The URL is kept in the ledger under the
+        document's name (its hash): every re-run and replica renders the same request text,
+        so the review's spec hash holds; concurrent first uploads agree on the first URL."""
+        keeper = self.keeper
+        kept = f"hitl_agent.attachment|{name}"
+        known = keeper.ledger.get_meta(kept)
+        if known is not None:
+            return str(known)
+        if not keeper.budget.try_spend(1, client=keeper.client):
+            raise ConfigError("budget", "no call left this hour for the upload", "wait")
+        uploaded = keeper.client.uploads.document(
+            body.encode(), filename=name, content_type="text/plain"
+        )
+        return str(keeper.ledger.ensure_meta(kept, uploaded.url))
 
     def _validate(self, edited: dict[str, Any]) -> dict[str, Any]:
         schema = self.inner.tool_call_schema
@@ -387,7 +405,8 @@ class ApprovalTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        call = _GatedCall.start(self, args, kwargs, config)
+        # Off the loop: a call too long to show uploads its arguments (_flow._attached).
+        call = await asyncio.to_thread(_GatedCall.start, self, args, kwargs, config)
         if stale := call.earlier_unanswered():
             await asyncio.to_thread(
                 retire_earlier, self.keeper, call.thread_id(config), stale, call.call_id or ""

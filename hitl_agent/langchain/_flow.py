@@ -7,6 +7,9 @@ the same flow, so they cannot disagree about what an answer means.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ApprovalFlow", "Ask", "Verdict"]
 
+
+log = logging.getLogger("hitl_agent.langchain")
 
 @dataclass(frozen=True)
 class Ask:
@@ -92,6 +97,9 @@ class ApprovalFlow:
     timeout_seconds: int | None = None
     grants: Grants | None = None
     thread_id: str | None = None
+    attach: Callable[[str, str], str] | None = None
+    """Hosts a document (its text, its file name) and returns its URL: used when the call
+    cannot be shown in full, so the reviewer can read all of it before approving."""
     binding: str = ""
     first_request_id: str | None = None
     _draft: str = ""
@@ -146,7 +154,20 @@ class ApprovalFlow:
         )
         granting = grant_footer(self.grants, self._tool, self.thread_id)
         rendered = render_tool_call_checked(self.view, footer=[*footer[:1], *granting, *footer[1:]])
-        if not rendered.complete:
+        attached = "" if rendered.complete else self._attached()
+        if attached:
+            # Cut here, but every argument is in the attached document: Approve stays.
+            footer = forms.choice_footer(
+                self._tool,
+                edit=self._edit,
+                respond=self.allow_respond,
+                edit_note=note,
+                attached=attached,
+            )
+            rendered = render_tool_call_checked(
+                self.view, footer=[*footer[:1], *granting, *footer[1:]]
+            )
+        elif not rendered.complete:
             # The reviewer cannot see the whole call in one request: no Approve (an edit
             # still shows every argument in its text box, and runs only what is submitted).
             self._cut = ", ".join(rendered.cut) or "the tool name"
@@ -172,6 +193,31 @@ class ApprovalFlow:
             approve_values=[forms.APPROVE, *(option["value"] for option in extra)],
         )
         return Ask("choice", rendered.text, kwargs)
+
+    def _attached(self) -> str:
+        """A markdown link to a document holding the whole call, hosted through
+        :attr:`attach`; "" when there is no host or it failed (then Approve is not offered).
+
+        The document is the call as pretty JSON with invisible characters marked; the link
+        text gives its size and sha256, so what the reviewer read can be checked later."""
+        if self.attach is None:
+            return ""
+        body = reveal_invisible(
+            json.dumps(
+                {"tool": self.view.tool, "args": jsonable(dict(self.view.args), field="args")},
+                indent=2,
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+        )
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        name = f"tool-call-{digest[:16]}.txt"
+        try:
+            url = self.attach(body, name)
+        except Exception as err:  # no host, no quota, a refusal: fall back to no Approve
+            log.warning("could not attach a long tool call's arguments: %s", type(err).__name__)
+            return ""
+        return f"[{name}](<{url}>) ({len(body)} characters, sha256 `{digest[:16]}…`)"
 
     def _follow_up(self, step: Literal["reason", "edit", "respond"]) -> Ask:
         if step == "edit":

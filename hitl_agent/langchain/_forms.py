@@ -78,12 +78,26 @@ NOT_SHOWN_IN_FULL = (
 
 
 def choice_footer(
-    tool: str, *, edit: bool, respond: bool, edit_note: str = "", cut: str = ""
+    tool: str,
+    *,
+    edit: bool,
+    respond: bool,
+    edit_note: str = "",
+    cut: str = "",
+    attached: str = "",
 ) -> list[str]:
     """The trusted lines under the arguments that say what each choice does (kept short: the
     arguments get the room). ``cut``: the arguments that could not be shown in full (then
-    Approve is not offered, and this says why)."""
-    if cut:
+    Approve is not offered, and this says why). ``attached``: they could not, but all of
+    them are in the document this markdown link names (then Approve is offered, and this
+    says where to read them first)."""
+    if attached:
+        lines = [
+            f"**Some arguments are cut here; all of them are attached:** {attached}. Read them "
+            f"before you approve: **Approve** runs {tool} once with exactly those arguments; "
+            f"**Reject** does not."
+        ]
+    elif cut:
         lines = [
             f"**Approve is not offered:** the arguments are too long to show here in full "
             f"(cut: {cut}), and you cannot approve what you cannot see. **Reject** does not "

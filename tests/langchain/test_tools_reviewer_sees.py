@@ -208,9 +208,7 @@ def test_edit_stays_offered_and_its_text_box_holds_every_argument() -> None:
     assert "m" * 2400 in draft and 'recipient: "ATTACKER-IBAN-XX99"' in draft
 
 
-def test_a_graph_run_with_long_args_tells_the_agent_why(env: Env) -> None:
-    effects: list[str] = []
-
+def _long_send_money(env: Env, effects: list[str]) -> tuple[Any, Any]:
     @tool
     def send_money(amount: int, memo: str, recipient: str) -> str:
         """Send money."""
@@ -223,7 +221,49 @@ def test_a_graph_run_with_long_args_tells_the_agent_why(env: Env) -> None:
         [{"name": "send_money", "args": args, "id": "pay-1"}],
         InMemorySaver(),
     )
-    config = {"configurable": {"thread_id": "s1-long"}}
+    return graph, {"configurable": {"thread_id": "s1-long"}}
+
+
+def test_a_call_too_long_to_show_is_attached_and_can_be_approved(env: Env) -> None:
+    """S1 / W7: the whole call goes to the reviewer as a document the request links to."""
+    import hashlib
+    import re
+
+    effects: list[str] = []
+    graph, config = _long_send_money(env, effects)
+    graph.invoke({"messages": []}, config)
+    (request,) = env.requests()
+    text = request.request_text or ""
+    values = [o["value"] for o in request.response_config["options"]]  # type: ignore[index]
+    assert "approve" in values and "all of them are attached" in text
+    link = re.search(r"\[(tool-call-[0-9a-f]{16}\.txt)\]\(<([^>]+)>\) \((\d+) characters, "
+                     r"sha256 `([0-9a-f]{16})…`\)", text)  # fmt: skip
+    assert link is not None, text
+    document = env.hitl.http.get(link.group(2))
+    assert document.status_code == 200
+    body = document.content.decode()
+    assert '"recipient": "ATTACKER-IBAN-XX99"' in body and "m" * 2400 in body
+    assert len(body) == int(link.group(3))
+    assert hashlib.sha256(document.content).hexdigest()[:16] == link.group(4)
+
+    # A re-run renders the same text (the URL is kept in the ledger): the review holds.
+    state = settle(env, graph, config, lambda r: "approve")
+    assert effects == ["ATTACKER-IBAN-XX99"]
+    assert state.values["messages"][-1].content == "sent"
+    assert len(env.requests()) == 1
+
+
+def test_a_call_too_long_to_show_and_to_attach_tells_the_agent_why(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hitl_agent import APIConnectionError
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise APIConnectionError("upload failed")
+
+    monkeypatch.setattr(env.keeper.client.uploads, "document", unreachable)
+    effects: list[str] = []
+    graph, config = _long_send_money(env, effects)
     graph.invoke({"messages": []}, config)
     (request,) = env.requests()
     assert "ATTACKER-IBAN-XX99" in (request.request_text or "")
