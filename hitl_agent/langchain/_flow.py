@@ -39,6 +39,7 @@ __all__ = ["ApprovalFlow", "Ask", "Verdict"]
 
 log = logging.getLogger("hitl_agent.langchain")
 
+
 @dataclass(frozen=True)
 class Ask:
     """One review to make: ``keeper.review(text, **kwargs)``; ``step`` names the form."""
