@@ -48,6 +48,8 @@ __all__ = ["CompositeResumer", "Dispatcher"]
 
 log = logging.getLogger("hitl_agent.dispatch")
 
+_API_SILENCE = 60.0  # seconds without an answer from HITL.sh before /readyz says so
+
 
 class CompositeResumer:
     """Routes rows without a thread to ``blocking`` and rows with one to ``graph``."""
@@ -231,6 +233,9 @@ class Dispatcher:
         """What ``/readyz`` reports: the stores' probes (the ledger's here; ``hitl-agent
         worker`` adds the checkpointer's) and when the recovery step last ran."""
         self.readiness.add("ledger", lambda: ledger.list_open(limit=1))
+        self._api_silent_since: float | None = None
+        self._api_error = ""
+        self.readiness.signals["hitl"] = self._api_reach
         # Resumes counted by source as the resolver counts them (no hook in the resolver).
         self.resolver.stats = ResumeStats(self.resolver.stats)
         if tracing_available():  # hitl.resume / hitl.review spans (docs/observability.md)
@@ -292,7 +297,24 @@ class Dispatcher:
         self._record(self.poller.error, answered=self.poller.answered > 0)
         return delivered
 
+    def _api_reach(self) -> str:
+        """``/readyz``'s ``hitl`` check: "ok" unless the sweeps' API calls have got no answer
+        for a minute or more (any error: a refused connection counts), or keep failing in a
+        way retrying cannot fix (:attr:`poll_error`). Read from the sweeps: no extra call."""
+        if self.health.error is not None:
+            return f"polling fails: {self.health.error}"
+        since = self._api_silent_since
+        if since is not None and self.resolver.clock() - since >= _API_SILENCE:
+            return f"no answer from HITL.sh for {self.resolver.clock() - since:.0f} s ({self._api_error})"
+        return "ok"
+
     def _record(self, error: BaseException | None, *, answered: bool) -> None:
+        if answered:
+            self._api_silent_since = None
+        elif error is not None and not isinstance(error, LedgerError):
+            self._api_error = type(error).__name__
+            if self._api_silent_since is None:
+                self._api_silent_since = self.resolver.clock()
         if isinstance(error, LedgerError):
             # Our own store is out, not the API: no polling failure (no backoff that would
             # outlast the outage); readiness says so, once per outage.

@@ -109,6 +109,9 @@ class Readiness:
         self.secrets = secrets
         self.probes: dict[str, Probe] = {}
         """Name (``ledger``, ``checkpointer``) → a callable that runs a trivial query."""
+        self.signals: dict[str, Callable[[], str]] = {}
+        """Name (``hitl``) → what the process already knows, without a call: "ok" or why not
+        (HITL.sh's reachability, from the poller's own calls: a probe would spend quota)."""
         self.failing: dict[str, str] = {}
         """The stores that did not answer at the latest check, with why (scrubbed)."""
         self.last_run: float | None = None
@@ -215,6 +218,7 @@ class Readiness:
     def report(self, failing: dict[str, str]) -> tuple[bool, dict[str, Any]]:
         """``/readyz``'s verdict and body, from a fresh :meth:`check`'s result."""
         checks: dict[str, str] = {name: failing.get(name, "ok") for name in self.probes}
+        checks.update({name: signal() for name, signal in self.signals.items()})
         if self.last_run is None:
             checks["recovery"] = "has not run (it starts with the served worker)"
         else:

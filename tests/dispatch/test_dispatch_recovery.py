@@ -116,7 +116,8 @@ def test_readyz_reports_a_stalled_recovery_and_healthz_stays_up(env: Env) -> Non
         dispatcher.recover_once()
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json() == {"ready": True, "checks": {"ledger": "ok", "recovery": "ok"}}
+        checks = {"ledger": "ok", "hitl": "ok", "recovery": "ok"}
+        assert ready.json() == {"ready": True, "checks": checks}
         env.clock.advance(dispatcher.readiness.stale_after + 1)
         stale = client.get("/readyz")
         assert stale.status_code == 503
@@ -189,3 +190,39 @@ def test_running_serves_the_health_routes_on_its_port(env: Env) -> None:
             ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
         assert dispatcher._recovery_task is not None and dispatcher._poll_task is None
+
+
+def test_readyz_says_when_hitl_sh_has_not_answered_for_a_minute(env: Env) -> None:
+    """Issue 24 item 3: HITL.sh's reachability, read from the sweeps' own calls (no probe
+    that would spend quota)."""
+    import httpx2
+    from hitl_harness import switched_client
+
+    def refused(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    graph = refund_graph(env, InMemorySaver(), [])
+    graph.invoke({"amount": 5}, {"configurable": {"thread_id": "reach"}})  # one pending review
+    with switched_client(env) as (switch, client):
+        dispatcher = Dispatcher(
+            ledger=env.ledger,
+            client=client,
+            resumer=GraphResumer(graph),
+            loop_id=env.hitl.loop_id,
+            clock=env.clock,
+        )
+        dispatcher.recover_once()
+        with TestClient(dispatcher.health_app) as http:
+            switch.fault = refused
+            dispatcher.poll_once()
+            assert http.get("/readyz").status_code == 200  # one failed sweep is not an outage
+            env.clock.advance(61)
+            dispatcher.poll_once()
+            dispatcher.recover_once()
+            down = http.get("/readyz")
+            assert down.status_code == 503, down.text
+            assert down.json()["failed"] == ["hitl"]
+            assert "no answer from HITL.sh for 61 s (APIConnectionError)" in down.text
+            switch.fault = None
+            dispatcher.poll_once()
+            assert http.get("/readyz").status_code == 200
