@@ -304,8 +304,9 @@ class Dispatcher:
         if self.health.error is not None:
             return f"polling fails: {self.health.error}"
         since = self._api_silent_since
-        if since is not None and self.resolver.clock() - since >= _API_SILENCE:
-            return f"no answer from HITL.sh for {self.resolver.clock() - since:.0f} s ({self._api_error})"
+        silent = 0.0 if since is None else self.resolver.clock() - since
+        if silent >= _API_SILENCE:
+            return f"no answer from HITL.sh for {silent:.0f} s ({self._api_error})"
         return "ok"
 
     def _record(self, error: BaseException | None, *, answered: bool) -> None:
