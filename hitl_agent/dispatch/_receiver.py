@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._callback_paths import NotFoundLog, normalize_path, token_in
+from .._exceptions import APIConnectionError, InternalServerError, RateLimitError
 from .._json_limits import JSONTooDeep, loads_bounded
 from .._tokens import token_matches
 from ..models.requests import STATUS_ALIASES, TERMINAL_STATUSES, Request
@@ -203,6 +204,10 @@ def trusted_request(body: Any, request_id: str) -> Request | None:
     return request
 
 
+# A GET failure that a retry of the callback may get past (the sender is told 503).
+_RETRY_HELPS = (APIConnectionError, InternalServerError, RateLimitError)
+
+
 class _Reject(Exception):
     def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
@@ -285,6 +290,22 @@ class WebhookReceiver:
             body = {"error": True, "msg": reject.message}
             await _respond(send, reject.status, body, close=reject.close)
             return
+        trusted = (
+            trusted_request(body, request_id) if verified and self.trust_signed_bodies else None
+        )
+        # The answer itself: its truth is recorded before the 2xx, so a worker killed between
+        # the two leaves the sender retrying (HITL.sh redelivers a failed callback) instead of
+        # a lost answer that no sweep looks for (callbacks only).
+        if (
+            trusted is None
+            and claims_final(body)
+            and request_id not in self._final_fetched
+            and not await self._record_first(request_id)
+        ):
+            self.rejected += 1
+            body = {"error": True, "msg": "could not read the request now; send it again"}
+            await _respond(send, 503, body, close=False)
+            return
         self.accepted += 1
         await _respond(send, 202, {"error": False, "msg": "accepted"})
         # The response is complete; the resolve runs now, like a Starlette BackgroundTask.
@@ -295,14 +316,13 @@ class WebhookReceiver:
         # doorbell (issue 21 S7: the real answer's callback waited for the next sweep).
         # Later "finished" claims for the same request are coalesced again, so forged ones
         # cost at most one GET per request.
-        trusted = (
-            trusted_request(body, request_id) if verified and self.trust_signed_bodies else None
-        )
         try:
             if trusted is not None:
                 # Authenticated and complete: decided from the body, no GET (opt-in).
                 self.trusted += 1
                 await self.resolver.aresolve(request_id, fetched=trusted)
+            elif request_id in self._final_fetched and claims_final(body):
+                await self.resolver.adeliver(request_id)  # fetched and recorded above
             elif claims_final(body) and self._first_final(request_id):
                 await self.resolver.aresolve(request_id)
                 row = await self.ledger.aget_by_request_id(request_id)
@@ -316,6 +336,23 @@ class WebhookReceiver:
                 await self.resolver.adeliver(request_id)
         except Exception:
             log.exception("resolve after callback failed request_id=%s", request_id)
+
+    async def _record_first(self, request_id: str) -> bool:
+        """GET a request whose callback says it finished and record its decision. False only
+        when the GET failed in a way a retry may fix (no connection, a 5xx, a 429): the
+        sender is then told to send again. Marks the request fetched (:meth:`_first_final`)."""
+        row = await self.ledger.aget_by_request_id(request_id)
+        if row is None or row.state != "pending":
+            return True
+        request, error = await asyncio.to_thread(self.resolver.fetch_outcome, request_id)
+        if request is None:
+            return not isinstance(error, _RETRY_HELPS)
+        self._first_final(request_id)
+        if not await asyncio.to_thread(self.resolver.record, row, request):
+            # Not finished by the GET (a forged claim, or the API read lagging the callback):
+            # the next sweep looks at it first.
+            self.resolver.budget.ring_later(request_id)
+        return True
 
     def _first_final(self, request_id: str) -> bool:
         if request_id in self._final_fetched:

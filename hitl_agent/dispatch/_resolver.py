@@ -251,9 +251,14 @@ class Resolver:
 
     def fetch(self, request_id: str) -> Request | None:
         """GET the request, charged to the budget; None when it cannot be had right now."""
+        return self.fetch_outcome(request_id)[0]
+
+    def fetch_outcome(self, request_id: str) -> tuple[Request | None, APIError | None]:
+        """:meth:`fetch`, and the API error that prevented it (None: fetched, or the budget
+        refused the call): whether retrying soon may help is the caller's to judge."""
         if not self.budget.try_spend(1, client=self.client):
             self.stats["budget_refused"] += 1
-            return None
+            return None, None
         try:
             with self.budget.meter(client=self.client):  # each retry is charged too
                 request = self.client.requests.get(request_id)
@@ -261,14 +266,14 @@ class Resolver:
             self.budget.observe(self.client)
             self.budget.block_until(err.reset_at)
             self.stats["rate_limited"] += 1
-            return None
+            return None, err
         except APIError as err:
             log.warning("fetch failed request_id=%s error=%s", request_id, type(err).__name__)
             self.stats["fetch_failed"] += 1
-            return None
+            return None, err
         self.budget.observe(self.client)  # the server's clock and limit, for the schedule
         self.stats["fetched"] += 1
-        return request
+        return request, None
 
     def record(self, row: ReviewRecord, request: Request) -> bool:
         """Interpret a fetched request for ``row`` and store the decision if it is terminal."""
