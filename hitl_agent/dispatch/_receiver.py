@@ -3,8 +3,10 @@ r"""WebhookReceiver: a pure ASGI app for ``POST {path}/{token}`` callbacks.
 The callback body is a doorbell, never the decision (HITL.sh signs nothing it sends to a
 ``callback_url``). The receiver only learns *which* request changed, checks the URL's capability
 token against the ledger row in constant time, answers ``202`` at once, and then (after the
-response is sent) asks the resolver, which GETs the request with our key. Bad input of any kind
-gets a 4xx and changes nothing; nothing here answers 500.
+response is sent) asks the resolver, which GETs the request with our key. A body that says the
+request finished is GET and recorded *before* the ``202`` (``503`` when a retry may succeed),
+so a worker killed in between never loses an answer the sender thinks delivered. Bad input of
+any kind gets a 4xx and changes nothing; nothing here answers 500.
 
 With a ``signing_secret`` the receiver also requires a valid ``X-HITL-Signature-256`` (or
 ``X-HITL-Signature``) HMAC-SHA256 of the raw body, checked in constant time before the body
