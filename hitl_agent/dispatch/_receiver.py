@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._callback_paths import NotFoundLog, normalize_path, token_in
 from .._exceptions import APIConnectionError, InternalServerError, RateLimitError
+from .._hooks import checkpoint
 from .._json_limits import JSONTooDeep, loads_bounded
 from .._tokens import token_matches
 from ..models.requests import STATUS_ALIASES, TERMINAL_STATUSES, Request
@@ -347,6 +348,7 @@ class WebhookReceiver:
         if row is None or row.state != "pending":
             return True
         request, error = await asyncio.to_thread(self.resolver.fetch_outcome, request_id)
+        checkpoint("resolver.after_fetch")  # the crash matrix's point, as in Resolver._resolve
         if request is None:
             return not isinstance(error, _RETRY_HELPS)
         self._first_final(request_id)
