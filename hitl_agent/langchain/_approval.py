@@ -47,6 +47,7 @@ from .._keys import gate_key
 from ..gate import ReviewMismatchError, args_hash
 from ..langgraph.pregel import graph_context
 from ..policies import Grants
+from ._attach import attach_document
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
 from ._grants import covering_grant, not_run_message, ran_under_grant, record_grant
@@ -286,21 +287,10 @@ class ApprovalTool(BaseTool):
         )
 
     def _attach_document(self, body: str, name: str) -> str:
-        """Host ``body`` as a document on HITL.sh (``POST /v1/upload/document``) and return
-        its URL, charged to the keeper's budget. The URL is kept in the ledger under the
-        document's name (its hash): every re-run and replica renders the same request text,
-        so the review's spec hash holds; concurrent first uploads agree on the first URL."""
-        keeper = self.keeper
-        kept = f"hitl_agent.attachment|{name}"
-        known = keeper.ledger.get_meta(kept)
-        if known is not None:
-            return str(known)
-        if not keeper.budget.try_spend(1, client=keeper.client):
-            raise ConfigError("budget", "no call left this hour for the upload", "wait")
-        uploaded = keeper.client.uploads.document(
-            body.encode(), filename=name, content_type="text/plain"
-        )
-        return str(keeper.ledger.ensure_meta(kept, uploaded.url))
+        """Host ``body`` as a document on HITL.sh and return its URL, charged to the keeper's
+        budget and kept in the ledger under its name (see :func:`._attach.attach_document`):
+        every re-run and replica renders the same request text, so the spec hash holds."""
+        return attach_document(self.keeper, body, name)
 
     def _validate(self, edited: dict[str, Any]) -> dict[str, Any]:
         schema = self.inner.tool_call_schema

@@ -31,7 +31,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._bridge_form import Answer, Step, follow_up_of, read_answer, read_follow_up, refusal
+from ._bridge_form import (
+    Answer,
+    Shown,
+    Step,
+    follow_up_of,
+    read_answer,
+    read_follow_up,
+    refusal,
+)
 from ._bridge_schema import BridgeAction, follow_up_key, parse_interrupt, parse_key
 
 if TYPE_CHECKING:
@@ -112,6 +120,10 @@ class MiddlewareCodec:
         tools: the agent's tools by name, for edit validation; None for a remote graph.
         follow_up_of: the spec of an action's follow-up request (``SpecBuilder.follow_up``);
             taken from ``spec_of`` when it has one.
+
+    ``spec_of``'s ``sent`` (``SpecBuilder.sent``), when it has one, finds which first form a
+    row was created with (a call too long to show is attached, with Approve, or cut,
+    without): the answer is read as that form offered it, and nothing is uploaded here.
     """
 
     def __init__(
@@ -124,6 +136,8 @@ class MiddlewareCodec:
         self.ledger = ledger
         self.spec_of = spec_of
         self.follow_up_spec = follow_up_of or getattr(spec_of, "follow_up", None)
+        self.sent_of: Callable[[BridgeAction, str | None], tuple[ReviewSpec, Shown] | None] | None
+        self.sent_of = getattr(spec_of, "sent", None)
         self.tools = tools
         self._refusals: dict[str, str] = {}
 
@@ -158,12 +172,25 @@ class MiddlewareCodec:
 
         _PREFETCHED.set(await asyncio.to_thread(read))
 
-    def _step(self, action: BridgeAction, row: ReviewRecord, decision: Decision) -> Step | None:
-        """The follow-up the first answer asks for; None when it decides alone (or no longer
-        applies: the call changed since it was reviewed, or no follow-up can be asked)."""
-        if self.follow_up_spec is None or not self._bound(row, self.spec_of(action)):
-            return None
-        return follow_up_of(decision, action, self.tools)
+    def _sent(self, action: BridgeAction, row: ReviewRecord) -> tuple[bool, bool | None]:
+        """Whether ``row`` is bound to this call (the action renders to the question the row
+        was created with), and whether that question offered Approve (None: re-derive it
+        from the rendering)."""
+        if self.sent_of is None:
+            return self._bound(row, self.spec_of(action)), None
+        found = self.sent_of(action, row.args_hash)
+        return found is not None, None if found is None else found[1] != "cut"
+
+    def _step(
+        self, action: BridgeAction, row: ReviewRecord, decision: Decision
+    ) -> tuple[Step | None, bool | None]:
+        """The follow-up the first answer asks for (None when it decides alone, or no longer
+        applies: the call changed since it was reviewed, or no follow-up can be asked), and
+        whether the first form offered Approve."""
+        bound, approvable = self._sent(action, row)
+        if self.follow_up_spec is None or not bound:
+            return None, approvable
+        return follow_up_of(decision, action, self.tools, approvable=approvable), approvable
 
     @staticmethod
     def _bound(row: ReviewRecord, spec: ReviewSpec) -> bool:
@@ -181,16 +208,16 @@ class MiddlewareCodec:
             forced = self._refusals.pop(follow[1].request_id, None) or forced
         if forced is not None:
             return Answer(refusal(action, forced), forced)
-        if not self._bound(row, self.spec_of(action)):
+        if not self._sent(action, row)[0]:
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        step = self._step(action, row, decision)
+        step, approvable = self._step(action, row, decision)
         if step is None:
-            return read_answer(decision, action, self.tools)
+            return read_answer(decision, action, self.tools, approvable=approvable)
         assert follow is not None and self.follow_up_spec is not None  # encode checked it
         follow_row, follow_decision = follow
         if not self._bound(follow_row, self.follow_up_spec(action, step)):
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        return read_follow_up(step, follow_decision, action, self.tools)
+        return read_follow_up(step, follow_decision, action, self.tools, approvable=approvable)
 
     def encode(self, value: Any, decisions: Sequence[Decision]) -> Any:
         """The resume value for the middleware interrupt ``value``.
@@ -236,7 +263,7 @@ class MiddlewareCodec:
         # nothing is sent until every action of the interrupt has its final decision.
         needed: list[FollowUp] = []
         for index, (action, row, decision) in sorted(by_index.items()):
-            step = self._step(action, row, decision)
+            step, _ = self._step(action, row, decision)
             if step is not None and index not in follow_ups and self.follow_up_spec is not None:
                 spec = self.follow_up_spec(action, step)
                 key = follow_up_key(row.key)

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from .._exceptions import ConfigError
 from ..decision import Decision
 from ..gate import CreateTarget, aensure_request, ensure_request
+from ._attach import attach_document, call_document, kept_url
 from ._bridge_codec import FollowUp, FollowUpsNeeded, IncompleteDecisions, MiddlewareCodec
-from ._bridge_form import Step, follow_up_form, follow_up_of, form_for, what_it_does
+from ._bridge_form import Shown, Step, first_form, follow_up_form, follow_up_of, what_it_does
 from ._bridge_schema import (
     KEY_PREFIX,
     BridgeAction,
@@ -76,7 +77,7 @@ def send_action(
         target,
         keeper.client,
         item.key,
-        spec(item.action),
+        spec.to_send(item.action, item.key),
         thread_id=item.thread_id,
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
@@ -91,11 +92,13 @@ async def asend_action(
     keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
 ) -> ReviewRecord:
     """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
+    # A call too long to show may read the ledger and upload its document: off the loop.
+    first = await asyncio.to_thread(spec.to_send, item.action, item.key)
     row = await aensure_request(
         target,
         keeper.async_client or keeper.client,
         item.key,
-        spec(item.action),
+        first,
         thread_id=item.thread_id,
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
@@ -164,8 +167,88 @@ class SpecBuilder:
         self.tools = tools
 
     def __call__(self, action: BridgeAction) -> ReviewSpec:
-        """The spec of the action's first request: the decision, one tap."""
-        form = form_for(action, what_it_does(action, self.tools))
+        """The spec of the action's first request (the decision, one tap), as a reader
+        re-derives it: never uploads; a call too long to show links its document when the
+        ledger keeps the document's URL."""
+        return self.firsts(action)[0][0]
+
+    def firsts(
+        self, action: BridgeAction, *, upload: bool = False
+    ) -> list[tuple[ReviewSpec, Shown]]:
+        """The specs the action's first request may have been sent with, the one to send
+        first, each with how it shows the call: whole; or, when the text cannot show it and
+        Approve is allowed, attached (when its document is hosted: its URL kept in the
+        ledger, or uploaded now with ``upload``, 1 API call) and then cut (no Approve)."""
+        plain = self._plain(action)
+        if plain[1] == "whole" or "approve" not in action.allowed:
+            return [plain]
+        link = self._attached(action, upload)
+        if not link:
+            return [plain]
+        form, shown = first_form(action, what_it_does(action, self.tools), attached=link)
+        return [(self._first(action, form), shown), plain]
+
+    def _plain(self, action: BridgeAction) -> tuple[ReviewSpec, Shown]:
+        """The first spec with nothing attached (whole, or cut without Approve)."""
+        form, shown = first_form(action, what_it_does(action, self.tools))
+        return self._first(action, form), shown
+
+    def _attached(self, action: BridgeAction, upload: bool) -> str:
+        """The link to the whole call's document (:mod:`._attach`, the tool wrapper's), or ""
+        when it is not hosted (and, with ``upload``, could not be: then Approve is not
+        offered, as before attachments)."""
+        try:
+            document = call_document(action.name, action.args)
+        except ConfigError:  # args no review can be bound to: never approvable
+            return ""
+        if not upload:
+            url = kept_url(self.keeper.ledger, document.name)
+            return document.link(url) if url is not None else ""
+        try:
+            return document.link(attach_document(self.keeper, document.body, document.name))
+        except Exception as err:  # no quota, no host, a refusal: no Approve
+            log.warning(
+                "bridge could not attach a long tool call of %s (%s): Approve is not offered",
+                action.name,
+                type(err).__name__,
+            )
+            return ""
+
+    def sent(self, action: BridgeAction, spec_hash: str | None) -> tuple[ReviewSpec, Shown] | None:
+        """The first request's spec the row with ``spec_hash`` was created with, and how it
+        showed the call (so whether it offered Approve); None when the action no longer
+        renders to it (its args changed).
+
+        Nothing is uploaded: a form with an attachment is found through the URL the ledger
+        kept when it was sent, and the ledger is read only for such a row (a whole or cut
+        form is recognised by its hash alone). A row kept as cut stays cut even when the
+        same document was hosted later (for another row: documents are shared by content).
+        """
+        plain = self._plain(action)
+        if spec_hash is None:  # a row written before spec hashes: nothing was attached then
+            return plain
+        if plain[0].spec_hash() == spec_hash:
+            return plain
+        attached = self.firsts(action)
+        return next(((s, how) for s, how in attached[:-1] if s.spec_hash() == spec_hash), None)
+
+    def to_send(self, action: BridgeAction, key: str) -> ReviewSpec:
+        """The spec to create the action's first request with (``key``: its correlation key).
+
+        A call too long to show is attached (its document uploaded once, charged to the
+        keeper's budget) so Approve can be offered; a request already sent keeps the form it
+        was sent with (a sweep never uploads for it, and its spec hash holds)."""
+        plain = self._plain(action)
+        if plain[1] == "whole" or "approve" not in action.allowed:
+            return plain[0]
+        row = self.keeper.ledger.get(key)
+        if row is not None:
+            found = self.sent(action, row.args_hash)
+            # No form matches: the call changed since; the gate's create refuses the key.
+            return (found or plain)[0]
+        return self.firsts(action, upload=True)[0][0]
+
+    def _first(self, action: BridgeAction, form: dict[str, Any]) -> ReviewSpec:
         return self._spec(action, form, f"Approve {action.name}?")
 
     def follow_up(self, action: BridgeAction, step: Step) -> ReviewSpec:

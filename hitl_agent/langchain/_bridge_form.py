@@ -20,17 +20,22 @@ option (value)              when offered                      follow-up request
 
 The follow-up edits the args of the reviewed tool only (an edit never changes the tool).
 When the request text cannot show the whole call (an argument was cut to fit HITL.sh's 2000
-characters), Approve is not offered and an ``approve`` answer is refused with the reason; the
-edit box still holds every argument in full. The middleware's ``description`` is untrusted (a
+characters), the whole call is attached as a document the text links to (``attached``: see
+:mod:`._attach`) and Approve stays; with nothing attached (no host, the upload failed),
+Approve is not offered and an ``approve`` answer is refused with the reason; the edit box
+still holds every argument in full. The middleware's ``description`` is untrusted (a
 callable may quote the model): it is boxed under its label, never the title.
 
 :func:`read_answer` (a first answer that decides alone), :func:`follow_up_of` (which
 follow-up a first answer asks for) and :func:`read_follow_up` (the final decision from the
 follow-up's answer) validate everything (type against ``allowed_decisions``, a reply for
-respond, the edited args against the agent's tools). Whatever cannot be made valid becomes a
-reject whose message says why; timeouts and cancellations, of either request, become rejects
-saying so. A tool that allows neither reject nor respond cannot be refused in LangChain's
-format at all: such an answer raises :class:`UndeliverableDecision` and nothing is sent.
+respond, the edited args against the agent's tools); ``approvable`` says whether the form
+that was sent offered Approve (the bridge's codec reads it off the row's spec, so a form with
+an attachment is read as it was sent), else it is re-derived from the rendering. Whatever
+cannot be made valid becomes a reject whose message says why; timeouts and cancellations, of
+either request, become rejects saying so. A tool that allows neither reject nor respond
+cannot be refused in LangChain's format at all: such an answer raises
+:class:`UndeliverableDecision` and nothing is sent.
 Answers to the earlier one-request ``decision:`` draft are still read (:func:`_from_draft`).
 """
 
@@ -62,8 +67,10 @@ __all__ = [
     "REJECT_WITH_REASON",
     "TIMED_OUT",
     "Answer",
+    "Shown",
     "Step",
     "UndeliverableDecision",
+    "first_form",
     "follow_up_form",
     "follow_up_of",
     "form_for",
@@ -142,9 +149,10 @@ def _view(action: BridgeAction, what_it_does: str | None) -> ToolCallView:
 
 
 def shows_whole_call(action: BridgeAction, what_it_does: str | None = None) -> bool:
-    """True when the form's request text shows every argument in full (else the form does not
-    offer Approve): the same rendering :func:`form_for` makes, so the same answer."""
-    return _form(action, what_it_does)[1]
+    """True when the form's request text shows every argument in full (else the form offers
+    Approve only with the call attached): the same rendering :func:`form_for` makes, so the
+    same answer."""
+    return _form(action, what_it_does)[1] == "whole"
 
 
 def _render(action: BridgeAction, what_it_does: str | None, note: str) -> tuple[str, bool]:
@@ -230,6 +238,16 @@ _NO_APPROVE = (
 )
 
 
+_ATTACHED = (
+    "**Some arguments are cut here; all of them are attached:** {link}. Read them before you "
+    "approve."
+)
+
+Shown: TypeAlias = Literal["whole", "attached", "cut"]
+"""How a first form shows the call: whole in its text, cut there but attached whole (Approve
+offered either way), or cut with nothing attached (no Approve)."""
+
+
 _SECOND = {
     "edit": "the arguments to change (edit)",
     REJECT_WITH_REASON: "your reason (reject and say why)",
@@ -237,12 +255,16 @@ _SECOND = {
 }
 
 
-def _choice_note(action: BridgeAction, values: list[str], whole: bool) -> str:
-    """The product's line saying what the options do (the arguments get the room)."""
+def _choice_note(action: BridgeAction, values: list[str], whole: bool, attached: str = "") -> str:
+    """The product's line saying what the options do (the arguments get the room).
+    ``attached``: the link to the whole call's document, when the text cuts it."""
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
+    if attached:
+        parts = [_ATTACHED.format(link=attached)]
     says = []
     if "approve" in values:
-        says.append("**Approve** runs the call once with exactly these arguments")
+        these = "the attached" if attached else "these"
+        says.append(f"**Approve** runs the call once with exactly {these} arguments")
     if "reject" in values:
         says.append("**Reject** does not run it")
     if says:
@@ -255,23 +277,42 @@ def _choice_note(action: BridgeAction, values: list[str], whole: bool) -> str:
     return " ".join(parts)
 
 
-def form_for(action: BridgeAction, what_it_does: str | None = None) -> dict[str, Any]:
+def form_for(
+    action: BridgeAction, what_it_does: str | None = None, *, attached: str = ""
+) -> dict[str, Any]:
     """The first request's ``request_text``, ``response_type`` (``single_select``),
     ``response_config`` and ``default_response``.
 
     Args:
         action: the action.
         what_it_does: the tool's own description, when the agent's tools are known.
+        attached: a markdown link to the whole call's document (:mod:`._attach`), used when
+            the text cannot show the whole call: Approve is then offered.
     """
-    return _form(action, what_it_does)[0]
+    return _form(action, what_it_does, attached)[0]
 
 
-def _form(action: BridgeAction, what_it_does: str | None) -> tuple[dict[str, Any], bool]:
-    """The form with Approve when its text shows the whole call, else the form without it;
-    and which one it is."""
+def first_form(
+    action: BridgeAction, what_it_does: str | None = None, *, attached: str = ""
+) -> tuple[dict[str, Any], Shown]:
+    """:func:`form_for`, and how it shows the call (whether it offers Approve)."""
+    return _form(action, what_it_does, attached)
+
+
+def _form(
+    action: BridgeAction, what_it_does: str | None, attached: str = ""
+) -> tuple[dict[str, Any], Shown]:
+    """The form with Approve when its text shows the whole call or links it attached, else
+    the form without it; and which one it is."""
     values = _choices(action, True)
     text, whole = _render(action, what_it_does, _choice_note(action, values, True))
-    if not whole:
+    # An attachment only matters beside Approve (the edit box holds every argument anyway).
+    attachable = attached and "approve" in action.allowed
+    shown: Shown = "whole" if whole else "attached" if attachable else "cut"
+    if shown == "attached":
+        # Cut here, but every argument is in the attached document: Approve stays.
+        text, _ = _render(action, what_it_does, _choice_note(action, values, True, attached))
+    elif shown == "cut":
         values = _choices(action, False)
         text, _ = _render(action, what_it_does, _choice_note(action, values, False))
     options = [
@@ -286,7 +327,7 @@ def _form(action: BridgeAction, what_it_does: str | None) -> tuple[dict[str, Any
         # the options, so the form is valid.
         "default_response": "reject" if "reject" in values else "respond",
     }
-    return form, whole
+    return form, shown
 
 
 _FOLLOW_UP_TITLES: dict[Step, str] = {
@@ -472,25 +513,39 @@ def _reject(action: BridgeAction, message: str, whole: bool) -> Answer:
 _REJECTED = "A reviewer rejected the tool call; it was not run."
 
 
-def _whole(action: BridgeAction, tools: Mapping[str, Any] | None) -> bool:
-    # The form offered approve only when its text showed the whole call (the same rendering,
-    # so the same answer here as when the form was made).
+def _whole(
+    action: BridgeAction, tools: Mapping[str, Any] | None, approvable: bool | None = None
+) -> bool:
+    """Whether the first form offered Approve: ``approvable`` when the caller read it off the
+    form that was sent (a too-long call offers it when attached); else whether the text shows
+    the whole call (the same rendering, so the same answer as when the form was made)."""
+    if approvable is not None:
+        return approvable
     return shows_whole_call(action, what_it_does(action, tools))
 
 
 def follow_up_of(
-    decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+    decision: Decision,
+    action: BridgeAction,
+    tools: Mapping[str, Any] | None = None,
+    *,
+    approvable: bool | None = None,
 ) -> Step | None:
     """The follow-up the reviewer's first answer asks for (a choice ending in …, offered by
     the form), or None when that answer decides on its own."""
     value = decision.value
     if decision.status != "completed" or not isinstance(value, str) or value not in FOLLOW_UP_OF:
         return None
-    return FOLLOW_UP_OF[value] if value in _choices(action, _whole(action, tools)) else None
+    offered = _choices(action, _whole(action, tools, approvable))
+    return FOLLOW_UP_OF[value] if value in offered else None
 
 
 def read_answer(
-    decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+    decision: Decision,
+    action: BridgeAction,
+    tools: Mapping[str, Any] | None = None,
+    *,
+    approvable: bool | None = None,
 ) -> Answer:
     """The LangChain decision for ``action`` given the reviewer's first ``decision`` (one that
     needs no follow-up: see :func:`follow_up_of`), validated.
@@ -499,6 +554,8 @@ def read_answer(
         decision: the recorded decision of the action's first HITL request.
         action: the action as the pending interrupt describes it now.
         tools: the agent's tools by name (edit validation); None for a remote graph.
+        approvable: whether the form that was sent offered Approve (None: re-derived from
+            the rendering, which knows of no attachment).
 
     Raises:
         UndeliverableDecision: a refusal for a tool that allows neither reject nor respond.
@@ -508,7 +565,7 @@ def read_answer(
     if decision.status == "timeout":  # never approves: the bridge's specs do not opt in
         return Answer(refusal(action, TIMED_OUT), "timed out")
     value = decision.value
-    whole = _whole(action, tools)
+    whole = _whole(action, tools, approvable)
     if isinstance(value, EditedText):
         return _from_draft(value.text, action, tools, whole)
     if value is None:
@@ -533,7 +590,12 @@ _ASKED: dict[Step, tuple[str, str, str]] = {
 
 
 def read_follow_up(
-    step: Step, decision: Decision, action: BridgeAction, tools: Mapping[str, Any] | None = None
+    step: Step,
+    decision: Decision,
+    action: BridgeAction,
+    tools: Mapping[str, Any] | None = None,
+    *,
+    approvable: bool | None = None,
 ) -> Answer:
     """The LangChain decision once the follow-up of ``step`` is decided, validated.
 
@@ -551,7 +613,7 @@ def read_follow_up(
     text = decision.text
     if text is None:
         return _refused(action, decision.reason or f"no {thing} was sent")
-    whole = _whole(action, tools)
+    whole = _whole(action, tools, approvable)
     if step == "reason":
         return _reject(action, text.strip(), whole)
     if step == "respond":

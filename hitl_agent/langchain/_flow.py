@@ -7,8 +7,6 @@ the same flow, so they cannot disagree about what an answer means.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +18,7 @@ from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
+from ._attach import call_document
 from ._grants import SCOPES, grant_footer, grant_options
 from ._render import (
     ToolCallView,
@@ -203,22 +202,13 @@ class ApprovalFlow:
         text gives its size and sha256, so what the reviewer read can be checked later."""
         if self.attach is None:
             return ""
-        body = reveal_invisible(
-            json.dumps(
-                {"tool": self.view.tool, "args": jsonable(dict(self.view.args), field="args")},
-                indent=2,
-                sort_keys=True,
-                ensure_ascii=False,
-            )
-        )
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        name = f"tool-call-{digest[:16]}.txt"
+        document = call_document(self.view.tool, self.view.args)
         try:
-            url = self.attach(body, name)
+            url = self.attach(document.body, document.name)
         except Exception as err:  # no host, no quota, a refusal: fall back to no Approve
             log.warning("could not attach a long tool call's arguments: %s", type(err).__name__)
             return ""
-        return f"[{name}](<{url}>) ({len(body)} characters, sha256 `{digest[:16]}…`)"
+        return document.link(url)
 
     def _follow_up(self, step: Literal["reason", "edit", "respond"]) -> Ask:
         if step == "edit":

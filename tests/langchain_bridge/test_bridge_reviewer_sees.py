@@ -1,5 +1,7 @@
-"""Issue 21 S1/S3 through the bridge: a call whose arguments cannot be shown in full is never
-offered for approval (the reviewer cannot approve what they cannot see), and the middleware's
+"""Issue 21 S1/S3 through the bridge: a call whose arguments cannot be shown in full, and
+cannot be attached either (no document host here: ``no_upload``), is never offered for
+approval (the reviewer cannot approve what they cannot see; test_bridge_attachment.py covers
+the attached form, which keeps Approve), and the middleware's
 ``description`` (a callable may quote the model's args) is boxed under its label, never the
 bold title."""
 
@@ -20,6 +22,16 @@ from hitl_agent.server.console import render_markdown
 
 USER = {"messages": [HumanMessage("Do it.")]}
 FORGED = "Run this SQL: SELECT 1 -- Approved ✅ by the DBA; just tap Reject to confirm"
+
+
+@pytest.fixture
+def no_upload(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitl_agent import APIConnectionError
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise APIConnectionError("no document host")
+
+    monkeypatch.setattr(env.keeper.client.uploads, "document", refuse)
 
 
 def _agent(effects: list[str], call: tuple[str, dict[str, Any]], mode: str, **sql: Any) -> Any:
@@ -50,6 +62,7 @@ def _submit(env: Env, agent: Any, thread: str) -> tuple[Any, dict[str, Any], Any
     return row, env.hitl.reviewer.get(row.request_id), cfg
 
 
+@pytest.mark.usefixtures("no_upload")
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_long_args_are_not_offered_for_approval_in_the_text_form(env: Env, mode: str) -> None:
     effects: list[str] = []
@@ -71,6 +84,7 @@ def test_long_args_are_not_offered_for_approval_in_the_text_form(env: Env, mode:
     assert not agent.get_state(cfg).next
 
 
+@pytest.mark.usefixtures("no_upload")
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_an_approve_of_long_args_is_refused_though_it_was_not_offered(env: Env, mode: str) -> None:
     from hitl_agent.decision import Decision
@@ -90,6 +104,7 @@ def test_an_approve_of_long_args_is_refused_though_it_was_not_offered(env: Env, 
     assert "approve was not offered: the arguments were too long" in message.content
 
 
+@pytest.mark.usefixtures("no_upload")
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_long_args_of_an_approve_reject_tool_offer_reject_only(env: Env, mode: str) -> None:
     effects: list[str] = []
@@ -173,6 +188,7 @@ def test_the_draft_escapes_smuggled_and_look_alike_characters() -> None:
         assert content not in text or "⚠ Argument ` content ` has a word mixing scripts" in text
 
 
+@pytest.mark.usefixtures("no_upload")
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_a_reject_of_long_args_tells_the_agent_why(env: Env, mode: str) -> None:
     effects: list[str] = []
