@@ -181,16 +181,17 @@ class MiddlewareCodec:
         found = self.sent_of(action, row.args_hash)
         return found is not None, None if found is None else found[1] != "cut"
 
-    def _step(
+    def _read(
         self, action: BridgeAction, row: ReviewRecord, decision: Decision
-    ) -> tuple[Step | None, bool | None]:
-        """The follow-up the first answer asks for (None when it decides alone, or no longer
-        applies: the call changed since it was reviewed, or no follow-up can be asked), and
-        whether the first form offered Approve."""
+    ) -> tuple[bool, bool | None, Step | None]:
+        """:meth:`_sent`, and the follow-up the first answer asks for (None when it decides
+        alone, or no longer applies: the call changed since it was reviewed, or no follow-up
+        can be asked)."""
         bound, approvable = self._sent(action, row)
-        if self.follow_up_spec is None or not bound:
-            return None, approvable
-        return follow_up_of(decision, action, self.tools, approvable=approvable), approvable
+        step = None
+        if bound and self.follow_up_spec is not None:
+            step = follow_up_of(decision, action, self.tools, approvable=approvable)
+        return bound, approvable, step
 
     @staticmethod
     def _bound(row: ReviewRecord, spec: ReviewSpec) -> bool:
@@ -199,8 +200,8 @@ class MiddlewareCodec:
     def _answer(
         self,
         action: BridgeAction,
-        row: ReviewRecord,
         decision: Decision,
+        read: tuple[bool, bool | None, Step | None],
         follow: tuple[ReviewRecord, Decision] | None,
     ) -> Answer:
         forced = self._refusals.pop(decision.request_id, None)
@@ -208,9 +209,9 @@ class MiddlewareCodec:
             forced = self._refusals.pop(follow[1].request_id, None) or forced
         if forced is not None:
             return Answer(refusal(action, forced), forced)
-        if not self._sent(action, row)[0]:
+        bound, approvable, step = read
+        if not bound:
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        step, approvable = self._step(action, row, decision)
         if step is None:
             return read_answer(decision, action, self.tools, approvable=approvable)
         assert follow is not None and self.follow_up_spec is not None  # encode checked it
@@ -262,8 +263,9 @@ class MiddlewareCodec:
         # A first answer that asks for text (edit, a reason, a reply) waits for its follow-up:
         # nothing is sent until every action of the interrupt has its final decision.
         needed: list[FollowUp] = []
-        for index, (action, row, decision) in sorted(by_index.items()):
-            step, _ = self._step(action, row, decision)
+        reads = {i: self._read(a, r, d) for i, (a, r, d) in by_index.items()}
+        for index, (action, row, _) in sorted(by_index.items()):
+            step = reads[index][2]
             if step is not None and index not in follow_ups and self.follow_up_spec is not None:
                 spec = self.follow_up_spec(action, step)
                 key = follow_up_key(row.key)
@@ -273,7 +275,7 @@ class MiddlewareCodec:
         answers: list[dict[str, Any]] = []
         for index in range(len(actions)):
             action, row, decision = by_index[index]
-            answer = self._answer(action, row, decision, follow_ups.get(index))
+            answer = self._answer(action, decision, reads[index], follow_ups.get(index))
             if answer.problem is not None:
                 log.warning(
                     "bridge sends a %s for tool=%s request_id=%s: %s",

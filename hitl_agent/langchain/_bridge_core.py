@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ __all__ = ["BridgeResumer", "PendingAction", "SpecBuilder", "pending_actions"]
 log = logging.getLogger("hitl_agent.bridge")
 
 _UNSET: Any = object()
+
+_HOSTED_KEPT = 1024
 
 IN_FLIGHT_SECONDS = 60.0
 """How long an ``intent`` row written by someone else counts as a create in progress."""
@@ -165,6 +168,10 @@ class SpecBuilder:
         self.priority = priority
         self.timeout_seconds = timeout_seconds
         self.tools = tools
+        # Documents' URLs this process hosted or read (a kept URL never changes), so an async
+        # resume of a call it sent reads no ledger on the event loop; bounded, oldest out.
+        self._hosted: dict[str, str] = {}
+        self._hosted_lock = threading.Lock()
 
     def __call__(self, action: BridgeAction) -> ReviewSpec:
         """The spec of the action's first request (the decision, one tap), as a reader
@@ -201,18 +208,25 @@ class SpecBuilder:
             document = call_document(action.name, action.args)
         except ConfigError:  # args no review can be bound to: never approvable
             return ""
-        if not upload:
+        url = self._hosted.get(document.name)
+        if url is None and not upload:
             url = kept_url(self.keeper.ledger, document.name)
-            return document.link(url) if url is not None else ""
-        try:
-            return document.link(attach_document(self.keeper, document.body, document.name))
-        except Exception as err:  # no quota, no host, a refusal: no Approve
-            log.warning(
-                "bridge could not attach a long tool call of %s (%s): Approve is not offered",
-                action.name,
-                type(err).__name__,
-            )
+        elif url is None:
+            try:
+                url = attach_document(self.keeper, document.body, document.name)
+            except Exception as err:  # no quota, no host, a refusal: no Approve
+                log.warning(
+                    "bridge could not attach a long tool call of %s (%s): Approve is not offered",
+                    action.name,
+                    type(err).__name__,
+                )
+        if url is None:
             return ""
+        with self._hosted_lock:
+            if len(self._hosted) >= _HOSTED_KEPT:
+                del self._hosted[next(iter(self._hosted))]
+            self._hosted[document.name] = url
+        return document.link(url)
 
     def sent(self, action: BridgeAction, spec_hash: str | None) -> tuple[ReviewSpec, Shown] | None:
         """The first request's spec the row with ``spec_hash`` was created with, and how it

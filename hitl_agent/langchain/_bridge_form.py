@@ -8,7 +8,7 @@ a ``single_select``, one tap, whose options follow the tool's ``allowed_decision
 option (value)              when offered                      follow-up request
 ==========================  ================================  ==============================
 ✅ Approve (``approve``)     approve allowed, the whole call   none: 1 request
-                            shown
+                            shown or attached
 ✏ Edit… (``edit``)          edit allowed, args fit 5000       ``editable_text`` pre-filled
                             characters                        with the args as JSON
 ❌ Reject (``reject``)       always (how a reviewer says no)   none: 1 request

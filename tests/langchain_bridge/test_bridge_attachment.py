@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -204,6 +205,15 @@ def test_asubmit_attaches_too(env: Env, monkeypatch: pytest.MonkeyPatch) -> None
     bridge = env.keeper.bridge(agent)
     dispatcher = env.keeper.dispatcher(bridge.resumer)
     cfg: dict[str, Any] = {"configurable": {"thread_id": "attach-async"}}
+    loop_reads: list[str] = []
+    read = env.ledger.get_meta
+
+    def watched(name: str) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            loop_reads.append(name)  # asyncio.run runs the loop on this thread
+        return read(name)
+
+    env.ledger.get_meta = watched  # type: ignore[method-assign]
 
     async def main() -> None:
         await agent.ainvoke(USER, cfg)
@@ -216,3 +226,4 @@ def test_asubmit_attaches_too(env: Env, monkeypatch: pytest.MonkeyPatch) -> None
 
     asyncio.run(main())
     assert effects == [ARGS] and len(uploaded) == 1
+    assert loop_reads == []  # the resume found the URL this process hosted
