@@ -37,6 +37,7 @@ from .decision import Decision
 from .gate import AmbiguousCreateError, Gatekeeper, ReviewMismatchError, ReviewTimeoutError
 from .ledger import LedgerError
 from .models import EditedText, Request
+from .policies import Escalate, Grants, Quorum
 
 __all__ = [
     "APIConnectionError",
@@ -54,7 +55,9 @@ __all__ = [
     "ConflictError",
     "Decision",
     "EditedText",
+    "Escalate",
     "Gatekeeper",
+    "Grants",
     "HITLClient",
     "HITLError",
     "InternalServerError",
@@ -63,6 +66,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollConfig",
     "PollingError",
+    "Quorum",
     "RateLimitError",
     "RemoteResumeError",
     "Request",

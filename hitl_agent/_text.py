@@ -33,7 +33,21 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["confusable_words", "describe_chars", "is_invisible", "reveal_invisible"]
+__all__ = [
+    "MAX_REQUEST_TEXT",
+    "PRODUCT_MARK",
+    "confusable_words",
+    "describe_chars",
+    "is_invisible",
+    "reveal_invisible",
+]
+
+MAX_REQUEST_TEXT = 2000
+"""HITL.sh's limit on ``request_text`` (characters)."""
+
+PRODUCT_MARK = "🔒"
+"""Starts every line of a request text that the product writes (a footer, a policy's notes);
+agent text is quoted or fenced, so it never starts a line with it."""
 
 # PropList.txt: Other_Default_Ignorable_Code_Point and Variation_Selector (the parts of
 # Default_Ignorable_Code_Point that are not general category Cf).

@@ -340,9 +340,7 @@ class Dispatcher:
         for row in self.resolver.ledger.list_open(limit=poller.max_rows):
             if row.request_id is None:
                 continue
-            if poller.row_filter is not None and not poller.row_filter(row):
-                continue
-            if poller.loop_id is not None and row.loop_id not in (None, poller.loop_id):
+            if not poller.mine(row):
                 continue
             expired = row.lease_until is None or row.lease_until <= now
             if row.state == "decided" or (row.state == "resuming" and expired):

@@ -191,10 +191,20 @@ class Poller:
     def _budget(self) -> Any:
         return self.resolver.budget
 
-    def _mine(self, row: ReviewRecord) -> bool:
+    def mine(self, row: ReviewRecord) -> bool:
+        """Whether this dispatcher looks after ``row``: its loop's rows, and the rows of
+        escalation stages its keeper asked in another loop (``payload["home_loop"]``)."""
         if self.row_filter is not None and not self.row_filter(row):
             return False
-        return self.loop_id is None or row.loop_id in (None, self.loop_id)
+        return (
+            self.loop_id is None
+            or row.loop_id in (None, self.loop_id)
+            or row.payload.get("home_loop") == self.loop_id
+        )
+
+    def _elsewhere(self, row: ReviewRecord) -> bool:
+        """A row of another loop (an escalation stage): no listing of ours shows it."""
+        return self.loop_id is not None and row.loop_id not in (None, self.loop_id)
 
     def _list_keep(self) -> int:
         # Listings never spend the last calls: those fetch answers (doorbells, known changes).
@@ -256,7 +266,7 @@ class Poller:
         """Do the sweep's API and ledger work; return the request ids ready to deliver."""
         self.answered, self.error = 0, None
         every = self.resolver.ledger.list_open(limit=self.max_rows)
-        rows = [row for row in every if self._mine(row)]
+        rows = [row for row in every if self.mine(row)]
         self._others = {row.request_id for row in every if row.request_id} - {
             row.request_id for row in rows
         }
@@ -271,6 +281,9 @@ class Poller:
             for rid in [rid for rid in memo if rid not in pending]:
                 del memo[rid]
         self._starved = False
+        for rid, row in pending.items():
+            if self._elsewhere(row):
+                self._carry.setdefault(rid, None)  # fetched one by one: no listing shows it
         if pending:
             ready.extend(self._check(pending))
         if self._outage_closed:

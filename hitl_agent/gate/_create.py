@@ -149,6 +149,9 @@ class CreateTarget:
     budget: CallBudget | None = None
     # Create by triggering this workflow instead of POSTing to a loop (issue 22 W1).
     workflow: WorkflowRef | None = None
+    # An escalation stage asked in another loop: the keeper's own loop, whose dispatchers
+    # poll the stage's row too (they list their own loop, and fetch such rows one by one).
+    home_loop: str | None = None
 
     @property
     def where(self) -> str:
@@ -243,6 +246,8 @@ def _intent(
             # The creating span (the tool's), so the resume's spans join its trace.
             **capture_trace_context(),
             **({"workflow_id": target.workflow.id} if target.workflow is not None else {}),
+            **({"policy": spec.policy} if spec.policy is not None else {}),
+            **({"home_loop": target.home_loop} if target.home_loop else {}),
         },
     )
     _check_same_question(row, key, spec)

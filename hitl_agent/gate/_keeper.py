@@ -22,8 +22,10 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import ValidationError
@@ -39,14 +41,26 @@ from .._config import (
 )
 from .._exceptions import ConfigError
 from .._hooks import checkpoint
+from .._text import MAX_REQUEST_TEXT, PRODUCT_MARK
 from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
 from ..ledger import Ledger, ReviewRecord, open_ledger
 from ..models.workflows import WorkflowRef, workflow_ref
+from ..policies import Escalate, Quorum
 from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
+from ._policy import (
+    NOTES_MAX,
+    Exclude,
+    PolicyRun,
+    ReviewPolicy,
+    Stage,
+    StagedReview,
+    notes_text,
+    resolve_policy,
+)
 from ._spec import ReviewSpec, answer_values
 
 if TYPE_CHECKING:
@@ -371,6 +385,9 @@ class Gatekeeper:
         approve_values: Iterable[str] | None = None,
         reject_values: Iterable[str] | None = None,
         approve_on_timeout: bool | None = None,
+        quorum: int | Quorum | None = None,
+        exclude: Exclude | None = None,
+        escalate: Sequence[Escalate] | None = None,
     ) -> Decision:
         """Ask a human and return the Decision (see the module docstring).
 
@@ -388,9 +405,13 @@ class Gatekeeper:
                 approve_on_timeout: the question, as :meth:`spec` takes it (priority,
                 timeout_seconds, approve_values and approve_on_timeout default to the
                 keeper's ``defaults``).
+            quorum, exclude, escalate: an approval policy (docs/policies.md): approved only
+                when ``quorum`` different reviewers approve; answers by the ``exclude``
+                identities (or a callable of the run's ``configurable``) never count;
+                ``escalate`` stages ask elsewhere when nobody answered in time. Each request
+                the policy makes is its own gate (one ledger row, one review).
         """
-        spec = self.spec(
-            request_text,
+        question = dict(
             response_type=response_type,
             response_config=response_config,
             default_response=default_response,
@@ -403,11 +424,33 @@ class Gatekeeper:
             reject_values=reject_values,
             approve_on_timeout=approve_on_timeout,
         )
+        spec = self.spec(request_text, **question)
         ctx = _context_for(mode)
+        if quorum is not None or exclude is not None or escalate:
+            staged = self._staged(ctx, key, tool_call_id, request_text, (quorum, exclude, escalate))
+            while isinstance(step := staged.step(), Stage):
+                stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
+                stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
+                staged.answered(
+                    self._ask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
+                )
+            return step
+        return self._ask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
+
+    def _ask(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        spec: ReviewSpec,
+        target: CreateTarget,
+        tool_call_id: str | None,
+        wait_timeout: float | None,
+    ) -> Decision:
+        """One request: created once, waited for (interrupt or block), its trusted decision."""
         if ctx is not None:
             gate_key = key or ctx.key(tool_call_id)
             row = ensure_request(
-                self._target,
+                target,
                 self.client,
                 gate_key,
                 spec,
@@ -415,8 +458,69 @@ class Gatekeeper:
                 checkpoint_ns=ctx.checkpoint_ns,
             )
             return self._wait_in_graph(ctx, row, spec, tool_call_id)
-        row = ensure_request(self._target, self.client, key or _blocking_key(), spec)
+        row = ensure_request(target, self.client, key or _blocking_key(), spec)
         return self._wait_blocking(row, wait_timeout)
+
+    # -- approval policies (gate/_policy.py) ---------------------------------------------
+
+    def _staged(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        tool_call_id: str | None,
+        request_text: str,
+        policy_args: tuple[Any, Any, Any],
+    ) -> StagedReview:
+        """The review's stages: the policy kept with its first stage's row when there is one
+        (a resume applies what the first reviewer was shown), else the one asked for."""
+        limit = MAX_REQUEST_TEXT - NOTES_MAX - 2
+        if len(request_text) > limit:
+            raise ConfigError(
+                "request_text",
+                f"{len(request_text)} characters leave no room for the approval policy's "
+                f"notes: at most {limit} with quorum, exclude or escalate",
+                "shorten the text (HITL.sh takes 2,000 characters, the policy's notes up to "
+                f"{NOTES_MAX})",
+            )
+        base = key or (ctx.key(tool_call_id) if ctx is not None else _blocking_key())
+        first = self.ledger.get(base)
+        stored = first.payload.get("policy") if first is not None else None
+        if isinstance(stored, dict):
+            policy: ReviewPolicy | None = ReviewPolicy.from_json(stored)
+        else:
+            configurable = ctx.configurable if ctx is not None else {}
+            policy = resolve_policy(*policy_args, configurable=configurable)
+        return StagedReview(
+            PolicyRun(policy or ReviewPolicy()), base, indexed=key is None and ctx is not None
+        )
+
+    def _stage_spec(
+        self,
+        staged: StagedReview,
+        stage: Stage,
+        request_text: str,
+        spec: ReviewSpec,
+        question: dict[str, Any],
+    ) -> tuple[ReviewSpec, CreateTarget]:
+        """The stage's question (the policy's notes on top, its priority and wait) and where
+        it is asked."""
+        asked = dict(question, summary=spec.summary)
+        if stage.priority is not None:
+            asked["priority"] = stage.priority
+        if stage.timeout_seconds is not None:
+            # A stage that escalates ends at its wait: a timeout there never approves.
+            asked.update(timeout_seconds=stage.timeout_seconds, approve_on_timeout=False)
+        text = notes_text(stage, request_text, PRODUCT_MARK)
+        stage_spec = replace(self.spec(text, **asked), policy=staged.policy_json)
+        if stage.loop_id is None and stage.workflow is None:
+            return stage_spec, self._target
+        target = replace(
+            self._target,
+            loop_id=stage.loop_id,
+            workflow=workflow_ref(stage.workflow) if stage.workflow else None,
+            home_loop=self.loop_id,
+        )
+        return stage_spec, target
 
     async def areview(
         self,
@@ -437,10 +541,12 @@ class Gatekeeper:
         approve_values: Iterable[str] | None = None,
         reject_values: Iterable[str] | None = None,
         approve_on_timeout: bool | None = None,
+        quorum: int | Quorum | None = None,
+        exclude: Exclude | None = None,
+        escalate: Sequence[Escalate] | None = None,
     ) -> Decision:
         """Async twin of :meth:`review`."""
-        spec = self.spec(
-            request_text,
+        question = dict(
             response_type=response_type,
             response_config=response_config,
             default_response=default_response,
@@ -453,12 +559,36 @@ class Gatekeeper:
             reject_values=reject_values,
             approve_on_timeout=approve_on_timeout,
         )
-        client = self.async_client or self.client
+        spec = self.spec(request_text, **question)
         ctx = _context_for(mode)
+        if quorum is not None or exclude is not None or escalate:
+            staged = await asyncio.to_thread(
+                self._staged, ctx, key, tool_call_id, request_text, (quorum, exclude, escalate)
+            )
+            while isinstance(step := staged.step(), Stage):
+                stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
+                stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
+                staged.answered(
+                    await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
+                )
+            return step
+        return await self._aask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
+
+    async def _aask(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        spec: ReviewSpec,
+        target: CreateTarget,
+        tool_call_id: str | None,
+        wait_timeout: float | None,
+    ) -> Decision:
+        """Async twin of :meth:`_ask`."""
+        client = self.async_client or self.client
         if ctx is not None:
             gate_key = key or ctx.key(tool_call_id)
             row = await aensure_request(
-                self._target,
+                target,
                 client,
                 gate_key,
                 spec,
@@ -471,7 +601,7 @@ class Gatekeeper:
                 return self._trusted(row.request_id, known)
             # The ledger read runs in a worker thread: never block the event loop (W5).
             return await asyncio.to_thread(self._trusted, row.request_id, None)
-        row = await aensure_request(self._target, client, key or _blocking_key(), spec)
+        row = await aensure_request(target, client, key or _blocking_key(), spec)
         request_id = row.request_id
         assert request_id is not None
         future = hub.register_async(self._blocking, request_id)  # no IO: on the loop
@@ -754,6 +884,12 @@ def _context_for(mode: WaitMode) -> GraphContext | None:
             "call it from a graph node or tool, or use mode='auto' to block outside graphs",
         )
     return ctx
+
+
+def _next_key(ctx: GraphContext | None, tool_call_id: str | None) -> str:
+    """A later stage's key inside a graph: the task's next, as a node's next review gets."""
+    assert ctx is not None
+    return ctx.key(tool_call_id)
 
 
 def _blocking_key() -> str:

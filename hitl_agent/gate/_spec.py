@@ -93,6 +93,8 @@ class ReviewSpec:
     approve_on_timeout: bool = False
     args_hash: str | None = None
     gated_tool: str | None = None
+    # The approval policy this review is a stage of (``gate._policy``), kept with the row.
+    policy: dict[str, Any] | None = None
 
     @classmethod
     def build(
@@ -250,6 +252,8 @@ class ReviewSpec:
                 "context": self.context,
                 "approve": list(self.approve_values),
                 "approve_on_timeout": self.approve_on_timeout,
+                # Only when set: the hashes of rows written before policies existed hold.
+                **({"policy": self.policy} if self.policy is not None else {}),
             }
         )
         return hashlib.sha256(body.encode()).hexdigest()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import ToolMessage
 
 from .._keys import gate_key
+from ..gate._policy import duration
 from ..langgraph.pregel import graph_context
 from ._once import ApprovedCall, Execution
 
@@ -53,17 +54,6 @@ log = logging.getLogger("hitl_agent.langchain")
 GRANT_THREAD = "approve_thread"
 GRANT_ARGS = "approve_args"
 SCOPES: dict[str, GrantScope] = {GRANT_THREAD: "thread", GRANT_ARGS: "args"}
-
-
-def duration(seconds: float) -> str:
-    """``3600`` -> ``1 h``; ``90`` -> ``1 min 30 s``: what the reviewer reads."""
-    whole = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size} {unit}")
-            whole %= size
-    return " ".join(parts[:2]) or f"{seconds:g} s"
 
 
 def grant_options(grants: Grants | None) -> list[dict[str, str]]:

@@ -38,7 +38,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._text import confusable_words, describe_chars, reveal_invisible
+from .._text import (
+    MAX_REQUEST_TEXT,
+    PRODUCT_MARK,
+    confusable_words,
+    describe_chars,
+    reveal_invisible,
+)
 
 __all__ = [
     "MARK",
@@ -55,10 +61,7 @@ __all__ = [
     "reveal_invisible",
 ]
 
-MAX_REQUEST_TEXT = 2000
-"""HITL.sh's limit on ``request_text`` (characters)."""
-
-MARK = "🔒"
+MARK = PRODUCT_MARK
 """Starts every footer line the product writes; never reproduced by agent text."""
 
 _DESCRIPTION_CHARS = 300

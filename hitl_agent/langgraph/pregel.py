@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -108,6 +108,9 @@ class GraphContext:
     run: _RunState
     resumed: bool = False
     """LangGraph handed this task run resume values (it runs again after an interrupt)."""
+    configurable: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The run's own ``configurable`` (LangGraph's internal keys left out): what an
+    approval policy's ``exclude`` callable reads (the user the agent acts for)."""
 
     def key(self, tool_call_id: str | None) -> str:
         """The next correlation key of this task run (call once per review)."""
@@ -150,6 +153,7 @@ def graph_context() -> GraphContext | None:
         checkpoint_ns=str(conf.get("checkpoint_ns") or ""),
         run=_run_state(scratchpad),
         resumed=bool(getattr(scratchpad, "resume", None)),
+        configurable={k: v for k, v in conf.items() if not str(k).startswith("__")},
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from hitl_agent import HITLClient, RetryPolicy
 from hitl_agent.dispatch import Dispatcher
 from hitl_agent.gate import Gatekeeper
-from hitl_agent.ledger import SqliteLedger
+from hitl_agent.ledger import Ledger, SqliteLedger
 from hitl_agent.testing import FakeClock, LocalHITL, local_hitl
 
 CALLBACK_URL = "http://app.test/hitl"
@@ -56,7 +56,7 @@ class CountingTransport(httpx.BaseTransport):
 class Env:
     hitl: LocalHITL
     keeper: Gatekeeper
-    ledger: SqliteLedger
+    ledger: Ledger
     clock: FakeClock
     forwarder: Forwarder
     tmp_path: Path
@@ -82,7 +82,7 @@ class Env:
 
 
 def make_env(tmp_path: Path, **keeper_kwargs: Any) -> Iterator[Env]:
-    clock = FakeClock()
+    clock = keeper_kwargs.get("clock") or FakeClock()
     forwarder = Forwarder()
     callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder))
     with local_hitl(clock=clock, callback_client=callback_client) as hitl:
@@ -112,6 +112,39 @@ def make_env(tmp_path: Path, **keeper_kwargs: Any) -> Iterator[Env]:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     yield from make_env(tmp_path)
+
+
+def backend_env(kind: str, tmp_path: Path, **keeper_kwargs: Any) -> Iterator[tuple[Env, str]]:
+    """:func:`make_env` with its ledger on ``kind`` (``sqlite`` or ``postgres``, a schema of
+    its own, dropped afterwards), judged by the harness's clock; and the ledger's URL."""
+    import uuid
+
+    from hitl_agent.ledger import PostgresLedger
+
+    clock = FakeClock()
+    schema = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'backend.db'}"
+        store: Ledger = SqliteLedger(tmp_path / "backend.db", clock=clock)
+    else:
+        from pg_support import PG_URL, require_postgres
+
+        require_postgres()
+        schema = f"hitl_{uuid.uuid4().hex[:10]}"
+        url = f"{PG_URL}?schema={schema}"
+        store = PostgresLedger(PG_URL, schema=schema, clock=clock)
+    store.setup()
+    try:
+        for env in make_env(tmp_path, ledger=store, clock=clock, **keeper_kwargs):
+            env.clock, env.ledger = clock, store
+            yield env, url
+    finally:
+        store.close()
+        if schema is not None:
+            import psycopg
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def refund_graph(

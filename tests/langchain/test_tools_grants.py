@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hitl_harness import Env, make_env
+from hitl_harness import Env, backend_env
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
@@ -29,38 +28,13 @@ from hitl_agent import ConfigError
 from hitl_agent.cli import main
 from hitl_agent.langchain import approved_call, require_approval
 from hitl_agent.langgraph import GraphResumer
-from hitl_agent.ledger import Ledger, PostgresLedger, SqliteLedger
 from hitl_agent.policies import Grants
-from hitl_agent.testing import FakeClock
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Env, str]]:
     """The harness's keeper on the local server, its ledger on each backend; the ledger URL."""
-    clock = FakeClock()
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'grants.db'}"
-        store: Ledger = SqliteLedger(tmp_path / "grants.db", clock=clock)
-    else:
-        from pg_support import PG_URL, require_postgres
-
-        require_postgres()
-        schema = f"grants_{uuid.uuid4().hex[:8]}"
-        url = f"{PG_URL}?schema={schema}"
-        store = PostgresLedger(PG_URL, schema=schema, clock=clock)
-    store.setup()
-    try:
-        for env in make_env(tmp_path, ledger=store, clock=clock):
-            env.clock = clock
-            yield env, url
-    finally:
-        store.close()
-        if schema is not None:
-            import psycopg
-
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    yield from backend_env(request.param, tmp_path)
 
 
 class Agent:

@@ -1,0 +1,399 @@
+"""Approval policies (issue 23 items 1-3 and 6): quorum, separation of duties, escalation.
+
+Through the product: a graph whose node calls ``keeper.review(..., quorum=, exclude=,
+escalate=)`` on the local server, resumed by the keeper's own dispatcher (a poll), on SQLite
+and PostgreSQL. Reviewers are real accounts of the local server, so the identities the policy
+counts are the ones HITL.sh reports (``response_by_user``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hitl_harness import Env, backend_env, refund_graph
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from hitl_agent import ConfigError, Decision, Gatekeeper
+from hitl_agent.gate import _keeper
+from hitl_agent.gate._policy import NOTES_MAX, PolicyRun, resolve_policy
+from hitl_agent.langgraph import GraphResumer
+from hitl_agent.models.requests import Reviewer
+from hitl_agent.policies import Escalate, Quorum
+from hitl_agent.testing import ScriptedReviewer
+
+BOB, CAROL = "bob@example.com", "carol@example.com"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    for env, _ in backend_env(request.param, tmp_path):
+        yield env
+
+
+def _reviewer(env: Env, email: str, loops: list[str] | None = None) -> ScriptedReviewer:
+    token = f"token-{email}-0123456789"
+    env.hitl.server.add_reviewer(email, token, loops or [env.hitl.loop_id], name=email[:3])
+    return ScriptedReviewer(env.hitl.http, token, env.hitl.base_url)
+
+
+def _all_requests(env: Env) -> list[Any]:
+    return sorted(env.hitl.client.requests.iter(), key=lambda r: (r.created_at, r.id))
+
+
+def _pending(env: Env) -> Any:
+    (open_,) = [r for r in _all_requests(env) if r.status == "pending"]
+    return open_
+
+
+class Flow:
+    """The harness's refund graph under a policy, resumed by the keeper's dispatcher."""
+
+    def __init__(self, env: Env, saver: Any = None, **policy: Any) -> None:
+        self.env = env
+        self.effects: list[str] = []
+        self.graph = refund_graph(env, saver or InMemorySaver(), self.effects, **policy)
+        self.dispatcher = env.keeper.dispatcher(GraphResumer(self.graph))
+
+    def start(self, thread: str = "t1", **configurable: Any) -> None:
+        config = {"configurable": {"thread_id": thread, **configurable}}
+        self.graph.invoke({"amount": 5}, config)
+
+    def answer(self, who: ScriptedReviewer, value: str) -> str:
+        """``who`` answers the one open request; a poll resumes the thread. Its text."""
+        request = _pending(self.env)
+        who.respond(request.id, value)
+        self.dispatcher.poll_once()
+        return str(request.request_text)
+
+    def done(self, thread: str = "t1") -> bool:
+        return not self.graph.get_state({"configurable": {"thread_id": thread}}).next
+
+
+def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    flow = Flow(env, quorum=2)
+    flow.start()
+    first = flow.answer(env.hitl.reviewer, "approve")
+    assert "Approval 1 of 2" in first and "2 different reviewers approve it" in first
+    again = flow.answer(env.hitl.reviewer, "approve")  # the same reviewer: does not count
+    assert "Approval 2 of 2" in again and "Already approved by `reviewer@localhost`" in again
+    assert flow.effects == [] and not flow.done()
+    third = flow.answer(bob, "approve")
+    assert "did not count: they had approved already" in third
+    assert flow.effects == ["refund 5"] and flow.done()
+    assert len(_all_requests(env)) == 3
+    rows = env.ledger.list_rows()
+    assert [r.state for r in rows] == ["resumed"] * 3
+    assert all(r.payload["policy"]["approvals"] == 2 for r in rows)
+    decision = Decision.model_validate(
+        flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values["decision"]
+    )
+    assert decision.approved and "2 different reviewers" in decision.reason
+
+
+def test_any_rejection_rejects_and_veto_false_asks_again(backend: Env) -> None:
+    env = backend
+    bob, carol = _reviewer(env, BOB), _reviewer(env, CAROL)
+    vetoed = Flow(env, quorum=2)
+    vetoed.start("veto")
+    vetoed.answer(env.hitl.reviewer, "approve")
+    vetoed.answer(bob, "reject")
+    assert vetoed.done("veto") and vetoed.effects == [] and len(_all_requests(env)) == 2
+
+    patient = Flow(env, quorum=Quorum(2, veto=False))
+    patient.start("patient")
+    patient.answer(bob, "reject")
+    text = patient.answer(env.hitl.reviewer, "approve")
+    assert "`bob@example.com` rejected it; a rejection does not end this review." in text
+    patient.answer(carol, "approve")
+    assert patient.effects == ["refund 5"] and len(_all_requests(env)) == 5
+
+
+def test_the_excluded_identity_never_counts_even_when_a_worker_resumes_without_it(
+    backend: Env,
+) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    # The user the agent acts for comes from the run's config; the dispatcher resumes with
+    # a config that does not carry it: the policy kept with the first stage still applies.
+    flow = Flow(env, exclude=lambda c: c.get("user"))
+    flow.start(user="Bob@Example.com")
+    first = flow.answer(bob, "approve")
+    assert "You cannot approve your own request: an answer by `bob@example.com`" in first
+    assert flow.effects == [] and not flow.done()
+    second = flow.answer(bob, "approve")  # on the resumed run, still not counted
+    assert "The previous answer, by `bob@example.com`, did not count" in second
+    flow.answer(env.hitl.reviewer, "approve")
+    assert flow.effects == ["refund 5"]
+    assert len(_all_requests(env)) == 3
+    (policy,) = {str(r.payload["policy"]) for r in env.ledger.list_rows()}
+    assert "bob@example.com" in policy
+
+
+def test_policy_requests_are_bounded(backend: Env) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    flow = Flow(env, quorum=Quorum(2, max_requests=3))
+    flow.start()
+    for _ in range(3):
+        flow.answer(bob, "approve")  # one reviewer, three times: one approval
+    assert flow.done() and flow.effects == [] and len(_all_requests(env)) == 3
+    state = flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values
+    assert "not met within 3 requests (1 of 2 approvals)" in state["decision"]["reason"]
+
+
+def test_a_redeploy_that_drops_the_policy_cannot_approve_with_one_answer(backend: Env) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    strict = Flow(env, saver=InMemorySaver(), quorum=2)
+    strict.start()
+    request = _pending(env)
+    bob.respond(request.id, "approve")
+    # The new code asks with no policy: the first stage's row belongs to another question.
+    loose = refund_graph(env, strict.graph.checkpointer, strict.effects)
+    env.keeper.dispatcher(GraphResumer(loose)).poll_once()
+    assert strict.effects == []
+
+
+def test_escalation_asks_the_next_loop_when_nobody_answers_in_time(backend: Env) -> None:
+    env = backend
+    owner = env.hitl.server.authenticate_key(env.hitl.api_key)
+    assert owner is not None
+    managers = env.hitl.server.create_loop(owner.user_id, "Managers")
+    boss = _reviewer(env, "boss@example.com", [managers])
+    stage = Escalate(after=600, loop_id=managers, priority="high", name="Managers")
+    flow = Flow(env, escalate=[stage])
+    flow.start()
+    first = _pending(env)
+    assert first.loop_id == env.hitl.loop_id and first.timeout_seconds == 600
+    assert "If nobody answers within 10 min, this goes to `Managers`." in first.request_text
+    env.clock.advance(601)
+    env.tick()  # HITL.sh times the first stage out
+    flow.dispatcher.poll_once()  # its timeout resumes the thread: the next stage is asked
+    second = _pending(env)
+    assert second.loop_id == managers and second.priority == "high"
+    assert "Escalated: nobody answered in the first reviewers within 10 min." in (
+        second.request_text
+    )
+    assert flow.effects == []
+    boss.respond(second.id, "approve")
+    flow.dispatcher.poll_once()  # another loop's row: fetched by id, not listed
+    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 2
+
+
+def test_the_last_stage_deadline_and_default_decide(backend: Env) -> None:
+    env = backend
+    flow = Flow(env, escalate=[Escalate(after=60, name="Second look")])
+    flow.start()
+    env.clock.advance(61)
+    env.tick()
+    flow.dispatcher.poll_once()
+    second = _pending(env)
+    assert second.timeout_seconds == 3600  # the keeper's own deadline
+    env.clock.advance(3601)
+    env.tick()
+    flow.dispatcher.poll_once()
+    assert flow.done() and flow.effects == [] and len(_all_requests(env)) == 2
+
+
+def test_a_crash_between_stages_asks_the_next_stage_once(
+    backend: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    conn = sqlite3.connect(tmp_path / "graph.db", check_same_thread=False)
+    flow = Flow(env, saver=SqliteSaver(conn), quorum=2)
+    flow.start()
+    real = _keeper.ensure_request
+    calls = {"n": 0}
+
+    def dies_on_the_second_stage(*args: Any, **kwargs: Any) -> Any:
+        if args[2].endswith("|1"):  # the second stage's key: the process dies before asking
+            calls["n"] += 1
+            raise SystemExit("killed between stages")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_keeper, "ensure_request", dies_on_the_second_stage)
+    request = _pending(env)
+    env.hitl.reviewer.respond(request.id, "approve")
+    with pytest.raises(SystemExit):
+        flow.dispatcher.poll_once()
+    assert calls["n"] == 1 and len(_all_requests(env)) == 1
+    monkeypatch.setattr(_keeper, "ensure_request", real)
+    # A new process: a keeper, a graph and a dispatcher of its own, on the same stores.
+    keeper = Gatekeeper(
+        client=env.hitl.client, loop_id=env.hitl.loop_id, ledger=env.ledger, clock=env.clock
+    )
+    env.keeper = keeper
+    env.clock.advance(400)  # past the dead process's resume lease
+    again = Flow(
+        env,
+        saver=SqliteSaver(sqlite3.connect(tmp_path / "graph.db", check_same_thread=False)),
+        quorum=2,
+    )
+    again.dispatcher.recover_once()
+    again.dispatcher.poll_once()
+    assert len(_all_requests(env)) == 2  # the second stage, asked once
+    again.answer(bob, "approve")
+    again.dispatcher.poll_once()
+    assert again.effects == ["refund 5"] and flow.effects == []
+    assert len(_all_requests(env)) == 2
+
+
+def test_two_replicas_ask_each_stage_once_and_act_once(backend: Env, tmp_path: Path) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    path = tmp_path / "shared-graph.db"
+    one = Flow(env, saver=SqliteSaver(sqlite3.connect(path, check_same_thread=False)), quorum=2)
+    other_keeper = Gatekeeper(
+        client=env.hitl.client, loop_id=env.hitl.loop_id, ledger=env.ledger, clock=env.clock
+    )
+    two_env = Env(env.hitl, other_keeper, env.ledger, env.clock, env.forwarder, tmp_path)
+    two = Flow(two_env, saver=SqliteSaver(sqlite3.connect(path, check_same_thread=False)), quorum=2)
+    one.start()
+    env.hitl.reviewer.respond(_pending(env).id, "approve")
+    for _ in range(2):
+        one.dispatcher.poll_once()
+        two.dispatcher.poll_once()
+    assert len(_all_requests(env)) == 2
+    bob.respond(_pending(env).id, "approve")
+    racing = [threading.Thread(target=d.poll_once) for d in (one.dispatcher, two.dispatcher)]
+    for thread in racing:
+        thread.start()
+    for thread in racing:
+        thread.join()
+    one.dispatcher.poll_once()
+    two.dispatcher.poll_once()
+    assert len(_all_requests(env)) == 2
+    # Each replica's graph has its own effects list: together, one refund.
+    assert one.effects + two.effects == ["refund 5"]
+
+
+# -- the rules, without IO ---------------------------------------------------------------
+
+
+def _decision(outcome: str, who: str | None, n: int = 0) -> Decision:
+    reviewer = Reviewer(email=who) if who else None
+    return Decision(
+        request_id=f"r{n}",
+        status="completed" if outcome != "timed_out" else "timeout",
+        outcome=outcome,  # type: ignore[arg-type]
+        approved=outcome == "approved",
+        reviewer=reviewer,
+    )
+
+
+def test_an_approval_nobody_can_be_named_for_does_not_count() -> None:
+    policy = resolve_policy(2, None, None, configurable={})
+    assert policy is not None
+    run = PolicyRun(policy)
+    final = run.answered(_decision("approved", None))
+    assert final is not None and not final.approved and "did not report who" in final.reason
+    excluding = resolve_policy(None, ["x@y"], None, configurable={})
+    assert excluding is not None
+    final = PolicyRun(excluding).answered(_decision("rejected", None))
+    assert (
+        final is not None and final.outcome == "rejected" and "who may not answer" in (final.reason)
+    )
+
+
+def test_notes_stay_within_their_share_of_the_text() -> None:
+    long = ["x" * 300 + f"{i}@example.com" for i in range(40)]
+    stages = [Escalate(after=600, name="N" * 500) for _ in range(3)]
+    policy = resolve_policy(Quorum(5), long, stages, configurable={})
+    assert policy is not None
+    run = PolicyRun(policy)
+    for i in range(4):
+        run.answered(_decision("approved", f"r{i}@example.com", i))
+        run.answered(_decision("timed_out", None, i))
+        stage = run.stage()
+        assert sum(len(n) + 4 for n in stage.notes) <= NOTES_MAX
+        assert all("\n" not in n for n in stage.notes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"quorum": 0}, "quorum.approvals"),
+        ({"quorum": True}, "quorum"),
+        ({"quorum": 2.5}, "quorum"),
+        ({"exclude": [""]}, "exclude"),
+        ({"exclude": lambda c: c["user"]}, "exclude"),
+        ({"escalate": ["managers"]}, "escalate[0]"),
+    ],
+)
+def test_bad_policies_are_refused_before_anything_is_asked(
+    backend: Env, kwargs: dict[str, Any], field: str
+) -> None:
+    env = backend
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        env.keeper.review("Deploy?", key="k", wait_timeout=0.01, **kwargs)
+    assert _all_requests(env) == []
+
+
+def test_policy_objects_check_their_fields() -> None:
+    with pytest.raises(ConfigError, match=r"escalate\.after"):
+        Escalate(after=30)
+    with pytest.raises(ConfigError, match=r"escalate\.loop_id/workflow"):
+        Escalate(after=60, loop_id="a", workflow="b")
+    with pytest.raises(ConfigError, match=r"quorum\.max_requests"):
+        Quorum(3, max_requests=2)
+
+
+def test_a_text_with_no_room_for_the_notes_is_refused(backend: Env) -> None:
+    with pytest.raises(ConfigError, match="request_text"):
+        backend.keeper.review("x" * 1500, quorum=2, key="long", wait_timeout=0.01)
+    assert _all_requests(backend) == []
+
+
+# -- sync and async twins: one policy ---------------------------------------------------
+
+
+def _answer_in_background(
+    env: Env, script: list[tuple[ScriptedReviewer, Any]]
+) -> tuple[list[str], threading.Thread]:
+    """Answer each request as it appears, in order; the texts the reviewers read."""
+    texts: list[str] = []
+
+    def run() -> None:
+        for who, value in script:
+            for _ in range(500):
+                pending = [r for r in _all_requests(env) if r.status == "pending"]
+                if pending:
+                    break
+                time.sleep(0.02)
+            texts.append(str(pending[0].request_text))
+            who.respond(pending[0].id, value)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return texts, thread
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_review_and_areview_ask_the_same_stages(backend: Env, twin: str) -> None:
+    env = backend
+    bob = _reviewer(env, BOB)
+    texts, answering = _answer_in_background(
+        env, [(env.hitl.reviewer, True), (env.hitl.reviewer, True), (bob, True)]
+    )
+    kwargs: dict[str, Any] = {"quorum": 2, "key": "blk-parity", "wait_timeout": 20}
+    if twin == "sync":
+        decision = env.keeper.review("Ship it?", **kwargs)
+    else:
+        decision = asyncio.run(env.keeper.areview("Ship it?", **kwargs))
+    answering.join(20)
+    assert decision.approved and "(reviewer@localhost, bob@example.com)" in decision.reason
+    assert len(texts) == 3 and "Approval 1 of 2" in texts[0]
+    assert "did not count: they had approved already" in texts[2]
+    keys = sorted(r.key for r in env.ledger.list_rows())
+    assert keys == ["blk-parity", "blk-parity#2", "blk-parity#3"]
