@@ -434,6 +434,7 @@ class Gatekeeper:
                 staged.answered(
                     self._ask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
                 )
+                checkpoint("policy.after_stage_decided")
             return step
         return self._ask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
 
@@ -571,6 +572,7 @@ class Gatekeeper:
                 staged.answered(
                     await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
                 )
+                checkpoint("policy.after_stage_decided")
             return step
         return await self._aask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
 
