@@ -287,6 +287,24 @@ def test_starlette_receiver_resumes_by_webhook() -> None:
     assert result.paid == ["1234"]
 
 
+def test_approval_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    module = example("approval_policies")
+    result = module.main()  # it asserts what it shows; here, what a reader relies on
+
+    assert result.ran == ["api v2.4", "$900 to Bob", "the staging database"]  # each once
+    # quorum=2: the same reviewer twice is one approval, so a third request; exclude: the
+    # requester's approval is void, so a second; escalate: the first times out, Managers decide.
+    assert [len(s.texts) for s in (result.quorum, result.exclude, result.escalate)] == [3, 2, 2]
+    assert result.requests_created == 7
+    assert result.quorum.reason == (
+        f"Approved by 2 different reviewers ({module.OWN}, {module.BOB})."
+    )
+    assert result.escalate.loops[1] == result.managers_loop
+    out = capsys.readouterr().out
+    assert "| 🔒 Approval 2 of 2: this runs only when 2 different reviewers approve it" in out
+    assert "has it run? no" in out
+
+
 def _remote_unavailable(reason: str) -> NoReturn:
     # The rule of tests/langgraph_remote: skip without the LangGraph server, unless required.
     if os.environ.get("HITL_REQUIRE_REMOTE") == "1":
