@@ -113,6 +113,9 @@ class Decision(BaseModel):
             answer, ``reject`` for a rejecting one; the tool wrappers also set ``edit`` and
             ``respond``. None when no reviewer decided (timed out, cancelled) or the answer
             is not an approval question's. Only ``approved`` says whether something may run.
+        approvers: on an approval of a request several reviewers answered (a workflow's
+            endorsement), every reviewer whose own answer approves, as HITL.sh reported them
+            (``responses``); None for a request one answer decides. A quorum counts them.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -129,6 +132,7 @@ class Decision(BaseModel):
     used_default: bool = False
     response_type: str | None = None
     action: DecisionAction | None = None
+    approvers: list[Reviewer] | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -237,6 +241,7 @@ class Decision(BaseModel):
             approved=outcome in ("approved", "edited"),
             reason=_REASONS[outcome],
             action=action,
+            approvers=_approvers(request, approve, reject) if outcome == "approved" else None,
             **common,
         )
 
@@ -353,6 +358,27 @@ def _option_values(config: dict[str, Any] | None) -> list[str] | None:
         else:
             return None  # an option in no known shape: the form cannot be read
     return values
+
+
+def _approvers(request: Request, approve: set[str], reject: set[str]) -> list[Reviewer] | None:
+    """The reviewers whose own answer approves, when HITL.sh lists every answer (an
+    endorsement panel); an answer that cannot be read, or names nobody, counts for no one."""
+    if not request.responses:
+        return None
+    found: list[Reviewer] = []
+    for answer in request.responses:
+        try:
+            value = answer.value(request.response_type)
+        except ResponseShapeError:
+            continue
+        if value is None or _outside_form(request, value) is not None:
+            continue
+        if _outcome(request.response_type, value, approve, reject) != "approved":
+            continue
+        who = answer.response_by_user or (Reviewer(id=answer.user_id) if answer.user_id else None)
+        if who is not None:
+            found.append(who)
+    return found
 
 
 def _reviewer(request: Request) -> Reviewer | None:

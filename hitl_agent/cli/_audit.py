@@ -69,6 +69,9 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "delivery_reason",
     "delivery_error",
     "grant_id",
+    "policy",
+    "policy_request",
+    "escalation_level",
 )
 """The export's columns, in order (``--with-args`` adds ``args``)."""
 
@@ -97,6 +100,25 @@ def _stage(row: ReviewRecord) -> tuple[str, int]:
         if parse_bridge_key(base) is not None:  # the bridge's follow-up: its key plus |1
             return base, 2
     return row.key, 1
+
+
+def _policy_columns(policy: Any) -> dict[str, Any]:
+    """The approval policy a row was a stage of (docs/policies.md): what it asked for, and
+    which request of it this row was (``policy_request``, from 1) at which escalation level
+    (0: the first reviewers)."""
+    if not isinstance(policy, dict):
+        return {"policy": None, "policy_request": None, "escalation_level": None}
+    parts = [f"quorum {policy.get('approvals')}"]
+    if policy.get("exclude"):
+        parts.append(f"{len(policy['exclude'])} excluded")
+    if policy.get("stages"):
+        labels = ", ".join(str(s.get("label") or "") for s in policy["stages"])
+        parts.append(f"escalates to {labels}")
+    return {
+        "policy": "; ".join(parts),
+        "policy_request": policy.get("stage"),
+        "escalation_level": policy.get("level"),
+    }
 
 
 def _answer(decision: dict[str, Any], edit_form: bool, with_args: bool) -> str | None:
@@ -154,6 +176,7 @@ def _record(
         "delivery_reason": fault.reason if fault else None,
         "delivery_error": fault.last_error if fault else None,
         "grant_id": grant.grant_id if grant else None,
+        **_policy_columns(payload.get("policy")),
     }
     if with_args:
         edited = decision.get("value") if edit_form else None

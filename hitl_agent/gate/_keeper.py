@@ -512,7 +512,10 @@ class Gatekeeper:
             # A stage that escalates ends at its wait: a timeout there never approves.
             asked.update(timeout_seconds=stage.timeout_seconds, approve_on_timeout=False)
         text = notes_text(stage, request_text, PRODUCT_MARK)
-        stage_spec = replace(self.spec(text, **asked), policy=staged.policy_json)
+        # The stage's number and level ride along (the audit export shows them); the policy
+        # itself is the same in every stage's row.
+        where = {"stage": stage.number, "level": stage.level}
+        stage_spec = replace(self.spec(text, **asked), policy={**staged.policy_json, **where})
         if stage.loop_id is None and stage.workflow is None:
             return stage_spec, self._target
         target = replace(
@@ -728,6 +731,9 @@ class Gatekeeper:
         priority: str | None = None,
         timeout_seconds: int | None = None,
         grants: Grants | None = None,
+        quorum: int | Quorum | None = None,
+        exclude: Exclude | None = None,
+        escalate: Sequence[Escalate] | None = None,
     ) -> ApprovalTool: ...
 
     @overload
@@ -743,6 +749,9 @@ class Gatekeeper:
         priority: str | None = None,
         timeout_seconds: int | None = None,
         grants: Grants | None = None,
+        quorum: int | Quorum | None = None,
+        exclude: Exclude | None = None,
+        escalate: Sequence[Escalate] | None = None,
     ) -> Callable[[BaseTool | Callable[..., Any]], ApprovalTool]: ...
 
     def require_approval(
@@ -757,6 +766,9 @@ class Gatekeeper:
         priority: str | None = None,
         timeout_seconds: int | None = None,
         grants: Grants | None = None,
+        quorum: int | Quorum | None = None,
+        exclude: Exclude | None = None,
+        escalate: Sequence[Escalate] | None = None,
     ) -> ApprovalTool | Callable[[BaseTool | Callable[..., Any]], ApprovalTool]:
         """The tool (or function) behind a human decision: same name, description and schema.
 
@@ -777,6 +789,9 @@ class Gatekeeper:
                 priority=priority,
                 timeout_seconds=timeout_seconds,
                 grants=grants,
+                quorum=quorum,
+                exclude=exclude,
+                escalate=escalate,
             )
 
         return wrap if tool_or_fn is None else wrap(tool_or_fn)

@@ -288,6 +288,10 @@ class PolicyRun:
             return decision
         reviewer = decision.reviewer
         who, shown = _identity(reviewer), _display(reviewer)
+        # An endorsement panel (HITL.sh lists every answer): each approving member counts.
+        panel = decision.approvers if decision.approved else None
+        if panel:
+            return self._counted(decision, panel)
         if policy.exclude:
             if who is None:
                 return _unverifiable(decision, "who may not answer")
@@ -300,23 +304,39 @@ class PolicyRun:
         if decision.approved and policy.approvals > 1:
             if who is None:
                 return _unverifiable(decision, f"{policy.approvals} different approvals")
-            if any(who == known for known, _ in self.approvers):
-                self.note = (
-                    f"The previous answer, by {_safe(shown)}, did not count: they had approved "
-                    "already, and each reviewer counts once."
-                )
-                return self._more(decision)
-            self.approvers.append((who, shown))
-            if len(self.approvers) < policy.approvals:
-                return self._more(decision)
-            names = ", ".join(s for _, s in self.approvers)
-            return decision.model_copy(
-                update={"reason": f"Approved by {policy.approvals} different reviewers ({names})."}
-            )
+            return self._counted(decision, [reviewer] if reviewer is not None else [])
         if decision.outcome == "rejected" and policy.approvals > 1 and not policy.veto:
             self.note = f"{_safe(shown)} rejected it; a rejection does not end this review."
             return self._more(decision)
         return decision
+
+    def _counted(self, decision: Decision, voters: list[Reviewer]) -> Decision | None:
+        """Count each approving reviewer not counted yet and not excluded; the final
+        approval once there are enough, else None (ask again) within the bound."""
+        policy = self.policy
+        void: list[str] = []
+        for voter in voters:
+            who = _identity(voter)
+            if who is None:
+                continue  # nobody to count
+            if policy.exclude and _excluded(voter, policy.exclude):
+                void.append(f"{_safe(_display(voter))} may not answer this request")
+            elif any(who == known for known, _ in self.approvers):
+                void.append(f"{_safe(_display(voter))} had approved already")
+            else:
+                self.approvers.append((who, _display(voter)))
+        if len(self.approvers) >= policy.approvals:
+            names = ", ".join(shown for _, shown in self.approvers)
+            many = "different reviewers" if policy.approvals > 1 else "reviewer"
+            return decision.model_copy(
+                update={"reason": f"Approved by {policy.approvals} {many} ({names})."}
+            )
+        if void:
+            self.note = (
+                f"The previous approval did not count: {'; '.join(void[:_SHOWN])}. "
+                "Each reviewer counts once."
+            )
+        return self._more(decision)
 
     def _more(self, decision: Decision) -> Decision | None:
         """None (ask again) while requests remain; else the policy failed: not approved."""

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,8 +45,9 @@ from pydantic_core import to_jsonable_python
 from .._exceptions import ConfigError
 from .._keys import gate_key
 from ..gate import ReviewMismatchError, args_hash
+from ..gate._policy import Exclude, resolve_policy
 from ..langgraph.pregel import graph_context
-from ..policies import Grants
+from ..policies import Escalate, Grants, Quorum
 from ._attach import attach_document
 from ._callid import CALL_ID as _CALL_ID
 from ._flow import ApprovalFlow, Ask, Verdict, not_run
@@ -62,7 +63,7 @@ from ._turns import earlier_unanswered, retire_earlier
 if TYPE_CHECKING:
     from ..decision import Decision
     from ..gate import Gatekeeper
-    from ..ledger import ReviewRecord
+    from ..ledger import Ledger, ReviewRecord
 
 __all__ = ["ApprovalTool", "Policy", "require_approval"]
 
@@ -136,6 +137,8 @@ class ApprovalTool(BaseTool):
     priority: str | None = None
     timeout_seconds: int | None = None
     grants: Grants | None = Field(default=None, exclude=True)
+    policy_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    """``quorum``/``exclude``/``escalate`` as given (docs/policies.md), for the first form."""
     runtime_arg_: str | None = Field(default=None, exclude=True, repr=False)
     fields_: list[str] = Field(default_factory=list, exclude=True, repr=False)
     properties_: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
@@ -282,6 +285,7 @@ class ApprovalTool(BaseTool):
             priority=self.priority,
             timeout_seconds=self.timeout_seconds,
             grants=self.grants,
+            policy=self.policy_,
             thread_id=str(thread) if thread else None,
             attach=self._attach_document,
         )
@@ -371,7 +375,10 @@ class ApprovalTool(BaseTool):
             )
         while isinstance(call.step, Ask):
             try:
-                decision = self.keeper.review(call.step.text, **call.review_kwargs())
+                kwargs = call.review_kwargs()
+                if call.follow_up_excludes:
+                    kwargs["exclude"] = _stored_exclusion(self.keeper.ledger, call.request_id)
+                decision = self.keeper.review(call.step.text, **kwargs)
             except (ReviewMismatchError, GraphInterrupt) as err:
                 return call.review_failed(err)
             call.answered(decision)
@@ -410,7 +417,12 @@ class ApprovalTool(BaseTool):
             )
         while isinstance(call.step, Ask):
             try:
-                decision = await self.keeper.areview(call.step.text, **call.review_kwargs())
+                kwargs = call.review_kwargs()
+                if call.follow_up_excludes:
+                    kwargs["exclude"] = await asyncio.to_thread(
+                        _stored_exclusion, self.keeper.ledger, call.request_id
+                    )
+                decision = await self.keeper.areview(call.step.text, **kwargs)
             except (ReviewMismatchError, GraphInterrupt) as err:
                 return call.review_failed(err)
             call.answered(decision)
@@ -490,6 +502,17 @@ class _GatedCall:
         """The keyword arguments of the current form's ``keeper.review``/``areview``."""
         assert isinstance(self.step, Ask)
         return {"tool_call_id": self.call_id, **self.step.kwargs}
+
+    @property
+    def follow_up_excludes(self) -> bool:
+        """The current form is a follow-up under an exclusion: it takes the exclusion kept
+        with the first form's row (a resumed run may not have the context it came from)."""
+        return (
+            isinstance(self.step, Ask)
+            and self.step.step != "choice"
+            and "exclude" in self.step.kwargs
+            and bool(self.request_id)
+        )
 
     def answered(self, decision: Decision) -> None:
         """The next form after ``decision`` answered the current one, or the verdict."""
@@ -600,6 +623,21 @@ class _GatedCall:
             not_run=lambda message: self.tool._result(not_run(message, self._verdict.decision)),
             clock=getattr(keeper, "clock", time.time),
         )
+
+
+def _stored_exclusion(ledger: Ledger, request_id: str) -> Any:
+    """The identities the first form's policy excluded, as kept with its row. The row was
+    decided under the policy, so it holds them; if it does not, the follow-up is not asked
+    (ConfigError) rather than asked without the exclusion."""
+    row = ledger.get_by_request_id(request_id)
+    policy = row.payload.get("policy") if row is not None else None
+    if not isinstance(policy, dict):
+        raise ConfigError(
+            "exclude",
+            f"the first review {request_id} has no stored policy to take the exclusion from",
+            "this is a bug or a hand-edited ledger: the call is not run",
+        )
+    return list(policy.get("exclude") or ())
 
 
 def _required(schema: Any, name: str, prop: Mapping[str, Any]) -> bool:
@@ -748,6 +786,9 @@ def require_approval(
     priority: str | None = None,
     timeout_seconds: int | None = None,
     grants: Grants | None = None,
+    quorum: int | Quorum | None = None,
+    exclude: Exclude | None = None,
+    escalate: Sequence[Escalate] | None = None,
 ) -> ApprovalTool:
     """Wrap a tool (or a plain function, made a tool first) so a human decides each call.
 
@@ -764,8 +805,15 @@ def require_approval(
         grants: the standing grants the reviewer may give besides "approve once"
             (:class:`hitl_agent.policies.Grants`): later calls in a grant's scope run
             without a new request until it expires (see docs/policies.md). None: none.
+        quorum, exclude, escalate: the approval policy of the first form, as
+            ``keeper.review`` takes it (docs/policies.md): ``quorum`` different reviewers must
+            approve; answers by ``exclude`` (identities, or a callable of the run's
+            ``configurable``) never count, on the follow-up forms either; ``escalate`` asks
+            the next loop when nobody answered in time. With ``quorum`` above 1, an edit or a
+            standing grant (one reviewer's choice) is refused: ConfigError.
     """
     inner = _as_tool(tool_or_fn)
+    policy = _check_policy(quorum, exclude, escalate, allow_edit=allow_edit, grants=grants)
     check_settings(keeper, priority, timeout_seconds)
     schema, runtime_arg = wrapper_schema(inner)
     fields: dict[str, Any] = {}
@@ -796,8 +844,35 @@ def require_approval(
         priority=priority,
         timeout_seconds=timeout_seconds,
         grants=_check_grants(grants),
+        policy_=policy,
         **fields,
     )
+
+
+def _check_policy(
+    quorum: int | Quorum | None,
+    exclude: Exclude | None,
+    escalate: Sequence[Escalate] | None,
+    *,
+    allow_edit: bool,
+    grants: Grants | None,
+) -> dict[str, Any]:
+    """The policy's ``keeper.review`` arguments, checked now (an identity callable is
+    called per call, on its run's ``configurable``)."""
+    checked = resolve_policy(
+        quorum, None if callable(exclude) else exclude, escalate, configurable={}
+    )
+    if checked is not None and checked.approvals > 1 and (allow_edit or grants is not None):
+        raise ConfigError(
+            "quorum",
+            f"needs {checked.approvals} reviewers' approvals, and "
+            + ("an edit" if allow_edit else "a standing grant")
+            + " is one reviewer's choice that would run without the others'",
+            "leave allow_edit and grants out with quorum above 1 (reject and answer-instead "
+            "stay available)",
+        )
+    given = {"quorum": quorum, "exclude": exclude, "escalate": list(escalate or ()) or None}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _check_grants(grants: Any) -> Grants | None:

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._exceptions import ConfigError
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
 from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
+from ..gate._policy import NOTES_MAX
 from ..models.response_types import EditedText
 from ..protocol import jsonable
 from . import _forms as forms
 from ._attach import call_document
 from ._grants import SCOPES, grant_footer, grant_options
 from ._render import (
+    MAX_REQUEST_TEXT,
     ToolCallView,
     code_span,
     neutralise,
@@ -100,6 +102,10 @@ class ApprovalFlow:
     attach: Callable[[str, str], str] | None = None
     """Hosts a document (its text, its file name) and returns its URL: used when the call
     cannot be shown in full, so the reviewer can read all of it before approving."""
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    """The approval policy's ``keeper.review`` arguments (``quorum``, ``exclude``,
+    ``escalate``): all of them for the first form, ``exclude`` for the follow-ups (whose
+    reviewer may be anyone; the lead replaces it with the first form's stored exclusion)."""
     binding: str = ""
     first_request_id: str | None = None
     _draft: str = ""
@@ -129,7 +135,13 @@ class ApprovalFlow:
         """The tool name for a summary (plain text): invisible characters shown as such."""
         return neutralise(reveal_invisible(self.view.tool))[:200]
 
-    def _common(self, summary: str) -> dict[str, Any]:
+    @property
+    def _limit(self) -> int:
+        """The request text's share of HITL.sh's 2,000 characters: a policy's notes take
+        their part on top (gate._policy.NOTES_MAX)."""
+        return MAX_REQUEST_TEXT - NOTES_MAX - 2 if self.policy else MAX_REQUEST_TEXT
+
+    def _common(self, summary: str, *, first: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "approve_on_timeout": False,  # a tool call never runs because nobody answered
             "summary": summary,
@@ -139,6 +151,10 @@ class ApprovalFlow:
             kwargs["priority"] = self.priority
         if self.timeout_seconds is not None:
             kwargs["timeout_seconds"] = self.timeout_seconds
+        if first:
+            kwargs.update(self.policy)
+        elif self.policy.get("exclude") is not None:
+            kwargs["exclude"] = self.policy["exclude"]
         return kwargs
 
     def first(self) -> Ask | Verdict:
@@ -153,7 +169,9 @@ class ApprovalFlow:
             self._tool, edit=self._edit, respond=self.allow_respond, edit_note=note
         )
         granting = grant_footer(self.grants, self._tool, self.thread_id)
-        rendered = render_tool_call_checked(self.view, footer=[*footer[:1], *granting, *footer[1:]])
+        rendered = render_tool_call_checked(
+            self.view, footer=[*footer[:1], *granting, *footer[1:]], max_chars=self._limit
+        )
         attached = "" if rendered.complete else self._attached()
         if attached:
             # Cut here, but every argument is in the attached document: Approve stays.
@@ -165,7 +183,7 @@ class ApprovalFlow:
                 attached=attached,
             )
             rendered = render_tool_call_checked(
-                self.view, footer=[*footer[:1], *granting, *footer[1:]]
+                self.view, footer=[*footer[:1], *granting, *footer[1:]], max_chars=self._limit
             )
         elif not rendered.complete:
             # The reviewer cannot see the whole call in one request: no Approve (an edit
@@ -178,14 +196,14 @@ class ApprovalFlow:
                 edit_note=note,
                 cut=code_span(self._cut),
             )
-            rendered = render_tool_call_checked(self.view, footer=footer)
+            rendered = render_tool_call_checked(self.view, footer=footer, max_chars=self._limit)
         options = forms.choice_options(
             edit=self._edit, respond=self.allow_respond, approve=not self._cut
         )
         # Grants only beside Approve: what cannot be approved once cannot be for longer.
         extra = [] if self._cut else grant_options(self.grants)
         options[1:1] = extra
-        kwargs = self._common(f"Approve tool call {self._name}?")
+        kwargs = self._common(f"Approve tool call {self._name}?", first=True)
         kwargs.update(
             response_type="single_select",
             response_config={"options": options},
@@ -242,7 +260,8 @@ class ApprovalFlow:
                 response_config={"max_length": 5000, "placeholder": placeholder},
                 default_response="",
             )
-        return Ask(step, render_tool_call(self.view, footer=footer, title=title), kwargs)
+        text = render_tool_call(self.view, footer=footer, title=title, max_chars=self._limit)
+        return Ask(step, text, kwargs)
 
     def next(self, ask: Ask, decision: Decision) -> Ask | Verdict:
         """The next review after ``decision`` answered ``ask``, or the verdict."""

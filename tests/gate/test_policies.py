@@ -22,6 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from hitl_agent import ConfigError, Decision, Gatekeeper
+from hitl_agent.cli._audit import audit_records
 from hitl_agent.gate import _keeper
 from hitl_agent.gate._policy import NOTES_MAX, PolicyRun, resolve_policy
 from hitl_agent.langgraph import GraphResumer
@@ -88,7 +89,7 @@ def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
     assert "Approval 2 of 2" in again and "Already approved by `reviewer@localhost`" in again
     assert flow.effects == [] and not flow.done()
     third = flow.answer(bob, "approve")
-    assert "did not count: they had approved already" in third
+    assert "did not count: `reviewer@localhost` had approved already." in third
     assert flow.effects == ["refund 5"] and flow.done()
     assert len(_all_requests(env)) == 3
     rows = env.ledger.list_rows()
@@ -98,6 +99,17 @@ def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
         flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values["decision"]
     )
     assert decision.approved and "2 different reviewers" in decision.reason
+    audit = list(audit_records(env.ledger))
+    assert [(a["policy"], a["policy_request"], a["escalation_level"]) for a in audit] == [
+        ("quorum 2", 1, 0),
+        ("quorum 2", 2, 0),
+        ("quorum 2", 3, 0),
+    ]
+    assert [a["reviewer_email"] for a in audit] == [
+        "reviewer@localhost",
+        "reviewer@localhost",
+        BOB,
+    ]
 
 
 def test_any_rejection_rejects_and_veto_false_asks_again(backend: Env) -> None:
@@ -135,8 +147,7 @@ def test_the_excluded_identity_never_counts_even_when_a_worker_resumes_without_i
     flow.answer(env.hitl.reviewer, "approve")
     assert flow.effects == ["refund 5"]
     assert len(_all_requests(env)) == 3
-    (policy,) = {str(r.payload["policy"]) for r in env.ledger.list_rows()}
-    assert "bob@example.com" in policy
+    assert all(r.payload["policy"]["exclude"] == [BOB] for r in env.ledger.list_rows())
 
 
 def test_policy_requests_are_bounded(backend: Env) -> None:
@@ -188,6 +199,11 @@ def test_escalation_asks_the_next_loop_when_nobody_answers_in_time(backend: Env)
     boss.respond(second.id, "approve")
     flow.dispatcher.poll_once()  # another loop's row: fetched by id, not listed
     assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 2
+    audit = [(a["policy"], a["escalation_level"], a["outcome"]) for a in audit_records(env.ledger)]
+    assert audit == [
+        ("quorum 1; escalates to Managers", 0, "timed_out"),
+        ("quorum 1; escalates to Managers", 1, "approved"),
+    ]
 
 
 def test_the_last_stage_deadline_and_default_decide(backend: Env) -> None:
@@ -394,6 +410,74 @@ def test_review_and_areview_ask_the_same_stages(backend: Env, twin: str) -> None
     answering.join(20)
     assert decision.approved and "(reviewer@localhost, bob@example.com)" in decision.reason
     assert len(texts) == 3 and "Approval 1 of 2" in texts[0]
-    assert "did not count: they had approved already" in texts[2]
+    assert "did not count: `reviewer@localhost` had approved already." in texts[2]
     keys = sorted(r.key for r in env.ledger.list_rows())
     assert keys == ["blk-parity", "blk-parity#2", "blk-parity#3"]
+
+
+# -- an endorsement panel decides several approvals in one request ------------------------
+
+PANEL = ("ana@example.com", "bo@example.com", "cy@example.com")
+ENDORSE = {
+    "workflows": [
+        {
+            "id": "wf_endorse",
+            "name": "Endorse",
+            "nodes": [
+                {"type": "trigger"},
+                {
+                    "type": "human_review",
+                    "reviewers": list(PANEL),
+                    "mode": "endorsement",
+                    "threshold": 2,
+                },
+            ],
+        }
+    ]
+}
+
+
+@pytest.fixture
+def panel(tmp_path: Path) -> Iterator[tuple[Env, dict[str, ScriptedReviewer]]]:
+    for env, _ in backend_env("sqlite", tmp_path, loop_id=None, workflow="wf_endorse"):
+        server = env.hitl.server
+        server.add_workflows(server.add_api_key(env.hitl.api_key).user_id, ENDORSE)
+        reviewers = {}
+        for email in PANEL:
+            server.add_reviewer(email, f"token-{email}-0123456789")
+            reviewers[email[:2]] = ScriptedReviewer(
+                env.hitl.http, f"token-{email}-0123456789", env.hitl.base_url
+            )
+        yield env, reviewers
+
+
+def _panel_answer(flow: Flow, who: list[ScriptedReviewer], value: str) -> str:
+    request = _pending(flow.env)
+    for reviewer in who:
+        reviewer.respond(request.id, value)
+    flow.dispatcher.poll_once()
+    return str(request.request_text)
+
+
+def test_an_endorsement_of_two_is_a_quorum_of_two_in_one_request(panel: Any) -> None:
+    env, r = panel
+    flow = Flow(env, quorum=2)
+    flow.start()
+    _panel_answer(flow, [r["an"], r["bo"]], "approve")  # HITL.sh's threshold: 2
+    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 1
+    state = flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values
+    assert "(ana@example.com, bo@example.com)" in state["decision"]["reason"]
+
+
+def test_an_endorsement_counts_only_members_who_may_answer(panel: Any) -> None:
+    env, r = panel
+    flow = Flow(env, quorum=2, exclude=["bo@example.com"])
+    flow.start()
+    _panel_answer(flow, [r["an"], r["bo"]], "approve")  # bo's approval does not count
+    assert flow.effects == [] and not flow.done()
+    text = _panel_answer(flow, [r["bo"], r["an"]], "approve")  # ana again: no new approval
+    assert "`bo@example.com` may not answer this request" in text
+    assert "Already approved by `ana@example.com`" in text and flow.effects == []
+    last = _panel_answer(flow, [r["cy"], r["bo"]], "approve")
+    assert "`ana@example.com` had approved already" in last
+    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 3
