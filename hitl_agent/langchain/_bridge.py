@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 try:
@@ -46,6 +46,7 @@ from ._bridge_core import (
     pending_actions,
     send_action,
 )
+from ._bridge_policy import BridgePolicies, gated_tools
 
 if TYPE_CHECKING:
     from ..gate import Gatekeeper
@@ -95,6 +96,15 @@ class MiddlewareBridge:
             reject saying *timed out*.
         durability: the resume runs' durability (``"sync"`` or ``"async"``).
         config: extra config merged into every resume.
+        policies: approval policies per gated tool, with ``keeper.review``'s keyword
+            arguments: ``{"execute_sql": {"quorum": 2, "exclude": ..., "escalate": [...]}}``
+            (docs/bridge.md, "Policies"). An ``exclude`` callable gets the ``configurable``
+            of the config :meth:`submit` is given (:meth:`sweep`: ``config``'s and the
+            thread id), once per action; the result is kept with its first request.
+
+    Raises:
+        ConfigError: ``policies.<tool>`` names a tool ``interrupt_on`` does not gate, or
+            holds a value ``keeper.review`` would refuse.
     """
 
     def __init__(
@@ -106,6 +116,7 @@ class MiddlewareBridge:
         timeout_seconds: int | None = _UNSET,
         durability: Literal["sync", "async"] = "sync",
         config: RunnableConfig | None = None,
+        policies: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if not (hasattr(graph, "get_state") and hasattr(graph, "invoke")):
             raise ConfigError(
@@ -115,8 +126,15 @@ class MiddlewareBridge:
         self.graph = graph
         self._target: CreateTarget = keeper.create_target
         self.tools = agent_tools(graph)
+        gated = gated_tools(graph)
+        self.policies = BridgePolicies(policies, gated if gated is not None else set(self.tools))
+        self._configurable = dict((config or {}).get("configurable") or {})
         self.spec = SpecBuilder(
-            keeper, priority=priority, timeout_seconds=timeout_seconds, tools=self.tools
+            keeper,
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            tools=self.tools,
+            policies=self.policies,
         )
         self.codec = MiddlewareCodec(keeper.ledger, self.spec, self.tools)
         self.resumer = BridgeResumer(
@@ -157,14 +175,23 @@ class MiddlewareBridge:
         Returns:
             The actions' ledger rows (existing ones included).
         """
+        configurable = self._configurable_of(config)
         return [
-            send_action(self.keeper, self._target, self.spec, item) for item in self.pending(config)
+            send_action(self.keeper, self._target, self.spec, item, configurable)
+            for item in self.pending(config)
         ]
+
+    def _configurable_of(self, config: RunnableConfig) -> dict[str, Any]:
+        """What a policy's ``exclude`` callable gets: the bridge's ``config`` and this call's
+        ``configurable``, LangGraph's internal keys left out (as the gate does)."""
+        merged = {**self._configurable, **(config.get("configurable") or {})}
+        return {k: v for k, v in merged.items() if not str(k).startswith("__")}
 
     async def asubmit(self, config: RunnableConfig) -> list[ReviewRecord]:
         """Async twin of :meth:`submit` (the keeper's async client when it has one)."""
+        configurable = self._configurable_of(config)
         return [
-            await asend_action(self.keeper, self._target, self.spec, item)
+            await asend_action(self.keeper, self._target, self.spec, item, configurable)
             for item in await self.apending(config)
         ]
 

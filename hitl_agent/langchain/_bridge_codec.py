@@ -40,11 +40,13 @@ from ._bridge_form import (
     read_follow_up,
     refusal,
 )
+from ._bridge_policy import form_action, stored_policy, voided_follow_up, walk
 from ._bridge_schema import BridgeAction, follow_up_key, parse_interrupt, parse_key
 
 if TYPE_CHECKING:
     from ..decision import Decision
     from ..gate import ReviewSpec
+    from ..gate._policy import ReviewPolicy, Stage
     from ..ledger import Ledger, ReviewRecord
 
 __all__ = [
@@ -70,6 +72,35 @@ _PREFETCHED: ContextVar[Mapping[str, ReviewRecord | None] | None] = ContextVar(
 )
 
 
+_NO_POLICY = (
+    "The request was sent under an approval policy this reader cannot apply; the tool call "
+    "was not run."
+)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How one action's answer reads: bound to the call; whether its form offered Approve;
+    the follow-up it asks for; the decision that decides (under a policy: the final one);
+    a refusal to send instead; the stage to ask first (``need``); and where it was decided."""
+
+    bound: bool
+    approvable: bool | None
+    step: Step | None
+    decision: Decision
+    refused: str | None = None
+    need: FollowUp | None = None
+    where: Stage | None = None
+    policy: ReviewPolicy | None = None
+
+
+def first_decision(
+    rows: Mapping[str, tuple[ReviewRecord, Decision]], first: ReviewRecord
+) -> Decision:
+    """The first stage's decision (what an action that cannot be decided yet shows)."""
+    return rows[first.key][1]
+
+
 class IncompleteDecisions(Exception):
     """A batched interrupt's decisions do not cover every action yet: send nothing."""
 
@@ -87,6 +118,9 @@ class FollowUp:
     spec: ReviewSpec
     thread_id: str | None
     checkpoint_ns: str | None
+    where: Stage | None = None
+    """The approval policy's stage this request is (or whose answer it follows up): it is
+    asked in that stage's loop or workflow. None: the keeper's."""
 
 
 class FollowUpsNeeded(IncompleteDecisions):
@@ -193,6 +227,50 @@ class MiddlewareCodec:
             step = follow_up_of(decision, action, self.tools, approvable=approvable)
         return bound, approvable, step
 
+    def _staged(
+        self,
+        action: BridgeAction,
+        first: ReviewRecord,
+        policy: ReviewPolicy,
+        rows: Mapping[str, tuple[ReviewRecord, Decision]],
+    ) -> _Read:
+        """An action under an approval policy: its stages (the rows handed over with it)
+        replayed through the gate's rules; the next stage to ask, or the final decision."""
+        if self.sent_of is None or not hasattr(self.spec_of, "staged_spec"):
+            return _Read(False, None, None, first_decision(rows, first), refused=_NO_POLICY)
+        walked = walk(self.spec_of, action, first, policy, rows.get)
+        if walked.unbound:
+            return _Read(False, None, None, first_decision(rows, first))
+        if walked.ask is not None:
+            key, spec, stage = walked.ask
+            need = FollowUp(key, spec, first.thread_id, first.checkpoint_ns, stage)
+            return _Read(True, None, None, first_decision(rows, first), need=need)
+        if walked.final is None:  # a stage still pending: nothing may be sent yet
+            raise IncompleteDecisions(f"a stage of {action.name!r}'s approval policy is pending")
+        approvable = walked.shown != "cut"
+        if walked.policy_said:
+            reason = f"{walked.final.reason} The tool call was not run."
+            return _Read(True, approvable, None, walked.final, refused=reason)
+        step = None
+        if self.follow_up_spec is not None:
+            step = follow_up_of(
+                walked.final, form_action(action, policy), self.tools, approvable=approvable
+            )
+        return _Read(True, approvable, step, walked.final, where=walked.stage, policy=policy)
+
+    def _reading(
+        self,
+        action: BridgeAction,
+        row: ReviewRecord,
+        decision: Decision,
+        rows: Mapping[str, tuple[ReviewRecord, Decision]],
+    ) -> _Read:
+        policy = stored_policy(row)
+        if policy is not None:
+            return self._staged(action, row, policy, rows)
+        bound, approvable, step = self._read(action, row, decision)
+        return _Read(bound, approvable, step, decision)
+
     @staticmethod
     def _bound(row: ReviewRecord, spec: ReviewSpec) -> bool:
         return row.args_hash is None or row.args_hash == spec.spec_hash()
@@ -201,7 +279,7 @@ class MiddlewareCodec:
         self,
         action: BridgeAction,
         decision: Decision,
-        read: tuple[bool, bool | None, Step | None],
+        read: _Read,
         follow: tuple[ReviewRecord, Decision] | None,
     ) -> Answer:
         forced = self._refusals.pop(decision.request_id, None)
@@ -209,16 +287,25 @@ class MiddlewareCodec:
             forced = self._refusals.pop(follow[1].request_id, None) or forced
         if forced is not None:
             return Answer(refusal(action, forced), forced)
-        bound, approvable, step = read
-        if not bound:
+        if not read.bound:
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        if step is None:
-            return read_answer(decision, action, self.tools, approvable=approvable)
+        if read.refused is not None:
+            return Answer(refusal(action, read.refused), read.refused)
+        # Under a quorum the form offered no Edit: the answer is read as that form offered it.
+        shown = form_action(action, read.policy)
+        if read.step is None:
+            return read_answer(read.decision, shown, self.tools, approvable=read.approvable)
         assert follow is not None and self.follow_up_spec is not None  # encode checked it
         follow_row, follow_decision = follow
-        if not self._bound(follow_row, self.follow_up_spec(action, step)):
+        if not self._bound(follow_row, self.follow_up_spec(action, read.step)):
             return Answer(refusal(action, _CHANGED), "the call changed since it was reviewed")
-        return read_follow_up(step, follow_decision, action, self.tools, approvable=approvable)
+        voided = voided_follow_up(follow_decision, read.policy)
+        if voided is not None:
+            why = f"The reviewer's answer could not be used ({voided}); the tool call was not run."
+            return Answer(refusal(action, why), voided)
+        return read_follow_up(
+            read.step, follow_decision, shown, self.tools, approvable=read.approvable
+        )
 
     def encode(self, value: Any, decisions: Sequence[Decision]) -> Any:
         """The resume value for the middleware interrupt ``value``.
@@ -236,6 +323,7 @@ class MiddlewareCodec:
         prefetched = _PREFETCHED.get()
         by_index: dict[int, tuple[BridgeAction, ReviewRecord, Decision]] = {}
         follow_ups: dict[int, tuple[ReviewRecord, Decision]] = {}
+        stages: dict[str, tuple[ReviewRecord, Decision]] = {}
         for decision in decisions:
             row = (
                 prefetched[decision.request_id]
@@ -254,7 +342,9 @@ class MiddlewareCodec:
             if parts.step:
                 follow_ups.setdefault(parts.index, (row, decision))
             else:
-                by_index.setdefault(parts.index, (action, row, decision))
+                stages.setdefault(row.key, (row, decision))
+                if parts.stage == 1:
+                    by_index.setdefault(parts.index, (action, row, decision))
         missing = [i for i in range(len(actions)) if i not in by_index]
         if missing:
             raise IncompleteDecisions(
@@ -262,14 +352,18 @@ class MiddlewareCodec:
             )
         # A first answer that asks for text (edit, a reason, a reply) waits for its follow-up:
         # nothing is sent until every action of the interrupt has its final decision.
+        # Under an approval policy an action waits for its stages the same way.
         needed: list[FollowUp] = []
-        reads = {i: self._read(a, r, d) for i, (a, r, d) in by_index.items()}
+        reads = {i: self._reading(a, r, d, stages) for i, (a, r, d) in by_index.items()}
         for index, (action, row, _) in sorted(by_index.items()):
-            step = reads[index][2]
+            read = reads[index]
+            if read.need is not None:
+                needed.append(read.need)
+            step = read.step
             if step is not None and index not in follow_ups and self.follow_up_spec is not None:
                 spec = self.follow_up_spec(action, step)
                 key = follow_up_key(row.key)
-                needed.append(FollowUp(key, spec, row.thread_id, row.checkpoint_ns))
+                needed.append(FollowUp(key, spec, row.thread_id, row.checkpoint_ns, read.where))
         if needed:
             raise FollowUpsNeeded(needed)
         answers: list[dict[str, Any]] = []

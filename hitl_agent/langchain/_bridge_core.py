@@ -11,17 +11,28 @@ import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .._exceptions import ConfigError
+from .._text import MAX_REQUEST_TEXT, PRODUCT_MARK
 from ..decision import Decision
 from ..gate import CreateTarget, aensure_request, ensure_request
+from ..gate._policy import PolicyRun, ReviewPolicy, notes_text
 from ._attach import attach_document, call_document, kept_url
 from ._bridge_codec import FollowUp, FollowUpsNeeded, IncompleteDecisions, MiddlewareCodec
 from ._bridge_form import Shown, Step, first_form, follow_up_form, follow_up_of, what_it_does
+from ._bridge_policy import (
+    BridgePolicies,
+    Staged,
+    form_action,
+    stage_target,
+    stored_policy,
+    text_limit,
+    walk,
+)
 from ._bridge_schema import (
     KEY_PREFIX,
     BridgeAction,
@@ -69,18 +80,26 @@ class PendingAction:
 
 
 def send_action(
-    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+    keeper: Gatekeeper,
+    target: CreateTarget,
+    spec: SpecBuilder,
+    item: PendingAction,
+    configurable: Mapping[str, Any] | None = None,
 ) -> ReviewRecord:
     """The HITL request of one pending action, created at most once (or the row another
     replica is creating right now: replicas sweep the same interrupts by design).
 
     When the first request is already decided with a choice that asks for text, its follow-up
-    is made sure of too (a process that crashed between the two requests finds it again)."""
+    is made sure of too (a process that crashed between the two requests finds it again);
+    under an approval policy, so is the next stage its recorded answers ask for.
+    ``configurable``: the thread's, for a policy's ``exclude`` callable (first request only).
+    """
+    policy = spec.policy_for(item, configurable)
     row = ensure_request(
         target,
         keeper.client,
         item.key,
-        spec.to_send(item.action, item.key),
+        spec.to_send(item.action, item.key, policy),
         thread_id=item.thread_id,
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
@@ -92,11 +111,16 @@ def send_action(
 
 
 async def asend_action(
-    keeper: Gatekeeper, target: CreateTarget, spec: SpecBuilder, item: PendingAction
+    keeper: Gatekeeper,
+    target: CreateTarget,
+    spec: SpecBuilder,
+    item: PendingAction,
+    configurable: Mapping[str, Any] | None = None,
 ) -> ReviewRecord:
     """Async twin of :func:`send_action` (the keeper's async client when it has one)."""
     # A call too long to show may read the ledger and upload its document: off the loop.
-    first = await asyncio.to_thread(spec.to_send, item.action, item.key)
+    policy = await asyncio.to_thread(spec.policy_for, item, configurable)
+    first = await asyncio.to_thread(spec.to_send, item.action, item.key, policy)
     row = await aensure_request(
         target,
         keeper.async_client or keeper.client,
@@ -106,7 +130,7 @@ async def asend_action(
         checkpoint_ns=item.checkpoint_ns,
         defer_seconds=IN_FLIGHT_SECONDS,
     )
-    follow_up = follow_up_for(spec, item, row, spec.tools)
+    follow_up = await asyncio.to_thread(follow_up_for, spec, item, row, spec.tools)
     if follow_up is not None:
         await asend_follow_up(keeper, target, follow_up)
     return row
@@ -163,11 +187,13 @@ class SpecBuilder:
         priority: str | None = None,
         timeout_seconds: int | None = _UNSET,
         tools: Mapping[str, Any] | None = None,
+        policies: BridgePolicies | None = None,
     ) -> None:
         self.keeper = keeper
         self.priority = priority
         self.timeout_seconds = timeout_seconds
         self.tools = tools
+        self.policies = policies or BridgePolicies(None)
         # Documents' URLs this process hosted or read (a kept URL never changes), so an async
         # resume of a call it sent reads no ledger on the event loop; bounded, oldest out.
         self._hosted: dict[str, str] = {}
@@ -179,26 +205,64 @@ class SpecBuilder:
         ledger keeps the document's URL."""
         return self.firsts(action)[0][0]
 
+    def policy_for(
+        self, item: PendingAction, configurable: Mapping[str, Any] | None
+    ) -> ReviewPolicy | None:
+        """The approval policy of the action: the one kept with its first row once sent (a
+        resume applies what the first reviewer was shown), else its tool's, resolved now.
+        No ledger read for a bridge without policies."""
+        if not self.policies:
+            return None
+        row = self.keeper.ledger.get(item.key)
+        if row is not None:
+            return stored_policy(row)
+        return self.policies.resolve(item.action.name, configurable or {})
+
     def firsts(
-        self, action: BridgeAction, *, upload: bool = False
+        self, action: BridgeAction, *, upload: bool = False, staged: Staged | None = None
     ) -> list[tuple[ReviewSpec, Shown]]:
         """The specs the action's first request may have been sent with, the one to send
         first, each with how it shows the call: whole; or, when the text cannot show it and
         Approve is allowed, attached (when its document is hosted: its URL kept in the
-        ledger, or uploaded now with ``upload``, 1 API call) and then cut (no Approve)."""
-        plain = self._plain(action)
+        ledger, or uploaded now with ``upload``, 1 API call) and then cut (no Approve).
+        ``staged``: the approval policy's request (its notes on top of the form)."""
+        plain = self._plain(action, staged)
         if plain[1] == "whole" or "approve" not in action.allowed:
             return [plain]
         link = self._attached(action, upload)
         if not link:
             return [plain]
-        form, shown = first_form(action, what_it_does(action, self.tools), attached=link)
-        return [(self._first(action, form), shown), plain]
+        return [(self._with_link(action, link, staged), "attached"), plain]
 
-    def _plain(self, action: BridgeAction) -> tuple[ReviewSpec, Shown]:
+    def _form(
+        self, action: BridgeAction, staged: Staged | None, attached: str = ""
+    ) -> tuple[dict[str, Any], Shown]:
+        policy = staged[0] if staged is not None else None
+        return first_form(
+            form_action(action, policy),
+            what_it_does(action, self.tools),
+            attached=attached,
+            max_chars=text_limit(policy, MAX_REQUEST_TEXT),
+        )
+
+    def _with_link(self, action: BridgeAction, link: str, staged: Staged | None) -> ReviewSpec:
+        form, _ = self._form(action, staged, link)
+        return self._first(action, form, staged)
+
+    def _plain(
+        self, action: BridgeAction, staged: Staged | None = None
+    ) -> tuple[ReviewSpec, Shown]:
         """The first spec with nothing attached (whole, or cut without Approve)."""
-        form, shown = first_form(action, what_it_does(action, self.tools))
-        return self._first(action, form), shown
+        form, shown = self._form(action, staged)
+        return self._first(action, form, staged), shown
+
+    def staged_spec(self, action: BridgeAction, shown: Shown, staged: Staged) -> ReviewSpec | None:
+        """A later stage's spec: the form the first stage was sent with (``shown``), under
+        this stage's notes; None when it was attached and the document's URL is not known."""
+        if shown != "attached":
+            return self._plain(action, staged)[0]
+        link = self._attached(action, False)
+        return self._with_link(action, link, staged) if link else None
 
     def _attached(self, action: BridgeAction, upload: bool) -> str:
         """The link to the whole call's document (:mod:`._attach`, the tool wrapper's), or ""
@@ -228,7 +292,9 @@ class SpecBuilder:
             self._hosted[document.name] = url
         return document.link(url)
 
-    def sent(self, action: BridgeAction, spec_hash: str | None) -> tuple[ReviewSpec, Shown] | None:
+    def sent(
+        self, action: BridgeAction, spec_hash: str | None, *, staged: Staged | None = None
+    ) -> tuple[ReviewSpec, Shown] | None:
         """The first request's spec the row with ``spec_hash`` was created with, and how it
         showed the call (so whether it offered Approve); None when the action no longer
         renders to it (its args changed).
@@ -238,32 +304,38 @@ class SpecBuilder:
         form is recognised by its hash alone). A row kept as cut stays cut even when the
         same document was hosted later (for another row: documents are shared by content).
         """
-        plain = self._plain(action)
+        plain = self._plain(action, staged)
         if spec_hash is None:  # a row written before spec hashes: nothing was attached then
             return plain
         if plain[0].spec_hash() == spec_hash:
             return plain
-        attached = self.firsts(action)
+        attached = self.firsts(action, staged=staged)
         return next(((s, how) for s, how in attached[:-1] if s.spec_hash() == spec_hash), None)
 
-    def to_send(self, action: BridgeAction, key: str) -> ReviewSpec:
-        """The spec to create the action's first request with (``key``: its correlation key).
+    def to_send(
+        self, action: BridgeAction, key: str, policy: ReviewPolicy | None = None
+    ) -> ReviewSpec:
+        """The spec to create the action's first request with (``key``: its correlation key;
+        ``policy``: the approval policy it is the first stage of).
 
         A call too long to show is attached (its document uploaded once, charged to the
         keeper's budget) so Approve can be offered; a request already sent keeps the form it
         was sent with (a sweep never uploads for it, and its spec hash holds)."""
-        plain = self._plain(action)
+        staged = (policy, PolicyRun(policy).stage()) if policy is not None else None
+        plain = self._plain(action, staged)
         if plain[1] == "whole" or "approve" not in action.allowed:
             return plain[0]
         row = self.keeper.ledger.get(key)
         if row is not None:
-            found = self.sent(action, row.args_hash)
+            found = self.sent(action, row.args_hash, staged=staged)
             # No form matches: the call changed since; the gate's create refuses the key.
             return (found or plain)[0]
-        return self.firsts(action, upload=True)[0][0]
+        return self.firsts(action, upload=True, staged=staged)[0][0]
 
-    def _first(self, action: BridgeAction, form: dict[str, Any]) -> ReviewSpec:
-        return self._spec(action, form, f"Approve {action.name}?")
+    def _first(
+        self, action: BridgeAction, form: dict[str, Any], staged: Staged | None = None
+    ) -> ReviewSpec:
+        return self._spec(action, form, f"Approve {action.name}?", staged=staged)
 
     def follow_up(self, action: BridgeAction, step: Step) -> ReviewSpec:
         """The spec of the action's follow-up: the text its first answer asked for."""
@@ -276,7 +348,13 @@ class SpecBuilder:
         return self._spec(action, form, summary, step)
 
     def _spec(
-        self, action: BridgeAction, form: dict[str, Any], summary: str, step: Step | None = None
+        self,
+        action: BridgeAction,
+        form: dict[str, Any],
+        summary: str,
+        step: Step | None = None,
+        *,
+        staged: Staged | None = None,
     ) -> ReviewSpec:
         extra: dict[str, Any] = {}
         if self.timeout_seconds is not _UNSET:
@@ -286,12 +364,20 @@ class SpecBuilder:
             context["tool_call_id"] = action.tool_call_id
         if step is not None:
             context["follow_up"] = step
-        return self.keeper.spec(
-            form["request_text"],
+        text, priority = form["request_text"], self.priority
+        if staged is not None:
+            _, stage = staged
+            text = notes_text(stage, text, PRODUCT_MARK)
+            priority = stage.priority or priority
+            if stage.timeout_seconds is not None:
+                # A stage that escalates ends at its wait (a timeout never runs the call).
+                extra["timeout_seconds"] = stage.timeout_seconds
+        spec = self.keeper.spec(
+            text,
             response_type=form["response_type"],
             response_config=form["response_config"],
             default_response=form["default_response"],
-            priority=self.priority,
+            priority=priority,
             context={"langchain_bridge": context},
             summary=summary,
             # The form's own values decide, and a bridged call never runs without a
@@ -300,26 +386,63 @@ class SpecBuilder:
             approve_on_timeout=False,
             **extra,
         )
+        return spec if staged is None else replace(spec, policy=staged[0].to_json())
 
 
 def follow_up_for(
     spec: SpecBuilder, item: PendingAction, first: ReviewRecord, tools: Mapping[str, Any] | None
 ) -> FollowUp | None:
-    """The follow-up of ``item`` when its first row's decision asks for one, else None."""
+    """The follow-up of ``item`` when its first row's decision asks for one (under an
+    approval policy: the next stage its recorded answers ask for, or the follow-up its final
+    decision asks for), else None."""
     if first.decision is None or first.key != item.key:
         return None
-    step = follow_up_of(Decision.model_validate(first.decision), item.action, tools)
+    policy = stored_policy(first)
+    if policy is None:
+        step = follow_up_of(Decision.model_validate(first.decision), item.action, tools)
+        if step is None:
+            return None
+        key = follow_up_key(first.key)
+        return FollowUp(key, spec.follow_up(item.action, step), item.thread_id, item.checkpoint_ns)
+    ledger = spec.keeper.ledger
+
+    def row_of(key: str) -> tuple[ReviewRecord, Decision | None] | None:
+        row = first if key == first.key else ledger.get(key)
+        if row is None:
+            return None
+        decision = Decision.model_validate(row.decision) if row.decision is not None else None
+        return row, decision
+
+    walked = walk(spec, item.action, first, policy, row_of)
+    if walked.ask is not None:
+        key, asked, stage = walked.ask
+        return FollowUp(key, asked, item.thread_id, item.checkpoint_ns, where=stage)
+    if walked.final is None or walked.policy_said:
+        return None
+    step = follow_up_of(
+        walked.final, form_action(item.action, policy), tools, approvable=walked.shown != "cut"
+    )
     if step is None:
         return None
-    key = follow_up_key(first.key)
-    return FollowUp(key, spec.follow_up(item.action, step), item.thread_id, item.checkpoint_ns)
+    return FollowUp(
+        follow_up_key(first.key),
+        spec.follow_up(item.action, step),
+        item.thread_id,
+        item.checkpoint_ns,
+        where=walked.stage,
+    )
+
+
+def _where(keeper: Gatekeeper, target: CreateTarget, follow_up: FollowUp) -> CreateTarget:
+    return stage_target(target, keeper.loop_id, follow_up.where)
 
 
 def send_follow_up(keeper: Gatekeeper, target: CreateTarget, follow_up: FollowUp) -> ReviewRecord:
     """Create the follow-up request at most once (its key derives from the first's, so a
-    process that crashed between the two requests finds the same row again)."""
+    process that crashed between the two requests finds the same row again). A policy's
+    stage, and the follow-up of the stage that decided, are asked where that stage asks."""
     return ensure_request(
-        target,
+        _where(keeper, target, follow_up),
         keeper.client,
         follow_up.key,
         follow_up.spec,
@@ -334,7 +457,7 @@ async def asend_follow_up(
 ) -> ReviewRecord:
     """Async twin of :func:`send_follow_up`."""
     return await aensure_request(
-        target,
+        _where(keeper, target, follow_up),
         keeper.async_client or keeper.client,
         follow_up.key,
         follow_up.spec,

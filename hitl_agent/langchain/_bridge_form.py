@@ -54,6 +54,7 @@ from ..decision import Decision
 from ..models.response_types import EditedText
 from ._bridge_schema import DECISION_TYPES, BridgeAction
 from ._render import (
+    MAX_REQUEST_TEXT,
     ToolCallView,
     code_span,
     render_tool_call,
@@ -155,10 +156,14 @@ def shows_whole_call(action: BridgeAction, what_it_does: str | None = None) -> b
     return _form(action, what_it_does)[1] == "whole"
 
 
-def _render(action: BridgeAction, what_it_does: str | None, note: str) -> tuple[str, bool]:
+def _render(
+    action: BridgeAction, what_it_does: str | None, note: str, max_chars: int = MAX_REQUEST_TEXT
+) -> tuple[str, bool]:
     footer = [note] if note else []
     footer.append("No answer before the deadline: the tool does not run (timed out).")
-    rendered = render_tool_call_checked(_view(action, what_it_does), footer=footer, title=_TITLE)
+    rendered = render_tool_call_checked(
+        _view(action, what_it_does), footer=footer, title=_TITLE, max_chars=max_chars
+    )
     return rendered.text, rendered.complete
 
 
@@ -293,28 +298,38 @@ def form_for(
 
 
 def first_form(
-    action: BridgeAction, what_it_does: str | None = None, *, attached: str = ""
+    action: BridgeAction,
+    what_it_does: str | None = None,
+    *,
+    attached: str = "",
+    max_chars: int = MAX_REQUEST_TEXT,
 ) -> tuple[dict[str, Any], Shown]:
-    """:func:`form_for`, and how it shows the call (whether it offers Approve)."""
-    return _form(action, what_it_does, attached)
+    """:func:`form_for`, and how it shows the call (whether it offers Approve).
+    ``max_chars``: the text's share of HITL.sh's 2,000 characters (less under an approval
+    policy, whose notes go on top)."""
+    return _form(action, what_it_does, attached, max_chars)
 
 
 def _form(
-    action: BridgeAction, what_it_does: str | None, attached: str = ""
+    action: BridgeAction,
+    what_it_does: str | None,
+    attached: str = "",
+    max_chars: int = MAX_REQUEST_TEXT,
 ) -> tuple[dict[str, Any], Shown]:
     """The form with Approve when its text shows the whole call or links it attached, else
     the form without it; and which one it is."""
     values = _choices(action, True)
-    text, whole = _render(action, what_it_does, _choice_note(action, values, True))
+    text, whole = _render(action, what_it_does, _choice_note(action, values, True), max_chars)
     # An attachment only matters beside Approve (the edit box holds every argument anyway).
     attachable = attached and "approve" in action.allowed
     shown: Shown = "whole" if whole else "attached" if attachable else "cut"
     if shown == "attached":
         # Cut here, but every argument is in the attached document: Approve stays.
-        text, _ = _render(action, what_it_does, _choice_note(action, values, True, attached))
+        note = _choice_note(action, values, True, attached)
+        text, _ = _render(action, what_it_does, note, max_chars)
     elif shown == "cut":
         values = _choices(action, False)
-        text, _ = _render(action, what_it_does, _choice_note(action, values, False))
+        text, _ = _render(action, what_it_does, _choice_note(action, values, False), max_chars)
     options = [
         {"value": value, "label": _OPTIONS[value][0], "description": _OPTIONS[value][1]}
         for value in values

@@ -33,6 +33,7 @@ from ._bridge_core import (
     pending_actions,
     send_action,
 )
+from ._bridge_policy import BridgePolicies
 
 if TYPE_CHECKING:
     from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
@@ -87,6 +88,8 @@ class RemoteMiddlewareBridge:
         priority, timeout_seconds: as for the local bridge.
         durability, config, api_key, headers, client, aclient: passed to the
             :class:`~hitl_agent.langgraph.RemoteGraphResumer`.
+        policies: approval policies per gated tool, as for the local bridge (the server's
+            middleware is not visible here: the tool names are not checked against it).
     """
 
     def __init__(
@@ -103,11 +106,16 @@ class RemoteMiddlewareBridge:
         headers: Mapping[str, str] | None = None,
         client: SyncLangGraphClient | None = None,
         aclient: LangGraphClient | None = None,
+        policies: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.keeper = keeper
         self._target: CreateTarget = keeper.create_target
         self.assistant_id = assistant_id
-        self.spec = SpecBuilder(keeper, priority=priority, timeout_seconds=timeout_seconds)
+        self.policies = BridgePolicies(policies)
+        self._configurable = dict((config or {}).get("configurable") or {})
+        self.spec = SpecBuilder(
+            keeper, priority=priority, timeout_seconds=timeout_seconds, policies=self.policies
+        )
         self.codec = MiddlewareCodec(keeper.ledger, self.spec, None)
         common: dict[str, Any] = {
             "api_key": api_key,
@@ -162,14 +170,23 @@ class RemoteMiddlewareBridge:
 
     def submit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """One HITL request per pending action of the thread (a thread id or its config)."""
+        configurable = self._configurable_of(config)
         return [
-            send_action(self.keeper, self._target, self.spec, item) for item in self.pending(config)
+            send_action(self.keeper, self._target, self.spec, item, configurable)
+            for item in self.pending(config)
         ]
+
+    def _configurable_of(self, config: Mapping[str, Any] | str) -> dict[str, Any]:
+        """What a policy's ``exclude`` callable gets (LangGraph's internal keys left out)."""
+        given = config.get("configurable") or {} if isinstance(config, Mapping) else {}
+        merged = {**self._configurable, "thread_id": _thread_of(config), **given}
+        return {k: v for k, v in merged.items() if not str(k).startswith("__")}
 
     async def asubmit(self, config: Mapping[str, Any] | str) -> list[ReviewRecord]:
         """Async twin of :meth:`submit`."""
+        configurable = self._configurable_of(config)
         return [
-            await asend_action(self.keeper, self._target, self.spec, item)
+            await asend_action(self.keeper, self._target, self.spec, item, configurable)
             for item in await self.apending(config)
         ]
 

@@ -35,6 +35,7 @@ __all__ = [
     "parse_interrupt",
     "parse_key",
     "per_call_allowed",
+    "stage_key",
 ]
 
 DecisionType: TypeAlias = Literal["approve", "edit", "reject", "respond"]
@@ -212,6 +213,8 @@ class ActionKey:
     allowed: tuple[DecisionType, ...]
     step: int = 0
     """0 for the action's first request (the decision), 1 for its follow-up (the text)."""
+    stage: int = 1
+    """The approval policy's request this row is (1: the first; see :func:`stage_key`)."""
 
     @property
     def first_key(self) -> str:
@@ -239,6 +242,18 @@ def follow_up_key(first_key: str) -> str:
     return first_key + FOLLOW_UP_SUFFIX
 
 
+STAGE_MARK = "#"
+"""A policy stage's key is its action's first key plus ``#<n>`` (n >= 2): percent-encoding
+keeps ``#`` out of the six fields, so the stage number cannot be confused with any of them."""
+
+
+def stage_key(first_key: str, number: int) -> str:
+    """The key of the approval policy's ``number``-th request for the action whose first
+    request has ``first_key`` (the first's own key for 1): derived, so every sweep, replica
+    and resume finds the same row."""
+    return first_key if number == 1 else f"{first_key}{STAGE_MARK}{number}"
+
+
 def action_key(
     *, thread_id: str, checkpoint_ns: str, interrupt_id: str, action: BridgeAction
 ) -> str:
@@ -260,11 +275,16 @@ def action_key(
 
 
 def parse_key(key: str) -> ActionKey | None:
-    """The parts of a key made by :func:`action_key` or :func:`follow_up_key`, or None for
-    any other key."""
-    step = 0
+    """The parts of a key made by :func:`action_key`, :func:`follow_up_key` or
+    :func:`stage_key`, or None for any other key."""
+    step, stage = 0, 1
     if key.endswith(FOLLOW_UP_SUFFIX):
         key, step = key[: -len(FOLLOW_UP_SUFFIX)], 1
+    elif STAGE_MARK in key:
+        key, _, number = key.rpartition(STAGE_MARK)
+        if not number.isdigit() or not number.isascii() or int(number) < 2:
+            return None
+        stage = int(number)
     parts = parse_bridge_key(key)
     if parts is None:
         return None
@@ -277,4 +297,5 @@ def parse_key(key: str) -> ActionKey | None:
         # parse_bridge_key only yields LangChain's four decision names.
         allowed=cast("tuple[DecisionType, ...]", parts.allowed),
         step=step,
+        stage=stage,
     )

@@ -1,0 +1,212 @@
+"""Approval policies per tool in the middleware bridge (issue 23): quorum, exclude, escalate.
+
+LangChain's documented agent on the local server, with real reviewer accounts (the identities
+the policy counts are the ones HITL.sh reports), resumed by the keeper's dispatcher. Every
+stage is its own HITL request; the middleware gets one decision per action, once, only when
+the policy has decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bridge_agents import calls, documented_agent, script, tool_messages
+from hitl_harness import Env
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from hitl_agent import ConfigError
+from hitl_agent.policies import Escalate
+from hitl_agent.testing import ScriptedReviewer
+
+USER = {"messages": [HumanMessage("Tidy up.")]}
+BOB, CAROL = "bob@example.com", "carol@example.com"
+SQL = ("execute_sql", {"query": "DELETE FROM t"})
+WRITE = ("write_file", {"filename": "a.txt", "content": "hi"})
+
+
+def _reviewer(env: Env, email: str, loops: list[str] | None = None) -> ScriptedReviewer:
+    token = f"token-{email}-0123456789"
+    env.hitl.server.add_reviewer(email, token, loops or [env.hitl.loop_id], name=email[:3])
+    return ScriptedReviewer(env.hitl.http, token, env.hitl.base_url)
+
+
+def _all_requests(env: Env) -> list[Any]:
+    """Every request on the server, any loop, oldest first."""
+    return sorted(env.hitl.client.requests.iter(), key=lambda r: (r.created_at, r.id))
+
+
+def _open(env: Env, tool: str) -> Any:
+    """The one pending request about ``tool``."""
+    (found,) = [
+        r for r in _all_requests(env) if r.status == "pending" and tool in str(r.request_text)
+    ]
+    return found
+
+
+class Turn:
+    """One agent turn calling ``items`` under the bridge's ``policies``."""
+
+    def __init__(
+        self,
+        env: Env,
+        *items: tuple[str, dict[str, Any]],
+        mode: str = "batched",
+        policies: dict[str, Any],
+        thread: str = "t1",
+        **configurable: Any,
+    ) -> None:
+        self.env = env
+        self.effects: list[str] = []
+        model = script(calls(*items))
+        self.agent = documented_agent(model, self.effects, InMemorySaver(), mode=mode)
+        self.bridge = env.keeper.bridge(self.agent, policies=policies)
+        self.dispatcher = env.plug(env.keeper.dispatcher(self.bridge.resumer))
+        self.cfg: dict[str, Any] = {"configurable": {"thread_id": thread, **configurable}}
+        self.agent.invoke(USER, self.cfg)
+        self.rows = self.bridge.submit(self.cfg)
+
+    def answer(self, who: ScriptedReviewer, tool: str, value: str) -> str:
+        """``who`` answers the open request about ``tool``; the callback resumes. Its text."""
+        request = _open(self.env, tool)
+        who.respond(request.id, value)
+        self.env.tick()
+        return str(request.request_text)
+
+    def done(self) -> bool:
+        return not self.agent.get_state(self.cfg).next
+
+    def messages(self) -> dict[str, Any]:
+        return tool_messages(self.agent.get_state(self.cfg).values["messages"])
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+def test_quorum_counts_each_reviewer_once_and_a_sibling_decides_alone(env: Env, mode: str) -> None:
+    bob = _reviewer(env, BOB)
+    turn = Turn(env, SQL, WRITE, mode=mode, policies={"execute_sql": {"quorum": 2}})
+    assert len(turn.rows) == 2 and len(_all_requests(env)) == 2
+    sql = env.hitl.reviewer.get(_open(env, "execute_sql").id)
+    assert "Approval 1 of 2" in sql["request_text"]
+    assert sql["request_text"].startswith("🔒 ")
+    write = env.hitl.reviewer.get(_open(env, "write_file").id)
+    assert "Approval" not in write["request_text"]  # the sibling has no policy
+
+    turn.answer(env.hitl.reviewer, "write_file", "approve")  # decided by its one answer
+    first = turn.answer(env.hitl.reviewer, "execute_sql", "approve")
+    assert "2 different reviewers approve it" in first
+    assert "execute_sql DELETE FROM t" not in turn.effects and not turn.done()
+    again = turn.answer(env.hitl.reviewer, "execute_sql", "approve")  # the same reviewer
+    assert "Already approved by `reviewer@localhost`" in again
+    assert "execute_sql DELETE FROM t" not in turn.effects and not turn.done()
+    # Sweeps and resubmits create nothing more while the third stage waits.
+    turn.bridge.submit(turn.cfg)
+    turn.bridge.sweep()
+    turn.dispatcher.poll_once()
+    assert len(_all_requests(env)) == 4  # write_file's, and execute_sql's three stages
+    third = turn.answer(bob, "execute_sql", "approve")
+    assert "did not count" in third and "`reviewer@localhost`" in third
+    assert sorted(turn.effects) == ["execute_sql DELETE FROM t", "write_file a.txt hi"]
+    assert turn.done() and len(_all_requests(env)) == 4
+    # Once decided, re-sweeps and polls create and run nothing more.
+    turn.bridge.submit(turn.cfg)
+    turn.bridge.sweep()
+    turn.dispatcher.poll_once()
+    env.tick()
+    assert len(_all_requests(env)) == 4 and len(turn.effects) == 2
+    rows = env.ledger.list_rows()
+    assert len(rows) == 4 and {r.state for r in rows} == {"resumed"}
+    sql_rows = [r for r in rows if "policy" in r.payload]
+    assert len(sql_rows) == 3 and all(r.payload["policy"]["approvals"] == 2 for r in sql_rows)
+
+
+def test_a_rejection_vetoes_and_edit_is_not_offered_under_a_quorum(env: Env) -> None:
+    bob = _reviewer(env, BOB)
+    turn = Turn(env, WRITE, policies={"write_file": {"quorum": 2}})
+    options = env.hitl.reviewer.get(_open(env, "write_file").id)["response_config"]["options"]
+    # One reviewer's edit would run without the second approval: the form does not offer it.
+    assert [o["value"] for o in options] == ["approve", "reject", "reject_with_reason", "respond"]
+    turn.answer(env.hitl.reviewer, "write_file", "approve")
+    turn.answer(bob, "write_file", "reject")
+    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 2
+    (message,) = turn.messages().values()
+    assert message.status == "error"
+
+
+def test_the_excluded_identity_never_counts_even_on_a_resume_without_it(env: Env) -> None:
+    bob = _reviewer(env, BOB)
+    turn = Turn(
+        env,
+        SQL,
+        policies={"execute_sql": {"exclude": lambda c: c.get("user_email")}},
+        user_email="Bob@Example.com",
+    )
+    first = turn.answer(bob, "execute_sql", "approve")
+    assert "You cannot approve your own request: an answer by `bob@example.com`" in first
+    assert turn.effects == [] and not turn.done()
+    # The dispatcher resumes with no user in its config: the kept policy still excludes bob.
+    second = turn.answer(bob, "execute_sql", "approve")
+    assert "did not count" in second and "`bob@example.com`" in second
+    assert turn.effects == []
+    turn.answer(env.hitl.reviewer, "execute_sql", "approve")
+    assert turn.effects == ["execute_sql DELETE FROM t"] and turn.done()
+    assert len(_all_requests(env)) == 3
+    (policy,) = {str(r.payload["policy"]) for r in env.ledger.list_rows()}
+    assert "bob@example.com" in policy
+
+
+def test_an_excluded_identity_cannot_write_the_edit_someone_else_chose(env: Env) -> None:
+    bob = _reviewer(env, BOB)
+    turn = Turn(env, WRITE, policies={"write_file": {"exclude": [BOB]}})
+    turn.answer(env.hitl.reviewer, "write_file", "edit")
+    (follow,) = [r for r in _all_requests(env) if r.status == "pending"]
+    bob.respond(follow.id, '{"filename": "a.txt", "content": "evil"}')
+    env.tick()
+    assert turn.done() and turn.effects == []
+    (message,) = turn.messages().values()
+    assert "who may not answer this request" in str(message.content)
+
+
+def test_escalation_asks_the_next_loop_with_its_priority(env: Env) -> None:
+    owner = env.hitl.server.authenticate_key(env.hitl.api_key)
+    assert owner is not None
+    managers = env.hitl.server.create_loop(owner.user_id, "Managers")
+    boss = _reviewer(env, "boss@example.com", [managers])
+    stage = Escalate(after=600, loop_id=managers, priority="high", name="Managers")
+    turn = Turn(env, SQL, policies={"execute_sql": {"escalate": [stage]}})
+    first = _open(env, "execute_sql")
+    assert first.loop_id == env.hitl.loop_id and first.timeout_seconds == 600
+    assert "If nobody answers within 10 min, this goes to `Managers`." in first.request_text
+    env.clock.advance(601)
+    env.tick()  # HITL.sh times the first stage out; its callback asks the next stage
+    second = _open(env, "execute_sql")
+    assert second.loop_id == managers and second.priority == "high"
+    assert "Escalated: nobody answered in the first reviewers within 10 min." in (
+        second.request_text
+    )
+    assert turn.effects == [] and not turn.done()
+    turn.bridge.sweep()
+    assert len(_all_requests(env)) == 2
+    boss.respond(second.id, "approve")
+    env.tick()
+    turn.dispatcher.poll_once()  # another loop's row: fetched by id when no callback came
+    assert turn.effects == ["execute_sql DELETE FROM t"] and turn.done()
+    assert len(_all_requests(env)) == 2
+
+
+def test_policies_name_gated_tools_and_valid_values(env: Env) -> None:
+    agent = documented_agent(script(), [], InMemorySaver())
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"read_data": {"quorum": 2}}, "policies.read_data"),  # interrupt_on: False
+        ({"send_fax": {"quorum": 2}}, "policies.send_fax"),
+        ({"execute_sql": {"quorum": "two"}}, "policies.execute_sql.quorum"),
+        ({"execute_sql": {"quorom": 2}}, "policies.execute_sql.quorom"),
+        ({"execute_sql": {"escalate": Escalate(after=600)}}, "policies.execute_sql.escalate"),
+        ({"execute_sql": {"exclude": [""]}}, "policies.execute_sql.exclude"),
+        ({"execute_sql": 2}, "policies.execute_sql"),
+    ]
+    for policies, field in bad:
+        with pytest.raises(ConfigError) as err:
+            env.keeper.bridge(agent, policies=policies)
+        assert err.value.field == field, policies
+    env.keeper.bridge(agent, policies={"execute_sql": {"quorum": 2, "exclude": lambda c: None}})
