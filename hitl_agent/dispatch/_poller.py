@@ -203,8 +203,13 @@ class Poller:
         )
 
     def _elsewhere(self, row: ReviewRecord) -> bool:
-        """A row of another loop (an escalation stage): no listing of ours shows it."""
-        return self.loop_id is not None and row.loop_id not in (None, self.loop_id)
+        """An escalation stage our keeper asked in another loop or a workflow: no listing of
+        ours shows it."""
+        return (
+            self.loop_id is not None
+            and row.loop_id != self.loop_id
+            and row.payload.get("home_loop") == self.loop_id
+        )
 
     def _list_keep(self) -> int:
         # Listings never spend the last calls: those fetch answers (doorbells, known changes).

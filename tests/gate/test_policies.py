@@ -206,6 +206,22 @@ def test_escalation_asks_the_next_loop_when_nobody_answers_in_time(backend: Env)
     ]
 
 
+def test_escalation_to_a_workflow_is_polled_by_the_loops_dispatcher(backend: Env) -> None:
+    env = backend
+    workflow = env.hitl.credentials.workflow_id
+    assert workflow is not None
+    flow = Flow(env, escalate=[Escalate(after=60, workflow=workflow, name="Approvals")])
+    flow.start()
+    env.clock.advance(61)
+    env.tick()
+    flow.dispatcher.poll_once()
+    second = _pending(env)
+    assert second.loop_id != env.hitl.loop_id  # the workflow's own reviewers
+    env.hitl.reviewer.respond(second.id, "approve")
+    flow.dispatcher.poll_once()
+    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 2
+
+
 def test_the_last_stage_deadline_and_default_decide(backend: Env) -> None:
     env = backend
     flow = Flow(env, escalate=[Escalate(after=60, name="Second look")])
@@ -481,3 +497,42 @@ def test_an_endorsement_counts_only_members_who_may_answer(panel: Any) -> None:
     last = _panel_answer(flow, [r["cy"], r["bo"]], "approve")
     assert "`ana@example.com` had approved already" in last
     assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 3
+
+
+def test_review_node_takes_the_policy_from_builds_dict(backend: Env) -> None:
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class State(TypedDict, total=False):
+        amount: int
+        hitl_decision: dict[str, Any]
+        done: str
+
+    env = backend
+    bob = _reviewer(env, BOB)
+    builder = StateGraph(State)
+    builder.add_node(
+        "review",
+        env.keeper.review_node(
+            build=lambda s: {"request_text": f"Refund ${s['amount']}?", "quorum": 2},
+            approved="refund",
+            rejected="explain",
+        ),
+    )
+    builder.add_node("refund", lambda s: {"done": "refunded"})
+    builder.add_node("explain", lambda s: {"done": "explained"})
+    builder.add_edge(START, "review")
+    builder.add_edge("refund", END)
+    builder.add_edge("explain", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    config = {"configurable": {"thread_id": "node"}}
+    graph.invoke({"amount": 7}, config)
+    for who in (env.hitl.reviewer, bob):
+        request = _pending(env)
+        assert "different reviewers approve it" in request.request_text
+        who.respond(request.id, True)
+        dispatcher.poll_once()
+    assert graph.get_state(config).values["done"] == "refunded"
+    assert len(_all_requests(env)) == 2
