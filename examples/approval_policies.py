@@ -1,6 +1,6 @@
 """Approval policies: the two-person rule, separation of duties, timed escalation.
 
-Three LangGraph threads, each suspended at a review that one person's yes does not settle,
+Four LangGraph threads, each suspended at a review that one person's yes does not settle,
 each resumed by ``keeper.dispatcher(GraphResumer(graph)).poll_once()`` (polling only):
 
 * **quorum=2** (in ``keeper.review_node``'s ``build`` dict): a production deploy runs only
@@ -13,6 +13,9 @@ each resumed by ``keeper.dispatcher(GraphResumer(graph)).poll_once()`` (polling 
   answers within 10 minutes (a ``FakeClock`` moves them past in an instant); the request
   times out on the server and the same question goes to the ``Managers`` loop, at high
   priority, where a manager approves.
+* **require_approval(keeper, wire, quorum=2)**: the same two-person rule on a tool the
+  model calls, in a ``ToolNode``: ``wire`` runs once, after two different approvals, and the
+  model gets its result.
 
 For every request it prints what the reviewer read (the lines marked 🔒 are the policy's
 notes, written by the product, above the agent's text), who answered what, and what ran.
@@ -31,11 +34,15 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
 from hitl_agent import Decision, Escalate, Gatekeeper
+from hitl_agent.langchain import require_approval
 from hitl_agent.langgraph import GraphResumer
 from hitl_agent.testing import FakeClock, LocalHITL, ScriptedReviewer, local_hitl
 
@@ -124,6 +131,30 @@ def timed_escalation(keeper: Gatekeeper, ran: list[str], managers: str) -> Any:
     return build_graph(ran, node)
 
 
+def two_person_tool(keeper: Gatekeeper, ran: list[str]) -> Any:
+    """(d) quorum=2 on a ``require_approval`` tool in a ``ToolNode``: the model's call of
+    ``wire`` runs only after two different reviewers approve it (no edit or standing grant is
+    offered under a quorum: each is one reviewer's choice)."""
+
+    @tool
+    def wire(account: str, cents: int) -> str:
+        """Wire money to a supplier's account."""
+        ran.append(f"wire {cents} to {account}")
+        return f"wired {cents} to {account}"
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        call = {"name": "wire", "args": {"account": "ACME-7", "cents": 250_000}, "id": "call-1"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode([require_approval(keeper, wire, quorum=2)]))
+    builder.add_edge(START, "agent")
+    builder.add_edge("agent", "tools")
+    builder.add_edge("tools", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
 @dataclass
 class Scenario:
     """What one thread showed: the requests its reviewers read, and how it ended."""
@@ -140,9 +171,10 @@ class Result:
     quorum: Scenario
     exclude: Scenario
     escalate: Scenario
+    tool: Scenario  # (d) require_approval(quorum=2)
     ran: list[str]  # the guarded actions that ran, in order
     managers_loop: str
-    requests_created: int  # every request of the three threads, in both loops
+    requests_created: int  # every request of the four threads, in both loops
 
 
 class Demo:
@@ -163,9 +195,13 @@ class Demo:
             hitl.server.add_reviewer(email, token, loops, name=email.split("@")[0].title())
             self.reviewers[email] = ScriptedReviewer(hitl.http, token, hitl.base_url)
 
-    def start(self, graph: Any, thread: str, action: str, **configurable: Any) -> Scenario:
+    def start(
+        self, graph: Any, thread: str, action: str, inputs: Any = None, **configurable: Any
+    ) -> Scenario:
+        """Run ``thread`` up to its first request (``inputs`` default: ``{"action": action}``)."""
         print(f"\n== {thread}: {action}")
-        graph.invoke({"action": action}, {"configurable": {"thread_id": thread, **configurable}})
+        config = {"configurable": {"thread_id": thread, **configurable}}
+        graph.invoke({"action": action} if inputs is None else inputs, config)
         return Scenario()
 
     def read(self, email: str, scenario: Scenario) -> dict[str, Any]:
@@ -206,8 +242,13 @@ class Demo:
     def finish(self, graph: Any, thread: str, scenario: Scenario) -> Scenario:
         state = graph.get_state({"configurable": {"thread_id": thread}})
         assert not state.next, f"{thread} is still waiting"
-        scenario.outcome = state.values["outcome"]
-        scenario.reason = Decision.model_validate(state.values["hitl_decision"]).reason
+        if "messages" in state.values:  # a tool call: what the tool returned to the model
+            message = state.values["messages"][-1]
+            assert isinstance(message, ToolMessage)
+            scenario.outcome, scenario.reason = message.status, str(message.content)
+        else:
+            scenario.outcome = state.values["outcome"]
+            scenario.reason = Decision.model_validate(state.values["hitl_decision"]).reason
         print(f"  => {scenario.outcome} ({scenario.reason})")
         return scenario
 
@@ -251,8 +292,16 @@ def main() -> Result:
         demo.answer(graph, escalate, BOSS, "approve")
         demo.finish(graph, "cleanup-1", escalate)
 
+        # (d) The two-person rule on a tool the model calls, through require_approval.
+        graph = two_person_tool(keeper, ran)
+        wire = demo.start(graph, "wire-1", "the model calls wire", {"messages": []})
+        demo.answer(graph, wire, OWN, "approve")
+        print(f"  has it run? {'yes' if any(r.startswith('wire') for r in ran) else 'no'}")
+        demo.answer(graph, wire, CAROL, "approve")
+        demo.finish(graph, "wire-1", wire)
+
         created = sum(1 for _ in hitl.client.requests.iter())  # in both loops
-        result = Result(quorum, exclude, escalate, ran, demo.managers, created)
+        result = Result(quorum, exclude, escalate, wire, ran, demo.managers, created)
     print(f"\nran: {ran}; requests created: {created}")
     _check(result)
     return result
@@ -261,7 +310,8 @@ def main() -> Result:
 def _check(result: Result) -> None:
     """What the demo shows, asserted: a regression exits non-zero."""
     quorum, exclude, escalate = result.quorum, result.exclude, result.escalate
-    assert result.ran == ["api v2.4", "$900 to Bob", "the staging database"], result.ran
+    expected = ["api v2.4", "$900 to Bob", "the staging database", "wire 250000 to ACME-7"]
+    assert result.ran == expected, result.ran
 
     assert len(quorum.texts) == 3 and quorum.outcome == "ran"
     assert (
@@ -280,6 +330,12 @@ def _check(result: Result) -> None:
     assert "If nobody answers within 10 min, this goes to `Managers`." in escalate.texts[0]
     assert "Escalated: nobody answered in the first reviewers within 10 min." in (escalate.texts[1])
     assert escalate.loops[1] == result.managers_loop and escalate.priorities[1] == "high"
+
+    tool_call = result.tool
+    assert len(tool_call.texts) == 2 and tool_call.outcome == "success"
+    assert tool_call.texts[0].startswith("🔒 Approval 1 of 2"), tool_call.texts[0]
+    assert f"Already approved by `{OWN}`" in tool_call.texts[1]
+    assert tool_call.reason == "wired 250000 to ACME-7"
 
 
 def _line(text: str, words: str) -> str:

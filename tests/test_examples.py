@@ -291,15 +291,23 @@ def test_approval_policies(capsys: pytest.CaptureFixture[str]) -> None:
     module = example("approval_policies")
     result = module.main()  # it asserts what it shows; here, what a reader relies on
 
-    assert result.ran == ["api v2.4", "$900 to Bob", "the staging database"]  # each once
+    assert result.ran == [  # each once
+        "api v2.4",
+        "$900 to Bob",
+        "the staging database",
+        "wire 250000 to ACME-7",
+    ]
     # quorum=2: the same reviewer twice is one approval, so a third request; exclude: the
-    # requester's approval is void, so a second; escalate: the first times out, Managers decide.
-    assert [len(s.texts) for s in (result.quorum, result.exclude, result.escalate)] == [3, 2, 2]
-    assert result.requests_created == 7
+    # requester's approval is void, so a second; escalate: the first times out, Managers
+    # decide; the require_approval tool: two different approvals, two requests.
+    scenarios = (result.quorum, result.exclude, result.escalate, result.tool)
+    assert [len(s.texts) for s in scenarios] == [3, 2, 2, 2]
+    assert result.requests_created == 9
     assert result.quorum.reason == (
         f"Approved by 2 different reviewers ({module.OWN}, {module.BOB})."
     )
     assert result.escalate.loops[1] == result.managers_loop
+    assert (result.tool.outcome, result.tool.reason) == ("success", "wired 250000 to ACME-7")
     out = capsys.readouterr().out
     assert "| 🔒 Approval 2 of 2: this runs only when 2 different reviewers approve it" in out
     assert "has it run? no" in out
