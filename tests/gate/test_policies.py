@@ -536,3 +536,65 @@ def test_review_node_takes_the_policy_from_builds_dict(backend: Env) -> None:
         dispatcher.poll_once()
     assert graph.get_state(config).values["done"] == "refunded"
     assert len(_all_requests(env)) == 2
+
+
+def _policy_graph(env: Env, twin: str, effects: list[str]) -> Any:
+    """START -> gate -> END, the gate reviewing under quorum=2 with ``review`` or ``areview``."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class State(TypedDict, total=False):
+        amount: int
+
+    kwargs: dict[str, Any] = {"quorum": 2, "exclude": lambda c: c.get("user")}
+
+    def gate(state: State) -> State:
+        if env.keeper.review("Refund $5?", **kwargs).approved:
+            effects.append("refund")
+        return {}
+
+    async def agate(state: State) -> State:
+        if (await env.keeper.areview("Refund $5?", **kwargs)).approved:
+            effects.append("refund")
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("gate", gate if twin == "sync" else agate)
+    builder.add_edge(START, "gate")
+    builder.add_edge("gate", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_review_and_areview_in_a_graph_ask_the_same_stages(backend: Env, twin: str) -> None:
+    env = backend
+    bob, carol = _reviewer(env, BOB), _reviewer(env, CAROL)
+    effects: list[str] = []
+    graph = _policy_graph(env, twin, effects)
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    config = {"configurable": {"thread_id": "twin", "user": CAROL}}
+
+    async def go() -> list[str]:
+        if twin == "sync":
+            graph.invoke({"amount": 5}, config)
+        else:
+            await graph.ainvoke({"amount": 5}, config)
+        texts = []
+        for who in (carol, bob, bob, env.hitl.reviewer):
+            request = _pending(env)
+            texts.append(request.request_text)
+            who.respond(request.id, True)
+            if twin == "sync":
+                dispatcher.poll_once()
+            else:
+                await dispatcher.apoll_once()
+        return texts
+
+    texts = asyncio.run(go())
+    assert effects == ["refund"] and len(_all_requests(env)) == 4
+    assert "Approval 1 of 2" in texts[0] and "`carol@example.com` does not count" in texts[0]
+    assert "The previous answer, by `carol@example.com`, did not count" in texts[1]
+    assert "Approval 2 of 2" in texts[2] and "Already approved by `bob@example.com`" in texts[2]
+    assert "`bob@example.com` had approved already" in texts[3]
+    assert [r.state for r in env.ledger.list_rows()] == ["resumed"] * 4
