@@ -428,12 +428,11 @@ class Gatekeeper:
         ctx = _context_for(mode)
         if quorum is not None or exclude is not None or escalate:
             staged = self._staged(ctx, key, tool_call_id, request_text, (quorum, exclude, escalate))
+            left = _Left(wait_timeout)  # one wait for the whole review, every stage
             while isinstance(step := staged.step(), Stage):
                 stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
                 stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
-                staged.answered(
-                    self._ask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
-                )
+                staged.answered(self._ask(ctx, stage_key, stage_spec, target, tool_call_id, left()))
                 checkpoint("policy.after_stage_decided")
             return step
         return self._ask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
@@ -569,11 +568,12 @@ class Gatekeeper:
             staged = await asyncio.to_thread(
                 self._staged, ctx, key, tool_call_id, request_text, (quorum, exclude, escalate)
             )
+            left = _Left(wait_timeout)
             while isinstance(step := staged.step(), Stage):
                 stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
                 stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
                 staged.answered(
-                    await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, wait_timeout)
+                    await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, left())
                 )
                 checkpoint("policy.after_stage_decided")
             return step
@@ -901,6 +901,17 @@ def _context_for(mode: WaitMode) -> GraphContext | None:
             "call it from a graph node or tool, or use mode='auto' to block outside graphs",
         )
     return ctx
+
+
+class _Left:
+    """What remains of a blocking review's ``wait_timeout`` (None: no limit), so that a
+    policy's stages share it: a caller who waits 60 s waits 60 s, not 60 s a stage."""
+
+    def __init__(self, wait_timeout: float | None) -> None:
+        self._until = None if wait_timeout is None else time.monotonic() + wait_timeout
+
+    def __call__(self) -> float | None:
+        return None if self._until is None else max(0.0, self._until - time.monotonic())
 
 
 def _next_key(ctx: GraphContext | None, tool_call_id: str | None) -> str:

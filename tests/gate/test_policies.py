@@ -598,3 +598,25 @@ def test_review_and_areview_in_a_graph_ask_the_same_stages(backend: Env, twin: s
     assert "Approval 2 of 2" in texts[2] and "Already approved by `bob@example.com`" in texts[2]
     assert "`bob@example.com` had approved already" in texts[3]
     assert [r.state for r in env.ledger.list_rows()] == ["resumed"] * 4
+
+
+def test_a_blocking_review_waits_once_for_all_its_stages(
+    backend: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = backend
+    now = [1000.0]
+    monkeypatch.setattr(_keeper.time, "monotonic", lambda: now[0])
+    waits: list[float | None] = []
+    real = _keeper.Gatekeeper._ask
+
+    def ask(self: Any, *args: Any) -> Decision:
+        waits.append(args[-1])
+        if len(waits) == 1:
+            now[0] += 59.75  # the first stage took 59.75 s of the 60
+            return _decision("approved", "reviewer@localhost")
+        return real(self, *args)
+
+    monkeypatch.setattr(_keeper.Gatekeeper, "_ask", ask)
+    with pytest.raises(Exception, match="no decision for request"):
+        env.keeper.review("Ship?", quorum=2, key="blk-wait", wait_timeout=60, mode="block")
+    assert waits[0] == 60 and waits[1] == pytest.approx(0.25)
