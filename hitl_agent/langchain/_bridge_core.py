@@ -386,7 +386,11 @@ class SpecBuilder:
             approve_on_timeout=False,
             **extra,
         )
-        return spec if staged is None else replace(spec, policy=staged[0].to_json())
+        if staged is None:
+            return spec
+        # As the gate's stages: the audit shows which request of the policy a row was.
+        where = {"stage": staged[1].number, "level": staged[1].level}
+        return replace(spec, policy={**staged[0].to_json(), **where})
 
 
 def follow_up_for(

@@ -31,7 +31,8 @@ def bridge(
 
     ``bridge(keeper, agent)`` for a compiled graph with its checkpointer, or
     ``bridge(keeper, langgraph_url=URL, assistant_id=ID)`` for one served by a LangGraph
-    Server. ``options``: ``priority``, ``timeout_seconds``, ``durability``, ``config``
+    Server. ``options``: ``priority``, ``timeout_seconds``, ``durability``, ``config``,
+    ``policies`` (approval policies per gated tool: ``{"execute_sql": {"quorum": 2}}``)
     (remote: ``api_key``, ``headers``, ``client``, ``aclient``). See docs/bridge.md.
 
     Raises:

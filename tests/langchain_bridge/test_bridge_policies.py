@@ -8,15 +8,18 @@ the policy has decided.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from bridge_agents import calls, documented_agent, script, tool_messages
-from hitl_harness import Env
+from hitl_harness import CALLBACK_URL, SECRET, Env, switched_client
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from hitl_agent import ConfigError
+from hitl_agent.gate import Gatekeeper
 from hitl_agent.policies import Escalate
 from hitl_agent.testing import ScriptedReviewer
 
@@ -151,8 +154,9 @@ def test_the_excluded_identity_never_counts_even_on_a_resume_without_it(env: Env
     turn.answer(env.hitl.reviewer, "execute_sql", "approve")
     assert turn.effects == ["execute_sql DELETE FROM t"] and turn.done()
     assert len(_all_requests(env)) == 3
-    (policy,) = {str(r.payload["policy"]) for r in env.ledger.list_rows()}
-    assert "bob@example.com" in policy
+    rows = env.ledger.list_rows()
+    assert [r.payload["policy"]["exclude"] for r in rows] == [[BOB]] * 3
+    assert sorted(r.payload["policy"]["stage"] for r in rows) == [1, 2, 3]  # the audit's
 
 
 def test_an_excluded_identity_cannot_write_the_edit_someone_else_chose(env: Env) -> None:
@@ -210,3 +214,94 @@ def test_policies_name_gated_tools_and_valid_values(env: Env) -> None:
             env.keeper.bridge(agent, policies=policies)
         assert err.value.field == field, policies
     env.keeper.bridge(agent, policies={"execute_sql": {"quorum": 2, "exclude": lambda c: None}})
+
+
+def _cost(env: Env, answers: list[tuple[ScriptedReviewer | None, str]], **policy: Any) -> int:
+    """The API calls the keeper makes for one bridged execute_sql call, from its first create
+    to the resume, the answers arriving by callback (each: one callback, one GET)."""
+    effects: list[str] = []
+    with switched_client(env) as (counted, client):
+        env.keeper = Gatekeeper(
+            client=client,
+            loop_id=env.hitl.loop_id,
+            ledger=env.ledger,
+            callback_url=CALLBACK_URL,
+            callback_secret=SECRET,
+            clock=env.clock,
+        )
+        agent = documented_agent(script(calls(SQL)), effects, InMemorySaver())
+        bridge = env.keeper.bridge(agent, policies={"execute_sql": policy} if policy else None)
+        env.plug(env.keeper.dispatcher(bridge.resumer))
+        cfg = {"configurable": {"thread_id": f"t{len(answers)}{policy}"}}
+        agent.invoke(USER, cfg)
+        bridge.submit(cfg)
+        for who, value in answers:
+            (request,) = [r for r in _all_requests(env) if r.status == "pending"]
+            if who is None:  # nobody answers: the stage times out
+                env.clock.advance(int(value) + 1)
+            else:
+                who.respond(request.id, value)
+            env.tick()
+        assert effects == ["execute_sql DELETE FROM t"]
+        return counted.calls
+
+
+def test_api_calls_per_policy(env: Env) -> None:
+    me, bob = env.hitl.reviewer, _reviewer(env, BOB)
+    costs = {
+        "no policy": _cost(env, [(me, "approve")]),
+        "quorum=2": _cost(env, [(me, "approve"), (bob, "approve")], quorum=2),
+        "quorum=2, one repeat": _cost(
+            env, [(me, "approve"), (me, "approve"), (bob, "approve")], quorum=2
+        ),
+        "exclude, one void answer": _cost(env, [(bob, "approve"), (me, "approve")], exclude=[BOB]),
+        "escalate once": _cost(env, [(None, "600"), (me, "approve")], escalate=[Escalate(600)]),
+    }
+    print(costs)
+    # Each request: one create and one GET of its answer (the callback's truth), as the gate.
+    assert costs == {
+        "no policy": 2,
+        "quorum=2": 4,
+        "quorum=2, one repeat": 6,
+        "exclude, one void answer": 4,
+        "escalate once": 4,
+    }
+
+
+def test_the_async_path_asks_each_stage_once_and_reads_no_ledger_on_the_loop(env: Env) -> None:
+    bob = _reviewer(env, BOB)
+    effects: list[str] = []
+    agent = documented_agent(script(calls(SQL)), effects, InMemorySaver())
+    bridge = env.keeper.bridge(agent, policies={"execute_sql": {"quorum": 2}})
+    dispatcher = env.keeper.dispatcher(bridge.resumer)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "async"}}
+    loop_reads: list[str] = []
+    for name in ("get", "get_by_request_id", "list_task"):
+        read = getattr(env.ledger, name)
+
+        def watched(*args: Any, _read: Any = read, _name: str = name, **kw: Any) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                loop_reads.append(_name)  # asyncio.run runs the loop on this thread
+            return _read(*args, **kw)
+
+        setattr(env.ledger, name, watched)
+
+    async def answer(who: ScriptedReviewer) -> list[Any]:
+        request = await asyncio.to_thread(_open, env, "execute_sql")
+        await asyncio.to_thread(who.respond, request.id, "approve")
+        return list(await dispatcher.apoll_once())
+
+    async def main() -> None:
+        await agent.ainvoke(USER, cfg)
+        await bridge.asubmit(cfg)
+        assert await answer(env.hitl.reviewer) == []  # the second stage is asked, not sent
+        await bridge.asubmit(cfg)
+        await bridge.asweep()
+        assert len(await asyncio.to_thread(_all_requests, env)) == 2
+        assert len(await answer(bob)) == 2  # both stages delivered in one resume
+        assert await dispatcher.apoll_once() == []
+
+    asyncio.run(main())
+    assert effects == ["execute_sql DELETE FROM t"] and not agent.get_state(cfg).next
+    assert len(_all_requests(env)) == 2
+    assert loop_reads == []
