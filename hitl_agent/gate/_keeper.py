@@ -427,7 +427,9 @@ class Gatekeeper:
         spec = self.spec(request_text, **question)
         ctx = _context_for(mode)
         if quorum is not None or exclude is not None or escalate:
-            staged = self._staged(ctx, key, tool_call_id, request_text, (quorum, exclude, escalate))
+            staged = self._staged(
+                ctx, key, tool_call_id, request_text, (quorum, exclude, escalate), response_type
+            )
             left = _Left(wait_timeout)  # one wait for the whole review, every stage
             while isinstance(step := staged.step(), Stage):
                 stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
@@ -470,6 +472,7 @@ class Gatekeeper:
         tool_call_id: str | None,
         request_text: str,
         policy_args: tuple[Any, Any, Any],
+        response_type: str = "boolean",
     ) -> StagedReview:
         """The review's stages: the policy kept with its first stage's row when there is one
         (a resume applies what the first reviewer was shown), else the one asked for."""
@@ -490,6 +493,13 @@ class Gatekeeper:
         else:
             configurable = ctx.configurable if ctx is not None else {}
             policy = resolve_policy(*policy_args, configurable=configurable)
+        if policy is not None and policy.approvals > 1 and response_type == "editable_text":
+            raise ConfigError(
+                "quorum",
+                "a quorum approves one text, and an editable text lets each reviewer submit "
+                "another: the last one would run with one reviewer's approval",
+                "use a boolean or single_select question with quorum, or leave quorum out",
+            )
         return StagedReview(
             PolicyRun(policy or ReviewPolicy()), base, indexed=key is None and ctx is not None
         )
@@ -566,7 +576,13 @@ class Gatekeeper:
         ctx = _context_for(mode)
         if quorum is not None or exclude is not None or escalate:
             staged = await asyncio.to_thread(
-                self._staged, ctx, key, tool_call_id, request_text, (quorum, exclude, escalate)
+                self._staged,
+                ctx,
+                key,
+                tool_call_id,
+                request_text,
+                (quorum, exclude, escalate),
+                response_type,
             )
             left = _Left(wait_timeout)
             while isinstance(step := staged.step(), Stage):
