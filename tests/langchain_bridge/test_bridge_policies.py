@@ -20,7 +20,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from hitl_agent import ConfigError
 from hitl_agent.gate import Gatekeeper
-from hitl_agent.policies import Escalate
+from hitl_agent.policies import Escalate, Quorum
 from hitl_agent.testing import ScriptedReviewer
 
 USER = {"messages": [HumanMessage("Tidy up.")]}
@@ -305,3 +305,32 @@ def test_the_async_path_asks_each_stage_once_and_reads_no_ledger_on_the_loop(env
     assert effects == ["execute_sql DELETE FROM t"] and not agent.get_state(cfg).next
     assert len(_all_requests(env)) == 2
     assert loop_reads == []
+
+
+def test_a_policy_not_met_reaches_the_agent_as_a_reject_with_its_reason(env: Env) -> None:
+    turn = Turn(env, SQL, policies={"execute_sql": {"quorum": Quorum(2, max_requests=2)}})
+    turn.answer(env.hitl.reviewer, "execute_sql", "approve")
+    turn.answer(env.hitl.reviewer, "execute_sql", "approve")  # one reviewer, twice
+    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 2
+    (message,) = turn.messages().values()
+    assert "not met within 2 requests (1 of 2 approvals)" in str(message.content)
+
+
+def test_the_follow_up_of_an_escalated_stage_is_asked_where_it_was_decided(env: Env) -> None:
+    owner = env.hitl.server.authenticate_key(env.hitl.api_key)
+    assert owner is not None
+    managers = env.hitl.server.create_loop(owner.user_id, "Managers")
+    boss = _reviewer(env, "boss@example.com", [managers])
+    stage = Escalate(after=600, loop_id=managers, name="Managers")
+    turn = Turn(env, SQL, policies={"execute_sql": {"escalate": [stage]}})
+    env.clock.advance(601)
+    env.tick()
+    turn.answer(boss, "execute_sql", "reject_with_reason")
+    (reason,) = [r for r in _all_requests(env) if r.status == "pending"]
+    assert reason.loop_id == managers and reason.response_type == "text"
+    boss.respond(reason.id, "Not on a Friday.")
+    env.tick()
+    turn.dispatcher.poll_once()
+    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 3
+    (message,) = turn.messages().values()
+    assert "Not on a Friday." in str(message.content)
