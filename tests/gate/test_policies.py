@@ -361,7 +361,15 @@ def test_notes_stay_within_their_share_of_the_text() -> None:
         ({"exclude": [""]}, "exclude"),
         ({"exclude": lambda c: c["user"]}, "exclude"),
         ({"escalate": ["managers"]}, "escalate[0]"),
-        ({"quorum": 2, "response_type": "editable_text", "default_response": ""}, "quorum"),
+        (
+            {
+                "quorum": 2,
+                "response_type": "editable_text",
+                "response_config": {"draft_text": "v2"},
+                "default_response": "",
+            },
+            "quorum",
+        ),
     ],
 )
 def test_bad_policies_are_refused_before_anything_is_asked(
