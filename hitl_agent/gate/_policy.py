@@ -283,6 +283,20 @@ class PolicyRun:
             if self.level < len(policy.stages):
                 self.level += 1
                 return self._more(decision)
+            if decision.approved and policy.approvals > 1:
+                # approve_on_timeout: a default is nobody's approval, so it never stands for
+                # one of a quorum's different reviewers.
+                return decision.model_copy(
+                    update={
+                        "approved": False,
+                        "action": None,
+                        "reason": (
+                            f"No reviewer answered before the deadline, with "
+                            f"{len(self.approvers)} of {policy.approvals} approvals; not "
+                            "approved (a timeout's default cannot make up a quorum)."
+                        ),
+                    }
+                )
             return decision
         if decision.outcome == "cancelled":
             return decision

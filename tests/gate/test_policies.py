@@ -338,6 +338,21 @@ def test_an_approval_nobody_can_be_named_for_does_not_count() -> None:
     )
 
 
+def test_a_timeout_that_approves_never_makes_up_a_quorum() -> None:
+    policy = resolve_policy(2, None, None, configurable={})
+    assert policy is not None
+    run = PolicyRun(policy)
+    assert run.answered(_decision("approved", "a@example.com")) is None
+    by_default = _decision("timed_out", None, 1).model_copy(update={"approved": True})
+    final = run.answered(by_default)
+    assert final is not None and not final.approved
+    assert "1 of 2 approvals" in final.reason and "cannot make up a quorum" in final.reason
+    single = resolve_policy(None, ["x@example.com"], None, configurable={})
+    assert single is not None  # one approval asked for: the opt-in stands, as without a policy
+    kept = PolicyRun(single).answered(by_default)
+    assert kept is not None and kept.approved
+
+
 def test_notes_stay_within_their_share_of_the_text() -> None:
     long = ["x" * 300 + f"{i}@example.com" for i in range(40)]
     stages = [Escalate(after=600, name="N" * 500) for _ in range(3)]
