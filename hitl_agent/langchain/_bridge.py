@@ -98,9 +98,9 @@ class MiddlewareBridge:
         config: extra config merged into every resume.
         policies: approval policies per gated tool, with ``keeper.review``'s keyword
             arguments: ``{"execute_sql": {"quorum": 2, "exclude": ..., "escalate": [...]}}``
-            (docs/bridge.md, "Policies"). An ``exclude`` callable gets the ``configurable``
-            of the config :meth:`submit` is given (:meth:`sweep`: ``config``'s and the
-            thread id), once per action; the result is kept with its first request.
+            (docs/bridge.md, "Policies"). An ``exclude`` callable gets the thread's
+            ``configurable`` (the one it last ran with, under ``config``'s and
+            :meth:`submit`'s), once per action; the result is kept with its first request.
 
     Raises:
         ConfigError: ``policies.<tool>`` names a tool ``interrupt_on`` does not gate, or
@@ -151,18 +151,18 @@ class MiddlewareBridge:
 
     def pending(self, config: RunnableConfig) -> list[PendingAction]:
         """The gated actions this thread waits on (nothing is created)."""
-        thread_id = _thread_id(config)
-        state = self.graph.get_state(config, subgraphs=True)
-        return pending_actions(state, thread_id)
+        return pending_actions(self.graph.get_state(config, subgraphs=True), _thread_id(config))
+
+    async def _astate(self, config: RunnableConfig) -> Any:
+        try:
+            return await self.graph.aget_state(config, subgraphs=True)
+        except NotImplementedError:  # a sync-only checkpointer (SqliteSaver)
+            return await asyncio.to_thread(self.graph.get_state, config, subgraphs=True)
 
     async def apending(self, config: RunnableConfig) -> list[PendingAction]:
         """Async twin of :meth:`pending`."""
         thread_id = _thread_id(config)
-        try:
-            state = await self.graph.aget_state(config, subgraphs=True)
-        except NotImplementedError:  # a sync-only checkpointer (SqliteSaver)
-            state = await asyncio.to_thread(self.graph.get_state, config, subgraphs=True)
-        return pending_actions(state, thread_id)
+        return pending_actions(await self._astate(config), thread_id)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -175,24 +175,35 @@ class MiddlewareBridge:
         Returns:
             The actions' ledger rows (existing ones included).
         """
-        configurable = self._configurable_of(config)
+        thread_id = _thread_id(config)
+        state = self.graph.get_state(config, subgraphs=True)
+        configurable = self._configurable_of(config, state)
         return [
             send_action(self.keeper, self._target, self.spec, item, configurable)
-            for item in self.pending(config)
+            for item in pending_actions(state, thread_id)
         ]
 
-    def _configurable_of(self, config: RunnableConfig) -> dict[str, Any]:
-        """What a policy's ``exclude`` callable gets: the bridge's ``config`` and this call's
-        ``configurable``, LangGraph's internal keys left out (as the gate does)."""
-        merged = {**self._configurable, **(config.get("configurable") or {})}
+    def _configurable_of(self, config: RunnableConfig, state: Any) -> dict[str, Any]:
+        """What a policy's ``exclude`` callable gets: the ``configurable`` the thread last ran
+        with (LangGraph copies it into the checkpoint's metadata, so a sweep that knows only
+        the thread id finds the run's user too), under the bridge's ``config`` and this call's,
+        LangGraph's internal keys left out (as the gate does)."""
+        ran = getattr(state, "metadata", None) if self.policies else None
+        merged = {
+            **(ran if isinstance(ran, Mapping) else {}),
+            **self._configurable,
+            **(config.get("configurable") or {}),
+        }
         return {k: v for k, v in merged.items() if not str(k).startswith("__")}
 
     async def asubmit(self, config: RunnableConfig) -> list[ReviewRecord]:
         """Async twin of :meth:`submit` (the keeper's async client when it has one)."""
-        configurable = self._configurable_of(config)
+        thread_id = _thread_id(config)
+        state = await self._astate(config)
+        configurable = self._configurable_of(config, state)
         return [
             await asend_action(self.keeper, self._target, self.spec, item, configurable)
-            for item in await self.apending(config)
+            for item in pending_actions(state, thread_id)
         ]
 
     def _thread_ids(self) -> Iterator[str]:

@@ -334,3 +334,22 @@ def test_the_follow_up_of_an_escalated_stage_is_asked_where_it_was_decided(env: 
     assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 3
     (message,) = turn.messages().values()
     assert "Not on a Friday." in str(message.content)
+
+
+def test_a_sweep_finds_the_user_to_exclude_in_the_threads_own_run(env: Env) -> None:
+    # The `hitl-agent bridge` command only sweeps: it knows the thread id, not the user; the
+    # checkpoint keeps the configurable the agent ran with.
+    bob = _reviewer(env, BOB)
+    effects: list[str] = []
+    agent = documented_agent(script(calls(SQL)), effects, InMemorySaver())
+    bridge = env.keeper.bridge(
+        agent, policies={"execute_sql": {"exclude": lambda c: c.get("user_email")}}
+    )
+    env.plug(env.keeper.dispatcher(bridge.resumer))
+    agent.invoke(USER, {"configurable": {"thread_id": "swept", "user_email": BOB}})
+    (row,) = bridge.sweep()
+    assert row.payload["policy"]["exclude"] == [BOB]
+    request = _open(env, "execute_sql")
+    bob.respond(request.id, "approve")
+    env.tick()
+    assert effects == [] and len(_all_requests(env)) == 2
