@@ -10,15 +10,19 @@ action), the callback receiver and the poller (resume with the reviewers' decisi
 
 ``--graph`` is the compiled agent (its checkpointer replaced by ``--checkpointer``'s when it
 was compiled without one) or a builder taking the checkpointer, as for ``worker``.
+``--policies`` names the app's approval policies per tool (``module:attr``, the mapping the
+app passes as ``keeper.bridge(agent, policies=...)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +47,24 @@ def _graph(target: str | None, checkpointer: str | None) -> Iterator[Any]:
         if getattr(graph, "checkpointer", None) in (None, True, False):
             graph = graph.copy(update={"checkpointer": saver})
         yield graph
+
+
+def _policies(target: str) -> Any:
+    """The mapping ``module:attr`` names (the app's own ``policies=``: the sweep sends the
+    first requests, so it must ask under the same policies as the app)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise click.UsageError(f"--policies {target!r}: expected module:attribute")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        policies = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise click.UsageError(f"--policies {target!r}: {err}") from err
+    if not isinstance(policies, Mapping):
+        raise click.UsageError(f"--policies {target!r} is not a mapping of tool names to policies")
+    return policies
 
 
 async def _sweep_forever(bridge: Any, every: float) -> None:
@@ -88,6 +110,11 @@ async def _serve(
 )
 @click.option("--langgraph-url", help="A LangGraph Server serving the agent (instead of --graph).")
 @click.option("--assistant-id", help="The assistant or graph id on the LangGraph Server.")
+@click.option(
+    "--policies",
+    "policies_target",
+    help="module:attr of the approval policies per tool (docs/bridge.md, Policies).",
+)
 @click.option("--ledger", default="sqlite:///hitl.db", show_default=True, help="Ledger URL.")
 @click.option("--loop-id", envvar="HITL_LOOP_ID", help="Loop to create reviews in (HITL_LOOP_ID).")
 @click.option(
@@ -114,6 +141,7 @@ def bridge(
     checkpointer: str | None,
     langgraph_url: str | None,
     assistant_id: str | None,
+    policies_target: str | None,
     ledger: str,
     loop_id: str | None,
     workflow: str | None,
@@ -141,6 +169,7 @@ def bridge(
         raise click.UsageError("pass either --graph (with --checkpointer) or --langgraph-url")
     if langgraph_url is not None and not assistant_id:
         raise click.UsageError("--langgraph-url needs --assistant-id")
+    policies = _policies(policies_target) if policies_target else None
     if not once:
         # Serving callbacks needs the web server: say so before loading or sweeping anything.
         try:
@@ -162,9 +191,11 @@ def bridge(
             )
             with keeper:
                 served = (
-                    keeper.bridge(graph)
+                    keeper.bridge(graph, policies=policies)
                     if graph is not None
-                    else keeper.bridge(langgraph_url=langgraph_url, assistant_id=assistant_id)
+                    else keeper.bridge(
+                        langgraph_url=langgraph_url, assistant_id=assistant_id, policies=policies
+                    )
                 )
                 dispatcher = keeper.dispatcher(served.resumer, poll_interval=poll_interval)
                 if once:

@@ -9,16 +9,22 @@ the policy has decided.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import sys
 import threading
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bridge_agents import calls, documented_agent, script, tool_messages
+from click.testing import CliRunner
 from hitl_harness import CALLBACK_URL, SECRET, Env, switched_client
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
-from hitl_agent import ConfigError
+from hitl_agent import ConfigError, HITLClient
 from hitl_agent.gate import Gatekeeper
 from hitl_agent.policies import Escalate, Quorum
 from hitl_agent.testing import ScriptedReviewer
@@ -353,3 +359,58 @@ def test_a_sweep_finds_the_user_to_exclude_in_the_threads_own_run(env: Env) -> N
     bob.respond(request.id, "approve")
     env.tick()
     assert effects == [] and len(_all_requests(env)) == 2
+
+
+POLICY_MODULE = """
+from hitl_agent.policies import Quorum
+
+POLICIES = {"execute_sql": {"quorum": Quorum(2)}}
+"""
+
+
+def test_the_command_sweeps_under_the_apps_policies(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hitl_agent._client as client_module
+    from hitl_agent.cli import main
+
+    (tmp_path / "bridge_policies_app.py").write_text(POLICY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    effects: list[str] = []
+    conn = sqlite3.connect(tmp_path / "checkpoints.db", check_same_thread=False)
+    agent = documented_agent(script(calls(SQL)), effects, SqliteSaver(conn))
+    agent.invoke(USER, {"configurable": {"thread_id": "cli"}})
+    module = types.ModuleType("bridge_policies_agent")
+    module.agent = agent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bridge_policies_agent", module)
+    hitl = env.hitl
+    monkeypatch.setattr(
+        client_module,
+        "HITLClient",
+        lambda *a, **k: HITLClient(hitl.api_key, base_url=hitl.base_url, http_client=hitl.http),
+    )
+    argv = [
+        "bridge",
+        "--graph",
+        "bridge_policies_agent:agent",
+        "--checkpointer",
+        f"sqlite:///{tmp_path / 'checkpoints.db'}",
+        "--ledger",
+        f"sqlite:///{tmp_path / 'cli-hitl.db'}",
+        "--loop-id",
+        hitl.loop_id,
+        "--policies",
+        "bridge_policies_app:POLICIES",
+        "--once",
+    ]
+    first = CliRunner().invoke(main, argv)
+    assert first.exit_code == 0, first.output
+    (request,) = _all_requests(env)
+    assert "Approval 1 of 2" in str(request.request_text)
+    hitl.reviewer.respond(request.id, "approve")
+    second = CliRunner().invoke(main, argv)  # the poll's resume asks the second stage
+    assert second.exit_code == 0, second.output
+    assert effects == [] and len(_all_requests(env)) == 2
+    bad = CliRunner().invoke(main, [*argv[:-3], "--policies", "bridge_policies_app:NOPE"])
+    assert bad.exit_code != 0 and "--policies" in bad.output
+    conn.close()
