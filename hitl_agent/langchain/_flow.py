@@ -17,6 +17,7 @@ from ..decision import ApproveAction, Decision, EditAction, RejectAction, Respon
 from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
 from ..gate._policy import NOTES_MAX
 from ..models.response_types import EditedText
+from ..policies import Quorum
 from ..protocol import jsonable
 from . import _forms as forms
 from ._attach import call_document
@@ -136,6 +137,12 @@ class ApprovalFlow:
         return neutralise(reveal_invisible(self.view.tool))[:200]
 
     @property
+    def _approvals(self) -> int:
+        """The different reviewers' approvals the call needs (``quorum``; 1 without)."""
+        quorum = self.policy.get("quorum")
+        return quorum.approvals if isinstance(quorum, Quorum) else int(quorum or 1)
+
+    @property
     def _limit(self) -> int:
         """The request text's share of HITL.sh's 2,000 characters: a policy's notes take
         their part on top (gate._policy.NOTES_MAX)."""
@@ -166,7 +173,11 @@ class ApprovalFlow:
         if self.allow_edit and not self._edit:
             note = "Editing is not offered: the arguments are too long to edit in one request."
         footer = forms.choice_footer(
-            self._tool, edit=self._edit, respond=self.allow_respond, edit_note=note
+            self._tool,
+            approvals=self._approvals,
+            edit=self._edit,
+            respond=self.allow_respond,
+            edit_note=note,
         )
         granting = grant_footer(self.grants, self._tool, self.thread_id)
         rendered = render_tool_call_checked(
@@ -177,6 +188,7 @@ class ApprovalFlow:
             # Cut here, but every argument is in the attached document: Approve stays.
             footer = forms.choice_footer(
                 self._tool,
+                approvals=self._approvals,
                 edit=self._edit,
                 respond=self.allow_respond,
                 edit_note=note,
@@ -191,6 +203,7 @@ class ApprovalFlow:
             self._cut = ", ".join(rendered.cut) or "the tool name"
             footer = forms.choice_footer(
                 self._tool,
+                approvals=self._approvals,
                 edit=self._edit,
                 respond=self.allow_respond,
                 edit_note=note,

@@ -85,16 +85,24 @@ def choice_footer(
     edit_note: str = "",
     cut: str = "",
     attached: str = "",
+    approvals: int = 1,
 ) -> list[str]:
     """The trusted lines under the arguments that say what each choice does (kept short: the
     arguments get the room). ``cut``: the arguments that could not be shown in full (then
     Approve is not offered, and this says why). ``attached``: they could not, but all of
     them are in the document this markdown link names (then Approve is offered, and this
-    says where to read them first)."""
+    says where to read them first). ``approvals``: how many different reviewers' approvals
+    the call needs (a quorum): Approve is then one of them."""
+    runs = (
+        f"runs {tool} once"
+        if approvals == 1
+        else f"is one of the {approvals} approvals from different reviewers after which "
+        f"{tool} runs once"
+    )
     if attached:
         lines = [
             f"**Some arguments are cut here; all of them are attached:** {attached}. Read them "
-            f"before you approve: **Approve** runs {tool} once with exactly those arguments; "
+            f"before you approve: **Approve** {runs} with exactly those arguments; "
             f"**Reject** does not."
         ]
     elif cut:
@@ -108,7 +116,7 @@ def choice_footer(
                 "**Edit the arguments…** shows them all in a text box; what you submit runs."
             )
     else:
-        lines = [f"**Approve** runs {tool} once with exactly these arguments; **Reject** does not."]
+        lines = [f"**Approve** {runs} with exactly these arguments; **Reject** does not."]
     second = ["your reason (reject and say why)"]
     if edit:
         second.append("the arguments as `name: value` lines to change (edit)")

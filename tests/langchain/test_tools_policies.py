@@ -45,6 +45,7 @@ def test_a_two_person_tool_runs_once_after_two_different_approvals(env: Env) -> 
     assert not agent.call("t1", "c1", order_id="o-1", amount=900)
     first = _answer(agent, env.hitl.reviewer, "approve")
     assert first.startswith("🔒 Approval 1 of 2") and "Approve tool call" in first
+    assert "**Approve** is one of the 2 approvals from different reviewers after which" in first
     assert len(first) <= 2000
     _answer(agent, env.hitl.reviewer, "approve")  # the same reviewer again: not counted
     assert effects == []
