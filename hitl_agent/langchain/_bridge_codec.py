@@ -94,7 +94,7 @@ class _Read:
     policy: ReviewPolicy | None = None
 
 
-def first_decision(
+def _first_decision(
     rows: Mapping[str, tuple[ReviewRecord, Decision]], first: ReviewRecord
 ) -> Decision:
     """The first stage's decision (what an action that cannot be decided yet shows)."""
@@ -237,14 +237,14 @@ class MiddlewareCodec:
         """An action under an approval policy: its stages (the rows handed over with it)
         replayed through the gate's rules; the next stage to ask, or the final decision."""
         if self.sent_of is None or not hasattr(self.spec_of, "staged_spec"):
-            return _Read(False, None, None, first_decision(rows, first), refused=_NO_POLICY)
+            return _Read(True, None, None, _first_decision(rows, first), refused=_NO_POLICY)
         walked = walk(self.spec_of, action, first, policy, rows.get)
         if walked.unbound:
-            return _Read(False, None, None, first_decision(rows, first))
+            return _Read(False, None, None, _first_decision(rows, first))
         if walked.ask is not None:
             key, spec, stage = walked.ask
             need = FollowUp(key, spec, first.thread_id, first.checkpoint_ns, stage)
-            return _Read(True, None, None, first_decision(rows, first), need=need)
+            return _Read(True, None, None, _first_decision(rows, first), need=need)
         if walked.final is None:  # a stage still pending: nothing may be sent yet
             raise IncompleteDecisions(f"a stage of {action.name!r}'s approval policy is pending")
         approvable = walked.shown != "cut"

@@ -209,10 +209,8 @@ class SpecBuilder:
         self, item: PendingAction, configurable: Mapping[str, Any] | None
     ) -> ReviewPolicy | None:
         """The approval policy of the action: the one kept with its first row once sent (a
-        resume applies what the first reviewer was shown), else its tool's, resolved now.
-        No ledger read for a bridge without policies."""
-        if not self.policies:
-            return None
+        resume applies what the first reviewer was shown, even after a redeploy that changed
+        or dropped the tool's policy), else its tool's, resolved now."""
         row = self.keeper.ledger.get(item.key)
         if row is not None:
             return stored_policy(row)

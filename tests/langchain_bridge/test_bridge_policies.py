@@ -414,3 +414,19 @@ def test_the_command_sweeps_under_the_apps_policies(
     bad = CliRunner().invoke(main, [*argv[:-3], "--policies", "bridge_policies_app:NOPE"])
     assert bad.exit_code != 0 and "--policies" in bad.output
     conn.close()
+
+
+def test_a_redeploy_that_drops_the_policy_keeps_the_one_the_first_reviewer_saw(env: Env) -> None:
+    bob = _reviewer(env, BOB)
+    turn = Turn(env, SQL, policies={"execute_sql": {"quorum": 2}})
+    request = _open(env, "execute_sql")
+    bob.respond(request.id, "approve")
+    # The new code has no policy: its sweeps and resumes still apply the kept one.
+    loose = env.keeper.bridge(turn.agent)
+    env.plug(env.keeper.dispatcher(loose.resumer))
+    assert loose.submit(turn.cfg) == [env.ledger.get(turn.rows[0].key)]
+    env.tick()
+    env.keeper.dispatcher(loose.resumer).poll_once()
+    assert turn.effects == [] and not turn.done() and len(_all_requests(env)) == 2
+    turn.answer(env.hitl.reviewer, "execute_sql", "approve")
+    assert turn.effects == ["execute_sql DELETE FROM t"]
