@@ -157,9 +157,9 @@ def gated_tools(graph: Any) -> set[str] | None:
         for node in (getattr(each, "nodes", None) or {}).values():
             owner = getattr(getattr(getattr(node, "bound", None), "func", None), "__self__", None)
             interrupt_on = getattr(owner, "interrupt_on", None)
-            if type(owner).__name__ == "HumanInTheLoopMiddleware" and isinstance(
-                interrupt_on, Mapping
-            ):
+            # By name (a subclass too): the remote bridge imports this without LangChain.
+            middleware = any(c.__name__ == "HumanInTheLoopMiddleware" for c in type(owner).__mro__)
+            if middleware and isinstance(interrupt_on, Mapping):
                 found = (found or set()) | {str(name) for name in interrupt_on}
     return found
 
