@@ -241,6 +241,7 @@ class SpecBuilder:
             what_it_does(action, self.tools),
             attached=attached,
             max_chars=text_limit(policy, MAX_REQUEST_TEXT),
+            approvals=policy.approvals if policy is not None else 1,
         )
 
     def _with_link(self, action: BridgeAction, link: str, staged: Staged | None) -> ReviewSpec:

@@ -260,16 +260,19 @@ _SECOND = {
 }
 
 
-def _choice_note(action: BridgeAction, values: list[str], whole: bool, attached: str = "") -> str:
+def _choice_note(
+    action: BridgeAction, values: list[str], whole: bool, attached: str = "", approvals: int = 1
+) -> str:
     """The product's line saying what the options do (the arguments get the room).
-    ``attached``: the link to the whole call's document, when the text cuts it."""
+    ``attached``: the link to the whole call's document, when the text cuts it.
+    ``approvals``: how many different reviewers' approvals the call needs (a quorum)."""
     parts = [] if whole or "approve" not in action.allowed else [_NO_APPROVE]
     if attached:
         parts = [_ATTACHED.format(link=attached)]
     says = []
     if "approve" in values:
         these = "the attached" if attached else "these"
-        says.append(f"**Approve** runs the call once with exactly {these} arguments")
+        says.append(f"**Approve** {_runs(approvals)} with exactly {these} arguments")
     if "reject" in values:
         says.append("**Reject** does not run it")
     if says:
@@ -280,6 +283,15 @@ def _choice_note(action: BridgeAction, values: list[str], whole: bool, attached:
     if "edit" in action.allowed and "edit" not in values:
         parts.append("Edit is not offered: the arguments are too long to edit here.")
     return " ".join(parts)
+
+
+def _runs(approvals: int) -> str:
+    if approvals < 2:
+        return "runs the call once"
+    return (
+        f"is one of the {approvals} approvals from different reviewers after which the call "
+        "runs once"
+    )
 
 
 def form_for(
@@ -303,11 +315,12 @@ def first_form(
     *,
     attached: str = "",
     max_chars: int = MAX_REQUEST_TEXT,
+    approvals: int = 1,
 ) -> tuple[dict[str, Any], Shown]:
     """:func:`form_for`, and how it shows the call (whether it offers Approve).
     ``max_chars``: the text's share of HITL.sh's 2,000 characters (less under an approval
-    policy, whose notes go on top)."""
-    return _form(action, what_it_does, attached, max_chars)
+    policy, whose notes go on top); ``approvals``: a quorum's (Approve is one of them)."""
+    return _form(action, what_it_does, attached, max_chars, approvals)
 
 
 def _form(
@@ -315,25 +328,35 @@ def _form(
     what_it_does: str | None,
     attached: str = "",
     max_chars: int = MAX_REQUEST_TEXT,
+    approvals: int = 1,
 ) -> tuple[dict[str, Any], Shown]:
     """The form with Approve when its text shows the whole call or links it attached, else
     the form without it; and which one it is."""
     values = _choices(action, True)
-    text, whole = _render(action, what_it_does, _choice_note(action, values, True), max_chars)
+    note = _choice_note(action, values, True, approvals=approvals)
+    text, whole = _render(action, what_it_does, note, max_chars)
     # An attachment only matters beside Approve (the edit box holds every argument anyway).
     attachable = attached and "approve" in action.allowed
     shown: Shown = "whole" if whole else "attached" if attachable else "cut"
     if shown == "attached":
         # Cut here, but every argument is in the attached document: Approve stays.
-        note = _choice_note(action, values, True, attached)
+        note = _choice_note(action, values, True, attached, approvals)
         text, _ = _render(action, what_it_does, note, max_chars)
     elif shown == "cut":
         values = _choices(action, False)
-        text, _ = _render(action, what_it_does, _choice_note(action, values, False), max_chars)
+        note = _choice_note(action, values, False, approvals=approvals)
+        text, _ = _render(action, what_it_does, note, max_chars)
     options = [
         {"value": value, "label": _OPTIONS[value][0], "description": _OPTIONS[value][1]}
         for value in values
     ]
+    if approvals > 1 and "approve" in values:
+        options[values.index("approve")] = {
+            "value": "approve",
+            "label": "✅ Approve",
+            "description": f"One of the {approvals} approvals from different reviewers after "
+            "which the call runs once with exactly the arguments shown.",
+        }
     form = {
         "request_text": text,
         "response_type": "single_select",

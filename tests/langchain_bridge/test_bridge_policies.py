@@ -98,6 +98,10 @@ def test_quorum_counts_each_reviewer_once_and_a_sibling_decides_alone(env: Env, 
     sql = env.hitl.reviewer.get(_open(env, "execute_sql").id)
     assert "Approval 1 of 2" in sql["request_text"]
     assert sql["request_text"].startswith("🔒 ")
+    # Approve is one of the two approvals, not what runs the call.
+    assert "**Approve** is one of the 2 approvals from different reviewers" in sql["request_text"]
+    approve = sql["response_config"]["options"][0]
+    assert approve["label"] == "✅ Approve" and "One of the 2 approvals" in approve["description"]
     write = env.hitl.reviewer.get(_open(env, "write_file").id)
     assert "Approval" not in write["request_text"]  # the sibling has no policy
 
