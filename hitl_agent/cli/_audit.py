@@ -76,6 +76,7 @@ AUDIT_COLUMNS: tuple[str, ...] = (
 """The export's columns, in order (``--with-args`` adds ``args``)."""
 
 _PAGE = 500
+_LATER_STAGE = re.compile(r"(.+)#([0-9]+)")
 _HIDDEN_EDIT = "(edited arguments: export with --with-args)"
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -88,18 +89,25 @@ def _iso(at: float | None) -> str | None:
 
 
 def _stage(row: ReviewRecord) -> tuple[str, int]:
-    """The key of the call a row belongs to (its first form's row) and the row's stage
-    (1: the first form; 2: its follow-up)."""
+    """The key of the call a row belongs to (its first request's row) and the row's place
+    among the call's requests: 1 for the first, then 2, 3, ... for a policy's later requests
+    and the follow-up form."""
     parsed = parse_gate_key(row.key, thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns)
     if parsed is not None and parsed.tool_call_id is not None and parsed.index > 0:
         # The wrapper asks a call's follow-up as the next review of the same tool call.
         first = gate_key(parsed.thread_id, parsed.checkpoint_ns, parsed.tool_call_id, 0)
         return first, parsed.index + 1
-    if row.key.startswith(BRIDGE_PREFIX) and row.key.endswith("|1"):
-        base = row.key[: -len("|1")]
-        if parse_bridge_key(base) is not None:  # the bridge's follow-up: its key plus |1
-            return base, 2
-    return row.key, 1
+    key, follow_up = row.key, 0
+    if key.startswith(BRIDGE_PREFIX) and key.endswith("|1"):
+        base = key[: -len("|1")]
+        if parse_bridge_key(base.split("#", 1)[0]) is not None:  # a follow-up: its key + |1
+            key, follow_up = base, 1
+    policy = row.payload.get("policy") if row.payload else None
+    later = _LATER_STAGE.fullmatch(key)
+    if later is not None and isinstance(policy, dict):
+        # A policy's n-th request, keyed <first key>#<n>: the same call.
+        return later.group(1), int(later.group(2)) + follow_up
+    return key, 1 + follow_up
 
 
 def _policy_columns(policy: Any) -> dict[str, Any]:

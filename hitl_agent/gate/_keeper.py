@@ -46,11 +46,12 @@ from ..decision import Decision
 from ..dispatch import CallBudget, CompositeResumer, Dispatcher, Resumer
 from ..ledger import Ledger, ReviewRecord, open_ledger
 from ..models.workflows import WorkflowRef, workflow_ref
-from ..policies import Escalate, Quorum
+from ..policies import Escalate, Grants, Quorum
 from ..protocol import WaitMode, review_payload
 from ._blocking import BlockingResumer, hub
 from ._create import CreateTarget, aensure_request, ensure_request
 from ._errors import ReviewTimeoutError
+from ._grants import ReviewGrants
 from ._policy import (
     NOTES_MAX,
     Exclude,
@@ -69,7 +70,6 @@ if TYPE_CHECKING:
     from .._client import AsyncHITLClient, HITLClient
     from ..langchain import ApprovalTool, AskHumanTool, MiddlewareBridge, RemoteMiddlewareBridge
     from ..langgraph.pregel import GraphContext
-    from ..policies import Grants
 
 __all__ = ["Gatekeeper"]
 
@@ -388,6 +388,7 @@ class Gatekeeper:
         quorum: int | Quorum | None = None,
         exclude: Exclude | None = None,
         escalate: Sequence[Escalate] | None = None,
+        grants: Grants | None = None,
     ) -> Decision:
         """Ask a human and return the Decision (see the module docstring).
 
@@ -410,6 +411,11 @@ class Gatekeeper:
                 identities (or a callable of the run's ``configurable``) never count;
                 ``escalate`` stages ask elsewhere when nobody answered in time. Each request
                 the policy makes is its own gate (one ledger row, one review).
+            grants: standing grants the reviewer may give (:class:`~hitl_agent.Grants`) on a
+                plain approve/reject question: "approve for this thread" (later reviews of
+                this node in this thread) and "approve these exact arguments" (later reviews
+                asking exactly this); a review a live grant covers asks nobody and returns an
+                approval naming the grant (gate/_grants.py, docs/policies.md).
         """
         question = dict(
             response_type=response_type,
@@ -426,18 +432,56 @@ class Gatekeeper:
         )
         spec = self.spec(request_text, **question)
         ctx = _context_for(mode)
-        if quorum is not None or exclude is not None or escalate:
-            staged = self._staged(
-                ctx, key, tool_call_id, request_text, (quorum, exclude, escalate), response_type
+        policy = (quorum, exclude, escalate)
+        if grants is None:
+            return self._decide(
+                ctx,
+                key,
+                tool_call_id,
+                request_text,
+                spec,
+                question,
+                policy,
+                left=_Left(wait_timeout),
             )
-            left = _Left(wait_timeout)  # one wait for the whole review, every stage
+        granting, key, request_text, question = self._granting(
+            ctx, key, tool_call_id, request_text, question, grants, quorum
+        )
+        asked = spec.spec_hash()  # the question as asked: what an args grant covers
+        covered = granting.covering(key, asked)
+        if covered is not None:
+            return covered
+        spec = self.spec(request_text, **question)
+        decision = self._decide(
+            ctx, key, tool_call_id, request_text, spec, question, policy, left=_Left(wait_timeout)
+        )
+        granting.record(decision, self.ledger.get_by_request_id(decision.request_id), asked)
+        return decision
+
+    def _decide(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        tool_call_id: str | None,
+        request_text: str,
+        spec: ReviewSpec,
+        question: dict[str, Any],
+        policy: tuple[Any, Any, Any],
+        *,
+        left: _Left,
+    ) -> Decision:
+        """The review's decision: one request, or the stages of its policy."""
+        if policy[0] is not None or policy[1] is not None or policy[2]:
+            staged = self._staged(
+                ctx, key, tool_call_id, request_text, policy, question["response_type"]
+            )
             while isinstance(step := staged.step(), Stage):
                 stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
                 stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
                 staged.answered(self._ask(ctx, stage_key, stage_spec, target, tool_call_id, left()))
                 checkpoint("policy.after_stage_decided")
             return step
-        return self._ask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
+        return self._ask(ctx, key, spec, self._target, tool_call_id, left())
 
     def _ask(
         self,
@@ -464,6 +508,38 @@ class Gatekeeper:
         return self._wait_blocking(row, wait_timeout)
 
     # -- approval policies (gate/_policy.py) ---------------------------------------------
+
+    def _granting(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        tool_call_id: str | None,
+        request_text: str,
+        question: dict[str, Any],
+        grants: Any,
+        quorum: Any,
+    ) -> tuple[ReviewGrants, str, str, dict[str, Any]]:
+        """The review's grants, its correlation key (fixed now: a grant use is keyed by it),
+        and the question with the grant choices and the lines saying what each approves."""
+        if not isinstance(grants, Grants):
+            raise ConfigError(
+                "grants",
+                f"expected a hitl_agent.Grants, got {type(grants).__name__}",
+                "pass grants=Grants(thread=SECONDS, args=SECONDS)",
+            )
+        approvals = quorum.approvals if isinstance(quorum, Quorum) else (quorum or 1)
+        if approvals != 1:
+            raise ConfigError(
+                "grants",
+                "a standing grant is one reviewer's choice, and a quorum needs several",
+                "leave grants= out with quorum above 1",
+            )
+        granting = ReviewGrants(self.ledger, grants, self.loop_id, ctx, self.clock)
+        asked, lines = granting.form(question)
+        footer = "\n\n".join(f"{PRODUCT_MARK} {line}" for line in lines)
+        text = f"{request_text}\n\n{footer}" if footer else request_text
+        base = key or (ctx.key(tool_call_id) if ctx is not None else _blocking_key())
+        return granting, base, text, asked
 
     def _staged(
         self,
@@ -557,6 +633,7 @@ class Gatekeeper:
         quorum: int | Quorum | None = None,
         exclude: Exclude | None = None,
         escalate: Sequence[Escalate] | None = None,
+        grants: Grants | None = None,
     ) -> Decision:
         """Async twin of :meth:`review`."""
         question = dict(
@@ -574,17 +651,56 @@ class Gatekeeper:
         )
         spec = self.spec(request_text, **question)
         ctx = _context_for(mode)
-        if quorum is not None or exclude is not None or escalate:
+        policy = (quorum, exclude, escalate)
+        if grants is None:
+            return await self._adecide(
+                ctx,
+                key,
+                tool_call_id,
+                request_text,
+                spec,
+                question,
+                policy,
+                left=_Left(wait_timeout),
+            )
+        granting, key, request_text, question = self._granting(
+            ctx, key, tool_call_id, request_text, question, grants, quorum
+        )
+        asked = spec.spec_hash()
+        covered = await asyncio.to_thread(granting.covering, key, asked)
+        if covered is not None:
+            return covered
+        spec = self.spec(request_text, **question)
+        decision = await self._adecide(
+            ctx, key, tool_call_id, request_text, spec, question, policy, left=_Left(wait_timeout)
+        )
+        row = await self.ledger.aget_by_request_id(decision.request_id)
+        await asyncio.to_thread(granting.record, decision, row, asked)
+        return decision
+
+    async def _adecide(
+        self,
+        ctx: GraphContext | None,
+        key: str | None,
+        tool_call_id: str | None,
+        request_text: str,
+        spec: ReviewSpec,
+        question: dict[str, Any],
+        policy: tuple[Any, Any, Any],
+        *,
+        left: _Left,
+    ) -> Decision:
+        """Async twin of :meth:`_decide`."""
+        if policy[0] is not None or policy[1] is not None or policy[2]:
             staged = await asyncio.to_thread(
                 self._staged,
                 ctx,
                 key,
                 tool_call_id,
                 request_text,
-                (quorum, exclude, escalate),
-                response_type,
+                policy,
+                question["response_type"],
             )
-            left = _Left(wait_timeout)
             while isinstance(step := staged.step(), Stage):
                 stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
                 stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
@@ -593,7 +709,7 @@ class Gatekeeper:
                 )
                 checkpoint("policy.after_stage_decided")
             return step
-        return await self._aask(ctx, key, spec, self._target, tool_call_id, wait_timeout)
+        return await self._aask(ctx, key, spec, self._target, tool_call_id, left())
 
     async def _aask(
         self,

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._exceptions import ConfigError
 from ..decision import ApproveAction, Decision, EditAction, RejectAction, RespondAction
 from ..gate import ARGS_HASH_KEY, GATED_TOOL_KEY, args_hash
+from ..gate._grants import SCOPES
 from ..gate._policy import NOTES_MAX
 from ..models.response_types import EditedText
 from ..policies import Quorum
 from ..protocol import jsonable
 from . import _forms as forms
 from ._attach import call_document
-from ._grants import SCOPES, grant_footer, grant_options
+from ._grants import grant_footer, grant_options
 from ._render import (
     MAX_REQUEST_TEXT,
     ToolCallView,

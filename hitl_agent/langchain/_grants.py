@@ -19,7 +19,6 @@ tool call id, no grant row, a ledger read that fails: the call asks a reviewer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import ToolMessage
 
 from .._keys import gate_key
+from ..gate._grants import GRANT_ARGS, GRANT_THREAD, grant_id, grant_options
 from ..gate._policy import duration
 from ..langgraph.pregel import graph_context
 from ._once import ApprovedCall, Execution
@@ -51,24 +51,6 @@ __all__ = [
 
 log = logging.getLogger("hitl_agent.langchain")
 
-GRANT_THREAD = "approve_thread"
-GRANT_ARGS = "approve_args"
-SCOPES: dict[str, GrantScope] = {GRANT_THREAD: "thread", GRANT_ARGS: "args"}
-
-
-def grant_options(grants: Grants | None) -> list[dict[str, str]]:
-    """The grant choices a policy allows, as ``{value, label}`` options."""
-    if grants is None:
-        return []
-    options = []
-    if grants.thread_seconds is not None:
-        label = f"✅ Approve for this thread, {duration(grants.thread_seconds)}"
-        options.append({"value": GRANT_THREAD, "label": label})
-    if grants.args_seconds is not None:
-        label = f"✅ Approve these exact arguments, {duration(grants.args_seconds)}"
-        options.append({"value": GRANT_ARGS, "label": label})
-    return options
-
 
 def grant_footer(grants: Grants | None, tool: str, thread: str | None) -> list[str]:
     """The trusted lines that say what each grant choice approves, and for how long."""
@@ -90,11 +72,6 @@ def grant_footer(grants: Grants | None, tool: str, thread: str | None) -> list[s
         )
     lines.append("An operator can revoke a grant at any time (`hitl-agent grants revoke`).")
     return lines
-
-
-def grant_id(review_key: str) -> str:
-    """The grant a review makes has an id derived from its row: a re-run writes it again."""
-    return "g-" + hashlib.sha256(review_key.encode()).hexdigest()[:24]
 
 
 def _reviewer(decision: Decision | None) -> str | None:

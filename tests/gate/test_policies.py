@@ -453,6 +453,8 @@ def test_review_and_areview_ask_the_same_stages(backend: Env, twin: str) -> None
     assert "did not count: `reviewer@localhost` had approved already." in texts[2]
     keys = sorted(r.key for r in env.ledger.list_rows())
     assert keys == ["blk-parity", "blk-parity#2", "blk-parity#3"]
+    audit = [(a["call_key"], a["stage"]) for a in audit_records(env.ledger)]
+    assert audit == [("blk-parity", 1), ("blk-parity", 2), ("blk-parity", 3)]
 
 
 # -- an endorsement panel decides several approvals in one request ------------------------
