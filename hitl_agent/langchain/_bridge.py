@@ -32,6 +32,7 @@ except ImportError as err:  # pragma: no cover - exercised by a test with the mo
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
+from langgraph.types import Command
 
 from .._exceptions import ConfigError
 from ..gate import CreateTarget
@@ -39,6 +40,7 @@ from ..langgraph import GraphResumer
 from ._bridge_codec import MiddlewareCodec
 from ._bridge_core import (
     _UNSET,
+    IN_FLIGHT_SECONDS,
     BridgeResumer,
     PendingAction,
     SpecBuilder,
@@ -46,7 +48,9 @@ from ._bridge_core import (
     pending_actions,
     send_action,
 )
-from ._bridge_policy import BridgePolicies, gated_tools
+from ._bridge_grants import claim_resume, covering_use, granted_value
+from ._bridge_policy import BridgePolicies, gated_decisions
+from ._bridge_schema import parse_key
 
 if TYPE_CHECKING:
     from ..gate import Gatekeeper
@@ -126,9 +130,11 @@ class MiddlewareBridge:
         self.graph = graph
         self._target: CreateTarget = keeper.create_target
         self.tools = agent_tools(graph)
-        gated = gated_tools(graph)
+        gated = gated_decisions(graph)
         self.policies = BridgePolicies(policies, gated if gated is not None else set(self.tools))
         self._configurable = dict((config or {}).get("configurable") or {})
+        self._config: RunnableConfig = config or {}
+        self._durability = durability
         self.spec = SpecBuilder(
             keeper,
             priority=priority,
@@ -178,10 +184,113 @@ class MiddlewareBridge:
         thread_id = _thread_id(config)
         state = self.graph.get_state(config, subgraphs=True)
         configurable = self._configurable_of(config, state)
+        rows: list[ReviewRecord] = []
+        covered: dict[str, list[PendingAction]] = {}
+        for item in pending_actions(state, thread_id):
+            if self._covered(item):
+                covered.setdefault(item.interrupt_id, []).append(item)
+            else:
+                rows.append(send_action(self.keeper, self._target, self.spec, item, configurable))
+        for items in self._fully_granted(covered, rows):
+            self._resume_granted(config, items)
+        return rows
+
+    # -- standing grants -------------------------------------------------------------------
+
+    def _covered(self, item: PendingAction) -> bool:
+        """True when a standing grant covers the action (its use recorded): no request."""
+        if self.policies.grants(item.action.name) is None or "approve" not in item.action.allowed:
+            return False
+        return (
+            covering_use(
+                self.keeper.ledger,
+                key=item.key,
+                action=item.action,
+                thread_id=item.thread_id,
+                loop_id=self.keeper.loop_id,
+                now=self.keeper.clock(),
+            )
+            is not None
+        )
+
+    @staticmethod
+    def _fully_granted(
+        covered: Mapping[str, list[PendingAction]], rows: list[ReviewRecord]
+    ) -> list[list[PendingAction]]:
+        """The interrupts whose every action a grant covers: no row's resume will answer
+        them (one with a reviewed sibling is answered by that row's resume)."""
+        parts = [parse_key(row.key) for row in rows]
+        asked = {p.interrupt_id for p in parts if p is not None}
         return [
-            send_action(self.keeper, self._target, self.spec, item, configurable)
-            for item in pending_actions(state, thread_id)
+            items
+            for interrupt_id, items in covered.items()
+            if interrupt_id not in asked and len(items) == items[0].action.count
         ]
+
+    def _resume_config(self, config: RunnableConfig, thread_id: str) -> RunnableConfig:
+        merged = {**self._config, **config}
+        configurable = {
+            **(self._config.get("configurable") or {}),
+            **(config.get("configurable") or {}),
+            "thread_id": thread_id,
+        }
+        return {**merged, "configurable": configurable}  # type: ignore[typeddict-item]
+
+    def _claim(self, items: list[PendingAction]) -> Any:
+        return claim_resume(
+            self.keeper.ledger,
+            items[0].key,
+            thread_id=items[0].thread_id,
+            tool=",".join(sorted({i.action.name for i in items})),
+            now=self.keeper.clock(),
+            stale_after=IN_FLIGHT_SECONDS,
+        )
+
+    def _resume_granted(self, config: RunnableConfig, items: list[PendingAction]) -> None:
+        """Resume an interrupt every action of which a grant approved, once (claimed)."""
+        done = self._claim(items)
+        if done is None:
+            return  # another process resumes it (or did)
+        first = items[0]
+        command: Command[Any] = Command(
+            resume={first.interrupt_id: granted_value(first.action.kind, len(items))}
+        )
+        log.info(
+            "bridge resumes thread_id=%s interrupt=%s under standing grants (%d action(s))",
+            first.thread_id,
+            first.interrupt_id,
+            len(items),
+        )
+        try:
+            self.graph.invoke(
+                command, self._resume_config(config, first.thread_id), durability=self._durability
+            )
+        except BaseException:
+            done(False)
+            raise
+        done(True)
+
+    async def _aresume_granted(self, config: RunnableConfig, items: list[PendingAction]) -> None:
+        """Async twin of :meth:`_resume_granted`."""
+        done = await asyncio.to_thread(self._claim, items)
+        if done is None:
+            return
+        first = items[0]
+        command: Command[Any] = Command(
+            resume={first.interrupt_id: granted_value(first.action.kind, len(items))}
+        )
+        resume_config = self._resume_config(config, first.thread_id)
+        try:
+            try:
+                await self.graph.ainvoke(command, resume_config, durability=self._durability)
+            except NotImplementedError:  # a sync-only checkpointer (SqliteSaver)
+                await asyncio.to_thread(
+                    self.graph.invoke, command, resume_config, durability=self._durability
+                )
+        except BaseException:
+            await asyncio.to_thread(done, False)
+            raise
+        await asyncio.to_thread(done, True)
 
     def _configurable_of(self, config: RunnableConfig, state: Any) -> dict[str, Any]:
         """What a policy's ``exclude`` callable gets: the ``configurable`` the thread last ran
@@ -201,10 +310,17 @@ class MiddlewareBridge:
         thread_id = _thread_id(config)
         state = await self._astate(config)
         configurable = self._configurable_of(config, state)
-        return [
-            await asend_action(self.keeper, self._target, self.spec, item, configurable)
-            for item in pending_actions(state, thread_id)
-        ]
+        rows: list[ReviewRecord] = []
+        covered: dict[str, list[PendingAction]] = {}
+        for item in pending_actions(state, thread_id):
+            if await asyncio.to_thread(self._covered, item):
+                covered.setdefault(item.interrupt_id, []).append(item)
+            else:
+                row = await asend_action(self.keeper, self._target, self.spec, item, configurable)
+                rows.append(row)
+        for items in self._fully_granted(covered, rows):
+            await self._aresume_granted(config, items)
+        return rows
 
     def _thread_ids(self) -> Iterator[str]:
         saver = getattr(self.graph, "checkpointer", None)

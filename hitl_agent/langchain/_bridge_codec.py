@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,14 +41,23 @@ from ._bridge_form import (
     read_follow_up,
     refusal,
 )
+from ._bridge_grants import APPROVE, record_bridge_grant, use_key
 from ._bridge_policy import form_action, stored_policy, voided_follow_up, walk
-from ._bridge_schema import BridgeAction, follow_up_key, parse_interrupt, parse_key
+from ._bridge_schema import (
+    BridgeAction,
+    action_key,
+    follow_up_key,
+    parse_interrupt,
+    parse_key,
+    stage_key,
+)
 
 if TYPE_CHECKING:
     from ..decision import Decision
     from ..gate import ReviewSpec
     from ..gate._policy import ReviewPolicy, Stage
     from ..ledger import Ledger, ReviewRecord
+    from ._bridge_schema import ActionKey
 
 __all__ = [
     "FollowUp",
@@ -294,7 +304,14 @@ class MiddlewareCodec:
         # Under a quorum the form offered no Edit: the answer is read as that form offered it.
         shown = form_action(action, read.policy)
         if read.step is None:
-            return read_answer(read.decision, shown, self.tools, approvable=read.approvable)
+            granting = getattr(self.spec_of, "granting", None)
+            return read_answer(
+                read.decision,
+                shown,
+                self.tools,
+                approvable=read.approvable,
+                granting=granting(action) if granting is not None else (),
+            )
         assert follow is not None and self.follow_up_spec is not None  # encode checked it
         follow_row, follow_decision = follow
         if not self._bound(follow_row, self.follow_up_spec(action, read.step)):
@@ -305,6 +322,58 @@ class MiddlewareCodec:
             return Answer(refusal(action, why), voided)
         return read_follow_up(
             read.step, follow_decision, shown, self.tools, approvable=read.approvable
+        )
+
+    def _granted(
+        self,
+        actions: Sequence[BridgeAction],
+        by_index: Mapping[int, Any],
+        where: ActionKey | None,
+    ) -> set[int]:
+        """The indexes of a batched turn's actions with no row that ran under a standing
+        grant (``submit`` recorded their use instead of asking): each gets an approve."""
+        if where is None or len(by_index) == len(actions):
+            return set()
+        found: set[int] = set()
+        for index, action in enumerate(actions):
+            if index in by_index:
+                continue
+            key = action_key(
+                thread_id=where.thread_id,
+                checkpoint_ns=where.checkpoint_ns,
+                interrupt_id=where.interrupt_id,
+                action=action,
+            )
+            try:
+                if self.ledger.get_grant_use(use_key(key)) is not None:
+                    found.add(index)
+            except Exception:  # unreadable: the action waits (nothing is sent)
+                log.warning("bridge could not read the grant use of %s", key)
+        return found
+
+    def _grant(
+        self,
+        action: BridgeAction,
+        first: ReviewRecord,
+        read: _Read,
+        stages: Mapping[str, tuple[ReviewRecord, Decision]],
+    ) -> None:
+        """Write the standing grant an approving answer chose (before the resume runs the
+        call; the same grant every time: its id is the deciding row's key's)."""
+        policies = getattr(self.spec_of, "policies", None)
+        grants = policies.grants(action.name) if policies is not None else None
+        if grants is None:
+            return
+        row = first
+        if read.policy is not None and read.where is not None:
+            found = stages.get(stage_key(first.key, read.where.number))
+            if found is None:
+                return
+            row = found[0]
+        keeper = getattr(self.spec_of, "keeper", None)
+        now = keeper.clock() if keeper is not None else time.time()
+        record_bridge_grant(
+            self.ledger, grants=grants, action=action, row=row, decision=read.decision, now=now
         )
 
     def encode(self, value: Any, decisions: Sequence[Decision]) -> Any:
@@ -324,6 +393,7 @@ class MiddlewareCodec:
         by_index: dict[int, tuple[BridgeAction, ReviewRecord, Decision]] = {}
         follow_ups: dict[int, tuple[ReviewRecord, Decision]] = {}
         stages: dict[str, tuple[ReviewRecord, Decision]] = {}
+        where = None
         for decision in decisions:
             row = (
                 prefetched[decision.request_id]
@@ -334,6 +404,7 @@ class MiddlewareCodec:
             if row is None or parts is None or parts.index >= len(actions):
                 continue
             action = actions[parts.index]
+            where = parts
             if kind == "per_call":
                 if action.tool_call_id != parts.tool_call_id:
                     continue
@@ -345,7 +416,8 @@ class MiddlewareCodec:
                 stages.setdefault(row.key, (row, decision))
                 if parts.stage == 1:
                     by_index.setdefault(parts.index, (action, row, decision))
-        missing = [i for i in range(len(actions)) if i not in by_index]
+        granted = self._granted(actions, by_index, where)
+        missing = [i for i in range(len(actions)) if i not in by_index and i not in granted]
         if missing:
             raise IncompleteDecisions(
                 f"{len(missing)} of {len(actions)} actions have no decision yet (indexes {missing})"
@@ -368,8 +440,13 @@ class MiddlewareCodec:
             raise FollowUpsNeeded(needed)
         answers: list[dict[str, Any]] = []
         for index in range(len(actions)):
+            if index in granted:  # approved under a standing grant: no review row
+                answers.append(dict(APPROVE))
+                continue
             action, row, decision = by_index[index]
             answer = self._answer(action, decision, reads[index], follow_ups.get(index))
+            if answer.problem is None and answer.decision["type"] == "approve":
+                self._grant(action, row, reads[index], stages)
             if answer.problem is not None:
                 log.warning(
                     "bridge sends a %s for tool=%s request_id=%s: %s",

@@ -20,6 +20,7 @@ from .._exceptions import ConfigError
 from .._text import MAX_REQUEST_TEXT, PRODUCT_MARK
 from ..decision import Decision
 from ..gate import CreateTarget, aensure_request, ensure_request
+from ..gate._grants import grant_options
 from ..gate._policy import PolicyRun, ReviewPolicy, notes_text
 from ._attach import attach_document, call_document, kept_url
 from ._bridge_codec import FollowUp, FollowUpsNeeded, IncompleteDecisions, MiddlewareCodec
@@ -242,7 +243,15 @@ class SpecBuilder:
             attached=attached,
             max_chars=text_limit(policy, MAX_REQUEST_TEXT),
             approvals=policy.approvals if policy is not None else 1,
+            grants=self.policies.grants(action.name),
         )
+
+    def granting(self, action: BridgeAction) -> tuple[str, ...]:
+        """The grant choices the action's first form offers beside Approve (each approves)."""
+        grants = self.policies.grants(action.name)
+        if grants is None or "approve" not in action.allowed:
+            return ()
+        return tuple(option["value"] for option in grant_options(grants))
 
     def _with_link(self, action: BridgeAction, link: str, staged: Staged | None) -> ReviewSpec:
         form, _ = self._form(action, staged, link)
@@ -371,6 +380,9 @@ class SpecBuilder:
             if stage.timeout_seconds is not None:
                 # A stage that escalates ends at its wait (a timeout never runs the call).
                 extra["timeout_seconds"] = stage.timeout_seconds
+        offered = {option.get("value") for option in form["response_config"].get("options") or ()}
+        # A grant choice approves like Approve (a policy's count reads it so).
+        granting = tuple(v for v in self.granting(action) if step is None and v in offered)
         spec = self.keeper.spec(
             text,
             response_type=form["response_type"],
@@ -381,7 +393,7 @@ class SpecBuilder:
             summary=summary,
             # The form's own values decide, and a bridged call never runs without a
             # reviewer's explicit answer.
-            approve_values=("approve",),
+            approve_values=("approve", *granting),
             approve_on_timeout=False,
             **extra,
         )

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -52,6 +52,7 @@ from pydantic import BaseModel, ValidationError
 from .._text import confusable_words
 from ..decision import Decision
 from ..models.response_types import EditedText
+from ..policies import Grants
 from ._bridge_schema import DECISION_TYPES, BridgeAction
 from ._render import (
     MAX_REQUEST_TEXT,
@@ -157,9 +158,14 @@ def shows_whole_call(action: BridgeAction, what_it_does: str | None = None) -> b
 
 
 def _render(
-    action: BridgeAction, what_it_does: str | None, note: str, max_chars: int = MAX_REQUEST_TEXT
+    action: BridgeAction,
+    what_it_does: str | None,
+    note: str,
+    max_chars: int = MAX_REQUEST_TEXT,
+    granting: Sequence[str] = (),
 ) -> tuple[str, bool]:
     footer = [note] if note else []
+    footer += granting
     footer.append("No answer before the deadline: the tool does not run (timed out).")
     rendered = render_tool_call_checked(
         _view(action, what_it_does), footer=footer, title=_TITLE, max_chars=max_chars
@@ -316,11 +322,13 @@ def first_form(
     attached: str = "",
     max_chars: int = MAX_REQUEST_TEXT,
     approvals: int = 1,
+    grants: Grants | None = None,
 ) -> tuple[dict[str, Any], Shown]:
     """:func:`form_for`, and how it shows the call (whether it offers Approve).
     ``max_chars``: the text's share of HITL.sh's 2,000 characters (less under an approval
-    policy, whose notes go on top); ``approvals``: a quorum's (Approve is one of them)."""
-    return _form(action, what_it_does, attached, max_chars, approvals)
+    policy, whose notes go on top); ``approvals``: a quorum's (Approve is one of them);
+    ``grants``: the standing grants offered beside Approve (only when Approve is)."""
+    return _form(action, what_it_does, attached, max_chars, approvals, grants)
 
 
 def _form(
@@ -329,27 +337,33 @@ def _form(
     attached: str = "",
     max_chars: int = MAX_REQUEST_TEXT,
     approvals: int = 1,
+    grants: Grants | None = None,
 ) -> tuple[dict[str, Any], Shown]:
     """The form with Approve when its text shows the whole call or links it attached, else
     the form without it; and which one it is."""
     values = _choices(action, True)
+    # Grants only beside Approve: what cannot be approved once cannot be for longer.
+    granting = _grant_lines(action, grants) if "approve" in values else []
     note = _choice_note(action, values, True, approvals=approvals)
-    text, whole = _render(action, what_it_does, note, max_chars)
+    text, whole = _render(action, what_it_does, note, max_chars, granting)
     # An attachment only matters beside Approve (the edit box holds every argument anyway).
     attachable = attached and "approve" in action.allowed
     shown: Shown = "whole" if whole else "attached" if attachable else "cut"
     if shown == "attached":
         # Cut here, but every argument is in the attached document: Approve stays.
         note = _choice_note(action, values, True, attached, approvals)
-        text, _ = _render(action, what_it_does, note, max_chars)
+        text, _ = _render(action, what_it_does, note, max_chars, granting)
     elif shown == "cut":
-        values = _choices(action, False)
+        values, granting = _choices(action, False), []
         note = _choice_note(action, values, False, approvals=approvals)
         text, _ = _render(action, what_it_does, note, max_chars)
     options = [
         {"value": value, "label": _OPTIONS[value][0], "description": _OPTIONS[value][1]}
         for value in values
     ]
+    if granting and grants is not None:
+        at = values.index("approve") + 1
+        options[at:at] = _grant_options(action, grants)
     if approvals > 1 and "approve" in values:
         options[values.index("approve")] = {
             "value": "approve",
@@ -366,6 +380,35 @@ def _form(
         "default_response": "reject" if "reject" in values else "respond",
     }
     return form, shown
+
+
+def _grant_lines(action: BridgeAction, grants: Grants | None) -> list[str]:
+    """The trusted lines saying what each grant choice approves (the wrapper's)."""
+    from ._grants import grant_footer
+
+    # The form is rendered from the action alone (a reader re-derives it): "this thread".
+    return grant_footer(grants, code_span(action.name), None) if grants is not None else []
+
+
+def _grant_options(action: BridgeAction, grants: Grants) -> list[dict[str, str]]:
+    from ..gate._grants import GRANT_THREAD, grant_options
+
+    tool = code_span(action.name)
+    described = {
+        GRANT_THREAD: f"Runs it once now, and later calls of {tool} in this thread without "
+        "asking, until the grant expires.",
+    }
+    return [
+        {
+            **option,
+            "description": described.get(
+                option["value"],
+                f"Runs it once now, and later calls of {tool} with exactly these arguments "
+                "without asking, until the grant expires.",
+            ),
+        }
+        for option in grant_options(grants)
+    ]
 
 
 _FOLLOW_UP_TITLES: dict[Step, str] = {
@@ -584,6 +627,7 @@ def read_answer(
     tools: Mapping[str, Any] | None = None,
     *,
     approvable: bool | None = None,
+    granting: Collection[str] = (),
 ) -> Answer:
     """The LangChain decision for ``action`` given the reviewer's first ``decision`` (one that
     needs no follow-up: see :func:`follow_up_of`), validated.
@@ -594,6 +638,7 @@ def read_answer(
         tools: the agent's tools by name (edit validation); None for a remote graph.
         approvable: whether the form that was sent offered Approve (None: re-derived from
             the rendering, which knows of no attachment).
+        granting: the grant choices the form offered beside Approve (each approves).
 
     Raises:
         UndeliverableDecision: a refusal for a tool that allows neither reject nor respond.
@@ -610,7 +655,7 @@ def read_answer(
         return _refused(action, decision.reason or "the request completed without an answer")
     # The single_select's option values are the bridge's own, whatever the keeper's
     # approve_values say.
-    if value == "approve" and "approve" in action.allowed:
+    if (value == "approve" or value in granting) and "approve" in action.allowed:
         if not whole:
             return _refused(action, _CUT)
         return Answer({"type": "approve"})

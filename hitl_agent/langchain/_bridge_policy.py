@@ -1,4 +1,4 @@
-"""Approval policies per tool in the middleware bridge: quorum, exclude, escalate.
+"""Approval policies per tool in the middleware bridge: quorum, exclude, escalate, grants.
 
 ``keeper.bridge(agent, policies={"execute_sql": {"quorum": 2}})`` takes the keyword arguments
 ``keeper.review`` and ``require_approval`` take, per gated tool, and applies them with the
@@ -11,6 +11,7 @@ resolver hands every stage of a turn to the codec together and nothing reaches t
 until each action has its final decision. The policy is resolved once, when the first stage
 is sent (an ``exclude`` callable gets the thread's ``configurable``), and kept in that row's
 payload; every later read (a sweep, a worker, another replica) applies the kept one.
+``grants`` (standing grants: :mod:`._bridge_grants`) add choices to the first form instead.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .._exceptions import ConfigError
 from ..decision import Decision
 from ..gate._policy import NOTES_MAX, PolicyRun, ReviewPolicy, Stage, resolve_policy
 from ..models.workflows import workflow_ref
+from ..policies import Grants
 from ._bridge_schema import BridgeAction, stage_key
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ __all__ = [
     "BridgePolicies",
     "Walk",
     "form_action",
+    "gated_decisions",
     "gated_tools",
     "stage_target",
     "stored_policy",
@@ -45,8 +48,11 @@ __all__ = [
     "walk",
 ]
 
-POLICY_KEYS = ("quorum", "exclude", "escalate")
+POLICY_KEYS = ("quorum", "exclude", "escalate", "grants")
 """A tool's policy: the keyword arguments of ``keeper.review`` / ``require_approval``."""
+
+GRANT_VALUES = ("approve_thread", "approve_args")
+"""The first form's grant choices (``gate._grants``' values): each approves like Approve."""
 
 Staged = tuple[ReviewPolicy, Stage]
 """A request under a policy: the policy kept with the action's first row, and the stage."""
@@ -56,17 +62,25 @@ class BridgePolicies:
     """The bridge's per-tool policies, validated when the bridge is built.
 
     Args:
-        policies: ``{tool: {"quorum": ..., "exclude": ..., "escalate": [...]}}``.
+        policies: ``{tool: {"quorum": ..., "exclude": ..., "escalate": [...],
+            "grants": Grants(...)}}``.
         gated: the tools the agent's middleware gates (``interrupt_on``), None when unknown
-            (a remote graph): a policy for any other tool is refused.
+            (a remote graph): a policy for any other tool is refused. A mapping also gives
+            each tool's ``allowed_decisions`` (grants need approve).
+        grants: False where standing grants cannot be served (the remote bridge).
 
     Raises:
         ConfigError: naming ``policies.<tool>`` (or its key): an ungated tool, an unknown key,
-            a value ``resolve_policy`` refuses.
+            a value ``resolve_policy`` refuses, grants that are not a ``Grants``, grants under
+            a quorum above 1 or on a tool that does not allow approve.
     """
 
     def __init__(
-        self, policies: Mapping[str, Any] | None, gated: Collection[str] | None = None
+        self,
+        policies: Mapping[str, Any] | None,
+        gated: Collection[str] | Mapping[str, Collection[str]] | None = None,
+        *,
+        grants: bool = True,
     ) -> None:
         if policies is not None and not isinstance(policies, Mapping):
             raise ConfigError(
@@ -77,12 +91,18 @@ class BridgePolicies:
         self._by_tool: dict[str, dict[str, Any]] = {}
         for tool, value in (policies or {}).items():
             self._by_tool[str(tool)] = _checked(tool, value, gated)
+            _check_grants(tool, value, gated, grants)
 
     def __bool__(self) -> bool:
         return bool(self._by_tool)
 
     def __repr__(self) -> str:
         return f"BridgePolicies({sorted(self._by_tool)})"
+
+    def grants(self, tool: str) -> Grants | None:
+        """The standing grants the first form of ``tool``'s actions offers, or None."""
+        found = self._by_tool.get(tool, {}).get("grants")
+        return found if isinstance(found, Grants) else None
 
     def resolve(self, tool: str, configurable: Mapping[str, Any]) -> ReviewPolicy | None:
         """The policy of ``tool``'s next action (``exclude`` called with ``configurable``)."""
@@ -143,6 +163,74 @@ def _checked(tool: Any, value: Any, gated: Collection[str] | None) -> dict[str, 
     except ConfigError as err:
         raise ConfigError(f"{field}.{err.field}", err.problem, err.fix) from err
     return dict(value)
+
+
+def _check_grants(
+    tool: str,
+    value: Mapping[str, Any],
+    gated: Collection[str] | Mapping[str, Collection[str]] | None,
+    supported: bool,
+) -> None:
+    grants = value.get("grants")
+    if grants is None:
+        return
+    field = f"policies.{tool}.grants"
+    if not isinstance(grants, Grants):
+        raise ConfigError(
+            field,
+            f"expected a hitl_agent.policies.Grants, got {type(grants).__name__}",
+            "pass 'grants': Grants(thread=SECONDS, args=SECONDS)",
+        )
+    if not supported:
+        raise ConfigError(
+            field,
+            "standing grants are not served by the remote bridge (a covered action would need "
+            "a resume without a review row)",
+            "leave grants out for a LangGraph Server graph",
+        )
+    quorum = value.get("quorum")
+    approvals = getattr(quorum, "approvals", quorum)
+    if isinstance(approvals, int) and approvals > 1:
+        raise ConfigError(
+            field,
+            f"a standing grant is one reviewer's choice: under quorum {approvals} it would run "
+            "later calls with one approval",
+            "leave grants out with quorum above 1",
+        )
+    allowed = gated.get(tool) if isinstance(gated, Mapping) else None
+    if allowed is not None and "approve" not in allowed:
+        raise ConfigError(
+            field,
+            f"{tool!r} does not allow approve (allowed_decisions {sorted(allowed)}), and a "
+            "grant is a longer approve",
+            "leave grants out, or add 'approve' to the tool's allowed_decisions",
+        )
+
+
+def gated_decisions(graph: Any) -> dict[str, tuple[str, ...]] | None:
+    """:func:`gated_tools` with each tool's ``allowed_decisions`` (all four when unreadable),
+    or None when no middleware is found."""
+    graphs: list[Any] = [graph]
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        graphs += [sub for _, sub in graph.get_subgraphs(recurse=True)]
+    found: dict[str, tuple[str, ...]] | None = None
+    for each in graphs:
+        for node in (getattr(each, "nodes", None) or {}).values():
+            owner = getattr(getattr(getattr(node, "bound", None), "func", None), "__self__", None)
+            interrupt_on = getattr(owner, "interrupt_on", None)
+            middleware = any(c.__name__ == "HumanInTheLoopMiddleware" for c in type(owner).__mro__)
+            if middleware and isinstance(interrupt_on, Mapping):
+                found = found if found is not None else {}
+                for name, config in interrupt_on.items():
+                    allowed = (
+                        config.get("allowed_decisions") if isinstance(config, Mapping) else None
+                    )
+                    decisions = tuple(allowed) if isinstance(allowed, list | tuple) else ()
+                    # One tool in two middlewares: grants need approve in every one of them.
+                    known = found.get(str(name))
+                    kept = decisions or ("approve", "edit", "reject", "respond")
+                    found[str(name)] = tuple(d for d in kept if known is None or d in known)
+    return found
 
 
 def gated_tools(graph: Any) -> set[str] | None:

@@ -111,7 +111,7 @@ class RemoteMiddlewareBridge:
         self.keeper = keeper
         self._target: CreateTarget = keeper.create_target
         self.assistant_id = assistant_id
-        self.policies = BridgePolicies(policies)
+        self.policies = BridgePolicies(policies, grants=False)
         self._configurable = dict((config or {}).get("configurable") or {})
         self.spec = SpecBuilder(
             keeper, priority=priority, timeout_seconds=timeout_seconds, policies=self.policies
