@@ -384,3 +384,16 @@ def test_grants_config_errors(env: Env) -> None:
     with pytest.raises(ConfigError) as err:
         env.keeper.bridge(no_approve, policies={"wire": {"grants": THREAD}})
     assert err.value.field == "policies.wire.grants" and "approve" in str(err.value)
+
+
+def test_a_grant_choice_counts_as_an_approval_under_an_exclusion(backend: tuple[Env, str]) -> None:
+    env, _ = backend
+    agent = Agent(env, {"pay": {"exclude": ["bob@example.com"], "grants": THREAD}})
+    (row,) = agent.pay("t1", "o-1", 5)
+    text = env.hitl.reviewer.get(row.request_id)["request_text"]
+    assert "Approve for this thread" in text
+    agent.answer("approve_thread")
+    assert agent.effects == ["pay o-1 5"] and agent.done("t1")
+    (grant,) = env.ledger.list_grants()
+    assert grant.review_key == row.key and grant.scope == "thread"
+    assert agent.pay("t1", "o-2", 5) == [] and agent.effects == ["pay o-1 5", "pay o-2 5"]
