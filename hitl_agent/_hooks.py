@@ -7,7 +7,8 @@ a hook. The names are stable (crash-injection tests refer to them):
 ``gate.before_interrupt``, ``resolver.after_fetch``, ``resolver.after_record_decision``,
 ``resolver.after_claim``, ``resolver.after_resume``, ``execution.after_start`` (an approved
 call's start is recorded, its action not yet run), ``execution.after_action`` (the action
-returned, its outcome not yet recorded).
+returned, its outcome not yet recorded), ``policy.after_stage_decided`` (an approval policy's
+stage returned its decision, the next stage not yet asked).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CRASH_POINTS: tuple[str, ...] = (
     "resolver.after_resume",
     "execution.after_start",
     "execution.after_action",
+    "policy.after_stage_decided",
 )
 
 _hook: Callable[[str], None] | None = None

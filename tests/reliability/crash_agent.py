@@ -39,6 +39,14 @@ ledger (started, then its outcome), so no re-run of the task runs the refund aga
   API charged the card, then reading the receipt timed out); the failed resume is retried and
   must report the failure, not charge again (1 effect, execution ``failed``).
 
+The policy cells (issue 23 item 3) run the first graph with ``keeper.review(..., quorum=2)``:
+two stages, each its own ledger row and request, the second asked by the run that resumes the
+first's decision. A point is then aimed at one stage (``crash_stage``): the hook counts the
+stages decided so far in the node's run (``policy.after_stage_decided``), so a replay of
+stage 1 in the run that resumes stage 2 does not die in stage 1's place. The gate points of
+stage 2 are reached in the worker that resumes stage 1 (``agent.after_interrupt`` there: the
+worker dies after its pass), and ``policy.after_stage_decided`` sits between the stages.
+
 Every module this file imports is preloaded by the forkserver, so a child costs a fork.
 """
 
@@ -107,6 +115,15 @@ TOOL_POINTS = (
     "tool.raises_after_effect",
 )
 POINTS = GATE_POINTS + RESUME_POINTS + TOOL_POINTS
+BETWEEN_STAGES = "policy.after_stage_decided"
+# The policy cells: (point, stage). Stage 1's act never runs before stage 2 is asked, so its
+# action points belong to stage 2 only.
+POLICY_POINTS = tuple(
+    (point, 1)
+    for point in GATE_POINTS + RESUME_POINTS[:4] + (BETWEEN_STAGES, "resolver.after_resume")
+) + tuple(
+    (point, 2) for point in GATE_POINTS + RESUME_POINTS[:4] + (BETWEEN_STAGES,) + RESUME_POINTS[4:]
+)
 WINDOW_C = "action.after_execute"
 RAISES = "tool.raises_after_effect"
 IN_ACT = ("action.before_execute", WINDOW_C)  # reached only once the gate's step is saved
@@ -271,16 +288,20 @@ def build_graph(
     *,
     crash_point: str | None = None,
     idempotent: bool = False,
+    quorum: int | None = None,
 ) -> Any:
-    """START -> gate (a review) -> act (records an effect row when approved) -> END."""
+    """START -> gate (a review, under ``quorum`` when set) -> act (records an effect row when
+    approved) -> END."""
 
     def gate(state: State) -> dict[str, Any]:
         assert keeper is not None, "this graph only reads state"
+        _DECIDED[0] = 0  # every run of the node asks (or replays) its stages from the first
         decision = keeper.review(
             f"Refund ${state['amount']}?",
             response_type="single_select",
             response_config={"options": ["Approve", "Reject"]},
             default_response="reject",
+            quorum=quorum,
         )
         return {"decision": decision.model_dump(mode="json")}
 
@@ -303,6 +324,11 @@ def build_graph(
     builder.add_edge("gate", "act")
     builder.add_edge("act", END)
     return builder.compile(checkpointer=saver)
+
+
+# Stages of the policy decided so far in the gate node's current run (one node runs at a time
+# in a child process): the crash hook's way to tell stage 1's points from stage 2's.
+_DECIDED = [0]
 
 
 def tool_call_id(thread_id: str) -> str:
@@ -430,6 +456,7 @@ class AgentConfig:
     idempotent: bool = False
     break_reconcile: bool = False  # canary: the gate forgets to reconcile an unfinished intent
     shape: str = "gate"  # "gate": gate -> act; "tool": the README's ToolNode + require_approval
+    quorum: int | None = None  # the gate graph's review under quorum (the policy cells)
 
 
 class _DieAfterCreate(httpx.BaseTransport):
@@ -455,9 +482,11 @@ def child_main(
     *,
     amount: int = 1,
     crash_point: str | None = None,
+    crash_stage: int | None = None,
     mode: str = "poll",
     clock_offset: float = 0.0,
     result_path: str | None = None,
+    until: str = "finished",
 ) -> None:
     """The entry point of an agent/worker process (see the module docstring)."""
     hook_name = (crash_point or "").removesuffix("@resume")
@@ -471,7 +500,13 @@ def child_main(
     ):
 
         def hook(name: str) -> None:
-            if name == hook_name:
+            stage = _DECIDED[0] + 1
+            if name == BETWEEN_STAGES:
+                _DECIDED[0] += 1
+            # A resolver's points come before or after the node's run: the harness aims them
+            # by which worker it gives the point to.
+            staged = name.startswith(("gate.", "policy."))
+            if name == hook_name and (not staged or crash_stage in (None, stage)):
                 die()
 
         set_hook(hook)
@@ -503,6 +538,7 @@ def child_main(
             cfg.store.effects(),
             crash_point=crash_point,
             idempotent=cfg.idempotent,
+            quorum=cfg.quorum,
         )
     result: dict[str, Any] = {}
     if role == "start":
@@ -515,19 +551,28 @@ def child_main(
             result["delivered"] = len(dispatcher.poll_once())
         else:
             result["statuses"] = asyncio.run(_ring(dispatcher, ledger, thread_id))
+        if crash_point == "agent.after_interrupt":
+            die()  # a policy's next stage is asked here: the worker dies once it is parked
     elif role == "recover":
         # A restarted worker: sweeps only. Reading the thread's state decides when to stop
-        # looking, it never moves the thread.
+        # looking, it never moves the thread. until="human": also stop once the thread waits
+        # for an answer nobody gave yet (a policy's next stage).
         dispatcher = keeper.dispatcher(GraphResumer(graph, durability=cfg.durability))
         sweeps = 0
-        while unfinished(graph.get_state(thread_config(thread_id))) and sweeps < MAX_SWEEPS:
+        while sweeps < MAX_SWEEPS:
+            snap = graph.get_state(thread_config(thread_id))
+            if not unfinished(snap) or (
+                until == "human" and _waits_for_human(ledger, client, thread_id)
+            ):
+                break
             sweeps += 1
             dispatcher.poll_once()
-        result["sweeps"] = sweeps
-        result["stats"] = dict(dispatcher.resolver.stats)
-        # The next regular sweep closes rows whose thread finished without their resume
-        # (a crash between a resume and its ledger write).
-        dispatcher.poll_once()
+        finished = not unfinished(graph.get_state(thread_config(thread_id)))
+        result.update(sweeps=sweeps, finished=finished, stats=dict(dispatcher.resolver.stats))
+        if finished:
+            # The next regular sweep closes rows whose thread finished without their resume
+            # (a crash between a resume and its ledger write).
+            dispatcher.poll_once()
     else:
         raise ValueError(role)
     if result_path is not None:
@@ -535,6 +580,18 @@ def child_main(
     conn.close()
     ledger.close()
     http.close()
+
+
+def _waits_for_human(ledger: Ledger, client: HITLClient, thread_id: str) -> bool:
+    """Whether the thread waits for an answer nobody gave yet: a request it asked, recorded and
+    undecided, still pending. (Its interrupt may not be durable yet: a worker killed between
+    asking a policy's next stage and parking leaves the previous stage's decision unresumed,
+    and the dispatcher resumes a task only once every request it asked is answered.)"""
+    return any(
+        client.requests.get(row.request_id).status == "pending"
+        for row in ledger.list_open()
+        if row.thread_id == thread_id and row.request_id and row.decision is None
+    )
 
 
 async def _ring(dispatcher: Any, ledger: Ledger, thread_id: str) -> list[int]:

@@ -72,6 +72,13 @@ class HITLServer:
     client: HITLClient
     reviewer: ScriptedReviewer
     app: Any
+    http: Any = None
+
+    def add_reviewer(self, email: str) -> ScriptedReviewer:
+        """Another reviewer account of the server's loop (a distinct identity for a quorum)."""
+        token = f"token-{email}-0123456789"
+        self.app.state.hitl.add_reviewer(email, token, [self.loop_id], name=email.split("@")[0])
+        return ScriptedReviewer(self.http, token, self.base_url)
 
     def requests_for(self, thread_id: str) -> list[Any]:
         """Every request on the server whose stamped correlation key belongs to ``thread_id``."""
@@ -146,6 +153,7 @@ def serve_hitl(db: Path) -> Iterator[HITLServer]:
             client=client,
             reviewer=ScriptedReviewer(http, creds.reviewer_token, base_url),
             app=app,
+            http=http,
         )
     finally:
         http.close()

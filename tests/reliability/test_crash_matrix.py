@@ -32,6 +32,17 @@ The local HITL server lives in the test process (uvicorn thread), so it outlives
 Default: 1 run per point per backend (durability ``sync``); ``HITL_STRESS=full``: 10 runs per
 point, durability ``sync`` and ``async``. Each matrix prints per point: runs, lost,
 duplicated (reviews or executions), unauthorized, in doubt.
+
+The policy cells (issue 23 item 3: every stage is one ledger record; exactly-once and
+fail-closed hold across stages and crashes): the same graph under ``quorum=2``, two reviewer
+accounts answering in turn, each point aimed at stage 1 or stage 2 (``crash_agent.POLICY_POINTS``,
+with ``policy.after_stage_decided`` between the stages). After the aimed process dies (an agent
+killed asking stage 1 is restarted: the agent's job), restarted workers alone (sweeps) drive the
+thread, the reviewers answering whatever it asks. Harm there:
+a stage asked twice (more than one request per key, or more stages than answers needed), an
+effect before the second different approval or without two, a thread not ending with the last
+stage's answer. Default: a seeded sample of the cells (every stage-transition cell, a few
+others), 1 run each, ``sync``; ``HITL_STRESS=full``: every cell, 5 runs, ``sync`` and ``async``.
 """
 
 from __future__ import annotations
@@ -42,16 +53,19 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from crash_agent import (
+    BETWEEN_STAGES,
     GATE_POINTS,
     IN_ACT,
     LEASE,
     POINTS,
+    POLICY_POINTS,
     PRELOAD,
     RAISES,
     TOOL_POINTS,
@@ -65,6 +79,7 @@ from crash_agent import (
 from rel_support import HITLServer, Stress, open_store, record_summary
 
 from hitl_agent._hooks import CRASH_POINTS
+from hitl_agent.testing import ScriptedReviewer
 
 CTX = multiprocessing.get_context("forkserver")
 # A child is a fork of an interpreter that already imported LangGraph, psycopg and hitl_agent
@@ -319,6 +334,11 @@ def run_matrix(
     return outcomes
 
 
+def _raw(outcome: Outcome) -> str:
+    """The crash point's name, without a policy cell's stage."""
+    return outcome.point.split(" [stage ")[0]
+
+
 def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
     totals: Counter[str] = Counter()
     for o in outcomes:
@@ -354,10 +374,10 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "approved_runs": sum(o.answer == "approve" for o in outcomes),
         "killed": sum(o.crashed for o in outcomes),
         **totals,
-        "window_c_runs": sum(o.point == WINDOW_C and o.answer == "approve" for o in outcomes),
+        "window_c_runs": sum(_raw(o) == WINDOW_C and o.answer == "approve" for o in outcomes),
         "max_recovery_sweeps": max(sweeps),
         "left_open_points": sorted({o.point for o in outcomes if o.ledger_left_open}),
-        "in_act_runs": sum(o.point in IN_ACT for o in outcomes),
+        "in_act_runs": sum(_raw(o) in IN_ACT for o in outcomes),
         "seconds": round(sum(o.seconds for o in outcomes), 1),
         "per_point": per_point,
     }
@@ -365,7 +385,7 @@ def summarize(title: str, outcomes: list[Outcome]) -> dict[str, Any]:
     return summary
 
 
-def assert_no_harm(outcomes: list[Outcome]) -> None:
+def assert_no_harm(outcomes: list[Outcome], sweeps: Callable[[Outcome], int] = lambda o: 1) -> None:
     bad = [
         asdict(o)
         for o in outcomes
@@ -379,16 +399,22 @@ def assert_no_harm(outcomes: list[Outcome]) -> None:
     assert not bad, json.dumps(bad, indent=1)
     # Window (c): the effect may run again (documented), never a third time.
     assert all(o.window_c_reruns <= 1 for o in outcomes)
-    # Every run reaches its terminal state within one sweep of the restarted worker.
-    assert all(0 <= o.recovery_sweeps <= 1 for o in outcomes), [
-        (o.point, o.recovery_sweeps) for o in outcomes if o.recovery_sweeps > 1
+    # Every run reaches its terminal state within one sweep of the restarted worker (or
+    # ``sweeps(outcome)``).
+    assert all(0 <= o.recovery_sweeps <= sweeps(o) for o in outcomes), [
+        (o.point, o.recovery_sweeps) for o in outcomes if o.recovery_sweeps > sweeps(o)
     ]
     # ... and the sweep after that leaves no ledger row open (invariant 9: reconciled).
     assert not [o.point for o in outcomes if o.ledger_left_open]
 
 
 def test_every_named_crash_point_is_in_the_matrix() -> None:
-    assert set(CRASH_POINTS) <= {p.removesuffix("@resume") for p in POINTS}
+    assert set(CRASH_POINTS) <= {p.removesuffix("@resume") for p in POINTS} | {BETWEEN_STAGES}
+    # The policy cells aim every gate and resume point at each stage it can reach.
+    for stage in (1, 2):
+        aimed = {p for p, s in POLICY_POINTS if s == stage}
+        assert set(GATE_POINTS) | {BETWEEN_STAGES, "resolver.after_resume"} <= aimed
+        assert (set(POINTS) - set(TOOL_POINTS) <= aimed) == (stage == 2)
     assert WINDOW_C in POINTS
     assert {"execution.after_start", "execution.after_action", RAISES} <= set(TOOL_POINTS)
 
@@ -470,3 +496,272 @@ def test_crash_harness_detects_a_double_execution(hitl_server: HITLServer, tmp_p
         outcome = crash_run(hitl_server, cfg, WINDOW_C, 0, random.Random(2), tmp_path)
         assert outcome.crashed and outcome.window_c_reruns == expected, outcome
         assert outcome.duplicate_reviews == outcome.lost == outcome.unauthorized == 0
+
+
+# -- the policy cells (quorum=2: two stages) ----------------------------------------------
+
+SECOND_REVIEWER = "second@localhost"
+
+
+def policy_plan(stage: int, reject: bool) -> list[str]:
+    """The answers of a run, in the order they are given (one per stage asked): the rejection
+    comes in the aimed stage, so a stage-2 cell still reaches stage 2."""
+    if not reject:
+        return ["approve", "approve"]
+    return ["reject"] if stage == 1 else ["approve", "reject"]
+
+
+def answer_in_turn(
+    server: HITLServer, thread_id: str, reviewers: list[ScriptedReviewer], plan: list[str]
+) -> int:
+    """Each pending request of the thread answered in turn: the n-th answer of the thread is
+    ``plan[n]`` by ``reviewers[n]`` (different people); one past the plan (a stage asked
+    again) is rejected. How many were answered."""
+    requests = sorted(server.requests_for(thread_id), key=lambda r: (r.created_at, r.id))
+    given = sum(r.status == "completed" for r in requests)
+    answered = 0
+    for request in requests:
+        if request.status == "pending":
+            n = given + answered
+            value = plan[n] if n < len(plan) else "reject"
+            reviewers[n % len(reviewers)].respond(request.id, value)
+            answered += 1
+    return answered
+
+
+def _approvals(requests: list[Any]) -> list[Any]:
+    return [r for r in requests if r.status == "completed" and r.response_value == "approve"]
+
+
+def _identity(request: Any) -> str:
+    reviewer = request.reviewer
+    return str(reviewer.id or reviewer.email) if reviewer is not None else ""
+
+
+def policy_run(
+    server: HITLServer,
+    cfg: AgentConfig,
+    point: str,
+    stage: int,
+    run: int,
+    rng: random.Random,
+    tmp: Path,
+    plan: list[str],
+) -> Outcome:
+    """One run of the quorum=2 graph with ``point`` aimed at ``stage``; its counted harm."""
+    started = time.monotonic()
+    store = cfg.store
+    thread_id = f"t1p-{stage}-{point}-{run}-{uuid.uuid4().hex[:8]}"
+    reviewers = [server.reviewer, server.add_reviewer(SECOND_REVIEWER)]
+    gate_side = point in GATE_POINTS
+    # The process the point is reached in: 0 the agent (stage 1 is asked there), k the worker
+    # resuming stage k (stage k+1 is asked there, so stage 2's gate points are in worker 1).
+    target = stage - 1 if gate_side else stage
+    mode = "webhook" if point == "resolver.after_fetch" else rng.choice(["poll", "webhook"])
+    early = rng.random() < 0.5
+    reachable = not (point == WINDOW_C and plan[-1] != "approve")
+    effects_early = 0
+    sweeps: list[int] = []
+
+    def answer() -> int:
+        nonlocal effects_early
+        # Until the second different approval is given, nothing may have run.
+        if len({_identity(r) for r in _approvals(server.requests_for(thread_id))}) < 2:
+            effects_early = max(effects_early, len(store.effects().rows(thread_id)))
+        return answer_in_turn(server, thread_id, reviewers, plan)
+
+    def aimed(k: int) -> dict[str, Any]:
+        return {"crash_point": point, "crash_stage": stage} if k == target else {}
+
+    code, _ = spawn(cfg, "start", thread_id, tmp, **aimed(0))
+    crashed = code == KILLED
+    if target == 0:
+        assert crashed, f"{point}@{stage}: the agent was never killed (exit {code})"
+        if early and answer():
+            assert spawn(cfg, "worker", thread_id, tmp, mode="poll")[0] == 0
+        code, _ = spawn(cfg, "start", thread_id, tmp)  # the restarted agent
+        assert code == 0, f"{point}@{stage}: the restarted agent failed (exit {code})"
+    else:
+        assert code == 0, f"the agent failed (exit {code})"
+    for k in range(1, target + 1):
+        answer()
+        worker_mode = mode if k == target else rng.choice(["poll", "webhook"])
+        code, _ = spawn(cfg, "worker", thread_id, tmp, mode=worker_mode, **aimed(k))
+        if k < target:
+            assert code == 0, f"{point}@{stage}: worker {k} failed (exit {code})"
+            continue
+        crashed = code == KILLED
+        assert crashed == reachable, f"{point}@{stage}: killed={crashed}, expected {reachable}"
+        if gate_side and early and answer():
+            # Stage 2 answered (and swept) before its interrupt is durable.
+            assert spawn(cfg, "worker", thread_id, tmp, mode="poll")[0] == 0
+    # Restarted workers alone from here; the reviewers answer what the thread asks.
+    for _ in range(len(plan) + 2):
+        code, result = spawn(cfg, "recover", thread_id, tmp, clock_offset=LEASE + 1, until="human")
+        assert code == 0, f"{point}@{stage}: the recovery process failed (exit {code})"
+        sweeps.append(int(result["sweeps"]))
+        if result["finished"] or not answer():
+            break
+
+    requests = server.requests_for(thread_id)
+    keys = Counter(str(r.context["hitl_agent"]["key"]) for r in requests)
+    answered = sorted(
+        (r for r in requests if r.status == "completed"), key=lambda r: (r.created_at, r.id)
+    )
+    approvers = {_identity(r) for r in _approvals(answered)}
+    last = answered[-1].id if answered else None
+    outcome = read_outcome(store, thread_id)
+    decision = outcome["decision"] or {}
+    effects = store.effects().rows(thread_id)
+    approve = plan == ["approve", "approve"]
+    finished = outcome["exists"] and not outcome["unfinished"] and outcome["done"]
+    lost = int(
+        not finished
+        or len(keys) < len(plan)  # a stage never asked
+        or len(answered) < len(plan)
+        or decision.get("request_id") != last
+        or bool(decision.get("approved")) != approve
+        or (approve and not effects)
+    )
+    # An effect counts as authorized only under the last stage's approval, after two
+    # different reviewers approved.
+    wrong = sum(1 for e in effects if len(approvers) < 2 or e[1] != last or not approve)
+    extra = max(0, len(effects) - 1)
+    ledger = store.ledger(max_size=1)
+    try:
+        rows = [ledger.get(key) for key in keys]
+    finally:
+        ledger.close()
+    return Outcome(
+        point=f"{point} [stage {stage}]",
+        backend=store.backend,
+        durability=cfg.durability,
+        run=run,
+        answer="approve" if approve else f"reject (stage {len(plan)})",
+        mode=mode,
+        early_answer=early and gate_side,
+        crashed=crashed,
+        reviews=len(requests),
+        executions=len(effects),
+        duplicate_reviews=sum(n - 1 for n in keys.values()) + max(0, len(keys) - len(plan)),
+        lost=lost,
+        unauthorized=max(wrong, effects_early),
+        duplicate_executions=0 if point == WINDOW_C else extra,
+        window_c_reruns=extra if point == WINDOW_C else 0,
+        recovery_sweeps=max(sweeps),
+        ledger_left_open=sum(1 for row in rows if row is None or row.state != "resumed"),
+        seconds=time.monotonic() - started,
+    )
+
+
+def policy_sweeps(outcome: Outcome) -> int:
+    """Sweeps a policy run's recovery may take until it finishes or waits for a reviewer.
+
+    One, as everywhere, except when the worker died asking stage 2 and stage 2 was answered
+    before its request was recorded as created: one sweep resumes stage 1 (its run finds
+    stage 2's request and parks), the next delivers the answer. In the other cells that pair
+    of steps is the restarted agent's run and a worker's pass, which no recovery counts.
+    """
+    return 2 if outcome.early_answer and outcome.point.endswith("[stage 2]") else 1
+
+
+def policy_cells(stress: Stress, backend: str) -> list[tuple[str, int]]:
+    """Every cell under HITL_STRESS=full; else the stage-transition cells and a seeded few."""
+    if stress.full:
+        return list(POLICY_POINTS)
+    between = [cell for cell in POLICY_POINTS if cell[0] == BETWEEN_STAGES]
+    others = [cell for cell in POLICY_POINTS if cell[0] != BETWEEN_STAGES]
+    picked = random.Random(f"{stress.seed}-policy-{backend}").sample(others, 4)
+    return between + sorted(picked, key=POLICY_POINTS.index)
+
+
+def run_policy_matrix(
+    server: HITLServer,
+    store: Store,
+    durability: str,
+    cells: list[tuple[str, int]],
+    runs: int,
+    seed: int,
+    tmp: Path,
+) -> list[Outcome]:
+    cfg = AgentConfig(
+        store=store,
+        base_url=server.base_url,
+        api_key=server.api_key,
+        loop_id=server.loop_id,
+        durability=durability,
+        quorum=2,
+    )
+    rng = random.Random(f"{seed}-policy-{store.backend}-{durability}")
+    outcomes = []
+    for run in range(runs):
+        for index, (point, stage) in enumerate(cells):
+            # A quarter of the runs reject (window (c) needs the approval to be reached).
+            reject = (run + index) % 4 == 3 and point != WINDOW_C
+            plan = policy_plan(stage, reject)
+            outcomes.append(policy_run(server, cfg, point, stage, run, rng, tmp, plan))
+    return outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_policy_stages_crash_matrix(
+    hitl_server: HITLServer, store: Store, durability: str, stress: Stress, tmp_path: Path
+) -> None:
+    """quorum=2 killed at every point of either stage: each approved call ran once, after two
+    different approvals, never after one; no stage asked twice; nothing lost."""
+    if durability == "async" and not stress.full:
+        pytest.skip("durability=async runs under HITL_STRESS=full (make stress)")
+    cells = policy_cells(stress, store.backend)
+    runs = stress.pick(default=1, full=5)
+    outcomes = run_policy_matrix(hitl_server, store, durability, cells, runs, stress.seed, tmp_path)
+    summary = summarize(f"T1 policy quorum=2 {store.backend} durability={durability}", outcomes)
+    assert_no_harm(outcomes, policy_sweeps)
+    approved = [o for o in outcomes if o.answer == "approve"]
+    assert all(o.reviews == 2 and o.executions >= 1 for o in approved), summary
+
+
+def test_policy_harness_detects_a_single_approval_run(
+    hitl_server: HITLServer, tmp_path: Path
+) -> None:
+    """Canary: the same run without the quorum (one approval runs it) is counted as
+    unauthorized and as a stage never asked."""
+    store = open_store("sqlite", tmp_path / "store")
+    cfg = AgentConfig(
+        store=store,
+        base_url=hitl_server.base_url,
+        api_key=hitl_server.api_key,
+        loop_id=hitl_server.loop_id,
+    )
+    plan = ["approve", "approve"]
+    outcome = policy_run(
+        hitl_server, cfg, "resolver.after_claim", 1, 0, random.Random(4), tmp_path, plan
+    )
+    assert outcome.crashed and outcome.executions == 1 and outcome.reviews == 1, outcome
+    assert outcome.unauthorized == 1 and outcome.lost == 1
+    with pytest.raises(AssertionError):
+        assert_no_harm([outcome])
+
+
+def test_policy_harness_detects_stage_2_asked_twice(
+    hitl_server: HITLServer, tmp_path: Path
+) -> None:
+    """Canary: the crash aimed at stage 2's create, and a gate that forgets to reconcile its
+    intent: the recovery asks stage 2 again, which the policy run counts as duplicated."""
+    store = open_store("sqlite", tmp_path / "store")
+    cfg = AgentConfig(
+        store=store,
+        base_url=hitl_server.base_url,
+        api_key=hitl_server.api_key,
+        loop_id=hitl_server.loop_id,
+        quorum=2,
+        break_reconcile=True,
+    )
+    plan = ["approve", "approve"]
+    outcome = policy_run(
+        hitl_server, cfg, "gate.after_create", 2, 0, random.Random(1), tmp_path, plan
+    )
+    assert outcome.crashed and outcome.duplicate_reviews >= 1, outcome
+    with pytest.raises(AssertionError):
+        assert_no_harm([outcome], policy_sweeps)
