@@ -208,7 +208,9 @@ class ReviewGrants:
                 grant_id=grant_id(row.key),
                 scope=scope,
                 tool=self.name,
-                loop_id=row.loop_id,
+                # An escalation stage asked in another loop: the grant is the keeper's, for the
+                # calls of its own loop.
+                loop_id=row.payload.get("home_loop") or row.loop_id,
                 thread_id=row.thread_id if scope == "thread" else None,
                 args_hash=question_hash if scope == "args" else None,
                 request_id=row.request_id,

@@ -111,7 +111,9 @@ def record_grant(
         grant_id=grant_id(row.key),
         scope=scope,
         tool=tool,
-        loop_id=row.loop_id,
+        # An escalation stage asked in another loop: the grant is the keeper's, for the
+        # calls of its own loop.
+        loop_id=row.payload.get("home_loop") or row.loop_id,
         thread_id=row.thread_id if scope == "thread" else None,
         args_hash=str(args_hash) if scope == "args" else None,
         request_id=row.request_id,

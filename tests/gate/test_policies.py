@@ -281,6 +281,50 @@ def test_a_crash_between_stages_asks_the_next_stage_once(
     assert len(_all_requests(env)) == 2
 
 
+def test_a_crash_between_escalation_stages_asks_the_next_loop_once(
+    backend: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = backend
+    owner = env.hitl.server.authenticate_key(env.hitl.api_key)
+    assert owner is not None
+    managers = env.hitl.server.create_loop(owner.user_id, "Managers")
+    boss = _reviewer(env, "boss@example.com", [managers])
+    stage = [Escalate(after=600, loop_id=managers, priority="high", name="Managers")]
+    path = tmp_path / "graph.db"
+    flow = Flow(
+        env, saver=SqliteSaver(sqlite3.connect(path, check_same_thread=False)), escalate=stage
+    )
+    flow.start()
+    real = _keeper.ensure_request
+
+    def dies_on_the_second_stage(*args: Any, **kwargs: Any) -> Any:
+        if args[2].endswith("|1"):
+            raise SystemExit("killed between the timeout and the escalation")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_keeper, "ensure_request", dies_on_the_second_stage)
+    env.clock.advance(601)
+    env.tick()  # the first stage times out on HITL.sh
+    with pytest.raises(SystemExit):
+        flow.dispatcher.poll_once()
+    monkeypatch.setattr(_keeper, "ensure_request", real)
+    env.keeper = Gatekeeper(
+        client=env.hitl.client, loop_id=env.hitl.loop_id, ledger=env.ledger, clock=env.clock
+    )
+    env.clock.advance(400)  # past the dead process's resume lease
+    again = Flow(
+        env, saver=SqliteSaver(sqlite3.connect(path, check_same_thread=False)), escalate=stage
+    )
+    again.dispatcher.recover_once()
+    again.dispatcher.poll_once()
+    escalated = _pending(env)
+    assert escalated.loop_id == managers and len(_all_requests(env)) == 2
+    boss.respond(escalated.id, "approve")
+    again.dispatcher.poll_once()
+    again.dispatcher.poll_once()
+    assert again.effects == ["refund 5"] and flow.effects == [] and len(_all_requests(env)) == 2
+
+
 def test_two_replicas_ask_each_stage_once_and_act_once(backend: Env, tmp_path: Path) -> None:
     env = backend
     bob = _reviewer(env, BOB)

@@ -201,3 +201,44 @@ def test_a_review_that_ran_under_a_grant_replays_under_it_after_a_revoke(env: En
     graph.invoke(None, config)  # the node runs again: the same review, under the same grant
     assert approved == [True, True] and len(env.requests()) == 1
     assert len(env.ledger.list_grant_uses(grant.grant_id)) == 1
+
+
+def test_a_grant_given_in_an_escalation_stage_covers_the_keepers_own_loop(env: Env) -> None:
+    from hitl_agent import Escalate
+    from hitl_agent.testing import ScriptedReviewer
+
+    owner = env.hitl.server.authenticate_key(env.hitl.api_key)
+    assert owner is not None
+    managers = env.hitl.server.create_loop(owner.user_id, "Managers")
+    env.hitl.server.add_reviewer("boss@example.com", "boss-token-0123456", [managers])
+    boss = ScriptedReviewer(env.hitl.http, "boss-token-0123456", env.hitl.base_url)
+    done: list[int] = []
+
+    def step(state: State) -> State:
+        decision = env.keeper.review(
+            f"Refund ${state['amount']}?",
+            grants=Grants(thread=3600),
+            escalate=[Escalate(after=60, loop_id=managers, name="Managers")],
+        )
+        if decision.approved:
+            done.append(state["amount"])
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("review", step)
+    builder.add_edge(START, "review")
+    builder.add_edge("review", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    config = {"configurable": {"thread_id": "t1"}}
+    graph.invoke({"amount": 1}, config)
+    env.clock.advance(61)
+    env.tick()
+    dispatcher.poll_once()  # escalated to Managers
+    (escalated,) = [r for r in env.hitl.client.requests.iter() if r.status == "pending"]
+    boss.respond(escalated.id, "approve_thread")
+    dispatcher.poll_once()
+    (grant,) = env.ledger.list_grants()
+    assert grant.loop_id == env.hitl.loop_id
+    graph.invoke({"amount": 2}, config)  # covered: no request
+    assert done == [1, 2] and len(list(env.hitl.client.requests.iter())) == 2
