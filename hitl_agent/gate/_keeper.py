@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
@@ -430,58 +430,31 @@ class Gatekeeper:
             reject_values=reject_values,
             approve_on_timeout=approve_on_timeout,
         )
-        spec = self.spec(request_text, **question)
-        ctx = _context_for(mode)
-        policy = (quorum, exclude, escalate)
-        if grants is None:
-            return self._decide(
-                ctx,
-                key,
-                tool_call_id,
-                request_text,
-                spec,
-                question,
-                policy,
-                left=_Left(wait_timeout),
-            )
-        granting, key, request_text, question = self._granting(
-            ctx, key, tool_call_id, request_text, question, grants, quorum
+        review = self._review_of(
+            request_text, question, mode, key, tool_call_id, wait_timeout, grants, quorum
         )
-        asked = spec.spec_hash()  # the question as asked: what an args grant covers
-        covered = granting.covering(key, asked)
+        review.policy = (quorum, exclude, escalate)
+        covered = review.covered()
         if covered is not None:
             return covered
-        spec = self.spec(request_text, **question)
-        decision = self._decide(
-            ctx, key, tool_call_id, request_text, spec, question, policy, left=_Left(wait_timeout)
-        )
-        granting.record(decision, self.ledger.get_by_request_id(decision.request_id), asked)
+        decision = self._decide(review)
+        if review.granting is not None:
+            row = self.ledger.get_by_request_id(decision.request_id)
+            review.granting.record(decision, row, review.asked)
         return decision
 
-    def _decide(
-        self,
-        ctx: GraphContext | None,
-        key: str | None,
-        tool_call_id: str | None,
-        request_text: str,
-        spec: ReviewSpec,
-        question: dict[str, Any],
-        policy: tuple[Any, Any, Any],
-        *,
-        left: _Left,
-    ) -> Decision:
+    def _decide(self, review: _Review) -> Decision:
         """The review's decision: one request, or the stages of its policy."""
-        if policy[0] is not None or policy[1] is not None or policy[2]:
-            staged = self._staged(
-                ctx, key, tool_call_id, request_text, policy, question["response_type"]
-            )
-            while isinstance(step := staged.step(), Stage):
-                stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
-                stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
-                staged.answered(self._ask(ctx, stage_key, stage_spec, target, tool_call_id, left()))
-                checkpoint("policy.after_stage_decided")
-            return step
-        return self._ask(ctx, key, spec, self._target, tool_call_id, left())
+        ctx, tool_call_id, left = review.ctx, review.tool_call_id, review.left
+        if not review.has_policy:
+            return self._ask(ctx, review.key, review.spec, self._target, tool_call_id, left())
+        staged = self._staged(review)
+        while isinstance(step := staged.step(), Stage):
+            stage_spec, target = self._stage_spec(staged, step, review)
+            stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
+            staged.answered(self._ask(ctx, stage_key, stage_spec, target, tool_call_id, left()))
+            checkpoint("policy.after_stage_decided")
+        return step
 
     def _ask(
         self,
@@ -509,18 +482,25 @@ class Gatekeeper:
 
     # -- approval policies (gate/_policy.py) ---------------------------------------------
 
-    def _granting(
+    def _review_of(
         self,
-        ctx: GraphContext | None,
-        key: str | None,
-        tool_call_id: str | None,
         request_text: str,
         question: dict[str, Any],
+        mode: WaitMode,
+        key: str | None,
+        tool_call_id: str | None,
+        wait_timeout: float | None,
         grants: Any,
         quorum: Any,
-    ) -> tuple[ReviewGrants, str, str, dict[str, Any]]:
-        """The review's grants, its correlation key (fixed now: a grant use is keyed by it),
-        and the question with the grant choices and the lines saying what each approves."""
+    ) -> _Review:
+        """One review as both twins ask it: its question checked, where it waits, and its
+        grants (the choices added to the form, the correlation key fixed now: a grant use
+        is keyed by it)."""
+        spec = self.spec(request_text, **question)
+        ctx = _context_for(mode)
+        review = _Review(ctx, key, tool_call_id, request_text, question, spec, _Left(wait_timeout))
+        if grants is None:
+            return review
         if not isinstance(grants, Grants):
             raise ConfigError(
                 "grants",
@@ -538,20 +518,16 @@ class Gatekeeper:
         asked, lines = granting.form(question)
         footer = "\n\n".join(f"{PRODUCT_MARK} {line}" for line in lines)
         text = f"{request_text}\n\n{footer}" if footer else request_text
-        base = key or (ctx.key(tool_call_id) if ctx is not None else _blocking_key())
-        return granting, base, text, asked
+        review.granting, review.asked = granting, spec.spec_hash()  # the question as asked
+        review.key = key or (ctx.key(tool_call_id) if ctx is not None else _blocking_key())
+        review.request_text, review.question = text, asked
+        review.spec = self.spec(text, **asked)
+        return review
 
-    def _staged(
-        self,
-        ctx: GraphContext | None,
-        key: str | None,
-        tool_call_id: str | None,
-        request_text: str,
-        policy_args: tuple[Any, Any, Any],
-        response_type: str = "boolean",
-    ) -> StagedReview:
+    def _staged(self, review: _Review) -> StagedReview:
         """The review's stages: the policy kept with its first stage's row when there is one
         (a resume applies what the first reviewer was shown), else the one asked for."""
+        ctx, key, request_text = review.ctx, review.key, review.request_text
         limit = MAX_REQUEST_TEXT - NOTES_MAX - 2
         if len(request_text) > limit:
             raise ConfigError(
@@ -561,15 +537,16 @@ class Gatekeeper:
                 "shorten the text (HITL.sh takes 2,000 characters, the policy's notes up to "
                 f"{NOTES_MAX})",
             )
-        base = key or (ctx.key(tool_call_id) if ctx is not None else _blocking_key())
+        base = key or (ctx.key(review.tool_call_id) if ctx is not None else _blocking_key())
         first = self.ledger.get(base)
         stored = first.payload.get("policy") if first is not None else None
         if isinstance(stored, dict):
             policy: ReviewPolicy | None = ReviewPolicy.from_json(stored)
         else:
             configurable = ctx.configurable if ctx is not None else {}
-            policy = resolve_policy(*policy_args, configurable=configurable)
-        if policy is not None and policy.approvals > 1 and response_type == "editable_text":
+            policy = resolve_policy(*review.policy, configurable=configurable)
+        editable = review.question["response_type"] == "editable_text"
+        if policy is not None and policy.approvals > 1 and editable:
             raise ConfigError(
                 "quorum",
                 "a quorum approves one text, and an editable text lets each reviewer submit "
@@ -581,22 +558,17 @@ class Gatekeeper:
         )
 
     def _stage_spec(
-        self,
-        staged: StagedReview,
-        stage: Stage,
-        request_text: str,
-        spec: ReviewSpec,
-        question: dict[str, Any],
+        self, staged: StagedReview, stage: Stage, review: _Review
     ) -> tuple[ReviewSpec, CreateTarget]:
         """The stage's question (the policy's notes on top, its priority and wait) and where
         it is asked."""
-        asked = dict(question, summary=spec.summary)
+        asked = dict(review.question, summary=review.spec.summary)
         if stage.priority is not None:
             asked["priority"] = stage.priority
         if stage.timeout_seconds is not None:
             # A stage that escalates ends at its wait: a timeout there never approves.
             asked.update(timeout_seconds=stage.timeout_seconds, approve_on_timeout=False)
-        text = notes_text(stage, request_text, PRODUCT_MARK)
+        text = notes_text(stage, review.request_text, PRODUCT_MARK)
         # The stage's number and level ride along (the audit export shows them); the policy
         # itself is the same in every stage's row.
         where = {"stage": stage.number, "level": stage.level}
@@ -649,67 +621,36 @@ class Gatekeeper:
             reject_values=reject_values,
             approve_on_timeout=approve_on_timeout,
         )
-        spec = self.spec(request_text, **question)
-        ctx = _context_for(mode)
-        policy = (quorum, exclude, escalate)
-        if grants is None:
-            return await self._adecide(
-                ctx,
-                key,
-                tool_call_id,
-                request_text,
-                spec,
-                question,
-                policy,
-                left=_Left(wait_timeout),
-            )
-        granting, key, request_text, question = self._granting(
-            ctx, key, tool_call_id, request_text, question, grants, quorum
+        review = self._review_of(
+            request_text, question, mode, key, tool_call_id, wait_timeout, grants, quorum
         )
-        asked = spec.spec_hash()
-        covered = await asyncio.to_thread(granting.covering, key, asked)
-        if covered is not None:
-            return covered
-        spec = self.spec(request_text, **question)
-        decision = await self._adecide(
-            ctx, key, tool_call_id, request_text, spec, question, policy, left=_Left(wait_timeout)
-        )
-        row = await self.ledger.aget_by_request_id(decision.request_id)
-        await asyncio.to_thread(granting.record, decision, row, asked)
+        review.policy = (quorum, exclude, escalate)
+        if review.granting is not None:  # its ledger reads in a worker thread (W5)
+            covered = await asyncio.to_thread(review.covered)
+            if covered is not None:
+                return covered
+        decision = await self._adecide(review)
+        if review.granting is not None:
+            row = await self.ledger.aget_by_request_id(decision.request_id)
+            await asyncio.to_thread(review.granting.record, decision, row, review.asked)
         return decision
 
-    async def _adecide(
-        self,
-        ctx: GraphContext | None,
-        key: str | None,
-        tool_call_id: str | None,
-        request_text: str,
-        spec: ReviewSpec,
-        question: dict[str, Any],
-        policy: tuple[Any, Any, Any],
-        *,
-        left: _Left,
-    ) -> Decision:
+    async def _adecide(self, review: _Review) -> Decision:
         """Async twin of :meth:`_decide`."""
-        if policy[0] is not None or policy[1] is not None or policy[2]:
-            staged = await asyncio.to_thread(
-                self._staged,
-                ctx,
-                key,
-                tool_call_id,
-                request_text,
-                policy,
-                question["response_type"],
+        ctx, tool_call_id, left = review.ctx, review.tool_call_id, review.left
+        if not review.has_policy:
+            return await self._aask(
+                ctx, review.key, review.spec, self._target, tool_call_id, left()
             )
-            while isinstance(step := staged.step(), Stage):
-                stage_spec, target = self._stage_spec(staged, step, request_text, spec, question)
-                stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
-                staged.answered(
-                    await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, left())
-                )
-                checkpoint("policy.after_stage_decided")
-            return step
-        return await self._aask(ctx, key, spec, self._target, tool_call_id, left())
+        staged = await asyncio.to_thread(self._staged, review)
+        while isinstance(step := staged.step(), Stage):
+            stage_spec, target = self._stage_spec(staged, step, review)
+            stage_key = staged.key(step, partial(_next_key, ctx, tool_call_id))
+            staged.answered(
+                await self._aask(ctx, stage_key, stage_spec, target, tool_call_id, left())
+            )
+            checkpoint("policy.after_stage_decided")
+        return step
 
     async def _aask(
         self,
@@ -1033,6 +974,35 @@ def _context_for(mode: WaitMode) -> GraphContext | None:
             "call it from a graph node or tool, or use mode='auto' to block outside graphs",
         )
     return ctx
+
+
+@dataclass
+class _Review:
+    """One ``review``/``areview`` call, as its twins drive it."""
+
+    ctx: GraphContext | None
+    key: str | None
+    tool_call_id: str | None
+    request_text: str
+    question: dict[str, Any]
+    spec: ReviewSpec
+    left: _Left
+    policy: tuple[Any, Any, Any] = (None, None, None)
+    """``quorum``, ``exclude``, ``escalate`` as given."""
+    granting: ReviewGrants | None = None
+    asked: str = ""
+    """With grants: the hash of the question as asked (what an args grant covers)."""
+
+    @property
+    def has_policy(self) -> bool:
+        quorum, exclude, escalate = self.policy
+        return quorum is not None or exclude is not None or bool(escalate)
+
+    def covered(self) -> Decision | None:
+        """The approval a standing grant gives this review (ledger reads), or None: ask."""
+        if self.granting is None or self.key is None:
+            return None
+        return self.granting.covering(self.key, self.asked)
 
 
 class _Left:

@@ -356,33 +356,31 @@ class PolicyRun:
         """None (ask again) while requests remain; else the policy failed: not approved."""
         if self.requests < self.policy.max_requests:
             return None
-        got = len(self.approvers)
-        return Decision(
-            request_id=decision.request_id,
-            status=decision.status,
-            outcome="rejected",
-            approved=False,
-            reason=(
-                f"The approval policy was not met within {self.policy.max_requests} requests "
-                f"({got} of {self.policy.approvals} approvals); not approved."
-            ),
-            reviewer=decision.reviewer,
-            responded_at=decision.responded_at,
-            response_type=decision.response_type,
+        return _not_approved(
+            decision,
+            f"The approval policy was not met within {self.policy.max_requests} requests "
+            f"({len(self.approvers)} of {self.policy.approvals} approvals); not approved.",
         )
 
 
 def _unverifiable(decision: Decision, what: str) -> Decision:
     """HITL.sh did not say who answered: the policy cannot be checked, so nothing runs."""
+    return _not_approved(
+        decision.model_copy(update={"reviewer": None}),
+        f"HITL.sh did not report who answered, so the policy ({what}) cannot be checked; "
+        "not approved.",
+    )
+
+
+def _not_approved(decision: Decision, reason: str) -> Decision:
+    """The policy's own final answer: rejected, with why, on the last request's record."""
     return Decision(
         request_id=decision.request_id,
         status=decision.status,
         outcome="rejected",
         approved=False,
-        reason=(
-            f"HITL.sh did not report who answered, so the policy ({what}) cannot be checked; "
-            "not approved."
-        ),
+        reason=reason,
+        reviewer=decision.reviewer,
         responded_at=decision.responded_at,
         response_type=decision.response_type,
     )

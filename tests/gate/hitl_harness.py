@@ -114,6 +114,21 @@ def env(tmp_path: Path) -> Iterator[Env]:
     yield from make_env(tmp_path)
 
 
+def add_reviewer(env: Env, email: str, loops: list[str] | None = None) -> Any:
+    """Another reviewer account on the local server (member of ``loops``, default the
+    harness's loop), and a ScriptedReviewer answering as them."""
+    from hitl_agent.testing import ScriptedReviewer
+
+    token = f"token-{email}-0123456789"
+    env.hitl.server.add_reviewer(email, token, loops or [env.hitl.loop_id], name=email[:3])
+    return ScriptedReviewer(env.hitl.http, token, env.hitl.base_url)
+
+
+def all_requests(env: Env) -> list[Any]:
+    """Every request on the server, any loop, oldest first."""
+    return sorted(env.hitl.client.requests.iter(), key=lambda r: (r.created_at, r.id))
+
+
 def backend_env(kind: str, tmp_path: Path, **keeper_kwargs: Any) -> Iterator[tuple[Env, str]]:
     """:func:`make_env` with its ledger on ``kind`` (``sqlite`` or ``postgres``, a schema of
     its own, dropped afterwards), judged by the harness's clock; and the ledger's URL."""

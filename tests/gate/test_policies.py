@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_harness import Env, backend_env, refund_graph
+from hitl_harness import Env, add_reviewer, all_requests, backend_env, refund_graph
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -39,18 +39,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
         yield env
 
 
-def _reviewer(env: Env, email: str, loops: list[str] | None = None) -> ScriptedReviewer:
-    token = f"token-{email}-0123456789"
-    env.hitl.server.add_reviewer(email, token, loops or [env.hitl.loop_id], name=email[:3])
-    return ScriptedReviewer(env.hitl.http, token, env.hitl.base_url)
-
-
-def _all_requests(env: Env) -> list[Any]:
-    return sorted(env.hitl.client.requests.iter(), key=lambda r: (r.created_at, r.id))
-
-
 def _pending(env: Env) -> Any:
-    (open_,) = [r for r in _all_requests(env) if r.status == "pending"]
+    (open_,) = [r for r in all_requests(env) if r.status == "pending"]
     return open_
 
 
@@ -80,7 +70,7 @@ class Flow:
 
 def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     flow = Flow(env, quorum=2)
     flow.start()
     first = flow.answer(env.hitl.reviewer, "approve")
@@ -91,7 +81,7 @@ def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
     third = flow.answer(bob, "approve")
     assert "did not count: `reviewer@localhost` had approved already." in third
     assert flow.effects == ["refund 5"] and flow.done()
-    assert len(_all_requests(env)) == 3
+    assert len(all_requests(env)) == 3
     rows = env.ledger.list_rows()
     assert [r.state for r in rows] == ["resumed"] * 3
     assert all(r.payload["policy"]["approvals"] == 2 for r in rows)
@@ -114,12 +104,12 @@ def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
 
 def test_any_rejection_rejects_and_veto_false_asks_again(backend: Env) -> None:
     env = backend
-    bob, carol = _reviewer(env, BOB), _reviewer(env, CAROL)
+    bob, carol = add_reviewer(env, BOB), add_reviewer(env, CAROL)
     vetoed = Flow(env, quorum=2)
     vetoed.start("veto")
     vetoed.answer(env.hitl.reviewer, "approve")
     vetoed.answer(bob, "reject")
-    assert vetoed.done("veto") and vetoed.effects == [] and len(_all_requests(env)) == 2
+    assert vetoed.done("veto") and vetoed.effects == [] and len(all_requests(env)) == 2
 
     patient = Flow(env, quorum=Quorum(2, veto=False))
     patient.start("patient")
@@ -127,14 +117,14 @@ def test_any_rejection_rejects_and_veto_false_asks_again(backend: Env) -> None:
     text = patient.answer(env.hitl.reviewer, "approve")
     assert "`bob@example.com` rejected it; a rejection does not end this review." in text
     patient.answer(carol, "approve")
-    assert patient.effects == ["refund 5"] and len(_all_requests(env)) == 5
+    assert patient.effects == ["refund 5"] and len(all_requests(env)) == 5
 
 
 def test_the_excluded_identity_never_counts_even_when_a_worker_resumes_without_it(
     backend: Env,
 ) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     # The user the agent acts for comes from the run's config; the dispatcher resumes with
     # a config that does not carry it: the policy kept with the first stage still applies.
     flow = Flow(env, exclude=lambda c: c.get("user"))
@@ -146,25 +136,25 @@ def test_the_excluded_identity_never_counts_even_when_a_worker_resumes_without_i
     assert "The previous answer, by `bob@example.com`, did not count" in second
     flow.answer(env.hitl.reviewer, "approve")
     assert flow.effects == ["refund 5"]
-    assert len(_all_requests(env)) == 3
+    assert len(all_requests(env)) == 3
     assert all(r.payload["policy"]["exclude"] == [BOB] for r in env.ledger.list_rows())
 
 
 def test_policy_requests_are_bounded(backend: Env) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     flow = Flow(env, quorum=Quorum(2, max_requests=3))
     flow.start()
     for _ in range(3):
         flow.answer(bob, "approve")  # one reviewer, three times: one approval
-    assert flow.done() and flow.effects == [] and len(_all_requests(env)) == 3
+    assert flow.done() and flow.effects == [] and len(all_requests(env)) == 3
     state = flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values
     assert "not met within 3 requests (1 of 2 approvals)" in state["decision"]["reason"]
 
 
 def test_a_redeploy_that_drops_the_policy_cannot_approve_with_one_answer(backend: Env) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     strict = Flow(env, saver=InMemorySaver(), quorum=2)
     strict.start()
     request = _pending(env)
@@ -180,7 +170,7 @@ def test_escalation_asks_the_next_loop_when_nobody_answers_in_time(backend: Env)
     owner = env.hitl.server.authenticate_key(env.hitl.api_key)
     assert owner is not None
     managers = env.hitl.server.create_loop(owner.user_id, "Managers")
-    boss = _reviewer(env, "boss@example.com", [managers])
+    boss = add_reviewer(env, "boss@example.com", [managers])
     stage = Escalate(after=600, loop_id=managers, priority="high", name="Managers")
     flow = Flow(env, escalate=[stage])
     flow.start()
@@ -198,7 +188,7 @@ def test_escalation_asks_the_next_loop_when_nobody_answers_in_time(backend: Env)
     assert flow.effects == []
     boss.respond(second.id, "approve")
     flow.dispatcher.poll_once()  # another loop's row: fetched by id, not listed
-    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 2
+    assert flow.effects == ["refund 5"] and len(all_requests(env)) == 2
     audit = [(a["policy"], a["escalation_level"], a["outcome"]) for a in audit_records(env.ledger)]
     assert audit == [
         ("quorum 1; escalates to Managers", 0, "timed_out"),
@@ -219,7 +209,7 @@ def test_escalation_to_a_workflow_is_polled_by_the_loops_dispatcher(backend: Env
     assert second.loop_id != env.hitl.loop_id  # the workflow's own reviewers
     env.hitl.reviewer.respond(second.id, "approve")
     flow.dispatcher.poll_once()
-    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 2
+    assert flow.effects == ["refund 5"] and len(all_requests(env)) == 2
 
 
 def test_the_last_stage_deadline_and_default_decide(backend: Env) -> None:
@@ -234,14 +224,14 @@ def test_the_last_stage_deadline_and_default_decide(backend: Env) -> None:
     env.clock.advance(3601)
     env.tick()
     flow.dispatcher.poll_once()
-    assert flow.done() and flow.effects == [] and len(_all_requests(env)) == 2
+    assert flow.done() and flow.effects == [] and len(all_requests(env)) == 2
 
 
 def test_a_crash_between_stages_asks_the_next_stage_once(
     backend: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     conn = sqlite3.connect(tmp_path / "graph.db", check_same_thread=False)
     flow = Flow(env, saver=SqliteSaver(conn), quorum=2)
     flow.start()
@@ -259,7 +249,7 @@ def test_a_crash_between_stages_asks_the_next_stage_once(
     env.hitl.reviewer.respond(request.id, "approve")
     with pytest.raises(SystemExit):
         flow.dispatcher.poll_once()
-    assert calls["n"] == 1 and len(_all_requests(env)) == 1
+    assert calls["n"] == 1 and len(all_requests(env)) == 1
     monkeypatch.setattr(_keeper, "ensure_request", real)
     # A new process: a keeper, a graph and a dispatcher of its own, on the same stores.
     keeper = Gatekeeper(
@@ -274,11 +264,11 @@ def test_a_crash_between_stages_asks_the_next_stage_once(
     )
     again.dispatcher.recover_once()
     again.dispatcher.poll_once()
-    assert len(_all_requests(env)) == 2  # the second stage, asked once
+    assert len(all_requests(env)) == 2  # the second stage, asked once
     again.answer(bob, "approve")
     again.dispatcher.poll_once()
     assert again.effects == ["refund 5"] and flow.effects == []
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
 
 
 def test_a_crash_between_escalation_stages_asks_the_next_loop_once(
@@ -288,7 +278,7 @@ def test_a_crash_between_escalation_stages_asks_the_next_loop_once(
     owner = env.hitl.server.authenticate_key(env.hitl.api_key)
     assert owner is not None
     managers = env.hitl.server.create_loop(owner.user_id, "Managers")
-    boss = _reviewer(env, "boss@example.com", [managers])
+    boss = add_reviewer(env, "boss@example.com", [managers])
     stage = [Escalate(after=600, loop_id=managers, priority="high", name="Managers")]
     path = tmp_path / "graph.db"
     flow = Flow(
@@ -318,16 +308,16 @@ def test_a_crash_between_escalation_stages_asks_the_next_loop_once(
     again.dispatcher.recover_once()
     again.dispatcher.poll_once()
     escalated = _pending(env)
-    assert escalated.loop_id == managers and len(_all_requests(env)) == 2
+    assert escalated.loop_id == managers and len(all_requests(env)) == 2
     boss.respond(escalated.id, "approve")
     again.dispatcher.poll_once()
     again.dispatcher.poll_once()
-    assert again.effects == ["refund 5"] and flow.effects == [] and len(_all_requests(env)) == 2
+    assert again.effects == ["refund 5"] and flow.effects == [] and len(all_requests(env)) == 2
 
 
 def test_two_replicas_ask_each_stage_once_and_act_once(backend: Env, tmp_path: Path) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     path = tmp_path / "shared-graph.db"
     one = Flow(env, saver=SqliteSaver(sqlite3.connect(path, check_same_thread=False)), quorum=2)
     other_keeper = Gatekeeper(
@@ -340,7 +330,7 @@ def test_two_replicas_ask_each_stage_once_and_act_once(backend: Env, tmp_path: P
     for _ in range(2):
         one.dispatcher.poll_once()
         two.dispatcher.poll_once()
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
     bob.respond(_pending(env).id, "approve")
     racing = [threading.Thread(target=d.poll_once) for d in (one.dispatcher, two.dispatcher)]
     for thread in racing:
@@ -349,7 +339,7 @@ def test_two_replicas_ask_each_stage_once_and_act_once(backend: Env, tmp_path: P
         thread.join()
     one.dispatcher.poll_once()
     two.dispatcher.poll_once()
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
     # Each replica's graph has its own effects list: together, one refund.
     assert one.effects + two.effects == ["refund 5"]
 
@@ -437,7 +427,7 @@ def test_bad_policies_are_refused_before_anything_is_asked(
     env = backend
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         env.keeper.review("Deploy?", key="k", wait_timeout=0.01, **kwargs)
-    assert _all_requests(env) == []
+    assert all_requests(env) == []
 
 
 def test_policy_objects_check_their_fields() -> None:
@@ -452,7 +442,7 @@ def test_policy_objects_check_their_fields() -> None:
 def test_a_text_with_no_room_for_the_notes_is_refused(backend: Env) -> None:
     with pytest.raises(ConfigError, match="request_text"):
         backend.keeper.review("x" * 1500, quorum=2, key="long", wait_timeout=0.01)
-    assert _all_requests(backend) == []
+    assert all_requests(backend) == []
 
 
 # -- sync and async twins: one policy ---------------------------------------------------
@@ -467,7 +457,7 @@ def _answer_in_background(
     def run() -> None:
         for who, value in script:
             for _ in range(500):
-                pending = [r for r in _all_requests(env) if r.status == "pending"]
+                pending = [r for r in all_requests(env) if r.status == "pending"]
                 if pending:
                     break
                 time.sleep(0.02)
@@ -482,7 +472,7 @@ def _answer_in_background(
 @pytest.mark.parametrize("twin", ["sync", "async"])
 def test_review_and_areview_ask_the_same_stages(backend: Env, twin: str) -> None:
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     texts, answering = _answer_in_background(
         env, [(env.hitl.reviewer, True), (env.hitl.reviewer, True), (bob, True)]
     )
@@ -550,7 +540,7 @@ def test_an_endorsement_of_two_is_a_quorum_of_two_in_one_request(panel: Any) -> 
     flow = Flow(env, quorum=2)
     flow.start()
     _panel_answer(flow, [r["an"], r["bo"]], "approve")  # HITL.sh's threshold: 2
-    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 1
+    assert flow.effects == ["refund 5"] and len(all_requests(env)) == 1
     state = flow.graph.get_state({"configurable": {"thread_id": "t1"}}).values
     assert "(ana@example.com, bo@example.com)" in state["decision"]["reason"]
 
@@ -566,7 +556,7 @@ def test_an_endorsement_counts_only_members_who_may_answer(panel: Any) -> None:
     assert "Already approved by `ana@example.com`" in text and flow.effects == []
     last = _panel_answer(flow, [r["cy"], r["bo"]], "approve")
     assert "`ana@example.com` had approved already" in last
-    assert flow.effects == ["refund 5"] and len(_all_requests(env)) == 3
+    assert flow.effects == ["refund 5"] and len(all_requests(env)) == 3
 
 
 def test_review_node_takes_the_policy_from_builds_dict(backend: Env) -> None:
@@ -580,7 +570,7 @@ def test_review_node_takes_the_policy_from_builds_dict(backend: Env) -> None:
         done: str
 
     env = backend
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     builder = StateGraph(State)
     builder.add_node(
         "review",
@@ -605,7 +595,7 @@ def test_review_node_takes_the_policy_from_builds_dict(backend: Env) -> None:
         who.respond(request.id, True)
         dispatcher.poll_once()
     assert graph.get_state(config).values["done"] == "refunded"
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
 
 
 def _policy_graph(env: Env, twin: str, effects: list[str]) -> Any:
@@ -639,7 +629,7 @@ def _policy_graph(env: Env, twin: str, effects: list[str]) -> Any:
 @pytest.mark.parametrize("twin", ["sync", "async"])
 def test_review_and_areview_in_a_graph_ask_the_same_stages(backend: Env, twin: str) -> None:
     env = backend
-    bob, carol = _reviewer(env, BOB), _reviewer(env, CAROL)
+    bob, carol = add_reviewer(env, BOB), add_reviewer(env, CAROL)
     effects: list[str] = []
     graph = _policy_graph(env, twin, effects)
     dispatcher = env.keeper.dispatcher(GraphResumer(graph))
@@ -662,7 +652,7 @@ def test_review_and_areview_in_a_graph_ask_the_same_stages(backend: Env, twin: s
         return texts
 
     texts = asyncio.run(go())
-    assert effects == ["refund"] and len(_all_requests(env)) == 4
+    assert effects == ["refund"] and len(all_requests(env)) == 4
     assert "Approval 1 of 2" in texts[0] and "`carol@example.com` does not count" in texts[0]
     assert "The previous answer, by `carol@example.com`, did not count" in texts[1]
     assert "Approval 2 of 2" in texts[2] and "Already approved by `bob@example.com`" in texts[2]

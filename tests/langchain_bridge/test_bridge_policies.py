@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from bridge_agents import calls, documented_agent, script, tool_messages
 from click.testing import CliRunner
-from hitl_harness import CALLBACK_URL, SECRET, Env, switched_client
+from hitl_harness import CALLBACK_URL, SECRET, Env, add_reviewer, all_requests, switched_client
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -35,21 +35,10 @@ SQL = ("execute_sql", {"query": "DELETE FROM t"})
 WRITE = ("write_file", {"filename": "a.txt", "content": "hi"})
 
 
-def _reviewer(env: Env, email: str, loops: list[str] | None = None) -> ScriptedReviewer:
-    token = f"token-{email}-0123456789"
-    env.hitl.server.add_reviewer(email, token, loops or [env.hitl.loop_id], name=email[:3])
-    return ScriptedReviewer(env.hitl.http, token, env.hitl.base_url)
-
-
-def _all_requests(env: Env) -> list[Any]:
-    """Every request on the server, any loop, oldest first."""
-    return sorted(env.hitl.client.requests.iter(), key=lambda r: (r.created_at, r.id))
-
-
 def _open(env: Env, tool: str) -> Any:
     """The one pending request about ``tool``."""
     (found,) = [
-        r for r in _all_requests(env) if r.status == "pending" and tool in str(r.request_text)
+        r for r in all_requests(env) if r.status == "pending" and tool in str(r.request_text)
     ]
     return found
 
@@ -92,9 +81,9 @@ class Turn:
 
 @pytest.mark.parametrize("mode", ["batched", "per_call"])
 def test_quorum_counts_each_reviewer_once_and_a_sibling_decides_alone(env: Env, mode: str) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     turn = Turn(env, SQL, WRITE, mode=mode, policies={"execute_sql": {"quorum": 2}})
-    assert len(turn.rows) == 2 and len(_all_requests(env)) == 2
+    assert len(turn.rows) == 2 and len(all_requests(env)) == 2
     sql = env.hitl.reviewer.get(_open(env, "execute_sql").id)
     assert "Approval 1 of 2" in sql["request_text"]
     assert sql["request_text"].startswith("🔒 ")
@@ -116,17 +105,17 @@ def test_quorum_counts_each_reviewer_once_and_a_sibling_decides_alone(env: Env, 
     turn.bridge.submit(turn.cfg)
     turn.bridge.sweep()
     turn.dispatcher.poll_once()
-    assert len(_all_requests(env)) == 4  # write_file's, and execute_sql's three stages
+    assert len(all_requests(env)) == 4  # write_file's, and execute_sql's three stages
     third = turn.answer(bob, "execute_sql", "approve")
     assert "did not count" in third and "`reviewer@localhost`" in third
     assert sorted(turn.effects) == ["execute_sql DELETE FROM t", "write_file a.txt hi"]
-    assert turn.done() and len(_all_requests(env)) == 4
+    assert turn.done() and len(all_requests(env)) == 4
     # Once decided, re-sweeps and polls create and run nothing more.
     turn.bridge.submit(turn.cfg)
     turn.bridge.sweep()
     turn.dispatcher.poll_once()
     env.tick()
-    assert len(_all_requests(env)) == 4 and len(turn.effects) == 2
+    assert len(all_requests(env)) == 4 and len(turn.effects) == 2
     rows = env.ledger.list_rows()
     assert len(rows) == 4 and {r.state for r in rows} == {"resumed"}
     sql_rows = [r for r in rows if "policy" in r.payload]
@@ -134,20 +123,20 @@ def test_quorum_counts_each_reviewer_once_and_a_sibling_decides_alone(env: Env, 
 
 
 def test_a_rejection_vetoes_and_edit_is_not_offered_under_a_quorum(env: Env) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     turn = Turn(env, WRITE, policies={"write_file": {"quorum": 2}})
     options = env.hitl.reviewer.get(_open(env, "write_file").id)["response_config"]["options"]
     # One reviewer's edit would run without the second approval: the form does not offer it.
     assert [o["value"] for o in options] == ["approve", "reject", "reject_with_reason", "respond"]
     turn.answer(env.hitl.reviewer, "write_file", "approve")
     turn.answer(bob, "write_file", "reject")
-    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 2
+    assert turn.done() and turn.effects == [] and len(all_requests(env)) == 2
     (message,) = turn.messages().values()
     assert message.status == "error"
 
 
 def test_the_excluded_identity_never_counts_even_on_a_resume_without_it(env: Env) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     turn = Turn(
         env,
         SQL,
@@ -163,17 +152,17 @@ def test_the_excluded_identity_never_counts_even_on_a_resume_without_it(env: Env
     assert turn.effects == []
     turn.answer(env.hitl.reviewer, "execute_sql", "approve")
     assert turn.effects == ["execute_sql DELETE FROM t"] and turn.done()
-    assert len(_all_requests(env)) == 3
+    assert len(all_requests(env)) == 3
     rows = env.ledger.list_rows()
     assert [r.payload["policy"]["exclude"] for r in rows] == [[BOB]] * 3
     assert sorted(r.payload["policy"]["stage"] for r in rows) == [1, 2, 3]  # the audit's
 
 
 def test_an_excluded_identity_cannot_write_the_edit_someone_else_chose(env: Env) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     turn = Turn(env, WRITE, policies={"write_file": {"exclude": [BOB]}})
     turn.answer(env.hitl.reviewer, "write_file", "edit")
-    (follow,) = [r for r in _all_requests(env) if r.status == "pending"]
+    (follow,) = [r for r in all_requests(env) if r.status == "pending"]
     bob.respond(follow.id, '{"filename": "a.txt", "content": "evil"}')
     env.tick()
     assert turn.done() and turn.effects == []
@@ -185,7 +174,7 @@ def test_escalation_asks_the_next_loop_with_its_priority(env: Env) -> None:
     owner = env.hitl.server.authenticate_key(env.hitl.api_key)
     assert owner is not None
     managers = env.hitl.server.create_loop(owner.user_id, "Managers")
-    boss = _reviewer(env, "boss@example.com", [managers])
+    boss = add_reviewer(env, "boss@example.com", [managers])
     stage = Escalate(after=600, loop_id=managers, priority="high", name="Managers")
     turn = Turn(env, SQL, policies={"execute_sql": {"escalate": [stage]}})
     first = _open(env, "execute_sql")
@@ -200,12 +189,12 @@ def test_escalation_asks_the_next_loop_with_its_priority(env: Env) -> None:
     )
     assert turn.effects == [] and not turn.done()
     turn.bridge.sweep()
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
     boss.respond(second.id, "approve")
     env.tick()
     turn.dispatcher.poll_once()  # another loop's row: fetched by id when no callback came
     assert turn.effects == ["execute_sql DELETE FROM t"] and turn.done()
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
 
 
 def test_policies_name_gated_tools_and_valid_values(env: Env) -> None:
@@ -246,7 +235,7 @@ def _cost(env: Env, answers: list[tuple[ScriptedReviewer | None, str]], **policy
         agent.invoke(USER, cfg)
         bridge.submit(cfg)
         for who, value in answers:
-            (request,) = [r for r in _all_requests(env) if r.status == "pending"]
+            (request,) = [r for r in all_requests(env) if r.status == "pending"]
             if who is None:  # nobody answers: the stage times out
                 env.clock.advance(int(value) + 1)
             else:
@@ -257,7 +246,7 @@ def _cost(env: Env, answers: list[tuple[ScriptedReviewer | None, str]], **policy
 
 
 def test_api_calls_per_policy(env: Env) -> None:
-    me, bob = env.hitl.reviewer, _reviewer(env, BOB)
+    me, bob = env.hitl.reviewer, add_reviewer(env, BOB)
     costs = {
         "no policy": _cost(env, [(me, "approve")]),
         "quorum=2": _cost(env, [(me, "approve"), (bob, "approve")], quorum=2),
@@ -279,7 +268,7 @@ def test_api_calls_per_policy(env: Env) -> None:
 
 
 def test_the_async_path_asks_each_stage_once_and_reads_no_ledger_on_the_loop(env: Env) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     effects: list[str] = []
     agent = documented_agent(script(calls(SQL)), effects, InMemorySaver())
     bridge = env.keeper.bridge(agent, policies={"execute_sql": {"quorum": 2}})
@@ -307,13 +296,13 @@ def test_the_async_path_asks_each_stage_once_and_reads_no_ledger_on_the_loop(env
         assert await answer(env.hitl.reviewer) == []  # the second stage is asked, not sent
         await bridge.asubmit(cfg)
         await bridge.asweep()
-        assert len(await asyncio.to_thread(_all_requests, env)) == 2
+        assert len(await asyncio.to_thread(all_requests, env)) == 2
         assert len(await answer(bob)) == 2  # both stages delivered in one resume
         assert await dispatcher.apoll_once() == []
 
     asyncio.run(main())
     assert effects == ["execute_sql DELETE FROM t"] and not agent.get_state(cfg).next
-    assert len(_all_requests(env)) == 2
+    assert len(all_requests(env)) == 2
     assert loop_reads == []
 
 
@@ -321,7 +310,7 @@ def test_a_policy_not_met_reaches_the_agent_as_a_reject_with_its_reason(env: Env
     turn = Turn(env, SQL, policies={"execute_sql": {"quorum": Quorum(2, max_requests=2)}})
     turn.answer(env.hitl.reviewer, "execute_sql", "approve")
     turn.answer(env.hitl.reviewer, "execute_sql", "approve")  # one reviewer, twice
-    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 2
+    assert turn.done() and turn.effects == [] and len(all_requests(env)) == 2
     (message,) = turn.messages().values()
     assert "not met within 2 requests (1 of 2 approvals)" in str(message.content)
 
@@ -330,18 +319,18 @@ def test_the_follow_up_of_an_escalated_stage_is_asked_where_it_was_decided(env: 
     owner = env.hitl.server.authenticate_key(env.hitl.api_key)
     assert owner is not None
     managers = env.hitl.server.create_loop(owner.user_id, "Managers")
-    boss = _reviewer(env, "boss@example.com", [managers])
+    boss = add_reviewer(env, "boss@example.com", [managers])
     stage = Escalate(after=600, loop_id=managers, name="Managers")
     turn = Turn(env, SQL, policies={"execute_sql": {"escalate": [stage]}})
     env.clock.advance(601)
     env.tick()
     turn.answer(boss, "execute_sql", "reject_with_reason")
-    (reason,) = [r for r in _all_requests(env) if r.status == "pending"]
+    (reason,) = [r for r in all_requests(env) if r.status == "pending"]
     assert reason.loop_id == managers and reason.response_type == "text"
     boss.respond(reason.id, "Not on a Friday.")
     env.tick()
     turn.dispatcher.poll_once()
-    assert turn.done() and turn.effects == [] and len(_all_requests(env)) == 3
+    assert turn.done() and turn.effects == [] and len(all_requests(env)) == 3
     (message,) = turn.messages().values()
     assert "Not on a Friday." in str(message.content)
 
@@ -349,7 +338,7 @@ def test_the_follow_up_of_an_escalated_stage_is_asked_where_it_was_decided(env: 
 def test_a_sweep_finds_the_user_to_exclude_in_the_threads_own_run(env: Env) -> None:
     # The `hitl-agent bridge` command only sweeps: it knows the thread id, not the user; the
     # checkpoint keeps the configurable the agent ran with.
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     effects: list[str] = []
     agent = documented_agent(script(calls(SQL)), effects, InMemorySaver())
     bridge = env.keeper.bridge(
@@ -362,7 +351,7 @@ def test_a_sweep_finds_the_user_to_exclude_in_the_threads_own_run(env: Env) -> N
     request = _open(env, "execute_sql")
     bob.respond(request.id, "approve")
     env.tick()
-    assert effects == [] and len(_all_requests(env)) == 2
+    assert effects == [] and len(all_requests(env)) == 2
 
 
 POLICY_MODULE = """
@@ -409,19 +398,19 @@ def test_the_command_sweeps_under_the_apps_policies(
     ]
     first = CliRunner().invoke(main, argv)
     assert first.exit_code == 0, first.output
-    (request,) = _all_requests(env)
+    (request,) = all_requests(env)
     assert "Approval 1 of 2" in str(request.request_text)
     hitl.reviewer.respond(request.id, "approve")
     second = CliRunner().invoke(main, argv)  # the poll's resume asks the second stage
     assert second.exit_code == 0, second.output
-    assert effects == [] and len(_all_requests(env)) == 2
+    assert effects == [] and len(all_requests(env)) == 2
     bad = CliRunner().invoke(main, [*argv[:-3], "--policies", "bridge_policies_app:NOPE"])
     assert bad.exit_code != 0 and "--policies" in bad.output
     conn.close()
 
 
 def test_a_redeploy_that_drops_the_policy_keeps_the_one_the_first_reviewer_saw(env: Env) -> None:
-    bob = _reviewer(env, BOB)
+    bob = add_reviewer(env, BOB)
     turn = Turn(env, SQL, policies={"execute_sql": {"quorum": 2}})
     request = _open(env, "execute_sql")
     bob.respond(request.id, "approve")
@@ -431,6 +420,6 @@ def test_a_redeploy_that_drops_the_policy_keeps_the_one_the_first_reviewer_saw(e
     assert loose.submit(turn.cfg) == [env.ledger.get(turn.rows[0].key)]
     env.tick()
     env.keeper.dispatcher(loose.resumer).poll_once()
-    assert turn.effects == [] and not turn.done() and len(_all_requests(env)) == 2
+    assert turn.effects == [] and not turn.done() and len(all_requests(env)) == 2
     turn.answer(env.hitl.reviewer, "execute_sql", "approve")
     assert turn.effects == ["execute_sql DELETE FROM t"]
