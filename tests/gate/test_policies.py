@@ -65,7 +65,10 @@ class Flow:
         return str(request.request_text)
 
     def done(self, thread: str = "t1") -> bool:
-        return not self.graph.get_state({"configurable": {"thread_id": thread}}).next
+        # Interrupts too: on the lowest LangGraph allowed (1.2.4) a task that interrupted
+        # again on resume can leave ``next`` empty while it waits.
+        state = self.graph.get_state({"configurable": {"thread_id": thread}})
+        return not state.next and not any(task.interrupts for task in state.tasks)
 
 
 def test_two_person_rule_counts_each_reviewer_once(backend: Env) -> None:
