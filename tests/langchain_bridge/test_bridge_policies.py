@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 from bridge_agents import calls, documented_agent, script, tool_messages
 from click.testing import CliRunner
-from hitl_harness import CALLBACK_URL, SECRET, Env, add_reviewer, all_requests, switched_client
+from hitl_harness import (
+    CALLBACK_URL,
+    SECRET,
+    Env,
+    add_reviewer,
+    all_requests,
+    backend_env,
+    switched_client,
+)
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -33,6 +41,13 @@ USER = {"messages": [HumanMessage("Tidy up.")]}
 BOB, CAROL = "bob@example.com", "carol@example.com"
 SQL = ("execute_sql", {"query": "DELETE FROM t"})
 WRITE = ("write_file", {"filename": "a.txt", "content": "hi"})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The harness's keeper on the local server, its ledger on each backend."""
+    for env, _ in backend_env(request.param, tmp_path):
+        yield env
 
 
 def _open(env: Env, tool: str) -> Any:
