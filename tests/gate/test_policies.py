@@ -433,6 +433,31 @@ def test_bad_policies_are_refused_before_anything_is_asked(
     assert all_requests(env) == []
 
 
+def test_every_documented_way_of_giving_a_policy_resolves_alike() -> None:
+    from datetime import timedelta
+
+    as_numbers = resolve_policy(
+        2, ["Bob@Example.com"], [Escalate(after=600, name="M")], configurable={}
+    )
+    as_objects = resolve_policy(
+        Quorum(approvals=2),
+        "bob@example.com",  # one identity as a plain string
+        [Escalate(after=timedelta(minutes=10), name="M")],
+        configurable={},
+    )
+    from_config = resolve_policy(
+        2,
+        lambda c: [c["user"]],
+        (Escalate(after=600.0, name="M"),),
+        configurable={"user": " BOB@example.com "},
+    )
+    assert as_numbers == as_objects == from_config
+    assert as_numbers is not None and as_numbers.exclude == ("bob@example.com",)
+    assert as_numbers.stages[0].after == 600 and as_numbers.max_requests == 2 + 2 + 1
+    assert resolve_policy(None, None, None, configurable={}) is None
+    assert resolve_policy(1, None, [], configurable={}) is None  # asks for nothing
+
+
 def test_policy_objects_check_their_fields() -> None:
     with pytest.raises(ConfigError, match=r"escalate\.after"):
         Escalate(after=30)

@@ -119,3 +119,63 @@ def test_a_quorum_refuses_one_reviewers_edit_or_grant(env: Env, extra: dict[str,
         require_approval(env.keeper, _pay_tool([]), quorum=2, **extra)
     assert "one reviewer's choice" in str(caught.value)
     require_approval(env.keeper, _pay_tool([]), quorum=1, **extra)  # one approval: fine
+
+
+def test_a_two_person_call_beside_a_one_person_and_a_plain_call_each_run_once(env: Env) -> None:
+    """The README's shape: hitl_agent.langgraph.tools_condition, one task per tool call."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    from hitl_agent.langgraph import GraphResumer, tools_condition
+
+    bob = _bob(env)
+    effects: list[tuple[str, int]] = []
+    looked: list[str] = []
+
+    @tool
+    def refund(order_id: str, amount: int) -> str:
+        """Refund an order."""
+        effects.append((f"refund {order_id}", amount))
+        return "refunded"
+
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        looked.append(order_id)
+        return "found"
+
+    calls = [
+        {"name": "pay", "args": {"order_id": "o-1", "amount": 900}, "id": "c-pay"},
+        {"name": "refund", "args": {"order_id": "o-2", "amount": 5}, "id": "c-refund"},
+        {"name": "lookup", "args": {"order_id": "o-3"}, "id": "c-lookup"},
+    ]
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        if any(isinstance(m, AIMessage) for m in state["messages"]):
+            return {"messages": []}
+        return {"messages": [AIMessage("", tool_calls=calls)]}
+
+    pay = require_approval(env.keeper, _pay_tool(effects), quorum=2)
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode([pay, require_approval(env.keeper, refund), lookup]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    dispatcher = env.keeper.dispatcher(GraphResumer(graph))
+    graph.invoke({"messages": []}, {"configurable": {"thread_id": "t1"}})
+    for _ in range(6):  # answer whatever is open: pay twice (two reviewers), refund once
+        pending = [r for r in env.requests() if r.status == "pending"]
+        if not pending:
+            break
+        for request in pending:
+            who = bob if "Approval 2 of 2" in request.request_text else env.hitl.reviewer
+            who.respond(request.id, "approve")
+        dispatcher.poll_once()
+    assert sorted(effects) == [("o-1", 900), ("refund o-2", 5)]
+    assert looked == ["o-3"]
+    assert len(env.requests()) == 3  # pay's two stages, refund's one
