@@ -54,9 +54,12 @@ SCOPES: dict[str, GrantScope] = {GRANT_THREAD: "thread", GRANT_ARGS: "args"}
 _APPROVE, _REJECT = "approve", "reject"
 
 
-def grant_options(grants: Grants | None, *, thread: bool = True) -> list[dict[str, str]]:
+def grant_options(
+    grants: Grants | None, *, thread: bool = True, exact: str = "these exact arguments"
+) -> list[dict[str, str]]:
     """The grant choices a policy allows, as ``{value, label}`` options (``thread``: whether
-    a thread grant can be scoped here: inside a graph run)."""
+    a thread grant can be scoped here: inside a graph run; ``exact``: what an args grant
+    approves, as the reviewer reads it)."""
     if grants is None:
         return []
     options = []
@@ -64,7 +67,7 @@ def grant_options(grants: Grants | None, *, thread: bool = True) -> list[dict[st
         label = f"✅ Approve for this thread, {duration(grants.thread_seconds)}"
         options.append({"value": GRANT_THREAD, "label": label})
     if grants.args_seconds is not None:
-        label = f"✅ Approve these exact arguments, {duration(grants.args_seconds)}"
+        label = f"✅ Approve {exact}, {duration(grants.args_seconds)}"
         options.append({"value": GRANT_ARGS, "label": label})
     return options
 
@@ -91,7 +94,7 @@ class ReviewGrants:
         return "review:" + (node_path(self.ctx.checkpoint_ns) if self.ctx is not None else "")
 
     def options(self) -> list[dict[str, str]]:
-        return grant_options(self.grants, thread=self.ctx is not None)
+        return grant_options(self.grants, thread=self.ctx is not None, exact="this exact question")
 
     def form(self, question: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The question as a choice with the grant options; the footer lines that say what
@@ -133,7 +136,7 @@ class ReviewGrants:
             else:
                 seconds = self.grants.args_seconds
                 lines.append(
-                    "**Approve these exact arguments** also approves later reviews asking "
+                    "**Approve this exact question** also approves later reviews asking "
                     f"exactly this, in any thread, without asking, for {duration(seconds or 0)} "
                     "from your answer."
                 )

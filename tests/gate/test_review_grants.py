@@ -111,7 +111,11 @@ def test_a_thread_grant_covers_later_reviews_of_the_step_in_that_thread(
 def test_an_args_grant_covers_the_same_question_anywhere_until_it_expires(env: Env) -> None:
     flow = Refunds(env, Grants(args=600))
     flow.ask("t1", 250)
-    flow.answer("approve_args")
+    (request,) = env.requests()
+    labels = [o["label"] for o in request.response_config["options"]]
+    assert labels == ["✅ Approve", "✅ Approve this exact question, 10 min", "❌ Reject"]
+    text = flow.answer("approve_args")
+    assert "🔒 **Approve this exact question** also approves later reviews asking" in text
     assert flow.ask("t2", 250)  # the same question in another thread: covered
     assert not flow.ask("t3", 251)  # another question: asks
     flow.answer("reject")
