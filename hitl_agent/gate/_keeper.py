@@ -625,6 +625,15 @@ class Gatekeeper:
             request_text, question, mode, key, tool_call_id, wait_timeout, grants, quorum
         )
         review.policy = (quorum, exclude, escalate)
+        if review.granting is None and not review.has_policy:
+            ctx, tool_call_id = review.ctx, review.tool_call_id
+            waiting = self._aask(
+                ctx, review.key, review.spec, self._target, tool_call_id, review.left()
+            )
+            # Thousands of blocking waits may share a loop for hours: each keeps its request
+            # id and future, not the question (_aask drops its own references too).
+            del review, question
+            return await waiting
         if review.granting is not None:  # its ledger reads in a worker thread (W5)
             covered = await asyncio.to_thread(review.covered)
             if covered is not None:
@@ -976,9 +985,10 @@ def _context_for(mode: WaitMode) -> GraphContext | None:
     return ctx
 
 
-@dataclass
+@dataclass(slots=True)
 class _Review:
-    """One ``review``/``areview`` call, as its twins drive it."""
+    """One ``review``/``areview`` call, as its twins drive it (slotted: thousands of blocking
+    ``areview`` waits each hold one, bench/bench_blocking.py)."""
 
     ctx: GraphContext | None
     key: str | None
@@ -1008,6 +1018,8 @@ class _Review:
 class _Left:
     """What remains of a blocking review's ``wait_timeout`` (None: no limit), so that a
     policy's stages share it: a caller who waits 60 s waits 60 s, not 60 s a stage."""
+
+    __slots__ = ("_until",)
 
     def __init__(self, wait_timeout: float | None) -> None:
         self._until = None if wait_timeout is None else time.monotonic() + wait_timeout
