@@ -194,10 +194,15 @@ class ReviewGrants:
             ),
         )
 
+    @staticmethod
+    def chosen(decision: Decision) -> bool:
+        """Whether the reviewer chose a grant with this approval (only then is there one to
+        write: a replay of an ordinary approval reads nothing more)."""
+        return decision.approved and isinstance(decision.value, str) and decision.value in SCOPES
+
     def record(self, decision: Decision, row: ReviewRecord | None, question_hash: str) -> None:
         """Write the grant the reviewer chose with this approval (none chosen: nothing)."""
-        choice = decision.value if isinstance(decision.value, str) else None
-        scope = SCOPES.get(choice or "")
+        scope = SCOPES.get(decision.value) if isinstance(decision.value, str) else None
         if not decision.approved or scope is None or row is None:
             return
         seconds = self.grants.thread_seconds if scope == "thread" else self.grants.args_seconds

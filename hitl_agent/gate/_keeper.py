@@ -438,7 +438,7 @@ class Gatekeeper:
         if covered is not None:
             return covered
         decision = self._decide(review)
-        if review.granting is not None:
+        if review.granting is not None and review.granting.chosen(decision):
             row = self.ledger.get_by_request_id(decision.request_id)
             review.granting.record(decision, row, review.asked)
         return decision
@@ -639,7 +639,7 @@ class Gatekeeper:
             if covered is not None:
                 return covered
         decision = await self._adecide(review)
-        if review.granting is not None:
+        if review.granting is not None and review.granting.chosen(decision):
             row = await self.ledger.aget_by_request_id(decision.request_id)
             await asyncio.to_thread(review.granting.record, decision, row, review.asked)
         return decision
