@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from ._worker import _checkpointer, load_graph
+from ._worker import _checkpointer, import_target, load_graph
 
 __all__ = ["bridge"]
 
@@ -52,16 +50,7 @@ def _graph(target: str | None, checkpointer: str | None) -> Iterator[Any]:
 def _policies(target: str) -> Any:
     """The mapping ``module:attr`` names (the app's own ``policies=``: the sweep sends the
     first requests, so it must ask under the same policies as the app)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise click.UsageError(f"--policies {target!r}: expected module:attribute")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        policies = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise click.UsageError(f"--policies {target!r}: {err}") from err
+    policies = import_target("--policies", target)
     if not isinstance(policies, Mapping):
         raise click.UsageError(f"--policies {target!r} is not a mapping of tool names to policies")
     return policies

@@ -38,20 +38,25 @@ def _checkpointer(url: str) -> Iterator[Any]:
         yield opened.saver
 
 
-def load_graph(target: str, checkpointer: Any) -> Any:
-    """Import ``module:attr``; call it with the checkpointer when it is not a graph."""
+def import_target(option: str, target: str) -> Any:
+    """Import ``module:attr`` for the command-line option ``option`` (UsageError naming it)."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise click.UsageError(f"--graph {target!r}: expected module:attribute")
+        raise click.UsageError(f"{option} {target!r}: expected module:attribute")
     # A console script's sys.path starts at its bin directory, not the current directory:
     # look there first, as `python -m` and uvicorn do.
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise click.UsageError(f"--graph {target!r}: {err}") from err
+        raise click.UsageError(f"{option} {target!r}: {err}") from err
+
+
+def load_graph(target: str, checkpointer: Any) -> Any:
+    """Import ``module:attr``; call it with the checkpointer when it is not a graph."""
+    obj = import_target("--graph", target)
     if hasattr(obj, "get_state") and hasattr(obj, "invoke"):
         return obj
     if callable(obj):
